@@ -1,0 +1,118 @@
+"""Load a spec file (YAML or JSON) or dict, apply ``--set`` overrides, validate.
+
+Errors name the field by its path in the file (``steps[2].state_ttl_ms``) and say why, so
+``surestream validate`` can print one line per problem.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from surestream.model.spec import PipelineSpec
+
+
+class SpecError(Exception):
+    """A spec that cannot be used; ``problems`` holds one ``(path, reason)`` per error."""
+
+    def __init__(self, problems: list[tuple[str, str]], source: str = "spec") -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__("\n".join(f"{source}: {p}: {r}" if p else f"{source}: {r}"
+                                   for p, r in problems))
+
+
+_STEP_TYPES = {"watermark", "late_data_side_output", "keyed_dedup", "window", "route", "map",
+               "filter", "process", "broadcast_enrich", "file", "generator", "memory",
+               "duckdb", "function-after", "function-before"}
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    """``('steps', 2, 'keyed_dedup', 'state_ttl_ms')`` -> ``steps[2].state_ttl_ms``: the
+    discriminator names pydantic inserts are not part of the user's file."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in _STEP_TYPES or str(part).startswith("function-"):
+            continue
+        else:
+            out += ("." if out else "") + str(part).rstrip("_")
+    return out
+
+
+def format_validation_error(err: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for e in err.errors():
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see PIPELINE_SPEC.md)"
+        elif e["type"] == "union_tag_invalid":
+            msg = f"unknown type {e.get('input', {}).get('type')!r}: " + e["msg"].split(": ", 1)[-1]
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        problems.append((_field_path(e["loc"]), msg))
+    return problems
+
+
+def apply_override(doc: dict[str, Any], assignment: str) -> None:
+    """``--set a.b[2].c=value`` (value parsed as YAML: numbers stay numbers)."""
+    path, sep, raw = assignment.partition("=")
+    if not sep or not path:
+        raise SpecError([("--set", f"{assignment!r} is not path=value")])
+    value = yaml.safe_load(raw) if raw else ""
+    parts: list[str | int] = []
+    for token in path.replace("[", ".").replace("]", "").split("."):
+        if token:
+            parts.append(int(token) if token.isdigit() else token)
+    node: Any = doc
+    for i, part in enumerate(parts[:-1]):
+        nxt = parts[i + 1]
+        try:
+            if isinstance(node, list):
+                node = node[part]
+            else:
+                node = node.setdefault(part, [] if isinstance(nxt, int) else {})
+        except (IndexError, TypeError, KeyError):
+            raise SpecError([(path, "no such element to override")]) from None
+    try:
+        node[parts[-1]] = value
+    except (IndexError, TypeError):
+        raise SpecError([(path, "no such element to override")]) from None
+
+
+def load_spec_dict(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise SpecError([("", f"cannot read spec: {e.strerror}")], str(p)) from None
+    try:
+        doc = yaml.safe_load(text)  # YAML is a superset of JSON
+    except yaml.YAMLError as e:
+        raise SpecError([("", f"not valid YAML/JSON: {e}")], str(p)) from None
+    if not isinstance(doc, dict):
+        raise SpecError([("", "a spec is a mapping with `pipeline`, `source`, ...")], str(p))
+    return doc
+
+
+def build_spec(doc: dict[str, Any], base_dir: str | Path | None = None,
+               source: str = "spec") -> PipelineSpec:
+    try:
+        spec = PipelineSpec.model_validate(doc)
+    except ValidationError as e:
+        raise SpecError(format_validation_error(e), source) from None
+    if base_dir is not None:
+        spec.base_dir = str(base_dir)
+    return spec
+
+
+def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> PipelineSpec:
+    """The validated spec of a file, with ``--set`` overrides applied first."""
+    doc = load_spec_dict(path)
+    for assignment in overrides:
+        apply_override(doc, assignment)
+    return build_spec(doc, Path(path).resolve().parent, str(path))

@@ -1,0 +1,229 @@
+"""The declarative pipeline spec (PIPELINE_SPEC.md v1), validated with pydantic.
+
+A spec is a YAML/JSON file or a Python dict; the fluent Python API (``surestream.api``)
+builds the very same ``PipelineSpec``. Validation is complete before anything runs: unknown
+keys, wrong types, impossible values and dangling tags are reported with the field's path.
+
+Streams and tags. A spec has one ``source`` (or several named ``sources``) and either
+top-level ``steps`` (one stream called ``main``) or named ``streams``, each reading ``from``
+a source, another stream, or a side-output tag (fan-out). A stream's results carry the
+stream's name as their tag; operators add side tags (``late``, routes, ...). Every tag goes
+to an entry of ``outputs`` or to a stream that reads it: nothing is dropped silently. The
+``errors`` tag defaults to a file next to the checkpoint directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from surestream.model.steps import (
+    BroadcastEnrichStep,
+    LateDataStep,
+    Name,
+    Step,
+    WatermarkStep,
+    WindowStep,
+)
+
+MAIN_STREAM = "main"
+ERRORS_TAG = "errors"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+
+FileFormat = Literal["jsonl", "csv", "parquet"]
+
+
+class FileSource(_Strict):
+    """Files: one partition per file of a glob, in sorted order."""
+
+    type: Literal["file"] = "file"
+    path: str
+    format: FileFormat = "jsonl"
+    #: column -> type (int, float, string, bool); by default inferred from the first lines.
+    schema_: dict[str, Literal["int", "float", "string", "bool"]] | None = Field(
+        default=None, alias="schema")
+
+
+class GeneratorSource(_Strict):
+    """Records from a Python iterable or callable (``module:function`` in a file spec)."""
+
+    type: Literal["generator", "memory"] = "generator"
+    function: Any = None  # callable returning an iterable of dicts, or the iterable itself
+    records: list[dict[str, Any]] | None = None  # type: memory
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> GeneratorSource:
+        if (self.function is None) == (self.records is None):
+            raise ValueError("give exactly one of `function` (generator) or `records` (memory)")
+        return self
+
+
+SourceSpec = Annotated[FileSource | GeneratorSource, Field(discriminator="type")]
+
+
+class FileSink(_Strict):
+    type: Literal["file"] = "file"
+    path: str
+    format: FileFormat = "jsonl"
+
+
+class DuckDBSink(_Strict):
+    type: Literal["duckdb"] = "duckdb"
+    path: str  # database file
+    table: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class MemorySink(_Strict):
+    """Collects records in memory (tests, notebooks): read them from the run result."""
+
+    type: Literal["memory"] = "memory"
+
+
+SinkSpec = Annotated[FileSink | DuckDBSink | MemorySink, Field(discriminator="type")]
+
+
+class StreamSpec(_Strict):
+    from_: str = Field(alias="from")
+    steps: list[Step] = Field(default_factory=list)
+
+
+class CheckpointSpec(_Strict):
+    dir: str | None = None
+    interval_ms: Annotated[int, Field(gt=0)] | None = None
+    interval_records: Annotated[int, Field(gt=0)] | None = None
+    retain: Annotated[int, Field(ge=1)] = 3
+
+
+class RuntimeSpec(_Strict):
+    batch_size: Annotated[int, Field(gt=0, le=10_000_000)] = 65536
+    #: records taken from one partition before the next one's turn (fixed interleaving)
+    interleave_records: Annotated[int, Field(gt=0)] = 1024
+
+
+class PipelineSpec(_Strict):
+    pipeline: Name
+    source: SourceSpec | None = None
+    sources: dict[Name, SourceSpec] = Field(default_factory=dict)
+    steps: list[Step] = Field(default_factory=list)
+    streams: dict[Name, StreamSpec] = Field(default_factory=dict)
+    outputs: dict[str, SinkSpec] = Field(default_factory=dict)
+    checkpoint: CheckpointSpec = CheckpointSpec()
+    runtime: RuntimeSpec = RuntimeSpec()
+    #: where relative paths resolve (the spec file's folder); not a spec key
+    base_dir: str | None = Field(default=None, exclude=True)
+
+    # -- derived views ------------------------------------------------------------------
+    @property
+    def all_sources(self) -> dict[str, Any]:
+        return {"source": self.source, **self.sources} if self.source else dict(self.sources)
+
+    @property
+    def all_streams(self) -> dict[str, StreamSpec]:
+        """Streams by name; top-level ``steps`` are the stream ``main`` over the source."""
+        if self.streams:
+            return dict(self.streams)
+        src = next(iter(self.all_sources), "source")
+        return {MAIN_STREAM: StreamSpec(**{"from": src, "steps": self.steps})}
+
+    def checkpoint_dir(self) -> Path:
+        return self.resolve(self.checkpoint.dir or f".surestream/checkpoints/{self.pipeline}")
+
+    def errors_default_path(self) -> Path:
+        cp = self.checkpoint_dir()
+        return cp.parent / f"{cp.name}-errors.jsonl"
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path)
+        return p if p.is_absolute() or self.base_dir is None else Path(self.base_dir) / p
+
+    # -- whole-spec rules ---------------------------------------------------------------
+    @model_validator(mode="after")
+    def _check_graph(self) -> PipelineSpec:
+        if self.source is not None and self.sources:
+            raise ValueError("give either `source` or `sources`, not both")
+        if not self.all_sources:
+            raise ValueError("no source: add `source:` (or `sources:`)")
+        if self.steps and self.streams:
+            raise ValueError("give either top-level `steps` or `streams`, not both")
+        streams = self.all_streams
+        produced: dict[str, str] = {}  # tag -> producer description
+        for sname, stream in streams.items():
+            produced[sname] = f"stream {sname!r}"
+            for step in stream.steps:
+                for tag in step_side_tags(step):
+                    if tag in produced and tag != ERRORS_TAG:
+                        raise ValueError(f"tag {tag!r} of step {step.name!r} is already "
+                                         f"produced by {produced[tag]}; tags must be unique")
+                    produced[tag] = f"step {step.name!r}"
+        names = [s.name for st in streams.values() for s in st.steps]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"step names must be unique (they identify state): {dup}")
+        readable = set(produced) | set(self.all_sources)
+        consumed: set[str] = set()
+        for sname, stream in streams.items():
+            if stream.from_ not in readable:
+                raise ValueError(f"streams.{sname}.from: {stream.from_!r} is neither a source "
+                                 f"nor a stream or tag (known: {sorted(readable)})")
+            if stream.from_ == sname:
+                raise ValueError(f"streams.{sname}.from: a stream cannot read itself")
+            consumed.add(stream.from_)
+            _check_time_order(sname, stream.steps,
+                              has_time=stream.from_ not in self.all_sources)
+            for step in stream.steps:
+                if isinstance(step, BroadcastEnrichStep) and step.updates is not None:
+                    if step.updates not in readable:
+                        raise ValueError(f"step {step.name!r}: updates stream "
+                                         f"{step.updates!r} does not exist")
+                    consumed.add(step.updates)
+        for tag in self.outputs:
+            if tag not in produced and tag != ERRORS_TAG:
+                raise ValueError(f"outputs.{tag}: no stream or step produces tag {tag!r} "
+                                 f"(produced: {sorted(produced)})")
+        missing = [t for t in produced if t not in self.outputs and t not in consumed
+                   and t != ERRORS_TAG]
+        if missing:
+            raise ValueError(
+                "these tags are produced but go nowhere (add them under `outputs` or read them "
+                f"from a stream; nothing is dropped silently): {sorted(missing)}")
+        return self
+
+
+def step_side_tags(step: Any) -> list[str]:
+    """The side-output tags a step may emit to (besides its stream's results and errors)."""
+    from surestream.model.steps import KeyedDedupStep, ProcessStep, RouteStep
+
+    if isinstance(step, LateDataStep):
+        return [step.output_tag] if step.emits_records else []
+    if isinstance(step, WindowStep):
+        return [step.late_output_tag]
+    if isinstance(step, KeyedDedupStep):
+        return [step.duplicates_output_tag] if step.duplicates_output_tag else []
+    if isinstance(step, RouteStep):
+        tags = {t for t in step.routes.values() if t != "main"}
+        if step.default and step.default != "main":
+            tags.add(step.default)
+        return sorted(tags)
+    if isinstance(step, ProcessStep):
+        return list(step.side_outputs)
+    return []
+
+
+def _check_time_order(stream: str, steps: list[Any], has_time: bool) -> None:
+    """Steps that need event time must come after a watermark step (a stream that reads
+    another stream's output inherits its event time)."""
+    from surestream.model.steps import KeyedDedupStep
+
+    for step in steps:
+        if isinstance(step, WatermarkStep):
+            has_time = True
+        elif isinstance(step, LateDataStep | KeyedDedupStep | WindowStep) and not has_time:
+            raise ValueError(f"streams.{stream}: step {step.name!r} ({step.type}) needs event "
+                             "time; put a `watermark` step before it")

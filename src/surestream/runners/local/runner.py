@@ -1,0 +1,183 @@
+"""The embedded local runner: the logical sequence in micro-batches, through every stream.
+
+One step of the loop (DESIGN.md, "data flow of one micro-batch"):
+
+1. the interleaver reads the next ``batch_size`` records of the fixed logical sequence;
+   lines that do not parse become error records at once;
+2. streams run in dependency order; each operator gets the batch its predecessor emitted
+   and returns outputs by tag; a tag read by another stream is handed to it in the same
+   step, so fan-out needs no buffering and stays deterministic;
+3. every tag's records are written to its sink, in production order.
+
+When every partition has ended, the final step carries the watermark to +infinity, which
+fires every pending window and timer. Results never depend on the batch size.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from surestream.connectors.sinks import MemoryCollector, open_sink
+from surestream.connectors.sources import Interleaver, Partition, open_source
+from surestream.model.batch import NEG_INF, Batch
+from surestream.model.spec import ERRORS_TAG, FileSink, PipelineSpec
+from surestream.runners.local.graph import CompiledStream, compile_streams
+from surestream.semantics.errors import DESERIALIZATION_ERROR, error_batch
+from surestream.semantics.operator import MAIN
+from surestream.semantics.watermark_step import WatermarkOperator
+from surestream.semantics.watermarks import Clock
+
+
+@dataclass
+class Progress:
+    """What the progress line shows, after each step."""
+
+    records_in: int
+    elapsed_s: float
+    watermark: int
+    counters: dict[str, int]
+    written: dict[str, int]
+
+    @property
+    def records_per_s(self) -> float:
+        return self.records_in / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+@dataclass
+class RunResult:
+    pipeline: str
+    records_in: int
+    elapsed_s: float
+    watermark: int
+    counters: dict[str, int]
+    written: dict[str, int]  # tag -> records written
+    collected: dict[str, MemoryCollector] = field(default_factory=dict)
+
+    def rows(self, tag: str = MAIN) -> list[dict[str, Any]]:
+        """Records of a tag with a memory output."""
+        return self.collected[tag].rows() if tag in self.collected else []
+
+
+class LocalRunner:
+    """Runs a ``PipelineSpec`` to the end of its bounded input (or forever, if unbounded)."""
+
+    def __init__(self, spec: PipelineSpec, *, clock: Clock | None = None,
+                 progress: Callable[[Progress], None] | None = None) -> None:
+        self.spec = spec
+        self.progress = progress
+        self.streams: list[CompiledStream] = compile_streams(spec, clock)
+        partitions: list[Partition] = []
+        for name, src in spec.all_sources.items():
+            partitions.extend(open_source(name, src, spec.resolve))
+        self.interleaver = Interleaver(partitions, spec.runtime.interleave_records)
+        for stream in self.streams:
+            if stream.reads_source:
+                ids = self.interleaver.source_partitions(stream.from_)
+                for op in stream.operators:
+                    if isinstance(op, WatermarkOperator):
+                        op.declare_partitions(ids)
+        outputs = dict(spec.outputs)
+        outputs.setdefault(ERRORS_TAG, FileSink(path=str(spec.errors_default_path())))
+        self.sinks = {tag: open_sink(s, spec.resolve) for tag, s in outputs.items()}
+        self.records_in = 0
+        self.source_errors = 0
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        for sink in self.sinks.values():
+            sink.open()
+        started = time.perf_counter()
+        try:
+            while True:
+                final = self.interleaver.exhausted
+                self.step(final)
+                if self.progress:
+                    self.progress(self._progress(time.perf_counter() - started))
+                if final:
+                    break
+        finally:
+            self.interleaver.close()
+            for sink in self.sinks.values():
+                sink.close()
+        elapsed = time.perf_counter() - started
+        p = self._progress(elapsed)
+        return RunResult(self.spec.pipeline, self.records_in, elapsed, p.watermark, p.counters,
+                         p.written, {t: s for t, s in self.sinks.items()
+                                     if isinstance(s, MemoryCollector)})
+
+    def step(self, final: bool = False) -> None:
+        """One micro-batch through every stream; ``final`` ends the input (W = +inf)."""
+        slices = self.interleaver.next_slice(self.spec.runtime.batch_size) if not final else {
+            name: None for name in self.spec.all_sources}
+        tags: dict[str, Batch] = {}
+        tag_wm: dict[str, int] = {}
+        emitted: list[tuple[str, Batch]] = []
+        for name, sl in slices.items():
+            if sl is None:
+                continue
+            self.records_in += len(sl.batch) + len(sl.bad)
+            if sl.bad:
+                self.source_errors += len(sl.bad)
+                emitted.append((ERRORS_TAG, error_batch(
+                    [b[2] for b in sl.bad], pipeline=self.spec.pipeline,
+                    operator=f"source:{name}", error_type=DESERIALIZATION_ERROR,
+                    message=[f"{b[1]}: {b[3]}" for b in sl.bad],
+                    wm=[NEG_INF] * len(sl.bad), seq=[b[0] for b in sl.bad], wm_end=NEG_INF)))
+            tags[name] = sl.batch
+        for stream in self.streams:
+            batch = tags.get(stream.from_)
+            if batch is None:
+                if final and stream.reads_source:
+                    batch = self._end_of_source(stream.from_)
+                else:
+                    batch = Batch.empty(tag_wm.get(stream.from_, NEG_INF), with_ts=True)
+            for i, op in enumerate(stream.operators):
+                if i in stream.updates:
+                    upd = tags.get(stream.updates[i]) or Batch.empty(NEG_INF)
+                    outs = op.process_with_updates(batch, upd)
+                else:
+                    outs = op.process(batch)
+                in_wm = batch.wm_end
+                batch = outs.pop(MAIN, None) or Batch.empty(in_wm)
+                for tag, out in outs.items():
+                    tag_wm[tag] = in_wm
+                    if tag != ERRORS_TAG and tag in tags:
+                        raise RuntimeError(f"tag {tag!r} produced twice in one step")
+                    tags[tag] = out
+                    emitted.append((tag, out))
+            tags[stream.name] = batch
+            tag_wm[stream.name] = batch.wm_end
+            emitted.append((stream.name, batch))
+        for tag, out in emitted:
+            sink = self.sinks.get(tag)
+            if sink is not None and len(out):
+                sink.write(out.data)
+
+    def _end_of_source(self, source: str) -> Batch:
+        """An empty batch that ends every partition of ``source`` (W -> +infinity)."""
+        ids = self.interleaver.source_partitions(source)
+        b = Batch.empty(NEG_INF, with_ts=False)
+        return Batch(data=b.data, wm=b.wm, seq=b.seq, wm_end=NEG_INF, ts=None,
+                     partition=b.seq, ended=tuple((-1, p) for p in ids))
+
+    # -- reporting -----------------------------------------------------------------------
+    def _progress(self, elapsed: float) -> Progress:
+        counters: dict[str, int] = {"errors": self.source_errors}
+        watermark = NEG_INF
+        for stream in self.streams:
+            for op in stream.operators:
+                for k, v in getattr(op, "counters", {}).items():
+                    counters[k] = counters.get(k, 0) + v
+                if isinstance(op, WatermarkOperator):
+                    watermark = max(watermark, op.watermark)
+        written = {t: s.records for t, s in self.sinks.items()}
+        counters["errors"] = written.get(ERRORS_TAG, counters["errors"])
+        return Progress(self.records_in, elapsed, watermark, counters, written)
+
+
+def run(spec: PipelineSpec, **kwargs: Any) -> RunResult:
+    """Run a pipeline spec to its end with the local runner."""
+    return LocalRunner(spec, **kwargs).run()

@@ -1,0 +1,1 @@
+"""Semantics layer: the engine-neutral logic of each operator (SEMANTICS.md)."""

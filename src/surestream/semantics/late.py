@@ -1,0 +1,91 @@
+"""The late-data step (SEMANTICS §3): records at or behind the watermark never vanish.
+
+A record is late when ``event_ts <= W``, W being the watermark before the record itself is
+counted. The strategy decides where it goes; every strategy counts it:
+
+==============  ============================================================
+quarantine      to the late output tag, with metadata (the default)
+side_output     the same (Flink's name for it)
+dlq             the same record and metadata, to a dead-letter destination
+log_and_drop    logged with the metadata, counted, dropped
+drop            counted, dropped (must be configured explicitly)
+==============  ============================================================
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from surestream.model.batch import Batch
+from surestream.model.steps import LateDataStep, LateMetadata
+from surestream.semantics.operator import MAIN, Outputs
+
+log = logging.getLogger("surestream.late")
+
+#: Metadata columns added to a late record (the window operator's late output uses them too).
+LATE_METADATA_COLUMNS = ("watermark_ms", "lateness_ms", "original_timestamp", "pipeline",
+                         "operator")
+
+
+def annotate_late(late: Batch, *, pipeline: str, operator: str,
+                  metadata: LateMetadata | None = None) -> Batch:
+    """``late`` with its metadata columns: W before the record, ``W - ts``, ``ts``, who."""
+    meta = metadata or LateMetadata()
+    if late.ts is None:
+        raise ValueError(f"{operator}: late records need event time (add a watermark step)")
+    cols: list[pl.Series] = []
+    if meta.include_watermark:
+        cols.append(pl.Series("watermark_ms", late.wm, dtype=pl.Int64))
+    if meta.include_lateness_ms:
+        cols.append(pl.Series("lateness_ms", late.wm - late.ts, dtype=pl.Int64))
+    if meta.include_original_timestamp:
+        cols.append(pl.Series("original_timestamp", late.ts, dtype=pl.Int64))
+    cols.append(pl.Series("pipeline", [pipeline] * len(late), dtype=pl.String))
+    cols.append(pl.Series("operator", [operator] * len(late), dtype=pl.String))
+    return late.with_data(late.data.with_columns(cols))
+
+
+class LateDataOperator:
+    """Splits ``ts <= W`` off the stream, vectorized over the batch."""
+
+    def __init__(self, step: LateDataStep, pipeline: str) -> None:
+        self.step = step
+        self.name = step.name
+        self.pipeline = pipeline
+        self.counters = {"late": 0}
+
+    def output_tags(self) -> set[str]:
+        return {self.step.output_tag} if self.step.emits_records else set()
+
+    def process(self, batch: Batch) -> Outputs:
+        if batch.ts is None:
+            raise ValueError(f"{self.name}: needs event time; put a watermark step before it")
+        late_mask = batch.ts <= batch.wm
+        n_late = int(late_mask.sum())
+        if n_late == 0:
+            return {MAIN: batch}
+        self.counters["late"] += n_late
+        out: Outputs = {MAIN: batch.filter(~late_mask)}
+        late = annotate_late(batch.filter(late_mask), pipeline=self.pipeline,
+                             operator=self.name, metadata=self.step.metadata)
+        if self.step.emits_records:
+            out[self.step.output_tag] = late
+        elif self.step.strategy == "log_and_drop":
+            for row in late.data.iter_rows(named=True):
+                log.warning("late record dropped by %s: %s", self.name, row)
+        return out
+
+    def snapshot(self) -> Any:
+        return dict(self.counters)
+
+    def restore(self, state: Any) -> None:
+        self.counters = dict(state)
+
+
+def late_mask(ts: np.ndarray, wm: np.ndarray) -> np.ndarray:
+    """The §3 rule on its own: late where ``ts <= W`` (W before the record)."""
+    return ts <= wm
