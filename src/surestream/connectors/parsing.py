@@ -9,8 +9,11 @@ line becomes an error with polars' reason -- never a crash, never a silent drop.
 from __future__ import annotations
 
 import io
+from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
+import orjson
 import polars as pl
 
 #: type names a spec may use in ``source.schema``
@@ -84,6 +87,46 @@ def parse_block(fmt: str, block: bytes, n_lines: int, schema: pl.Schema,
     return parse_lines(fmt, lines, schema, header)
 
 
+def schema_of_records(records: list[Any]) -> pl.Schema:
+    """A column's type is the type most of its sample values have (ints and floats together
+    are float), so a few bad values in the sample do not widen a numeric column to string:
+    they are reported as errors when read instead."""
+    values: dict[str, list[Any]] = {}
+    for r in records:
+        if isinstance(r, dict):
+            for k, v in r.items():
+                values.setdefault(k, [])
+                if v is not None:
+                    values[k].append(v)
+    schema: dict[str, pl.DataType] = {}
+    for col, vals in values.items():
+        kinds = Counter(_kind(v) for v in vals)
+        if not kinds:
+            schema[col] = pl.Null()
+            continue
+        numeric = kinds["int"] + kinds["float"]
+        best, count = max(kinds.items(), key=lambda kv: (kv[1], kv[0]))
+        if numeric >= count:
+            schema[col] = pl.Float64() if kinds["float"] else pl.Int64()
+        elif best in SCHEMA_TYPES:
+            schema[col] = SCHEMA_TYPES[best]
+        else:
+            schema[col] = pl.Series([v for v in vals if _kind(v) == best], strict=False).dtype
+    return pl.Schema(schema)
+
+
+def _kind(v: Any) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float"
+    if isinstance(v, str):
+        return "string"
+    return type(v).__name__
+
+
 def _infer(fmt: str, block: bytes, header: bytes) -> pl.Schema:
     if fmt == "jsonl":
         return pl.read_ndjson(io.BytesIO(block), infer_schema_length=None).schema
@@ -96,6 +139,14 @@ def infer_schema(fmt: str, sample: bytes, header: bytes = b"") -> pl.Schema:
     lines = [ln for ln in sample.split(b"\n") if ln.strip()]
     if not lines:
         return pl.Schema()
+    if fmt == "jsonl":
+        records = []
+        for line in lines:
+            try:
+                records.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                continue
+        return schema_of_records(records)
     try:
         return _infer(fmt, b"\n".join(lines) + b"\n", header)
     except Exception:  # noqa: BLE001 - find the good lines one by one

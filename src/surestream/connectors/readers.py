@@ -8,7 +8,6 @@ sequence number) -- what a checkpoint stores to resume exactly there.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -16,10 +15,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-import orjson
 import polars as pl
 
-from surestream.connectors.parsing import BadLine, parse_block, parse_lines
+from surestream.connectors.parsing import BadLine, parse_block, schema_of_records
+from surestream.semantics.errors import to_raw
 
 READ_BYTES = 8 << 20
 
@@ -29,8 +28,8 @@ class Chunk:
     """Records read from one partition: good rows, and the lines that failed to parse."""
 
     data: pl.DataFrame
-    n: int  # records consumed, good and bad (a blank line is not a record)
-    rows_from: list[int] | None = None  # position in 0..n-1 of each good row; None: all good
+    n: int  # lines consumed: good, bad and blank (a blank line gives no row)
+    rows_from: list[int] | None = None  # line (0..n-1) of each row; None: row i is line i
     bad: list[BadLine] = field(default_factory=list)
     exhausted: bool = False
 
@@ -86,44 +85,17 @@ class LineFileReader:
         return block, take
 
     def read(self, n: int) -> Chunk:
-        frames: list[pl.DataFrame] = []
-        rows_from: list[int] = []
-        bad: list[BadLine] = []
-        got = 0
-        identity = True
-        while got < n:
-            block, k = self._lines(n - got)
-            if k == 0:
-                break
-            self.position += len(block)
-            blanks = _blank_lines(block)
-            if blanks:  # blank lines are not records: parse the others by index
-                lines = [ln for ln in block.split(b"\n")[:k] if ln.strip()]
-                frame, rf, bl = parse_lines(self.fmt, lines, self.schema, self.header)
-            else:
-                frame, rf, bl = parse_block(self.fmt, block, k - blanks, self.schema, self.header)
-            m = k - blanks
-            if rf is not None or bl:
-                identity = False
-            rows_from.extend(got + i for i in (rf if rf is not None else range(m)))
-            bad.extend(BadLine(got + b.index, b.raw, b.message) for b in bl)
-            frames.append(frame)
-            got += m
-        data = frames[0] if len(frames) == 1 else (
-            pl.concat(frames) if frames else pl.DataFrame(schema=self.schema))
-        return Chunk(data, got, None if identity else rows_from, bad,
-                     exhausted=got < n)
+        """The next n lines. A blank line counts as a line of the sequence but gives no row,
+        so positions and ``seq`` are line numbers and never depend on the batch size."""
+        block, k = self._lines(n)
+        self.position += len(block)
+        if k == 0:
+            return Chunk(pl.DataFrame(schema=self.schema), 0, exhausted=True)
+        frame, rows_from, bad = parse_block(self.fmt, block, k, self.schema, self.header)
+        return Chunk(frame, k, rows_from, bad, exhausted=k < n)
 
     def close(self) -> None:
         self._file.close()
-
-
-def _blank_lines(block: bytes) -> int:
-    """How many lines of ``block`` are blank (whitespace only); 0 on the common fast path."""
-    if not any(marker in block for marker in (b"\n\n", b"\n ", b"\n\t", b"\n\r")) \
-            and not block[:1].isspace():
-        return 0
-    return sum(1 for ln in block.split(b"\n")[:-1] if not ln.strip())
 
 
 class ParquetFileReader:
@@ -164,7 +136,7 @@ class IterableReader:
         self._params = params or {}
         self._it: Iterator[Any] = iter(self._make(**self._params))
         self._ahead: list[Any] = list(islice(self._it, sample))
-        self.schema = schema if schema is not None else _schema_of(self._ahead)
+        self.schema = schema if schema is not None else schema_of_records(self._ahead)
         self.position = 0
 
     def seek(self, position: int) -> None:
@@ -182,7 +154,7 @@ class IterableReader:
             items.extend(islice(self._it, n - len(items)))
         self.position += len(items)
         good = [i for i, r in enumerate(items) if isinstance(r, dict)]
-        bad = [BadLine(i, _raw(r), f"TypeError: a record must be a dict, got {type(r).__name__}")
+        bad = [BadLine(i, to_raw(r), f"TypeError: a record must be a dict, got {type(r).__name__}")
                for i, r in enumerate(items) if not isinstance(r, dict)]
         frame, rows_from, more_bad = _rows_to_frame([items[i] for i in good], self.schema)
         bad.extend(BadLine(good[b.index], b.raw, b.message) for b in more_bad)
@@ -193,22 +165,6 @@ class IterableReader:
 
     def close(self) -> None:
         return None
-
-
-def _raw(record: Any) -> str:
-    return orjson.dumps(record, default=str).decode() if isinstance(record, dict) \
-        else repr(record)
-
-
-def _schema_of(records: list[Any]) -> pl.Schema:
-    dicts = [r for r in records if isinstance(r, dict)]
-    if not dicts:
-        return pl.Schema()
-    try:
-        return pl.DataFrame(dicts, infer_schema_length=None).schema
-    except Exception:  # noqa: BLE001 - mixed types in the sample: read through JSON
-        lines = b"\n".join(orjson.dumps(d, default=str) for d in dicts) + b"\n"
-        return pl.read_ndjson(io.BytesIO(lines), infer_schema_length=None).schema
 
 
 def _rows_to_frame(rows: list[dict], schema: pl.Schema) -> tuple[pl.DataFrame, list[int],
@@ -226,7 +182,7 @@ def _rows_to_frame(rows: list[dict], schema: pl.Schema) -> tuple[pl.DataFrame, l
             rows_from.extend(range(lo, hi))
         except Exception as e:  # noqa: BLE001 - the data's fault
             if hi - lo == 1:
-                bad.append(BadLine(lo, _raw(rows[lo]), f"{type(e).__name__}: {e}"))
+                bad.append(BadLine(lo, to_raw(rows[lo]), f"{type(e).__name__}: {e}"))
                 return
             mid = (lo + hi) // 2
             solve(lo, mid)

@@ -28,7 +28,7 @@ from surestream.connectors.readers import (
 from surestream.model.batch import NEG_INF, Batch
 from surestream.model.spec import FileSource, GeneratorSource
 
-SAMPLE_BYTES = 4 << 20  # schema inference sample of the first file
+SAMPLE_BYTES = 1 << 20  # schema inference sample of the first file
 
 
 class SourceError(Exception):

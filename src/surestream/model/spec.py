@@ -55,7 +55,7 @@ class GeneratorSource(_Strict):
 
     type: Literal["generator", "memory"] = "generator"
     function: Any = None  # callable returning an iterable of dicts, or the iterable itself
-    records: list[dict[str, Any]] | None = None  # type: memory
+    records: list[Any] | None = None  # type: memory (non-dicts become error records)
     params: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")

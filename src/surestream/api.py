@@ -1,0 +1,199 @@
+"""The fluent, typed Python API. It builds the same ``PipelineSpec`` a YAML file does.
+
+    p = Pipeline("trades-vwap")
+    trades = p.read_files("data/trades.jsonl")
+    windows = (trades.watermark("timestamp_ms", max_out_of_orderness_ms=5000)
+                     .late_data(output_tag="late")
+                     .dedup(["trade_id"], time_window_ms=600_000, state_ttl_ms=3_600_000)
+                     .window("vwap_1m", key_fields=["symbol"], kind="tumbling", size_ms=60_000,
+                             aggregations={"trade_count": "count()", "vwap": "vwap(price, quantity)"}))
+    windows.to(jsonl("out/windows.jsonl"))
+    p.output("late", jsonl("out/late.jsonl"))
+    p.output("late_window", jsonl("out/late_window.jsonl"))
+    result = p.run()
+
+Each ``Stream`` method appends one step and returns the stream. ``stream.branch(name)``
+starts a new stream reading this one's results (fan-out); ``p.stream(name, from_tag)``
+reads a side-output tag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from surestream.model.spec import (
+    DuckDBSink,
+    FileSink,
+    FileSource,
+    GeneratorSource,
+    MemorySink,
+    PipelineSpec,
+    StreamSpec,
+)
+from surestream.model.steps import (
+    BroadcastEnrichStep,
+    FilterStep,
+    KeyedDedupStep,
+    LateDataStep,
+    MapStep,
+    ProcessStep,
+    RouteStep,
+    WatermarkStep,
+    WindowStep,
+)
+
+
+def jsonl(path: str) -> FileSink:
+    return FileSink(path=path, format="jsonl")
+
+
+def parquet(path: str) -> FileSink:
+    return FileSink(path=path, format="parquet")
+
+
+def csv(path: str) -> FileSink:
+    return FileSink(path=path, format="csv")
+
+
+def duckdb_table(path: str, table: str) -> DuckDBSink:
+    return DuckDBSink(path=path, table=table)
+
+
+def memory() -> MemorySink:
+    """Collect records in memory: read them with ``result.rows(tag)``."""
+    return MemorySink()
+
+
+class Stream:
+    """A named stream under construction: steps in order, results tagged with its name."""
+
+    def __init__(self, pipeline: Pipeline, name: str, from_: str) -> None:
+        self.pipeline = pipeline
+        self.name = name
+        self.from_ = from_
+        self.steps: list[Any] = []
+
+    def _add(self, step: Any) -> Stream:
+        self.steps.append(step)
+        return self
+
+    def watermark(self, timestamp_column: str, *, max_out_of_orderness_ms: int = 0,
+                  idle_source_timeout_ms: int | None = None, name: str = "watermark",
+                  timestamp_unit: str = "auto") -> Stream:
+        return self._add(WatermarkStep(
+            name=name, timestamp_column=timestamp_column, timestamp_unit=timestamp_unit,
+            max_out_of_orderness_ms=max_out_of_orderness_ms,
+            idle_source_timeout_ms=idle_source_timeout_ms))
+
+    def late_data(self, output_tag: str = "late", *, strategy: str = "quarantine",
+                  name: str = "late_data") -> Stream:
+        return self._add(LateDataStep(name=name, output_tag=output_tag, strategy=strategy))
+
+    def dedup(self, key_fields: list[str], *, time_window_ms: int,
+              state_ttl_ms: int | None = None, strategy: str = "first", name: str = "dedup",
+              duplicates_output_tag: str | None = None) -> Stream:
+        return self._add(KeyedDedupStep(
+            name=name, key_fields=key_fields, time_window_ms=time_window_ms,
+            state_ttl_ms=state_ttl_ms, strategy=strategy,
+            duplicates_output_tag=duplicates_output_tag))
+
+    def window(self, name: str, *, aggregations: dict[str, Any] | str,
+               key_fields: list[str] | None = None, kind: str = "tumbling",
+               size_ms: int | None = None, slide_ms: int | None = None,
+               gap_ms: int | None = None, offset_ms: int = 0, allowed_lateness_ms: int = 0,
+               late_output_tag: str = "late_window") -> Stream:
+        return self._add(WindowStep(
+            name=name, key_fields=key_fields or [], kind=kind, size_ms=size_ms,
+            slide_ms=slide_ms, gap_ms=gap_ms, offset_ms=offset_ms,
+            allowed_lateness_ms=allowed_lateness_ms, late_output_tag=late_output_tag,
+            aggregations=aggregations))
+
+    def route(self, field: str, routes: dict[str, str], *, default: str | None = None,
+              name: str = "route") -> Stream:
+        return self._add(RouteStep(name=name, field=field, routes=routes, default=default))
+
+    def map(self, function: Callable[[dict], Any] | str, *, name: str = "map") -> Stream:
+        return self._add(MapStep(name=name, function=function))
+
+    def filter(self, function: Callable[[dict], bool] | str, *, name: str = "filter") -> Stream:
+        return self._add(FilterStep(name=name, function=function))
+
+    def process(self, function: Any, *, key_fields: list[str], side_outputs: Iterable[str] = (),
+                params: dict[str, Any] | None = None, name: str = "process") -> Stream:
+        return self._add(ProcessStep(name=name, key_fields=key_fields, function=function,
+                                     side_outputs=list(side_outputs), params=params or {}))
+
+    def enrich(self, *, key_fields: list[str], fields: list[str],
+               reference: dict[str, Any] | None = None, updates: Stream | str | None = None,
+               unknown_value: Any = "UNKNOWN", name: str = "enrich") -> Stream:
+        upd = updates.name if isinstance(updates, Stream) else updates
+        return self._add(BroadcastEnrichStep(
+            name=name, key_fields=key_fields, fields=fields, reference=reference,
+            updates=upd, unknown_value=unknown_value))
+
+    def branch(self, name: str) -> Stream:
+        """A new stream that reads this stream's results (fan-out)."""
+        return self.pipeline.stream(name, self.name)
+
+    def to(self, sink: Any) -> Stream:
+        """Send this stream's results to ``sink``."""
+        self.pipeline.output(self.name, sink)
+        return self
+
+
+class Pipeline:
+    """A pipeline under construction; ``spec()`` gives the validated ``PipelineSpec``."""
+
+    def __init__(self, name: str, *, batch_size: int = 65536,
+                 checkpoint_dir: str | None = None) -> None:
+        self.name = name
+        self.sources: dict[str, Any] = {}
+        self.streams: dict[str, Stream] = {}
+        self.outputs: dict[str, Any] = {}
+        self.runtime: dict[str, Any] = {"batch_size": batch_size}
+        self.checkpoint: dict[str, Any] = {"dir": checkpoint_dir} if checkpoint_dir else {}
+
+    def _source(self, spec: Any, stream: str, source: str) -> Stream:
+        self.sources[source] = spec
+        return self.stream(stream, source)
+
+    def read_files(self, path: str, *, format: str = "jsonl", stream: str = "main",
+                   source: str = "source") -> Stream:
+        return self._source(FileSource(path=path, format=format), stream, source)
+
+    def read_records(self, records: list[dict[str, Any]], *, stream: str = "main",
+                     source: str = "source") -> Stream:
+        return self._source(GeneratorSource(type="memory", records=records), stream, source)
+
+    def read_generator(self, function: Callable[..., Iterable[dict]] | str, *,
+                       stream: str = "main", source: str = "source", **params: Any) -> Stream:
+        return self._source(GeneratorSource(function=function, params=params), stream, source)
+
+    def stream(self, name: str, from_: str) -> Stream:
+        """A new named stream reading a source, a stream or a side-output tag."""
+        if name in self.streams:
+            raise ValueError(f"stream {name!r} exists already")
+        s = self.streams[name] = Stream(self, name, from_)
+        return s
+
+    def output(self, tag: str, sink: Any) -> Pipeline:
+        self.outputs[tag] = sink
+        return self
+
+    def spec(self) -> PipelineSpec:
+        return PipelineSpec(
+            pipeline=self.name,
+            sources=self.sources,
+            streams={n: StreamSpec(**{"from": s.from_, "steps": s.steps})
+                     for n, s in self.streams.items()},
+            outputs=self.outputs,
+            runtime=self.runtime,
+            checkpoint=self.checkpoint,
+        )
+
+    def run(self, **kwargs: Any) -> Any:
+        """Run with the local runner to the end of the input; returns a ``RunResult``."""
+        from surestream.runners.local.runner import run
+
+        return run(self.spec(), **kwargs)

@@ -1,0 +1,1 @@
+"""The stock-trading reference application (simulator, jobs, analytics)."""

@@ -1,0 +1,44 @@
+"""SEMANTICS §3: the late-data step and its strategies, through the real runner."""
+
+import pytest
+
+from surestream.model.steps import LateDataStep, WatermarkStep
+from surestream.testing import run_steps
+
+RECORDS = [{"id": "a", "ts": 10_000}, {"id": "b", "ts": 7_000}, {"id": "c", "ts": 7_999},
+           {"id": "d", "ts": 8_000}, {"id": "e", "ts": 20_000}, {"id": "f", "ts": 17_998}]
+
+
+def steps(strategy="quarantine"):
+    return [WatermarkStep(timestamp_column="ts", max_out_of_orderness_ms=2000),
+            LateDataStep(name="q", output_tag="late", strategy=strategy)]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 100])
+def test_record_at_or_behind_the_watermark_is_late_with_metadata(batch_size):
+    out = run_steps(RECORDS, steps(), batch_size=batch_size, pipeline="p")
+    # W after a=10000 is 7999: b (7000) and c (7999 == W) are late, d (8000) is not;
+    # after e=20000, W = 17999: f (17998) is late.
+    assert [r["id"] for r in out["main"]] == ["a", "d", "e"]
+    late = out["late"]
+    assert [r["id"] for r in late] == ["b", "c", "f"]
+    assert late[0] == {"id": "b", "ts": 7000, "watermark_ms": 7999, "lateness_ms": 999,
+                       "original_timestamp": 7000, "pipeline": "p", "operator": "q"}
+    assert [r["lateness_ms"] for r in late] == [999, 0, 1]
+
+
+@pytest.mark.parametrize("strategy", ["log_and_drop", "drop"])
+def test_dropping_strategies_count_but_emit_nothing(strategy):
+    from surestream.runners.local.runner import LocalRunner
+    from surestream.testing import memory_spec
+
+    spec = memory_spec(RECORDS, steps(strategy))
+    result = LocalRunner(spec).run()
+    assert "late" not in result.collected
+    assert result.counters["late"] == 3
+    assert [r["id"] for r in result.rows("main")] == ["a", "d", "e"]
+
+
+def test_dlq_strategy_emits_like_quarantine():
+    out = run_steps(RECORDS, steps("dlq"))
+    assert [r["id"] for r in out["late"]] == ["b", "c", "f"]
