@@ -151,7 +151,8 @@ def main() -> int:
                     for _ in range(a.repeat)), key=lambda r: r["processing_s"])
         ours = min((run_surestream(data, out / "surestream", one_core, a.batch_size)
                     for _ in range(a.repeat)), key=lambda r: r["processing_s"])
-        compared, total, diffs = compare_windows(out / "surestream" / "windows.csv", out / "pyref.csv")
+        compared, total, diffs = compare_windows(out / "surestream" / "windows.csv",
+                                                 out / "pyref.csv")
         ok &= not diffs
         eps_ours = a.events / ours["processing_s"]
         eps_base = a.events / base["processing_s"]

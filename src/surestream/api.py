@@ -6,7 +6,8 @@
                      .late_data(output_tag="late")
                      .dedup(["trade_id"], time_window_ms=600_000, state_ttl_ms=3_600_000)
                      .window("vwap_1m", key_fields=["symbol"], kind="tumbling", size_ms=60_000,
-                             aggregations={"trade_count": "count()", "vwap": "vwap(price, quantity)"}))
+                             aggregations={"trades": "count()",
+                                           "vwap": "vwap(price, quantity)"}))
     windows.to(jsonl("out/windows.jsonl"))
     p.output("late", jsonl("out/late.jsonl"))
     p.output("late_window", jsonl("out/late_window.jsonl"))

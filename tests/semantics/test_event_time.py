@@ -7,7 +7,7 @@ from surestream.semantics.event_time import extract_event_time
 
 def ts_of(values, unit="auto"):
     r = extract_event_time(pl.DataFrame({"t": values}, strict=False), "t", unit)
-    return [int(t) if ok else None for t, ok in zip(r.ts, r.ok)], r.reasons
+    return [int(t) if ok else None for t, ok in zip(r.ts, r.ok, strict=True)], r.reasons
 
 
 def test_integers_are_epoch_milliseconds():

@@ -96,10 +96,10 @@ def test_watermark_is_monotonic_and_independent_of_cuts(ts, delay, cuts):
         pieces.extend(wm)
         i, k = i + n, k + 1
     assert pieces == whole and end == whole_end
-    assert all(a <= b for a, b in zip(whole, whole[1:]))
+    assert all(a <= b for a, b in zip(whole, whole[1:], strict=False))
     # the definition, record by record
     running, w = NEG_INF, NEG_INF
-    for x, got in zip(ts, whole):
+    for x, got in zip(ts, whole, strict=True):
         assert got == w
         running = max(running, x)
         w = max(w, running - delay - 1)

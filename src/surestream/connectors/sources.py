@@ -27,6 +27,7 @@ from surestream.connectors.readers import (
 )
 from surestream.model.batch import NEG_INF, Batch
 from surestream.model.spec import FileSource, GeneratorSource
+from surestream.semantics.user_functions import resolve_object
 
 SAMPLE_BYTES = 1 << 20  # schema inference sample of the first file
 
@@ -41,24 +42,6 @@ class Partition:
     name: str  # file path or "generator"
     reader: PartitionReader
     done: bool = False
-
-
-def resolve_callable(ref: Any) -> Callable[..., Any]:
-    """A callable, or ``"package.module:attribute"`` imported."""
-    if callable(ref) or not isinstance(ref, str):
-        return ref
-    module, _, attr = ref.partition(":")
-    if not attr:
-        raise SourceError(f"{ref!r} is not of the form package.module:function")
-    import importlib
-
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as e:
-        raise SourceError(f"cannot import {ref!r}: {e}") from e
-    return obj
 
 
 def open_source(name: str, spec: Any, resolve: Callable[[str], Path]) -> list[Partition]:
@@ -79,7 +62,13 @@ def open_source(name: str, spec: Any, resolve: Callable[[str], Path]) -> list[Pa
             Path(p), spec.format, schema, _csv_header(Path(p)) if header else b""))
             for p in paths]
     if isinstance(spec, GeneratorSource):
-        src = spec.records if spec.records is not None else resolve_callable(spec.function)
+        if spec.records is not None:
+            src = spec.records
+        else:
+            try:
+                src = resolve_object(spec.function)
+            except ValueError as e:
+                raise SourceError(f"source {name!r}: {e}") from e
         return [Partition(name, spec.type, IterableReader(src, spec.params))]
     raise SourceError(f"source {name!r}: type {getattr(spec, 'type', spec)!r} is not supported")
 

@@ -37,8 +37,10 @@ class CompiledStream:
     updates: dict[int, str] = field(default_factory=dict)
 
 
-def build_operator(step: Any, pipeline: str, clock: Clock | None = None) -> Any:
-    """The executable operator for one step spec."""
+def build_operator(step: Any, pipeline: str, clock: Clock | None = None,
+                   base_dir: str | None = None) -> Any:
+    """The executable operator for one step spec (``base_dir``: where relative paths in it
+    resolve, the spec file's folder)."""
     if isinstance(step, WatermarkStep):
         return WatermarkOperator(step, pipeline, clock)
     if isinstance(step, LateDataStep):
@@ -66,7 +68,7 @@ def build_operator(step: Any, pipeline: str, clock: Clock | None = None) -> Any:
     if isinstance(step, BroadcastEnrichStep):
         from surestream.semantics.broadcast import build_broadcast_operator
 
-        return build_broadcast_operator(step, pipeline)
+        return build_broadcast_operator(step, pipeline, base_dir=base_dir)
     raise GraphError(f"no operator for step type {type(step).__name__}")
 
 
@@ -96,7 +98,8 @@ def compile_streams(spec: PipelineSpec, clock: Clock | None = None) -> list[Comp
     compiled = []
     for name in order:
         stream = streams[name]
-        ops = [build_operator(step, spec.pipeline, clock) for step in stream.steps]
+        ops = [build_operator(step, spec.pipeline, clock, spec.base_dir)
+               for step in stream.steps]
         updates = {i: s.updates for i, s in enumerate(stream.steps)
                    if isinstance(s, BroadcastEnrichStep) and s.updates}
         compiled.append(CompiledStream(name, stream.from_, ops,

@@ -20,9 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from surestream.connectors.sinks import MemoryCollector, open_sink
 from surestream.connectors.sources import Interleaver, Partition, open_source
-from surestream.model.batch import NEG_INF, Batch
+from surestream.model.batch import NEG_INF, Batch, concat
 from surestream.model.spec import ERRORS_TAG, FileSink, PipelineSpec
 from surestream.runners.local.graph import CompiledStream, compile_streams
 from surestream.semantics.errors import DESERIALIZATION_ERROR, error_batch
@@ -136,12 +138,14 @@ class LocalRunner:
                     batch = Batch.empty(tag_wm.get(stream.from_, NEG_INF), with_ts=True)
             for i, op in enumerate(stream.operators):
                 if i in stream.updates:
-                    upd = tags.get(stream.updates[i]) or Batch.empty(NEG_INF)
-                    outs = op.process_with_updates(batch, upd)
+                    upd = tags.get(stream.updates[i])
+                    outs = op.process_with_updates(
+                        batch, upd if upd is not None else Batch.empty(NEG_INF))
                 else:
                     outs = op.process(batch)
                 in_wm = batch.wm_end
-                batch = outs.pop(MAIN, None) or Batch.empty(in_wm)
+                main = outs.pop(MAIN, None)  # (an empty batch is falsy: test for None)
+                batch = main if main is not None else Batch.empty(in_wm)
                 for tag, out in outs.items():
                     tag_wm[tag] = in_wm
                     if tag != ERRORS_TAG and tag in tags:
@@ -151,6 +155,11 @@ class LocalRunner:
             tags[stream.name] = batch
             tag_wm[stream.name] = batch.wm_end
             emitted.append((stream.name, batch))
+        errors = [b for tag, b in emitted if tag == ERRORS_TAG and len(b)]
+        if len(errors) > 1:  # sources and operators report in input order, not stage order
+            merged = concat(errors)
+            emitted = [(t, b) for t, b in emitted if t != ERRORS_TAG]
+            emitted.append((ERRORS_TAG, merged.take(np.argsort(merged.seq, kind="stable"))))
         for tag, out in emitted:
             sink = self.sinks.get(tag)
             if sink is not None and len(out):
