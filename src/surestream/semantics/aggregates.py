@@ -1,0 +1,690 @@
+"""Window accumulators: the state of every aggregation of every live window, in columns.
+
+A window operator gives each live (key, window) a *slot* -- an integer -- and every
+accumulator keeps its state in arrays indexed by slot. Adding a batch is one call per
+aggregation over all ``(row, slot)`` pairs of the batch (``np.add.at`` and friends), not a
+Python call per record.
+
+Determinism (SEMANTICS §8) is the rule that shapes this module: a window's result must be
+bit-identical whatever the batch size. Float addition is not associative, so every sum is a
+sequential left-to-right fold in arrival order, continued from the slot's previous value:
+``np.add.at`` folds its operands in the order given, which is exactly that. ``np.sum``,
+pairwise or ``reduceat`` summation and group-by sums do not, and are not used here. The
+record-at-a-time paths (allowed-late records, sessions) use ``add_one``, which performs the
+very same float64 operations, so both paths agree bit for bit.
+
+Built-ins (``model.aggregations.BUILTIN_ARITY``): ``count`` (int64; with a column it counts
+that column's non-null values), ``sum``/``avg``/``vwap`` (float64), ``min``/``max``/``first``/
+``last`` (float64 for numeric inputs, the input's own type otherwise). Null inputs are
+ignored; an aggregation that saw no value yields null (``vwap`` also when its weights sum
+to 0). ``first``/``last`` go by event time, ties by arrival. User ``AggregateFunction``s are
+called record by record in arrival order; ``merge`` is used when sessions merge.
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from surestream.model.aggregations import AggregateFunction, AggregationSpec
+
+_I64_MAX = np.iinfo(np.int64).max
+_I64_MIN = np.iinfo(np.int64).min
+
+
+# -- inputs -------------------------------------------------------------------------------
+class BatchInput:
+    """One batch's columns as numpy arrays, converted once and shared by all accumulators."""
+
+    def __init__(self, data: pl.DataFrame, ts: np.ndarray, seq: np.ndarray) -> None:
+        self.data = data
+        self.ts = ts
+        self.seq = seq
+        self._numeric: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+        self._objects: dict[str, tuple[list[Any], np.ndarray | None]] = {}
+        self._records: list[dict[str, Any]] | None = None
+        self._schema = data.schema  # polars rebuilds it on every access
+        self._kinds: dict[str, str] = {}
+
+    def kind(self, column: str) -> str:
+        """``"numeric"``, ``"object"`` or ``"null"`` (a column of nulls only, nothing to add)."""
+        kind = self._kinds.get(column)
+        if kind is None:
+            dtype = self.dtype(column)
+            if dtype == pl.Null:
+                kind = "null"
+            else:
+                kind = "numeric" if dtype.is_numeric() or dtype == pl.Boolean else "object"
+            self._kinds[column] = kind
+        return kind
+
+    def dtype(self, column: str) -> pl.DataType:
+        try:
+            return self._schema[column]
+        except KeyError:
+            raise KeyError(f"aggregation input column {column!r} is not in the records "
+                           f"(columns: {list(self._schema)})") from None
+
+    def numeric(self, column: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """float64 values and a validity mask (``None`` when the column has no null)."""
+        if column not in self._numeric:
+            s = self.data.get_column(column)
+            valid = None if s.null_count() == 0 else s.is_not_null().to_numpy()
+            values = s.cast(pl.Float64).to_numpy().astype(np.float64, copy=False)
+            self._numeric[column] = (values, valid)
+        return self._numeric[column]
+
+    def objects(self, column: str) -> tuple[list[Any], np.ndarray | None]:
+        """Python values and a validity mask, for non-numeric columns."""
+        if column not in self._objects:
+            s = self.data.get_column(column)
+            valid = None if s.null_count() == 0 else s.is_not_null().to_numpy()
+            self._objects[column] = (s.to_list(), valid)
+        return self._objects[column]
+
+    def records(self) -> list[dict[str, Any]]:
+        """The rows as dicts, for user aggregate functions (built on first use)."""
+        if self._records is None:
+            self._records = self.data.to_dicts()
+        return self._records
+
+
+@dataclass(frozen=True, slots=True)
+class Pairs:
+    """Records added to windows, in arrival order: pair ``j`` adds batch row ``rows[j]`` to
+    slot ``slots[j]``. ``gid[j]`` numbers the pair's slot among the batch's distinct slots
+    ``gslots`` (0..G-1), so per-batch scratch arrays can be O(G) instead of O(capacity)."""
+
+    rows: np.ndarray
+    slots: np.ndarray
+    gid: np.ndarray
+    gslots: np.ndarray
+
+    def subset(self, mask: np.ndarray) -> Pairs:
+        return Pairs(self.rows[mask], self.slots[mask], self.gid[mask], self.gslots)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+# -- helpers ------------------------------------------------------------------------------
+def _grown(arr: np.ndarray, capacity: int, fill: Any) -> np.ndarray:
+    """``arr`` extended to ``capacity`` entries, the new ones set to ``fill``."""
+    if len(arr) >= capacity:
+        return arr
+    out = np.full(capacity, fill, dtype=arr.dtype)
+    out[: len(arr)] = arr
+    return out
+
+
+def _float_series(values: np.ndarray, valid: np.ndarray) -> pl.Series:
+    """A Float64 series with nulls where ``valid`` is false (NaN stays a value)."""
+    if valid.all():
+        return pl.Series(values=values, dtype=pl.Float64)
+    return pl.Series(values=pa.array(values, mask=~valid), dtype=pl.Float64)
+
+
+def _valid_pairs(pairs: Pairs, valid: np.ndarray | None) -> Pairs:
+    return pairs if valid is None else pairs.subset(valid[pairs.rows])
+
+
+# -- accumulator protocol -------------------------------------------------------------------
+class Accumulator(ABC):
+    """The state of one aggregation for every slot."""
+
+    #: Output type, or ``None`` when it is inferred from the values (user functions).
+    dtype: pl.DataType | None = pl.Float64
+
+    @abstractmethod
+    def grow(self, capacity: int) -> None:
+        """Make room for slots ``0..capacity-1``."""
+
+    @abstractmethod
+    def reset(self, slots: np.ndarray) -> None:
+        """Give ``slots`` the empty state (a new window)."""
+
+    @abstractmethod
+    def add(self, pairs: Pairs, inp: BatchInput) -> None:
+        """Fold the pairs in, per slot in the order given (arrival order)."""
+
+    @abstractmethod
+    def add_one(self, slot: int, row: int, inp: BatchInput) -> None:
+        """Fold one record in; the same operations as ``add`` with a single pair."""
+
+    @abstractmethod
+    def merge(self, dst: int, src: int) -> None:
+        """Fold slot ``src``'s state into ``dst`` (session merges); ``src`` is left as is."""
+
+    @abstractmethod
+    def results(self, slots: np.ndarray) -> pl.Series | list[Any]:
+        """The current result of each slot."""
+
+    @abstractmethod
+    def value(self, slot: int) -> Any:
+        """The current result of one slot, as a Python value."""
+
+    @abstractmethod
+    def snapshot(self, slots: np.ndarray) -> dict[str, Any]:
+        """The state of ``slots``, in that order, as plain values (a copy)."""
+
+    @abstractmethod
+    def restore(self, state: dict[str, Any], slots: np.ndarray) -> None:
+        """Load a ``snapshot`` into ``slots`` (already grown to)."""
+
+
+class _ArrayAccumulator(Accumulator):
+    """An accumulator whose whole state is a few arrays; grow/reset/snapshot are generic."""
+
+    #: name -> (dtype, empty value) of each state array.
+    FIELDS: dict[str, tuple[Any, Any]] = {}
+
+    def __init__(self) -> None:
+        for name, (dtype, _) in self.FIELDS.items():
+            setattr(self, name, np.zeros(0, dtype=dtype))
+
+    def grow(self, capacity: int) -> None:
+        for name, (_, empty) in self.FIELDS.items():
+            setattr(self, name, _grown(getattr(self, name), capacity, empty))
+
+    def reset(self, slots: np.ndarray) -> None:
+        for name, (_, empty) in self.FIELDS.items():
+            getattr(self, name)[slots] = empty
+
+    def snapshot(self, slots: np.ndarray) -> dict[str, Any]:
+        return {name: getattr(self, name)[slots].copy() for name in self.FIELDS}
+
+    def restore(self, state: dict[str, Any], slots: np.ndarray) -> None:
+        for name in self.FIELDS:
+            getattr(self, name)[slots] = state[name]
+
+
+# -- count, sum, avg, vwap --------------------------------------------------------------------
+class CountAcc(_ArrayAccumulator):
+    """``count()`` counts rows; ``count(col)`` counts the rows where ``col`` is not null."""
+
+    FIELDS = {"n": (np.int64, 0)}
+    dtype = pl.Int64
+
+    def __init__(self, column: str | None = None) -> None:
+        super().__init__()
+        self.column = column
+
+    def _valid(self, inp: BatchInput) -> np.ndarray | None:
+        if self.column is None:
+            return None
+        column = inp.data.get_column(self.column)
+        return column.is_not_null().to_numpy() if column.null_count() else None
+
+    def add(self, pairs: Pairs, inp: BatchInput) -> None:
+        pairs = _valid_pairs(pairs, self._valid(inp))
+        # integer counts are exact in any order, so a bincount over the batch's groups is fine
+        self.n[pairs.gslots] += np.bincount(pairs.gid, minlength=len(pairs.gslots))
+
+    def add_one(self, slot: int, row: int, inp: BatchInput) -> None:
+        valid = self._valid(inp)
+        if valid is None or valid[row]:
+            self.n[slot] += 1
+
+    def merge(self, dst: int, src: int) -> None:
+        self.n[dst] += self.n[src]
+
+    def results(self, slots: np.ndarray) -> pl.Series:
+        return pl.Series(values=self.n[slots], dtype=pl.Int64)
+
+    def value(self, slot: int) -> Any:
+        return int(self.n[slot])
+
+
+class SumAcc(_ArrayAccumulator):
+    """``sum(col)`` (or ``avg(col)`` with ``average=True``): a sequential float64 fold."""
+
+    FIELDS = {"total": (np.float64, 0.0), "n": (np.int64, 0)}
+
+    def __init__(self, column: str, average: bool = False) -> None:
+        super().__init__()
+        self.column = column
+        self.average = average
+
+    def add(self, pairs: Pairs, inp: BatchInput) -> None:
+        if inp.kind(self.column) == "null":
+            return
+        values, valid = inp.numeric(self.column)
+        pairs = _valid_pairs(pairs, valid)
+        np.add.at(self.total, pairs.slots, values[pairs.rows])
+        self.n[pairs.gslots] += np.bincount(pairs.gid, minlength=len(pairs.gslots))
+
+    def add_one(self, slot: int, row: int, inp: BatchInput) -> None:
+        if inp.kind(self.column) == "null":
+            return
+        values, valid = inp.numeric(self.column)
+        if valid is None or valid[row]:
+            self.total[slot] += values[row]
+            self.n[slot] += 1
+
+    def merge(self, dst: int, src: int) -> None:
+        self.total[dst] += self.total[src]
+        self.n[dst] += self.n[src]
+
+    def _finish(self, total: np.ndarray, n: np.ndarray) -> np.ndarray:
+        if not self.average:
+            return total
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return total / np.maximum(n, 1)
+
+    def results(self, slots: np.ndarray) -> pl.Series:
+        n = self.n[slots]
+        return _float_series(self._finish(self.total[slots], n), n > 0)
+
+    def value(self, slot: int) -> Any:
+        n = int(self.n[slot])
+        if n == 0:
+            return None
+        return float(self.total[slot] / n) if self.average else float(self.total[slot])
+
+
+class VwapAcc(_ArrayAccumulator):
+    """``vwap(value, weight)`` = sum(value * weight) / sum(weight); null when sum(weight)
+    is 0. Each product is computed per record, then folded sequentially like a sum."""
+
+    FIELDS = {"vw": (np.float64, 0.0), "w": (np.float64, 0.0)}
+
+    def __init__(self, value: str, weight: str) -> None:
+        super().__init__()
+        self.value_col = value
+        self.weight_col = weight
+
+    def _columns(self, inp: BatchInput) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+        if inp.kind(self.value_col) == "null" or inp.kind(self.weight_col) == "null":
+            return None
+        v, v_ok = inp.numeric(self.value_col)
+        w, w_ok = inp.numeric(self.weight_col)
+        valid = v_ok if w_ok is None else (w_ok if v_ok is None else v_ok & w_ok)
+        return v, w, valid
+
+    def add(self, pairs: Pairs, inp: BatchInput) -> None:
+        cols = self._columns(inp)
+        if cols is None:
+            return
+        v, w, valid = cols
+        pairs = _valid_pairs(pairs, valid)
+        wr = w[pairs.rows]
+        np.add.at(self.vw, pairs.slots, v[pairs.rows] * wr)
+        np.add.at(self.w, pairs.slots, wr)
+
+    def add_one(self, slot: int, row: int, inp: BatchInput) -> None:
+        cols = self._columns(inp)
+        if cols is None:
+            return
+        v, w, valid = cols
+        if valid is None or valid[row]:
+            self.vw[slot] += v[row] * w[row]
+            self.w[slot] += w[row]
+
+    def merge(self, dst: int, src: int) -> None:
+        self.vw[dst] += self.vw[src]
+        self.w[dst] += self.w[src]
+
+    def results(self, slots: np.ndarray) -> pl.Series:
+        w = self.w[slots]
+        ok = w != 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return _float_series(np.where(ok, self.vw[slots] / np.where(ok, w, 1.0), 0.0), ok)
+
+    def value(self, slot: int) -> Any:
+        w = self.w[slot]
+        return None if w == 0 else float(self.vw[slot] / w)
+
+
+# -- min, max, first, last ----------------------------------------------------------------------
+class _TypedAccumulator(Accumulator):
+    """Shared by min/max/first/last: numeric inputs are kept in float64 arrays (vectorized),
+    any other type (strings, dates) as Python objects (record by record). The mode is fixed
+    by the first batch whose column has a type; until then every result is null."""
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+        self.mode: str | None = None  # "numeric" | "object"
+        self.dtype = pl.Float64
+        self.has = np.zeros(0, dtype=bool)
+        self.vals: np.ndarray = np.zeros(0, dtype=np.float64)
+
+    def _mode_for(self, inp: BatchInput) -> str | None:
+        """The batch's mode, fixing this accumulator's on first sight; None = nothing to add."""
+        kind = inp.kind(self.column)
+        if kind == "null":
+            return None
+        if self.mode is None:
+            self.mode = kind
+            self.dtype = pl.Float64 if kind == "numeric" else inp.dtype(self.column)
+            if kind == "object":
+                self.vals = np.full(len(self.has), None, dtype=object)
+        elif kind != self.mode:
+            raise TypeError(
+                f"column {self.column!r} changed type to {inp.dtype(self.column)} after "
+                f"{'numbers' if self.mode == 'numeric' else self.dtype}; cast it to one type "
+                "before the window"
+            )
+        return kind
+
+    def _empty_value(self) -> Any:
+        return None if self.mode == "object" else 0.0
+
+    def grow(self, capacity: int) -> None:
+        self.has = _grown(self.has, capacity, False)
+        self.vals = _grown(self.vals, capacity, self._empty_value())
+
+    def reset(self, slots: np.ndarray) -> None:
+        self.has[slots] = False
+        self.vals[slots] = self._empty_value()
+
+    def results(self, slots: np.ndarray) -> pl.Series:
+        if self.mode == "object":
+            return pl.Series(values=[self.value(int(s)) for s in slots], dtype=self.dtype)
+        return _float_series(self.vals[slots].astype(np.float64), self.has[slots])
+
+    def value(self, slot: int) -> Any:
+        if not self.has[slot]:
+            return None
+        v = self.vals[slot]
+        return float(v) if self.mode == "numeric" else v
+
+    def snapshot(self, slots: np.ndarray) -> dict[str, Any]:
+        return {"mode": self.mode, "dtype": self.dtype, "has": self.has[slots].copy(),
+                "vals": copy.deepcopy(self.vals[slots])}
+
+    def restore(self, state: dict[str, Any], slots: np.ndarray) -> None:
+        if state["mode"] is not None and self.mode is None:
+            self.mode, self.dtype = state["mode"], state["dtype"]
+            if self.mode == "object":
+                self.vals = np.full(len(self.has), None, dtype=object)
+        self.has[slots] = state["has"]
+        self.vals[slots] = copy.deepcopy(state["vals"])
+
+
+class MinMaxAcc(_TypedAccumulator):
+    """``min(col)`` / ``max(col)``: ``np.minimum.at``/``np.maximum.at`` on numbers (NaN wins,
+    as in Java's Math.min), Python comparison on other types."""
+
+    def __init__(self, column: str, largest: bool) -> None:
+        super().__init__(column)
+        self.largest = largest
+        self._ufunc = np.maximum if largest else np.minimum
+
+    def _better(self, new: Any, cur: Any) -> bool:
+        return new > cur if self.largest else new < cur
+
+    def add(self, pairs: Pairs, inp: BatchInput) -> None:
+        mode = self._mode_for(inp)
+        if mode is None:
+            return
+        if mode == "object":
+            for slot, row in zip(pairs.slots.tolist(), pairs.rows.tolist(), strict=True):
+                self.add_one(slot, row, inp)
+            return
+        values, valid = inp.numeric(self.column)
+        pairs = _valid_pairs(pairs, valid)
+        if not len(pairs):
+            return
+        # a slot's first value seeds it, so the fold is the same as record by record
+        fresh_group = np.zeros(len(pairs.gslots), dtype=bool)
+        fresh_group[pairs.gid] = True
+        fresh_group &= ~self.has[pairs.gslots]
+        if fresh_group.any():
+            first_pair = np.full(len(pairs.gslots), len(pairs), dtype=np.int64)
+            np.minimum.at(first_pair, pairs.gid, np.arange(len(pairs), dtype=np.int64))
+            seeds = first_pair[fresh_group]
+            self.vals[pairs.slots[seeds]] = values[pairs.rows[seeds]]
+            self.has[pairs.slots[seeds]] = True
+        self._ufunc.at(self.vals, pairs.slots, values[pairs.rows])
+
+    def add_one(self, slot: int, row: int, inp: BatchInput) -> None:
+        mode = self._mode_for(inp)
+        if mode is None:
+            return
+        if mode == "object":
+            values, valid = inp.objects(self.column)
+            v = values[row]
+            if valid is not None and not valid[row]:
+                return
+            if not self.has[slot] or self._better(v, self.vals[slot]):
+                self.vals[slot] = v
+                self.has[slot] = True
+            return
+        values, valid = inp.numeric(self.column)
+        if valid is not None and not valid[row]:
+            return
+        v = values[row]
+        self.vals[slot] = self._ufunc(self.vals[slot], v) if self.has[slot] else v
+        self.has[slot] = True
+
+    def merge(self, dst: int, src: int) -> None:
+        if not self.has[src]:
+            return
+        if not self.has[dst]:
+            self.vals[dst], self.has[dst] = self.vals[src], True
+        elif self.mode == "object":
+            if self._better(self.vals[src], self.vals[dst]):
+                self.vals[dst] = self.vals[src]
+        else:
+            self.vals[dst] = self._ufunc(self.vals[dst], self.vals[src])
+
+
+class FirstLastAcc(_TypedAccumulator):
+    """``first(col)`` / ``last(col)``: the value of the record with the smallest / largest
+    event time, ties by arrival (first = earliest arrival, last = latest). Null values are
+    skipped. The record's (ts, seq) is kept so that session merges can compare."""
+
+    def __init__(self, column: str, last: bool) -> None:
+        super().__init__(column)
+        self.last = last
+        self.best_ts = np.zeros(0, dtype=np.int64)
+        self.best_seq = np.zeros(0, dtype=np.int64)
+
+    def grow(self, capacity: int) -> None:
+        super().grow(capacity)
+        self.best_ts = _grown(self.best_ts, capacity, 0)
+        self.best_seq = _grown(self.best_seq, capacity, 0)
+
+    def _wins(self, ts: int, cur_ts: int) -> bool:
+        """Does a record arriving *after* the current one replace it?"""
+        return ts >= cur_ts if self.last else ts < cur_ts
+
+    def add(self, pairs: Pairs, inp: BatchInput) -> None:
+        mode = self._mode_for(inp)
+        if mode is None:
+            return
+        if mode == "object":
+            for slot, row in zip(pairs.slots.tolist(), pairs.rows.tolist(), strict=True):
+                self.add_one(slot, row, inp)
+            return
+        values, valid = inp.numeric(self.column)
+        pairs = _valid_pairs(pairs, valid)
+        if not len(pairs):
+            return
+        g = len(pairs.gslots)
+        ts = inp.ts[pairs.rows]
+        pos = np.arange(len(pairs), dtype=np.int64)
+        # the batch's best record per group: extreme ts, then earliest/latest arrival
+        if self.last:
+            bts = np.full(g, _I64_MIN, dtype=np.int64)
+            np.maximum.at(bts, pairs.gid, ts)
+            tie = ts == bts[pairs.gid]
+            bpos = np.full(g, -1, dtype=np.int64)
+            np.maximum.at(bpos, pairs.gid[tie], pos[tie])
+            touched = bpos >= 0
+        else:
+            bts = np.full(g, _I64_MAX, dtype=np.int64)
+            np.minimum.at(bts, pairs.gid, ts)
+            tie = ts == bts[pairs.gid]
+            bpos = np.full(g, len(pairs), dtype=np.int64)
+            np.minimum.at(bpos, pairs.gid[tie], pos[tie])
+            touched = bpos < len(pairs)
+        win = bpos[touched]
+        slots = pairs.gslots[touched]
+        cur_ts = self.best_ts[slots]
+        new_ts = ts[win]
+        replace = ~self.has[slots] | ((new_ts >= cur_ts) if self.last else (new_ts < cur_ts))
+        slots, win = slots[replace], win[replace]
+        self.vals[slots] = values[pairs.rows[win]]
+        self.best_ts[slots] = ts[win]
+        self.best_seq[slots] = inp.seq[pairs.rows[win]]
+        self.has[slots] = True
+
+    def add_one(self, slot: int, row: int, inp: BatchInput) -> None:
+        mode = self._mode_for(inp)
+        if mode is None:
+            return
+        values, valid = inp.numeric(self.column) if mode == "numeric" else inp.objects(self.column)
+        if valid is not None and not valid[row]:
+            return
+        ts = int(inp.ts[row])
+        if not self.has[slot] or self._wins(ts, int(self.best_ts[slot])):
+            self.vals[slot] = values[row]
+            self.best_ts[slot] = ts
+            self.best_seq[slot] = inp.seq[row]
+            self.has[slot] = True
+
+    def merge(self, dst: int, src: int) -> None:
+        if not self.has[src]:
+            return
+        src_key = (int(self.best_ts[src]), int(self.best_seq[src]))
+        dst_key = (int(self.best_ts[dst]), int(self.best_seq[dst]))
+        if not self.has[dst] or (src_key > dst_key if self.last else src_key < dst_key):
+            self.vals[dst] = self.vals[src]
+            self.best_ts[dst], self.best_seq[dst] = src_key
+            self.has[dst] = True
+
+    def snapshot(self, slots: np.ndarray) -> dict[str, Any]:
+        state = super().snapshot(slots)
+        state["best_ts"] = self.best_ts[slots].copy()
+        state["best_seq"] = self.best_seq[slots].copy()
+        return state
+
+    def restore(self, state: dict[str, Any], slots: np.ndarray) -> None:
+        super().restore(state, slots)
+        self.best_ts[slots] = state["best_ts"]
+        self.best_seq[slots] = state["best_seq"]
+
+
+# -- user aggregate functions ---------------------------------------------------------------------
+class UdafAcc(Accumulator):
+    """A user ``AggregateFunction`` (create/add/merge/result), one Python accumulator per
+    slot, fed record by record in arrival order (as Flink's AggregatingState)."""
+
+    dtype = None
+
+    def __init__(self, function: AggregateFunction) -> None:
+        self.function = function
+        self.accs: list[Any] = []
+
+    def grow(self, capacity: int) -> None:
+        self.accs.extend([None] * (capacity - len(self.accs)))
+
+    def reset(self, slots: np.ndarray) -> None:
+        for s in slots.tolist():
+            self.accs[s] = self.function.create()
+
+    def add(self, pairs: Pairs, inp: BatchInput) -> None:
+        records = inp.records()
+        add, accs = self.function.add, self.accs
+        for slot, row in zip(pairs.slots.tolist(), pairs.rows.tolist(), strict=True):
+            accs[slot] = add(accs[slot], records[row])
+
+    def add_one(self, slot: int, row: int, inp: BatchInput) -> None:
+        self.accs[slot] = self.function.add(self.accs[slot], inp.records()[row])
+
+    def merge(self, dst: int, src: int) -> None:
+        self.accs[dst] = self.function.merge(self.accs[dst], self.accs[src])
+
+    def results(self, slots: np.ndarray) -> list[Any]:
+        return [self.function.result(self.accs[s]) for s in slots.tolist()]
+
+    def value(self, slot: int) -> Any:
+        return self.function.result(self.accs[slot])
+
+    def snapshot(self, slots: np.ndarray) -> dict[str, Any]:
+        return {"accs": copy.deepcopy([self.accs[s] for s in slots.tolist()])}
+
+    def restore(self, state: dict[str, Any], slots: np.ndarray) -> None:
+        for s, acc in zip(slots.tolist(), copy.deepcopy(state["accs"]), strict=True):
+            self.accs[s] = acc
+
+
+# -- construction -------------------------------------------------------------------------------
+_BUILDERS: dict[str, Callable[[tuple[str, ...]], Accumulator]] = {
+    "count": lambda cols: CountAcc(cols[0] if cols else None),
+    "sum": lambda cols: SumAcc(cols[0]),
+    "avg": lambda cols: SumAcc(cols[0], average=True),
+    "min": lambda cols: MinMaxAcc(cols[0], largest=False),
+    "max": lambda cols: MinMaxAcc(cols[0], largest=True),
+    "first": lambda cols: FirstLastAcc(cols[0], last=False),
+    "last": lambda cols: FirstLastAcc(cols[0], last=True),
+    "vwap": lambda cols: VwapAcc(cols[0], cols[1]),
+}
+
+
+def make_accumulator(spec: AggregationSpec) -> Accumulator:
+    """The accumulator for one aggregation spec."""
+    if spec.udf is not None:
+        return UdafAcc(spec.udf)
+    try:
+        return _BUILDERS[spec.function](spec.columns)
+    except KeyError:
+        raise ValueError(f"unknown aggregation {spec.function!r}") from None
+
+
+class AggregateSet:
+    """Every aggregation of one window operator, over a shared slot space."""
+
+    def __init__(self, specs: dict[str, AggregationSpec]) -> None:
+        self.names = list(specs)
+        self.accs = [make_accumulator(s) for s in specs.values()]
+        self.capacity = 0
+
+    def grow(self, capacity: int) -> None:
+        if capacity > self.capacity:
+            for acc in self.accs:
+                acc.grow(capacity)
+            self.capacity = capacity
+
+    def reset(self, slots: np.ndarray) -> None:
+        for acc in self.accs:
+            acc.reset(slots)
+
+    def add(self, pairs: Pairs, inp: BatchInput) -> None:
+        if len(pairs):
+            for acc in self.accs:
+                acc.add(pairs, inp)
+
+    def add_one(self, slot: int, row: int, inp: BatchInput) -> None:
+        for acc in self.accs:
+            acc.add_one(slot, row, inp)
+
+    def merge(self, dst: int, src: int) -> None:
+        for acc in self.accs:
+            acc.merge(dst, src)
+
+    def results(self, slots: np.ndarray) -> list[pl.Series | list[Any]]:
+        """Per aggregation (in spec order), the results of ``slots``."""
+        return [acc.results(slots) for acc in self.accs]
+
+    def values(self, slot: int) -> list[Any]:
+        """Per aggregation, the result of one slot as a Python value."""
+        return [acc.value(slot) for acc in self.accs]
+
+    def dtypes(self) -> list[pl.DataType | None]:
+        return [acc.dtype for acc in self.accs]
+
+    def snapshot(self, slots: np.ndarray) -> list[dict[str, Any]]:
+        return [acc.snapshot(slots) for acc in self.accs]
+
+    def restore(self, state: list[dict[str, Any]], slots: np.ndarray) -> None:
+        for acc, st in zip(self.accs, state, strict=True):
+            acc.restore(st, slots)

@@ -1,0 +1,94 @@
+"""What tumbling, sliding and session window operators share: the watermark timeline of a
+batch, the late output, and assembling the outputs by tag."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from surestream.model.batch import NEG_INF, Batch
+from surestream.model.steps import WindowStep
+from surestream.semantics.aggregates import AggregateSet
+from surestream.semantics.operator import MAIN, Outputs
+from surestream.semantics.windows.keys import KeyColumns
+from surestream.semantics.windows.output import FiringBuffer, empty_output, late_output
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """The watermark around each record of a batch, as positions -1..n-1.
+
+    Position -1 is "before the first record". ``before[i]`` is the watermark in force when
+    record i arrives; ``after[p + 1]`` the watermark right after position p (so ``after[0]``
+    is ``before[0]`` and ``after[n]`` is the batch's ``wm_end``); ``emit_wm[p + 1]`` and
+    ``emit_seq[p + 1]`` are what a firing at position p carries. The watermark never goes
+    down: a batch whose ``wm`` is below the operator's is read as the operator's.
+    """
+
+    before: np.ndarray
+    after: np.ndarray
+    emit_wm: np.ndarray
+    emit_seq: np.ndarray
+
+    @property
+    def end(self) -> int:
+        return int(self.after[-1])
+
+    @staticmethod
+    def of(batch: Batch, current_wm: int, last_seq: int) -> Timeline:
+        wm = np.maximum.accumulate(np.concatenate(
+            [np.array([current_wm], dtype=np.int64), np.asarray(batch.wm, dtype=np.int64)]))
+        end = max(int(wm[-1]), int(batch.wm_end))
+        return Timeline(
+            before=wm[1:],
+            after=np.append(wm[1:], np.int64(end)),
+            emit_wm=wm,
+            emit_seq=np.concatenate([np.array([last_seq], dtype=np.int64),
+                                     np.asarray(batch.seq, dtype=np.int64)]),
+        )
+
+
+class WindowOperatorBase:
+    """Configuration, watermark and output plumbing common to every window operator."""
+
+    sessions = False
+
+    def __init__(self, step: WindowStep, pipeline: str) -> None:
+        self.name = step.name
+        self.step = step
+        self.pipeline = pipeline
+        self.late_tag = step.late_output_tag
+        self.lateness = step.allowed_lateness_ms
+        self.keys = KeyColumns(step.key_fields)
+        self.aggs = AggregateSet(step.aggregations)
+        self.wm = NEG_INF
+        self.last_seq = -1
+
+    def output_tags(self) -> set[str]:
+        return {self.late_tag}
+
+    def _check(self, batch: Batch) -> None:
+        if len(batch):
+            if batch.ts is None:
+                raise ValueError(f"window {self.name!r} got records without event time: put a "
+                                 "watermark step before it")
+            self.keys.observe(batch.data)
+
+    def _outputs(self, batch: Batch, timeline: Timeline, firings: FiringBuffer,
+                 late_rows: np.ndarray) -> Outputs:
+        """Build the outputs and move the operator's watermark/sequence to the batch's end."""
+        end = timeline.end
+        if len(firings):
+            main = firings.build(timeline.emit_wm, timeline.emit_seq, end)
+        else:
+            main = empty_output(self.keys, self.aggs, self.sessions, end)
+        out: Outputs = {MAIN: main}
+        if len(late_rows):
+            out[self.late_tag] = late_output(batch, late_rows, timeline.before[late_rows],
+                                             wm_end=end, pipeline=self.pipeline,
+                                             operator=self.name)
+        self.wm = end
+        if len(batch):
+            self.last_seq = int(batch.seq[-1])
+        return out

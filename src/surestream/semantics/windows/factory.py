@@ -1,0 +1,23 @@
+"""Build the window operator a ``WindowStep`` describes."""
+
+from __future__ import annotations
+
+from surestream.model.steps import WindowStep
+from surestream.semantics.operator import MAIN, Operator
+from surestream.semantics.windows.aligned import AlignedWindowOperator
+from surestream.semantics.windows.output import SUPERSEDES, WINDOW_COLUMNS
+from surestream.semantics.windows.session import SessionWindowOperator
+
+
+def build_window_operator(step: WindowStep, pipeline: str) -> Operator:
+    """The operator for ``step``; ``pipeline`` names the pipeline in late-record metadata."""
+    reserved = set(WINDOW_COLUMNS) | ({SUPERSEDES} if step.kind == "session" else set())
+    clash = sorted((set(step.key_fields) | set(step.aggregations)) & reserved)
+    if clash:
+        raise ValueError(f"window {step.name!r}: {clash} are result columns of a window; "
+                         "rename those key fields or aggregations")
+    if step.late_output_tag == MAIN:
+        raise ValueError(f"window {step.name!r}: late_output_tag cannot be {MAIN!r}")
+    if step.kind == "session":
+        return SessionWindowOperator(step, pipeline)
+    return AlignedWindowOperator(step, pipeline)
