@@ -88,4 +88,4 @@ def test_late_records_carry_a_watermark_that_never_decreases(records, delay):
     out = run_steps(with_ids(records), clean_steps(delay), batch_size=3)
     marks = [r["watermark_ms"] for r in out["late"]]
     assert marks == sorted(marks)
-    assert all(r["ts"] <= r["watermark_ms"] for r in out["late"])
+    assert all(r["original_timestamp"] <= r["watermark_ms"] for r in out["late"])

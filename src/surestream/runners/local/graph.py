@@ -33,6 +33,7 @@ class CompiledStream:
     from_: str
     operators: list[Any]
     reads_source: bool
+    steps: list[Any] = field(default_factory=list)  # the specs of ``operators``
     #: step index -> name of the stream/tag whose records update its broadcast state
     updates: dict[int, str] = field(default_factory=dict)
 
@@ -103,5 +104,6 @@ def compile_streams(spec: PipelineSpec, clock: Clock | None = None) -> list[Comp
         updates = {i: s.updates for i, s in enumerate(stream.steps)
                    if isinstance(s, BroadcastEnrichStep) and s.updates}
         compiled.append(CompiledStream(name, stream.from_, ops,
-                                       stream.from_ in spec.all_sources, updates))
+                                       stream.from_ in spec.all_sources, list(stream.steps),
+                                       updates))
     return compiled

@@ -26,6 +26,13 @@ from surestream.connectors.sinks import MemoryCollector, open_sink
 from surestream.connectors.sources import Interleaver, Partition, open_source
 from surestream.model.batch import NEG_INF, Batch, concat
 from surestream.model.spec import ERRORS_TAG, FileSink, PipelineSpec
+from surestream.runners.local import faults
+from surestream.runners.local.checkpoint_store import Checkpoint, CheckpointStore
+from surestream.runners.local.checkpointing import (
+    CheckpointCoordinator,
+    OperatorSlot,
+    check_compatible,
+)
 from surestream.runners.local.graph import CompiledStream, compile_streams
 from surestream.semantics.errors import DESERIALIZATION_ERROR, error_batch
 from surestream.semantics.operator import MAIN
@@ -64,10 +71,16 @@ class RunResult:
 
 
 class LocalRunner:
-    """Runs a ``PipelineSpec`` to the end of its bounded input (or forever, if unbounded)."""
+    """Runs a ``PipelineSpec`` to the end of its bounded input, checkpointing on the way.
+
+    It resumes from the latest checkpoint of ``checkpoint.dir`` when one exists (and is
+    not the mark of a finished run), or from ``from_checkpoint`` (a savepoint)."""
 
     def __init__(self, spec: PipelineSpec, *, clock: Clock | None = None,
-                 progress: Callable[[Progress], None] | None = None) -> None:
+                 progress: Callable[[Progress], None] | None = None,
+                 from_checkpoint: Checkpoint | None = None,
+                 allow_non_restored_state: bool = False,
+                 stop_after_checkpoint: bool = False) -> None:
         self.spec = spec
         self.progress = progress
         self.streams: list[CompiledStream] = compile_streams(spec, clock)
@@ -84,18 +97,62 @@ class LocalRunner:
         outputs = dict(spec.outputs)
         outputs.setdefault(ERRORS_TAG, FileSink(path=str(spec.errors_default_path())))
         self.sinks = {tag: open_sink(s, spec.resolve) for tag, s in outputs.items()}
+        self.slots = {op.name: OperatorSlot(op.name, op, step.type,
+                                            list(getattr(step, "key_fields", []) or []))
+                      for stream in self.streams
+                      for op, step in zip(stream.operators, stream.steps, strict=True)}
+        self.store = CheckpointStore(spec.checkpoint_dir(), spec.checkpoint.retain)
+        self.coordinator = CheckpointCoordinator(
+            self.store, pipeline=spec.pipeline, interval_ms=spec.checkpoint.interval_ms,
+            interval_records=spec.checkpoint.interval_records)
+        self.from_checkpoint = from_checkpoint
+        self.allow_non_restored_state = allow_non_restored_state
+        self.stop_after_checkpoint = stop_after_checkpoint
+        self.restored: Checkpoint | None = None
         self.records_in = 0
         self.source_errors = 0
 
+    # -- start: restore or begin afresh ---------------------------------------------------
+    def _start(self) -> None:
+        cp = self.from_checkpoint or self.store.latest()
+        if cp is None or cp.finished:
+            self.store.clear()
+            for sink in self.sinks.values():
+                sink.open(fresh=True)
+            return
+        check_compatible(cp, self.slots, self.allow_non_restored_state)
+        for name in cp.operator_names():
+            if name in self.slots:
+                self.slots[name].operator.restore(cp.state(name))
+        runner = cp.state("__runner__")
+        self.records_in, self.source_errors = runner["records_in"], runner["source_errors"]
+        self.interleaver.seek(cp.positions)
+        for tag, sink in self.sinks.items():
+            sink.open(fresh=False)
+            sink.recover(cp.committables.get(tag), cp.id)
+        self.coordinator.next_id = max(self.coordinator.next_id, cp.id + 1)
+        self.restored = cp
+
+    def checkpoint(self, finished: bool = False) -> dict[str, Any]:
+        return self.coordinator.checkpoint(
+            self.slots, self.sinks, self.interleaver.positions(),
+            {"records_in": self.records_in, "source_errors": self.source_errors},
+            self.records_in, finished=finished)
+
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> RunResult:
-        for sink in self.sinks.values():
-            sink.open()
         started = time.perf_counter()
         try:
+            self._start()
             while True:
                 final = self.interleaver.exhausted
                 self.step(final)
+                if final:
+                    self.checkpoint(finished=True)
+                elif self.stop_after_checkpoint or self.coordinator.due(self.records_in):
+                    self.checkpoint()
+                    if self.stop_after_checkpoint:
+                        break
                 if self.progress:
                     self.progress(self._progress(time.perf_counter() - started))
                 if final:
@@ -160,6 +217,7 @@ class LocalRunner:
             merged = concat(errors)
             emitted = [(t, b) for t, b in emitted if t != ERRORS_TAG]
             emitted.append((ERRORS_TAG, merged.take(np.argsort(merged.seq, kind="stable"))))
+        faults.reached("batch.mid")
         for tag, out in emitted:
             sink = self.sinks.get(tag)
             if sink is not None and len(out):

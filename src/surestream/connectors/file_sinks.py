@@ -1,0 +1,234 @@
+"""Exactly-once file sinks.
+
+JSON lines and CSV: one output file, appended to only at commit. Records of the open
+checkpoint go to a pending file; ``pre_commit(n)`` renames it to ``part-<n>`` in the hidden
+staging folder; ``commit`` truncates the output to the length the commit log last
+recorded (removing any torn append), appends the part, fsyncs, and records
+``(n, new length)`` in the commit log (written atomically). A checkpoint whose id is in the
+log has landed, so commit is idempotent, and the log's history lets recovery roll the file
+back to any retained checkpoint.
+
+Parquet: ``path`` is a dataset folder of part files ``part-<n>.parquet`` (one per
+checkpoint with data), staged in ``.staging/`` and renamed in at commit; parts newer than a
+restored checkpoint are deleted.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from surestream.connectors.sink_protocol import Guarantee
+from surestream.runners.local.checkpoint_store import write_atomic
+
+LOG_HISTORY = 64  # commits remembered for roll-back (more than any checkpoint retention)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LineFileSink:
+    """JSON lines (``format: jsonl``) or CSV, exactly once into a single file."""
+
+    guarantee: Guarantee = "exactly_once"
+
+    def __init__(self, path: Path, fmt: str = "jsonl") -> None:
+        self.path = path
+        self.fmt = fmt
+        self.staging = path.parent / f".{path.name}.staging"
+        self.log_path = path.parent / f".{path.name}.commits"
+        self.records = 0
+        self._pending: io.BufferedWriter | None = None
+        self._pending_rows = 0
+        self._columns: list[str] | None = None
+
+    # -- the commit log ------------------------------------------------------------------
+    def _log(self) -> list[dict[str, Any]]:
+        try:
+            return json.loads(self.log_path.read_text())["commits"]
+        except (OSError, ValueError, KeyError):
+            return []
+
+    def _write_log(self, commits: list[dict[str, Any]]) -> None:
+        write_atomic(self.log_path, json.dumps({"commits": commits[-LOG_HISTORY:]}).encode())
+
+    def _committed_length(self, commits: list[dict[str, Any]]) -> int:
+        return commits[-1]["length"] if commits else 0
+
+    # -- protocol -------------------------------------------------------------------------
+    def open(self, fresh: bool) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self.log_path.unlink(missing_ok=True)
+            with open(self.path, "wb"):
+                pass
+        self.staging.mkdir(exist_ok=True)
+        self._start_pending()
+
+    def _start_pending(self) -> None:
+        self._pending = open(self.staging / "pending", "wb")  # noqa: SIM115 - closed at pre_commit
+        self._pending_rows = 0
+
+    def write(self, data: pl.DataFrame) -> None:
+        if not data.height:
+            return
+        buf = io.BytesIO()
+        if self.fmt == "jsonl":
+            data.write_ndjson(buf)
+        else:
+            if self._columns is None:
+                self._columns = self._header_columns() or data.columns
+            data.select([c for c in self._columns if c in data.columns]) \
+                .write_csv(buf, include_header=False)
+        self._pending.write(buf.getvalue())
+        self._pending_rows += data.height
+
+    def _header_columns(self) -> list[str] | None:
+        try:
+            with open(self.path, "rb") as f:
+                line = f.readline().decode().strip()
+        except OSError:
+            return None
+        return line.split(",") if line else None
+
+    def pre_commit(self, checkpoint_id: int) -> dict[str, Any]:
+        self._pending.flush()
+        os.fsync(self._pending.fileno())
+        self._pending.close()
+        part = None
+        if self._pending_rows:
+            part = f"part-{checkpoint_id:010d}"
+            os.replace(self.staging / "pending", self.staging / part)
+            _fsync(self.staging)
+        rows = self._pending_rows
+        self._start_pending()
+        return {"checkpoint": checkpoint_id, "part": part, "rows": rows}
+
+    def commit(self, committable: dict[str, Any]) -> None:
+        n = committable["checkpoint"]
+        commits = self._log()
+        if any(c["checkpoint"] == n for c in commits):
+            self._drop_part(committable)  # landed already: commit is idempotent
+            return
+        length = self._committed_length(commits)
+        part = committable["part"]
+        with open(self.path, "r+b" if self.path.exists() else "w+b") as out:
+            out.truncate(length)  # a torn earlier append never stays
+            out.seek(length)
+            if part is not None:
+                if self.fmt == "csv" and length == 0 and self._columns:
+                    out.write((",".join(self._columns) + "\n").encode())
+                with open(self.staging / part, "rb") as f:
+                    shutil.copyfileobj(f, out)
+            out.flush()
+            os.fsync(out.fileno())
+            length = out.tell()
+        total = (commits[-1]["records"] if commits else 0) + committable["rows"]
+        self._write_log([*commits, {"checkpoint": n, "length": length, "records": total}])
+        self.records = total
+        self._drop_part(committable)
+
+    def _drop_part(self, committable: dict[str, Any]) -> None:
+        if committable.get("part"):
+            (self.staging / committable["part"]).unlink(missing_ok=True)
+
+    def recover(self, committable: dict[str, Any] | None, checkpoint_id: int) -> None:
+        """Back to checkpoint ``checkpoint_id``: roll back newer commits, commit its own."""
+        commits = [c for c in self._log() if c["checkpoint"] <= checkpoint_id]
+        self._write_log(commits)
+        for f in self.staging.iterdir() if self.staging.is_dir() else ():
+            if f.name.startswith("part-") and int(f.name.split("-")[1]) > checkpoint_id:
+                f.unlink()  # staged after the restored checkpoint: never happened
+        with open(self.path, "r+b" if self.path.exists() else "w+b") as out:
+            out.truncate(self._committed_length(commits))
+        self.records = commits[-1]["records"] if commits else 0
+        if committable is not None:
+            self.commit(committable)
+
+    def close(self) -> None:
+        if self._pending is not None:
+            self._pending.close()
+            self._pending = None
+
+
+class ParquetDatasetSink:
+    """A folder of Parquet part files, one per checkpoint with data; exactly once."""
+
+    guarantee: Guarantee = "exactly_once"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.staging = path / ".staging"
+        self.records = 0
+        self._frames: list[pl.DataFrame] = []
+        self._schema: pa.Schema | None = None
+
+    def open(self, fresh: bool) -> None:
+        if fresh:
+            if self.path.is_file():
+                self.path.unlink()
+            shutil.rmtree(self.path, ignore_errors=True)
+        self.staging.mkdir(parents=True, exist_ok=True)
+
+    def write(self, data: pl.DataFrame) -> None:
+        if data.height:
+            self._frames.append(data)
+
+    def pre_commit(self, checkpoint_id: int) -> dict[str, Any]:
+        rows = sum(f.height for f in self._frames)
+        part = None
+        if rows:
+            table = pl.concat(self._frames, how="diagonal_relaxed").to_arrow()
+            part = f"part-{checkpoint_id:010d}.parquet"
+            tmp = self.staging / f".{part}.tmp"
+            pq.write_table(table, tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, self.staging / part)
+            _fsync(self.staging)
+        self._frames = []
+        return {"checkpoint": checkpoint_id, "part": part, "rows": rows}
+
+    def commit(self, committable: dict[str, Any]) -> None:
+        part = committable["part"]
+        if part is None or (self.path / part).exists():
+            return  # nothing to publish, or published already
+        os.replace(self.staging / part, self.path / part)
+        _fsync(self.path)
+        self.records += committable["rows"]
+
+    def _parts(self) -> list[Path]:
+        return sorted(self.path.glob("part-*.parquet")) if self.path.is_dir() else []
+
+    def recover(self, committable: dict[str, Any] | None, checkpoint_id: int) -> None:
+        for folder in (self.path, self.staging):
+            for f in folder.glob("part-*.parquet") if folder.is_dir() else ():
+                if int(f.name.split("-")[1].split(".")[0]) > checkpoint_id:
+                    f.unlink()
+        self.records = sum(pq.ParquetFile(p).metadata.num_rows for p in self._parts())
+        if committable is not None:
+            self.commit(committable)
+
+    def close(self) -> None:
+        self._frames = []
+
+
+def read_parquet_dataset(path: Path) -> pl.DataFrame:
+    """All committed parts of a dataset, in checkpoint order (an empty frame if none)."""
+    parts = sorted(Path(path).glob("part-*.parquet"))
+    return pl.concat([pl.read_parquet(p) for p in parts], how="diagonal_relaxed") \
+        if parts else pl.DataFrame()

@@ -1,0 +1,118 @@
+"""The checkpoint coordinator of the local runner (SEMANTICS §7, DESIGN.md).
+
+A checkpoint is taken between two micro-batches -- the barrier is the batch boundary, so no
+record is half-processed. Its steps, in this order, are what make a crash at any point safe:
+
+1. snapshot every operator's state and the source positions (in memory);
+2. ``sink.pre_commit(n)`` for every sink: stage the output produced since checkpoint n-1;
+   the returned committables go into the checkpoint;
+3. write checkpoint n atomically (state files, then the manifest by rename): from here on,
+   a restart resumes at n, and n's staged output will be committed;
+4. ``sink.commit(committable)`` for every sink: n's output becomes visible.
+
+On start: the latest checkpoint that verifies is restored (operator states, source
+positions), and every sink ``recover``s to it -- committing n's output if a crash came
+between steps 3 and 4, discarding output staged after n. With no checkpoint, or a finished
+one, the run starts afresh and every sink discards previous output.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from surestream.runners.local import faults
+from surestream.runners.local.checkpoint_store import Checkpoint, CheckpointError, CheckpointStore
+
+
+class IncompatibleStateError(CheckpointError):
+    """The checkpoint's state does not fit the pipeline as it is now."""
+
+
+@dataclass
+class OperatorSlot:
+    """An operator and what identifies its state across versions of a pipeline."""
+
+    name: str
+    operator: Any
+    kind: str  # the step type
+    keys: list[str]  # key fields (state is partitioned by them)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return {"kind": self.kind, "keys": self.keys}
+
+
+def check_compatible(checkpoint: Checkpoint, slots: dict[str, OperatorSlot],
+                     allow_non_restored_state: bool = False) -> None:
+    """Refuse to restore state into a pipeline it does not fit, naming the operator.
+
+    Operator names are the stable uids. A new operator starts empty; a dropped stateful
+    operator needs ``allow_non_restored_state``; a changed kind or key is refused."""
+    for name, entry in checkpoint.meta["operators"].items():
+        if name.startswith("__"):
+            continue
+        slot = slots.get(name)
+        if slot is None:
+            if entry.get("stateful", True) and not allow_non_restored_state:
+                raise IncompatibleStateError(
+                    f"checkpoint {checkpoint.id} has state for operator {name!r}, which the "
+                    "pipeline no longer has; pass --allow-non-restored-state to drop it")
+            continue
+        if entry.get("kind") != slot.kind:
+            raise IncompatibleStateError(
+                f"operator {name!r} was a {entry.get('kind')} step in checkpoint "
+                f"{checkpoint.id} and is a {slot.kind} step now; its state cannot be "
+                "restored (give the new step another name to start it empty)")
+        if list(entry.get("keys") or []) != slot.keys:
+            raise IncompatibleStateError(
+                f"operator {name!r} was keyed by {entry.get('keys')} in checkpoint "
+                f"{checkpoint.id} and is keyed by {slot.keys} now; its state cannot be "
+                "restored (give the new step another name to start it empty)")
+
+
+class CheckpointCoordinator:
+    """When to checkpoint, and the ordered protocol of one checkpoint."""
+
+    def __init__(self, store: CheckpointStore, *, pipeline: str, interval_ms: int | None,
+                 interval_records: int | None) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.interval_ms = interval_ms
+        self.interval_records = interval_records
+        self.next_id = store.next_id()
+        self._last_time = time.monotonic()
+        self._last_records = 0
+        self.last: dict[str, Any] | None = None
+
+    def due(self, records_in: int) -> bool:
+        if self.interval_records and records_in - self._last_records >= self.interval_records:
+            return True
+        return bool(self.interval_ms
+                    and (time.monotonic() - self._last_time) * 1000 >= self.interval_ms)
+
+    def checkpoint(self, slots: dict[str, OperatorSlot], sinks: dict[str, Any],
+                   positions: dict[str, Any], runner_state: dict[str, Any],
+                   records_in: int, finished: bool = False) -> dict[str, Any]:
+        """Take checkpoint ``next_id``: snapshot, pre-commit, make durable, commit."""
+        n = self.next_id
+        states = {name: s.operator.snapshot() for name, s in slots.items()}
+        states["__runner__"] = runner_state
+        info = {name: {**s.info, "stateful": states[name] is not None}
+                for name, s in slots.items()}
+        committables = {tag: sink.pre_commit(n) for tag, sink in sinks.items()}
+        faults.reached("checkpoint.pre_committed")
+        meta = self.store.write(n, states, positions=positions, sinks=committables,
+                                pipeline=self.pipeline, operators_info=info,
+                                finished=finished, extra={"records_in": records_in})
+        faults.reached("checkpoint.durable")
+        for i, (tag, sink) in enumerate(sinks.items()):
+            if i == 1:
+                faults.reached("checkpoint.commit_partial")
+            sink.commit(committables[tag])
+        self.next_id = n + 1
+        self._last_time = time.monotonic()
+        self._last_records = records_in
+        self.last = meta
+        return meta

@@ -1,0 +1,47 @@
+"""Fault-injection points for ``surestream verify``: inert unless verify enables them.
+
+A point is a name in the code where a crash is interesting (inside a checkpoint write,
+between a sink's pre-commit and commit, in the middle of a batch). ``verify`` starts a run
+with ``SURESTREAM_FAULT=<point>:<n>``; the n-th time that point is reached the process
+kills itself with SIGKILL -- no cleanup, no flush, exactly like a machine losing power.
+Without the variable, ``reached`` is one dictionary lookup and nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+ENV = "SURESTREAM_FAULT"
+
+#: every point the runner passes, in the order of one checkpoint cycle
+POINTS = (
+    "batch.mid",                    # after the operators ran, before sinks got the batch
+    "checkpoint.state_written",     # operator state files durable, manifest not yet
+    "checkpoint.manifest_temp",     # manifest written to its temp file, not yet renamed
+    "checkpoint.pre_committed",     # sinks staged their output, checkpoint not yet durable
+    "checkpoint.durable",           # checkpoint durable, sinks not yet committed
+    "checkpoint.commit_partial",    # some sinks committed, others not yet
+)
+
+
+def _parse(value: str | None) -> tuple[str, int] | None:
+    if not value:
+        return None
+    point, _, n = value.partition(":")
+    if point not in POINTS:
+        raise ValueError(f"{ENV}: unknown fault point {point!r}; known: {', '.join(POINTS)}")
+    return point, int(n or 1)
+
+
+_armed = _parse(os.environ.get(ENV))
+_hits: dict[str, int] = {}
+
+
+def reached(point: str) -> None:
+    """Mark that execution reached ``point``; die here if verify armed it for this hit."""
+    if _armed is None or _armed[0] != point:
+        return
+    _hits[point] = _hits.get(point, 0) + 1
+    if _hits[point] == _armed[1]:
+        os.kill(os.getpid(), signal.SIGKILL)
