@@ -85,6 +85,7 @@ class CheckpointCoordinator:
         self._last_time = time.monotonic()
         self._last_records = 0
         self.last: dict[str, Any] | None = None
+        self.taken = 0
 
     def due(self, records_in: int) -> bool:
         if self.interval_records and records_in - self._last_records >= self.interval_records:
@@ -115,4 +116,5 @@ class CheckpointCoordinator:
         self._last_time = time.monotonic()
         self._last_records = records_in
         self.last = meta
+        self.taken += 1
         return meta

@@ -64,6 +64,17 @@ class RunResult:
     counters: dict[str, int]
     written: dict[str, int]  # tag -> records written
     collected: dict[str, MemoryCollector] = field(default_factory=dict)
+    operator_counters: dict[str, dict[str, int]] = field(default_factory=dict)
+    restored_from: int | None = None  # the checkpoint id the run resumed from
+    checkpoints: int = 0  # checkpoints taken by this run
+
+    def summary(self) -> dict[str, Any]:
+        """Plain values for ``--summary`` and ``verify``."""
+        return {"pipeline": self.pipeline, "records_in": self.records_in,
+                "elapsed_s": self.elapsed_s, "watermark": self.watermark,
+                "counters": self.counters, "written": self.written,
+                "operator_counters": self.operator_counters,
+                "restored_from": self.restored_from, "checkpoints": self.checkpoints}
 
     def rows(self, tag: str = MAIN) -> list[dict[str, Any]]:
         """Records of a tag with a memory output."""
@@ -163,9 +174,13 @@ class LocalRunner:
                 sink.close()
         elapsed = time.perf_counter() - started
         p = self._progress(elapsed)
-        return RunResult(self.spec.pipeline, self.records_in, elapsed, p.watermark, p.counters,
-                         p.written, {t: s for t, s in self.sinks.items()
-                                     if isinstance(s, MemoryCollector)})
+        return RunResult(
+            self.spec.pipeline, self.records_in, elapsed, p.watermark, p.counters, p.written,
+            {t: s for t, s in self.sinks.items() if isinstance(s, MemoryCollector)},
+            {name: dict(getattr(slot.operator, "counters", {}))
+             for name, slot in self.slots.items()},
+            self.restored.id if self.restored else None,
+            self.coordinator.taken)
 
     def step(self, final: bool = False) -> None:
         """One micro-batch through every stream; ``final`` ends the input (W = +inf)."""

@@ -230,6 +230,7 @@ class AlignedWindowOperator(WindowOperatorBase):
         live = np.flatnonzero(self.live)
         return {
             "kind": self.step.kind,
+            "counters": dict(self.counters),
             "wm": self.wm,
             "last_seq": self.last_seq,
             "key_dtypes": self.keys.snapshot(),
@@ -247,6 +248,7 @@ class AlignedWindowOperator(WindowOperatorBase):
         self._clear()
         self.aggs = type(self.aggs)(self.step.aggregations)
         self.wm, self.last_seq = int(state["wm"]), int(state["last_seq"])
+        self.counters = dict(state.get("counters", {"late": 0}))
         self.keys.restore(state["key_dtypes"])
         keys = [normalize_key(k) for k in state["keys"]]
         slots = self._open(keys, np.asarray(state["start"], dtype=np.int64))

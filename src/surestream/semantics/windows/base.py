@@ -64,6 +64,7 @@ class WindowOperatorBase:
         self.aggs = AggregateSet(step.aggregations)
         self.wm = NEG_INF
         self.last_seq = -1
+        self.counters = {"late": 0}
 
     def output_tags(self) -> set[str]:
         return {self.late_tag}
@@ -85,6 +86,7 @@ class WindowOperatorBase:
             main = empty_output(self.keys, self.aggs, self.sessions, end)
         out: Outputs = {MAIN: main}
         if len(late_rows):
+            self.counters["late"] += len(late_rows)
             out[self.late_tag] = late_output(batch, late_rows, timeline.before[late_rows],
                                              wm_end=end, pipeline=self.pipeline,
                                              operator=self.name)

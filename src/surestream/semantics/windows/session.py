@@ -208,6 +208,7 @@ class SessionWindowOperator(WindowOperatorBase):
         sessions = [s for lst in self.by_key.values() for s in lst]
         return {
             "kind": "session",
+            "counters": dict(self.counters),
             "wm": self.wm,
             "last_seq": self.last_seq,
             "key_dtypes": self.keys.snapshot(),
@@ -226,6 +227,7 @@ class SessionWindowOperator(WindowOperatorBase):
         self._clear()
         self.aggs = type(self.aggs)(self.step.aggregations)
         self.wm, self.last_seq = int(state["wm"]), int(state["last_seq"])
+        self.counters = dict(state.get("counters", {"late": 0}))
         self.keys.restore(state["key_dtypes"])
         slots = []
         for d in state["sessions"]:
