@@ -20,9 +20,9 @@ import argparse
 import csv
 import json
 import os
-import resource
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -83,13 +83,18 @@ def result_line(stdout: str) -> dict:
 
 
 def run_baseline(bench: Path, data: dict, out: Path, one_core: bool) -> dict:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    proc = subprocess.run(pinned([sys.executable, str(bench / "run_pyref.py"), "--input",
-                                  data["path"], "--out", str(out)], one_core),
-                          cwd=bench, capture_output=True, text=True, check=True,
-                          env=child_env(one_core))
-    r = result_line(proc.stdout)
-    r["max_rss_mb"] = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    """The baseline in a child process; its own peak RSS from wait4 (not the children's max)."""
+    with tempfile.TemporaryFile("w+") as stdout:
+        proc = subprocess.Popen(pinned([sys.executable, str(bench / "run_pyref.py"), "--input",
+                                        data["path"], "--out", str(out)], one_core),
+                                cwd=bench, stdout=stdout, env=child_env(one_core))
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise RuntimeError(f"baseline failed with exit code {proc.returncode}")
+        stdout.seek(0)
+        r = result_line(stdout.read())
+    r["max_rss_mb"] = usage.ru_maxrss / 1024
     return r
 
 

@@ -33,7 +33,7 @@ class BadLine:
 
 def _parse_block(fmt: str, block: bytes, schema: pl.Schema, header: bytes) -> pl.DataFrame:
     if fmt == "jsonl":
-        return pl.read_ndjson(io.BytesIO(block), schema=schema)
+        return pl.read_ndjson(block, schema=schema)  # bytes are read in place
     return pl.read_csv(io.BytesIO(header + block), schema=schema, has_header=True)
 
 

@@ -51,37 +51,42 @@ class LineFileReader:
         self.position = len(header)
         self._file.seek(self.position)
         self._buf = b""
+        self._off = 0  # where the unread part of _buf starts
         self._ends = np.empty(0, dtype=np.int64)  # positions of "\n" in _buf
         self._eof = False
 
     def seek(self, position: int) -> None:
         self.position = int(position)
         self._file.seek(self.position)
-        self._buf, self._ends, self._eof = b"", np.empty(0, dtype=np.int64), False
+        self._buf, self._off, self._eof = b"", 0, False
+        self._ends = np.empty(0, dtype=np.int64)
 
     def _lines(self, n: int) -> tuple[bytes, int]:
         """The next block of up to n whole lines, and how many lines it holds.
 
-        Newline positions of the buffer are found once (numpy) and kept, so asking for a
-        few lines at a time costs no rescan of the buffer."""
+        Newline positions are found once per read (numpy) and kept, and the buffer is only
+        re-based when more is read, so taking a block copies the block and nothing else."""
         while len(self._ends) < n and not self._eof:
             more = self._file.read(READ_BYTES)
             if not more:
                 self._eof = True
-                if self._buf and not self._buf.endswith(b"\n"):
+                if len(self._buf) > self._off and not self._buf.endswith(b"\n"):
                     more = b"\n"  # the last line has no newline: give it one
                 else:
                     break
-            base = len(self._buf)
-            self._buf += more
+            self._buf = self._buf[self._off:] + more
+            self._ends -= self._off
+            self._off = 0
+            base = len(self._buf) - len(more)
             new_ends = np.flatnonzero(np.frombuffer(more, dtype=np.uint8) == 10) + base
             self._ends = np.concatenate((self._ends, new_ends))
         take = min(n, len(self._ends))
         if take == 0:
             return b"", 0
         cut = int(self._ends[take - 1]) + 1
-        block, self._buf = self._buf[:cut], self._buf[cut:]
-        self._ends = self._ends[take:] - cut
+        block = self._buf[self._off:cut]
+        self._off = cut
+        self._ends = self._ends[take:]
         return block, take
 
     def read(self, n: int) -> Chunk:

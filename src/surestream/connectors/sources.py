@@ -29,7 +29,7 @@ from surestream.model.batch import NEG_INF, Batch
 from surestream.model.spec import FileSource, GeneratorSource
 from surestream.semantics.user_functions import resolve_object
 
-SAMPLE_BYTES = 1 << 20  # schema inference sample of the first file
+SAMPLE_BYTES = 256 << 10  # schema inference sample of the first file
 
 
 class SourceError(Exception):
