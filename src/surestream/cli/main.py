@@ -1,4 +1,4 @@
-"""``surestream`` command line: run, validate, demo.
+"""``surestream`` command line: run, validate, checkpoints, savepoint, verify, demo.
 
 Exit codes (PIPELINE_SPEC.md): 0 success, 1 a pipeline failure at run time, 2 a usage or
 spec error.
@@ -7,12 +7,24 @@ spec error.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
+from surestream.cli.checkpoint_cmds import (
+    adopt_savepoint,
+    checkpoint_table,
+    copy_checkpoint,
+    default_savepoint_dir,
+    savepoint_summary,
+)
 from surestream.cli.progress import ProgressLine
 from surestream.connectors.sources import SourceError
 from surestream.model.loader import SpecError, load_spec
+from surestream.model.spec import PipelineSpec
+from surestream.runners.local.checkpoint_store import CheckpointError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -31,33 +43,90 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _load(args: argparse.Namespace) -> PipelineSpec | None:
+    try:
+        spec = load_spec(args.spec, getattr(args, "set", None) or ())
+    except SpecError as e:
+        print(str(e), file=sys.stderr)
+        return None
+    if getattr(args, "base_dir", None):
+        spec.base_dir = str(Path(args.base_dir).resolve())
+    return spec
+
+
+def _execute(args: argparse.Namespace, spec: PipelineSpec,
+             **runner_kwargs: Any) -> tuple[int, Any]:
+    """Run ``spec`` with a progress line; print per-output counts. (exit code, runner)"""
+    from surestream.runners.local.runner import LocalRunner
+
+    line = ProgressLine()
+    try:
+        runner = LocalRunner(spec, progress=line, **runner_kwargs)
+    except (SourceError, ValueError) as e:
+        print(f"{args.spec}: {e}", file=sys.stderr)
+        return EXIT_USAGE, None
+    try:
+        result = runner.run()
+    except CheckpointError as e:
+        print(f"pipeline {spec.pipeline!r} cannot resume: {e}", file=sys.stderr)
+        return EXIT_USAGE, runner
+    except Exception as e:  # noqa: BLE001 - report, exit 1
+        print(f"pipeline {spec.pipeline!r} failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_FAILURE, runner
+    line.done(runner._progress(result.elapsed_s))
+    if result.restored_from is not None:
+        print(f"  resumed from checkpoint {result.restored_from}", file=sys.stderr)
+    for tag, n in sorted(result.written.items()):
+        print(f"  {tag:<20} {n:>12,} records", file=sys.stderr)
+    if getattr(args, "summary", None):
+        Path(args.summary).write_text(json.dumps(result.summary(), default=str))
+    return EXIT_OK, runner
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     if args.runner != "local":
         print(f"runner {args.runner!r} is not available yet; use --runner local",
               file=sys.stderr)
         return EXIT_USAGE
-    try:
-        spec = load_spec(args.spec, args.set or ())
-    except SpecError as e:
-        print(str(e), file=sys.stderr)
+    spec = _load(args)
+    if spec is None:
         return EXIT_USAGE
-    from surestream.runners.local.runner import LocalRunner
+    if args.from_savepoint:
+        try:
+            adopt_savepoint(spec, Path(args.from_savepoint))
+        except (CheckpointError, OSError) as e:
+            print(f"--from-savepoint: {e}", file=sys.stderr)
+            return EXIT_USAGE
+    return _execute(args, spec, allow_non_restored_state=args.allow_non_restored_state)[0]
 
-    line = ProgressLine()
-    try:
-        runner = LocalRunner(spec, progress=line)
-    except (SourceError, ValueError) as e:
-        print(f"{args.spec}: {e}", file=sys.stderr)
+
+def _cmd_checkpoints(args: argparse.Namespace) -> int:
+    spec = _load(args)
+    if spec is None:
         return EXIT_USAGE
-    try:
-        result = runner.run()
-    except Exception as e:  # noqa: BLE001 - report, exit 1
-        print(f"pipeline {spec.pipeline!r} failed: {type(e).__name__}: {e}", file=sys.stderr)
-        return EXIT_FAILURE
-    line.done(runner._progress(result.elapsed_s))
-    for tag, n in sorted(result.written.items()):
-        print(f"  {tag:<20} {n:>12,} records", file=sys.stderr)
+    print("\n".join(checkpoint_table(spec)))
     return EXIT_OK
+
+
+def _cmd_savepoint(args: argparse.Namespace) -> int:
+    spec = _load(args)
+    if spec is None:
+        return EXIT_USAGE
+    code, runner = _execute(args, spec, stop_after_checkpoint=True)
+    if code != EXIT_OK:
+        return code
+    cp = runner.store.latest()
+    target = Path(args.to) if args.to else default_savepoint_dir(spec, cp.id)
+    copy_checkpoint(cp, target)
+    print(savepoint_summary(cp.meta, target))
+    return EXIT_OK
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from surestream.cli.verify import verify
+
+    return verify(args.spec, overrides=args.set or (), crash_points=args.crash_points,
+                  seed=args.seed, workdir=args.workdir, keep=args.keep)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -74,7 +143,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="PATH=VALUE",
                    help="override a spec key, e.g. --set runtime.batch_size=1000")
     p.add_argument("--runner", default="local", choices=["local", "flink"])
+    p.add_argument("--from-savepoint", metavar="PATH",
+                   help="resume from a savepoint (sinks roll back to it)")
+    p.add_argument("--allow-non-restored-state", action="store_true",
+                   help="drop the saved state of operators the pipeline no longer has")
+    p.add_argument("--base-dir", help=argparse.SUPPRESS)  # where relative paths resolve
+    p.add_argument("--summary", help=argparse.SUPPRESS)  # write a JSON run summary here
     p.set_defaults(func=_cmd_run)
+    p = sub.add_parser("checkpoints", help="list the pipeline's checkpoints")
+    p.add_argument("spec")
+    p.add_argument("--set", action="append", metavar="PATH=VALUE")
+    p.set_defaults(func=_cmd_checkpoints)
+    p = sub.add_parser("savepoint", help="resume, take one checkpoint as a savepoint, stop")
+    p.add_argument("spec")
+    p.add_argument("--set", action="append", metavar="PATH=VALUE")
+    p.add_argument("--to", metavar="DIR", help="where to put the savepoint")
+    p.set_defaults(func=_cmd_savepoint)
+    p = sub.add_parser("verify", help="prove replay identity and crash recovery on this "
+                                      "pipeline's bounded input")
+    p.add_argument("spec")
+    p.add_argument("--set", action="append", metavar="PATH=VALUE")
+    p.add_argument("--crash-points", type=int, default=10)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--workdir", help="keep the runs here (default: a temporary folder)")
+    p.add_argument("--keep", action="store_true", help="do not delete the runs' folders")
+    p.set_defaults(func=_cmd_verify)
     p = sub.add_parser("validate", help="check a spec; exit 0 if valid, 2 with each error")
     p.add_argument("spec")
     p.add_argument("--set", action="append", metavar="PATH=VALUE")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import polars as pl
 from surestream.connectors.duckdb_sink import DuckDBTableSink
 from surestream.connectors.file_sinks import LineFileSink, ParquetDatasetSink
 from surestream.connectors.sink_protocol import Guarantee, Sink
-from surestream.model.spec import DuckDBSink, FileSink, MemorySink
+from surestream.model.spec import DuckDBSink, FileSink, MemorySink, StdoutSink
 
 
 class MemoryCollector:
@@ -59,6 +60,41 @@ class MemoryCollector:
         return self.frame().to_dicts()
 
 
+class StdoutLines:
+    """Records printed as JSON lines at commit; a crash after printing cannot unprint, so
+    a replay may print some again (at-least-once)."""
+
+    guarantee: Guarantee = "at_least_once"
+
+    def __init__(self) -> None:
+        self._inner = MemoryCollector()
+        self.records = 0
+
+    def open(self, fresh: bool) -> None:
+        return None
+
+    def write(self, data: pl.DataFrame) -> None:
+        self._inner.write(data)
+
+    def pre_commit(self, checkpoint_id: int) -> dict[str, Any]:
+        return self._inner.pre_commit(checkpoint_id)
+
+    def commit(self, committable: dict[str, Any]) -> None:
+        before = len(self._inner.frames)
+        self._inner.commit(committable)
+        for frame in self._inner.frames[before:]:
+            sys.stdout.write(frame.write_ndjson())
+            self.records += frame.height
+        self._inner.frames.clear()
+        sys.stdout.flush()
+
+    def recover(self, committable: dict[str, Any] | None, checkpoint_id: int) -> None:
+        return None  # what was printed stays printed
+
+    def close(self) -> None:
+        return None
+
+
 def open_sink(spec: Any, resolve: Callable[[str], Path]) -> Sink:
     """The sink for one ``outputs`` entry."""
     if isinstance(spec, FileSink):
@@ -70,4 +106,6 @@ def open_sink(spec: Any, resolve: Callable[[str], Path]) -> Sink:
         return DuckDBTableSink(resolve(spec.path), spec.table)
     if isinstance(spec, MemorySink):
         return MemoryCollector()
+    if isinstance(spec, StdoutSink):
+        return StdoutLines()
     raise ValueError(f"unsupported sink {spec!r}")

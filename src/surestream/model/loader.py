@@ -27,7 +27,7 @@ class SpecError(Exception):
 
 _STEP_TYPES = {"watermark", "late_data_side_output", "keyed_dedup", "window", "route", "map",
                "filter", "process", "broadcast_enrich", "file", "generator", "memory",
-               "duckdb", "function-after", "function-before"}
+               "duckdb", "stdout", "function-after", "function-before"}
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:

@@ -68,25 +68,55 @@ class GeneratorSource(_Strict):
 SourceSpec = Annotated[FileSource | GeneratorSource, Field(discriminator="type")]
 
 
-class FileSink(_Strict):
+#: what each sink type can promise (SEMANTICS §7); `validate` holds specs to it
+SINK_GUARANTEES = {"file": "exactly_once", "duckdb": "exactly_once", "memory": "exactly_once",
+                   "stdout": "at_least_once"}
+
+
+class _SinkBase(_Strict):
+    #: demand exactly-once delivery; refused for a sink that cannot give it
+    exactly_once: bool | None = None
+    #: columns holding processing time (wall clock): ignored by replay comparisons
+    processing_time_columns: list[str] = Field(default_factory=list)
+    #: the idempotency key of the records (verify checks it is unique); by default the
+    #: key of the stream's last keyed step
+    key: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _guarantee(self) -> _SinkBase:
+        promise = SINK_GUARANTEES[self.type]
+        if self.exactly_once and promise != "exactly_once":
+            raise ValueError(f"exactly_once: a {self.type} sink is {promise}; it cannot "
+                             "deliver exactly once (use a file or duckdb sink)")
+        return self
+
+
+class FileSink(_SinkBase):
     type: Literal["file"] = "file"
     path: str
     format: FileFormat = "jsonl"
 
 
-class DuckDBSink(_Strict):
+class DuckDBSink(_SinkBase):
     type: Literal["duckdb"] = "duckdb"
     path: str  # database file
     table: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
 
-class MemorySink(_Strict):
+class MemorySink(_SinkBase):
     """Collects records in memory (tests, notebooks): read them from the run result."""
 
     type: Literal["memory"] = "memory"
 
 
-SinkSpec = Annotated[FileSink | DuckDBSink | MemorySink, Field(discriminator="type")]
+class StdoutSink(_SinkBase):
+    """Prints records as JSON lines (debugging); at-least-once: printed lines stay printed."""
+
+    type: Literal["stdout"] = "stdout"
+
+
+SinkSpec = Annotated[FileSink | DuckDBSink | MemorySink | StdoutSink,
+                     Field(discriminator="type")]
 
 
 class StreamSpec(_Strict):
