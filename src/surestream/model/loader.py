@@ -25,9 +25,25 @@ class SpecError(Exception):
                                    for p, r in problems))
 
 
-_STEP_TYPES = {"watermark", "late_data_side_output", "keyed_dedup", "window", "route", "map",
-               "filter", "process", "broadcast_enrich", "file", "generator", "memory",
-               "duckdb", "stdout", "function-after", "function-before"}
+def _discriminators() -> set[str]:
+    """The ``type`` values of every step, source and sink model: pydantic puts them in error
+    locations, but they are not part of the user's file."""
+    from typing import get_args
+
+    from pydantic import BaseModel
+
+    from surestream.model import spec, steps
+
+    found: set[str] = set()
+    for module in (spec, steps):
+        for obj in vars(module).values():
+            if isinstance(obj, type) and issubclass(obj, BaseModel) \
+                    and "type" in obj.model_fields:
+                found.update(get_args(obj.model_fields["type"].annotation))
+    return found
+
+
+_DISCRIMINATORS = _discriminators()
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
@@ -37,7 +53,7 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in _STEP_TYPES or str(part).startswith("function-"):
+        elif part in _DISCRIMINATORS or str(part).startswith("function-"):
             continue
         else:
             out += ("." if out else "") + str(part).rstrip("_")

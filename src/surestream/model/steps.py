@@ -149,6 +149,29 @@ class RouteStep(StepModel):
     default: Tag | None = None
 
 
+class WithColumnsStep(StepModel):
+    """Add or replace columns with SQL expressions, vectorized over the batch
+    (``value: price * quantity``, ``is_buy: "CASE WHEN side = 'BUY' THEN 1 ELSE 0 END"``).
+    Columns are computed in order, so a later expression may use an earlier one."""
+
+    type: Literal["with_columns"] = "with_columns"
+    name: Name = "with_columns"
+    columns: dict[str, str] = Field(min_length=1)
+
+    @field_validator("columns")
+    @classmethod
+    def _parse(cls, columns: dict[str, str]) -> dict[str, str]:
+        import polars as pl
+
+        for name, expr in columns.items():
+            try:
+                pl.sql_expr(expr)
+            except Exception as e:  # noqa: BLE001 - report the parser's reason
+                raise ValueError(f"columns.{name}: {expr!r} is not a SQL expression: "
+                                 f"{str(e).splitlines()[0]}") from None
+        return columns
+
+
 class MapStep(StepModel):
     """A user function record -> record (or None to drop, or a list to fan out)."""
 
@@ -194,7 +217,7 @@ class BroadcastEnrichStep(StepModel):
 
 
 Step = Annotated[
-    WatermarkStep | LateDataStep | KeyedDedupStep | WindowStep | RouteStep | MapStep
-    | FilterStep | ProcessStep | BroadcastEnrichStep,
+    WatermarkStep | LateDataStep | KeyedDedupStep | WindowStep | RouteStep | WithColumnsStep
+    | MapStep | FilterStep | ProcessStep | BroadcastEnrichStep,
     Field(discriminator="type"),
 ]

@@ -16,6 +16,7 @@ from surestream.model.steps import (
     RouteStep,
     WatermarkStep,
     WindowStep,
+    WithColumnsStep,
 )
 from surestream.semantics.dedup import build_dedup_operator
 from surestream.semantics.late import LateDataOperator
@@ -56,6 +57,10 @@ def build_operator(step: Any, pipeline: str, clock: Clock | None = None,
         from surestream.semantics.router import build_route_operator
 
         return build_route_operator(step, pipeline)
+    if isinstance(step, WithColumnsStep):
+        from surestream.semantics.expressions import WithColumnsOperator
+
+        return WithColumnsOperator(step, pipeline)
     if isinstance(step, MapStep | FilterStep):
         from surestream.semantics import user_functions
 
