@@ -21,6 +21,7 @@ from surestream.cli.checkpoint_cmds import (
     savepoint_summary,
 )
 from surestream.cli.progress import ProgressLine
+from surestream.cli.simulate import add_simulate_parser
 from surestream.connectors.sources import SourceError
 from surestream.model.loader import SpecError, load_spec
 from surestream.model.spec import PipelineSpec
@@ -172,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec")
     p.add_argument("--set", action="append", metavar="PATH=VALUE")
     p.set_defaults(func=_cmd_validate)
+    add_simulate_parser(sub)
     p = sub.add_parser("demo", help="the main job: an example pipeline end to end")
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--out", default="out/demo")

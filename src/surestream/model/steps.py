@@ -172,6 +172,15 @@ class WithColumnsStep(StepModel):
         return columns
 
 
+class MapBatchesStep(StepModel):
+    """A vectorized user function: a polars DataFrame in, one with the same rows in the same
+    order out (columns added, changed or dropped). ``"module:function"`` in a file spec."""
+
+    type: Literal["map_batches"] = "map_batches"
+    name: Name = "map_batches"
+    function: Any
+
+
 class MapStep(StepModel):
     """A user function record -> record (or None to drop, or a list to fan out)."""
 
@@ -218,6 +227,6 @@ class BroadcastEnrichStep(StepModel):
 
 Step = Annotated[
     WatermarkStep | LateDataStep | KeyedDedupStep | WindowStep | RouteStep | WithColumnsStep
-    | MapStep | FilterStep | ProcessStep | BroadcastEnrichStep,
+    | MapBatchesStep | MapStep | FilterStep | ProcessStep | BroadcastEnrichStep,
     Field(discriminator="type"),
 ]

@@ -1,31 +1,39 @@
-"""The ``with_columns`` step: SQL expressions evaluated column-wise over a batch.
+"""Column-wise transformations of a whole batch: ``with_columns`` and ``map_batches``.
 
-Columns are typed, so an expression either fits a batch or does not (an unknown column, a
-string times a number): when it does not, every record of that batch goes to the errors
-output with the reason, and the pipeline goes on -- nothing is dropped silently.
+Both take the batch's frame and give back one with the same rows in the same order, so
+event time, watermark and sequence stay attached to their records. Columns are typed, so a
+transformation either fits a batch or does not (an unknown column, a string times a
+number, an exception in the user's function): when it does not, every record of that
+batch goes to the errors output with the reason, and the pipeline goes on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from surestream.model.batch import Batch
-from surestream.model.steps import WithColumnsStep
-from surestream.semantics.errors import error_batch
-from surestream.semantics.operator import ERRORS, MAIN, Outputs, Stateless
+from surestream.model.steps import MapBatchesStep, WithColumnsStep
+from surestream.semantics.errors import describe_exception, error_batch
+from surestream.semantics.operator import ERRORS, MAIN, Outputs
+from surestream.semantics.user_functions import resolve_callable
 
 EXPRESSION_ERROR = "expression_error"
 
 
-class WithColumnsOperator(Stateless):
-    def __init__(self, step: WithColumnsStep, pipeline: str) -> None:
-        self.step = step
-        self.name = step.name
+class FrameTransformOperator:
+    """Shared part: apply ``transform`` to the frame; a failure sends the batch to errors."""
+
+    error_type = EXPRESSION_ERROR
+
+    def __init__(self, name: str, pipeline: str,
+                 transform: Callable[[pl.DataFrame], pl.DataFrame]) -> None:
+        self.name = name
         self.pipeline = pipeline
-        self.exprs = [(name, pl.sql_expr(expr)) for name, expr in step.columns.items()]
+        self.transform = transform
         self.counters = {"errors": 0}
 
     def output_tags(self) -> set[str]:
@@ -34,18 +42,21 @@ class WithColumnsOperator(Stateless):
     def process(self, batch: Batch) -> Outputs:
         if not len(batch):
             return {MAIN: batch}
-        data = batch.data
         try:
-            for name, expr in self.exprs:
-                data = data.with_columns(expr.alias(name))
-        except Exception as e:  # noqa: BLE001 - the data does not fit the expression
+            data = self.transform(batch.data)
+            if not isinstance(data, pl.DataFrame) or data.height != len(batch):
+                raise ValueError(f"{self.name} must return a DataFrame with the batch's "
+                                 f"{len(batch)} rows, got "
+                                 f"{getattr(data, 'height', type(data).__name__)}")
+        except Exception as e:  # noqa: BLE001 - the data does not fit the transformation
             self.counters["errors"] += len(batch)
-            reason = f"{type(e).__name__}: {str(e).splitlines()[0]}"
+            error_type, message, trace = describe_exception(e)
             return {MAIN: batch.filter(np.zeros(len(batch), dtype=bool)),
                     ERRORS: error_batch(batch.data, pipeline=self.pipeline, operator=self.name,
-                                        error_type=EXPRESSION_ERROR, message=reason,
-                                        wm=batch.wm, seq=batch.seq, wm_end=batch.wm_end,
-                                        ts=batch.ts)}
+                                        error_type=self.error_type,
+                                        message=f"{error_type}: {message.splitlines()[0]}",
+                                        traceback=trace, wm=batch.wm, seq=batch.seq,
+                                        wm_end=batch.wm_end, ts=batch.ts)}
         return {MAIN: batch.with_data(data)}
 
     def snapshot(self) -> Any:
@@ -54,3 +65,21 @@ class WithColumnsOperator(Stateless):
     def restore(self, state: Any) -> None:
         if state:
             self.counters = dict(state["counters"])
+
+
+def build_with_columns_operator(step: WithColumnsStep, pipeline: str) -> FrameTransformOperator:
+    """Columns computed in order, so a later expression may use an earlier one."""
+    exprs = [pl.sql_expr(expr).alias(name) for name, expr in step.columns.items()]
+
+    def transform(frame: pl.DataFrame) -> pl.DataFrame:
+        for expr in exprs:
+            frame = frame.with_columns(expr)
+        return frame
+
+    return FrameTransformOperator(step.name, pipeline, transform)
+
+
+def build_map_batches_operator(step: MapBatchesStep, pipeline: str) -> FrameTransformOperator:
+    op = FrameTransformOperator(step.name, pipeline, resolve_callable(step.function))
+    op.error_type = "user_function_error"
+    return op

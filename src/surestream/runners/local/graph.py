@@ -11,6 +11,7 @@ from surestream.model.steps import (
     FilterStep,
     KeyedDedupStep,
     LateDataStep,
+    MapBatchesStep,
     MapStep,
     ProcessStep,
     RouteStep,
@@ -58,9 +59,13 @@ def build_operator(step: Any, pipeline: str, clock: Clock | None = None,
 
         return build_route_operator(step, pipeline)
     if isinstance(step, WithColumnsStep):
-        from surestream.semantics.expressions import WithColumnsOperator
+        from surestream.semantics.expressions import build_with_columns_operator
 
-        return WithColumnsOperator(step, pipeline)
+        return build_with_columns_operator(step, pipeline)
+    if isinstance(step, MapBatchesStep):
+        from surestream.semantics.expressions import build_map_batches_operator
+
+        return build_map_batches_operator(step, pipeline)
     if isinstance(step, MapStep | FilterStep):
         from surestream.semantics import user_functions
 
