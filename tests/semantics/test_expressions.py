@@ -30,3 +30,34 @@ def test_a_batch_that_does_not_fit_goes_to_errors_with_the_reason():
 def test_a_bad_expression_is_a_spec_error_naming_the_column():
     with pytest.raises(ValidationError, match=r"columns\.x: 'price \+\* 2' is not a SQL"):
         WithColumnsStep(columns={"x": "price +* 2"})
+
+
+def test_where_keeps_true_rows_and_counts_the_rest():
+    from surestream.model.steps import WhereStep
+    from surestream.runners.local.runner import LocalRunner
+    from surestream.testing import memory_spec
+
+    spec = memory_spec(TRADES + [{"side": None, "price": 3.0, "quantity": 1.0}],
+                       [WhereStep(name="buys", condition="side = 'BUY' AND price > 1")])
+    result = LocalRunner(spec).run()
+    assert result.rows("main") == [TRADES[0]]
+    assert result.operator_counters["buys"]["filtered"] == 2  # SELL, and a null side
+
+
+def test_map_batches_runs_vectorized_user_code_and_reports_its_failure():
+    import polars as pl
+
+    from surestream.model.steps import MapBatchesStep
+
+    def notional(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.with_columns((pl.col("price") * 10).alias("p10"))
+
+    out = run_steps(TRADES, [MapBatchesStep(function=notional)])
+    assert [r["p10"] for r in out["main"]] == [15.0, 20.0]
+
+    def broken(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.head(1)
+
+    out = run_steps(TRADES, [MapBatchesStep(name="b", function=broken)])
+    assert out["main"] == [] and len(out["errors"]) == 2
+    assert "must return a DataFrame with the batch's 2 rows" in out["errors"][0]["error_message"]

@@ -172,6 +172,28 @@ class WithColumnsStep(StepModel):
         return columns
 
 
+class WhereStep(StepModel):
+    """Keep the records for which a SQL condition is true (vectorized). The others are
+    filtered out on purpose and counted (``counters["filtered"]``); a record whose
+    condition is null (a missing value) is filtered out too."""
+
+    type: Literal["where"] = "where"
+    name: Name = "where"
+    condition: str
+
+    @field_validator("condition")
+    @classmethod
+    def _parse(cls, condition: str) -> str:
+        import polars as pl
+
+        try:
+            pl.sql_expr(condition)
+        except Exception as e:  # noqa: BLE001 - report the parser's reason
+            raise ValueError(f"{condition!r} is not a SQL condition: "
+                             f"{str(e).splitlines()[0]}") from None
+        return condition
+
+
 class MapBatchesStep(StepModel):
     """A vectorized user function: a polars DataFrame in, one with the same rows in the same
     order out (columns added, changed or dropped). ``"module:function"`` in a file spec."""
@@ -227,6 +249,6 @@ class BroadcastEnrichStep(StepModel):
 
 Step = Annotated[
     WatermarkStep | LateDataStep | KeyedDedupStep | WindowStep | RouteStep | WithColumnsStep
-    | MapBatchesStep | MapStep | FilterStep | ProcessStep | BroadcastEnrichStep,
+    | WhereStep | MapBatchesStep | MapStep | FilterStep | ProcessStep | BroadcastEnrichStep,
     Field(discriminator="type"),
 ]

@@ -1,4 +1,4 @@
-"""Column-wise transformations of a whole batch: ``with_columns`` and ``map_batches``.
+"""Column-wise transformations of a whole batch: ``with_columns``, ``where``, ``map_batches``.
 
 Both take the batch's frame and give back one with the same rows in the same order, so
 event time, watermark and sequence stay attached to their records. Columns are typed, so a
@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from surestream.model.batch import Batch
-from surestream.model.steps import MapBatchesStep, WithColumnsStep
+from surestream.model.steps import MapBatchesStep, WhereStep, WithColumnsStep
 from surestream.semantics.errors import describe_exception, error_batch
 from surestream.semantics.operator import ERRORS, MAIN, Outputs
 from surestream.semantics.user_functions import resolve_callable
@@ -39,15 +39,20 @@ class FrameTransformOperator:
     def output_tags(self) -> set[str]:
         return set()
 
+    def apply(self, batch: Batch) -> Batch:
+        """The transformed batch; raises when the data does not fit."""
+        data = self.transform(batch.data)
+        if not isinstance(data, pl.DataFrame) or data.height != len(batch):
+            raise ValueError(f"{self.name} must return a DataFrame with the batch's "
+                             f"{len(batch)} rows, got "
+                             f"{getattr(data, 'height', type(data).__name__)}")
+        return batch.with_data(data)
+
     def process(self, batch: Batch) -> Outputs:
         if not len(batch):
             return {MAIN: batch}
         try:
-            data = self.transform(batch.data)
-            if not isinstance(data, pl.DataFrame) or data.height != len(batch):
-                raise ValueError(f"{self.name} must return a DataFrame with the batch's "
-                                 f"{len(batch)} rows, got "
-                                 f"{getattr(data, 'height', type(data).__name__)}")
+            out = self.apply(batch)
         except Exception as e:  # noqa: BLE001 - the data does not fit the transformation
             self.counters["errors"] += len(batch)
             error_type, message, trace = describe_exception(e)
@@ -57,7 +62,7 @@ class FrameTransformOperator:
                                         message=f"{error_type}: {message.splitlines()[0]}",
                                         traceback=trace, wm=batch.wm, seq=batch.seq,
                                         wm_end=batch.wm_end, ts=batch.ts)}
-        return {MAIN: batch.with_data(data)}
+        return {MAIN: out}
 
     def snapshot(self) -> Any:
         return {"counters": dict(self.counters)}
@@ -77,6 +82,23 @@ def build_with_columns_operator(step: WithColumnsStep, pipeline: str) -> FrameTr
         return frame
 
     return FrameTransformOperator(step.name, pipeline, transform)
+
+
+class WhereOperator(FrameTransformOperator):
+    """Keeps the rows whose condition is true; counts the others as filtered."""
+
+    def __init__(self, step: WhereStep, pipeline: str) -> None:
+        super().__init__(step.name, pipeline, lambda frame: frame)
+        self.condition = pl.sql_expr(step.condition)
+        self.counters["filtered"] = 0
+
+    def apply(self, batch: Batch) -> Batch:
+        keep = batch.data.select(self.condition.fill_null(False)).to_series()
+        if keep.dtype != pl.Boolean:
+            raise TypeError(f"condition of {self.name} gives {keep.dtype}, not a boolean")
+        mask = keep.to_numpy()
+        self.counters["filtered"] += int(len(mask) - mask.sum())
+        return batch.filter(mask)
 
 
 def build_map_batches_operator(step: MapBatchesStep, pipeline: str) -> FrameTransformOperator:

@@ -16,6 +16,7 @@ from surestream.model.steps import (
     ProcessStep,
     RouteStep,
     WatermarkStep,
+    WhereStep,
     WindowStep,
     WithColumnsStep,
 )
@@ -62,6 +63,10 @@ def build_operator(step: Any, pipeline: str, clock: Clock | None = None,
         from surestream.semantics.expressions import build_with_columns_operator
 
         return build_with_columns_operator(step, pipeline)
+    if isinstance(step, WhereStep):
+        from surestream.semantics.expressions import WhereOperator
+
+        return WhereOperator(step, pipeline)
     if isinstance(step, MapBatchesStep):
         from surestream.semantics.expressions import build_map_batches_operator
 
