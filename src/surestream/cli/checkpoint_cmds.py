@@ -48,8 +48,14 @@ def checkpoint_table(spec: PipelineSpec) -> list[str]:
 
 def copy_checkpoint(cp: Checkpoint, target: Path) -> Path:
     """Copy one checkpoint (manifest and the state files it references) into ``target``."""
+    if target.resolve() == cp.store.dir.resolve():
+        raise CheckpointError(f"{target} is the checkpoint directory itself; a savepoint "
+                              "goes elsewhere (retention would delete it there)")
     (target / "state").mkdir(parents=True, exist_ok=True)
     manifest = f"chk-{cp.id:010d}.json"
+    for old in target.glob("chk-*.json"):  # an earlier savepoint here would shadow this one
+        if old.name != manifest:
+            old.unlink()
     for entry in cp.meta["operators"].values():
         shutil.copy2(cp.store.dir / "state" / entry["file"], target / "state" / entry["file"])
     shutil.copy2(cp.store.dir / manifest, target / manifest)
@@ -72,6 +78,8 @@ def adopt_savepoint(spec: PipelineSpec, path: Path) -> Checkpoint:
     """Make the savepoint the pipeline's latest checkpoint, clearing the old timeline."""
     savepoint = load_savepoint(path)
     store = CheckpointStore(spec.checkpoint_dir(), spec.checkpoint.retain)
+    if savepoint.store.dir.resolve() == store.dir.resolve():
+        return savepoint  # the checkpoint directory itself: its latest is the one
     store.clear()
     copy_checkpoint(savepoint, store.dir)
     adopted = store.latest()

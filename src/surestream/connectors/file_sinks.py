@@ -26,18 +26,10 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from surestream.connectors.sink_protocol import Guarantee
-from surestream.runners.local.checkpoint_store import write_atomic
+from surestream.connectors.sink_protocol import Guarantee, SinkRecoveryError
+from surestream.runners.local.checkpoint_store import fsync_dir, write_atomic
 
 LOG_HISTORY = 64  # commits remembered for roll-back (more than any checkpoint retention)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class LineFileSink:
@@ -92,8 +84,9 @@ class LineFileSink:
         else:
             if self._columns is None:
                 self._columns = self._header_columns() or data.columns
-            data.select([c for c in self._columns if c in data.columns]) \
-                .write_csv(buf, include_header=False)
+            # every row has the header's fields, in its order (a missing one is empty)
+            data.select([pl.col(c) if c in data.columns else pl.lit(None).alias(c)
+                         for c in self._columns]).write_csv(buf, include_header=False)
         self._pending.write(buf.getvalue())
         self._pending_rows += data.height
 
@@ -113,10 +106,18 @@ class LineFileSink:
         if self._pending_rows:
             part = f"part-{checkpoint_id:010d}"
             os.replace(self.staging / "pending", self.staging / part)
-            _fsync(self.staging)
+            fsync_dir(self.staging)
         rows = self._pending_rows
         self._start_pending()
-        return {"checkpoint": checkpoint_id, "part": part, "rows": rows}
+        # "offset": the committed length this checkpoint's output goes after; recovery
+        # checks the file still holds that history (and not another run's output)
+        committable = {"checkpoint": checkpoint_id, "part": part, "rows": rows,
+                       "offset": self._committed_length(self._log())}
+        if self.fmt == "csv":
+            # the header, for a restarted sink that finishes this commit without having
+            # seen a record (a crash between pre_commit and commit of the first data)
+            committable["columns"] = self._columns
+        return committable
 
     def commit(self, committable: dict[str, Any]) -> None:
         n = committable["checkpoint"]
@@ -126,12 +127,17 @@ class LineFileSink:
             return
         length = self._committed_length(commits)
         part = committable["part"]
+        if part is not None and not (self.staging / part).exists():
+            raise SinkRecoveryError(
+                f"{self.path}: the output of checkpoint {n} is neither in the file (its "
+                f"commit log has no entry for it) nor staged in {self.staging}")
         with open(self.path, "r+b" if self.path.exists() else "w+b") as out:
             out.truncate(length)  # a torn earlier append never stays
             out.seek(length)
             if part is not None:
-                if self.fmt == "csv" and length == 0 and self._columns:
-                    out.write((",".join(self._columns) + "\n").encode())
+                columns = committable.get("columns") or self._columns
+                if self.fmt == "csv" and length == 0 and columns:
+                    out.write((",".join(columns) + "\n").encode())
                 with open(self.staging / part, "rb") as f:
                     shutil.copyfileobj(f, out)
             out.flush()
@@ -149,6 +155,15 @@ class LineFileSink:
     def recover(self, committable: dict[str, Any] | None, checkpoint_id: int) -> None:
         """Back to checkpoint ``checkpoint_id``: roll back newer commits, commit its own."""
         commits = [c for c in self._log() if c["checkpoint"] <= checkpoint_id]
+        if committable is not None and "offset" in committable:
+            before = [c for c in commits if c["checkpoint"] < committable["checkpoint"]]
+            if self._committed_length(before) != committable["offset"]:
+                raise SinkRecoveryError(
+                    f"{self.path} does not hold the output the restored checkpoint "
+                    f"{checkpoint_id} was taken after ({committable['offset']} bytes; the "
+                    f"commit log has {self._committed_length(before)}): it was rewritten by "
+                    f"another run, or the checkpoint is older than the {LOG_HISTORY} "
+                    "commits the log remembers; restore a newer checkpoint, or start afresh")
         self._write_log(commits)
         for f in self.staging.iterdir() if self.staging.is_dir() else ():
             if f.name.startswith("part-") and int(f.name.split("-")[1]) > checkpoint_id:
@@ -199,27 +214,48 @@ class ParquetDatasetSink:
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, self.staging / part)
-            _fsync(self.staging)
+            fsync_dir(self.staging)
         self._frames = []
-        return {"checkpoint": checkpoint_id, "part": part, "rows": rows}
+        # "before": the rows committed ahead of this checkpoint, which recovery checks
+        return {"checkpoint": checkpoint_id, "part": part, "rows": rows,
+                "before": self.records}
 
     def commit(self, committable: dict[str, Any]) -> None:
         part = committable["part"]
         if part is None or (self.path / part).exists():
             return  # nothing to publish, or published already
+        if not (self.staging / part).exists():
+            raise SinkRecoveryError(f"{self.path}: the output of checkpoint "
+                                    f"{committable['checkpoint']} is neither committed nor "
+                                    "staged")
         os.replace(self.staging / part, self.path / part)
-        _fsync(self.path)
+        fsync_dir(self.path)
         self.records += committable["rows"]
 
     def _parts(self) -> list[Path]:
         return sorted(self.path.glob("part-*.parquet")) if self.path.is_dir() else []
 
+    @staticmethod
+    def _part_id(path: Path) -> int:
+        return int(path.name.split("-")[1].split(".")[0])
+
     def recover(self, committable: dict[str, Any] | None, checkpoint_id: int) -> None:
+        rows = {p: pq.ParquetFile(p).metadata.num_rows for p in self._parts()}
+        if committable is not None and "before" in committable:
+            before = sum(n for p, n in rows.items()
+                         if self._part_id(p) < committable["checkpoint"])
+            if before != committable["before"]:
+                raise SinkRecoveryError(
+                    f"{self.path} does not hold the output the restored checkpoint "
+                    f"{checkpoint_id} was taken after ({committable['before']} rows; its "
+                    f"parts hold {before}): it was rewritten by another run; restore a "
+                    "newer checkpoint, or start afresh")
         for folder in (self.path, self.staging):
             for f in folder.glob("part-*.parquet") if folder.is_dir() else ():
-                if int(f.name.split("-")[1].split(".")[0]) > checkpoint_id:
+                if self._part_id(f) > checkpoint_id:
                     f.unlink()
-        self.records = sum(pq.ParquetFile(p).metadata.num_rows for p in self._parts())
+                    rows.pop(f, None)
+        self.records = sum(rows.values())
         if committable is not None:
             self.commit(committable)
 

@@ -47,6 +47,8 @@ class MemoryCollector:
         self.records += sum(f.height for f in frames)
 
     def recover(self, committable: dict[str, Any] | None, checkpoint_id: int) -> None:
+        self._open = []  # the open transaction never happened; nor did newer checkpoints
+        self._staged = {n: f for n, f in self._staged.items() if n <= checkpoint_id}
         if committable is not None:
             self.commit(committable)
 

@@ -47,7 +47,8 @@ class CheckpointError(Exception):
     """A checkpoint cannot be used (corrupt, or it does not fit the pipeline)."""
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """fsync a directory, so that renames inside it are durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -141,7 +142,7 @@ class CheckpointStore:
             entries[name] = {"file": file, "sha256": sha, "bytes": len(data),
                              **operators_info.get(name, {})}
             self._digests[name] = (sha, file, len(data))
-        _fsync_dir(state_dir)
+        fsync_dir(state_dir)
         faults.reached("checkpoint.state_written")
         body = {
             "format": FORMAT_VERSION,
@@ -162,7 +163,7 @@ class CheckpointStore:
         write_atomic(self.dir / f"chk-{checkpoint_id:010d}.json",
                      json.dumps(manifest, sort_keys=True, default=str).encode(),
                      fault_point="checkpoint.manifest_temp")
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         self._apply_retention()
         return body
 

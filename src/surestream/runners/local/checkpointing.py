@@ -38,10 +38,24 @@ class OperatorSlot:
     operator: Any
     kind: str  # the step type
     keys: list[str]  # key fields (state is partitioned by them)
+    #: the configuration the layout of the state depends on (``state_shape``), or None
+    shape: dict[str, Any] | None = None
 
     @property
     def info(self) -> dict[str, Any]:
-        return {"kind": self.kind, "keys": self.keys}
+        info: dict[str, Any] = {"kind": self.kind, "keys": self.keys}
+        if self.shape is not None:
+            info["shape"] = self.shape
+        return info
+
+
+def state_shape(step: Any) -> dict[str, Any] | None:
+    """What a step's saved state is laid out by, beyond its type and keys: a window keeps
+    windows of its kind and one accumulator per aggregation, in the spec's order."""
+    if getattr(step, "type", None) == "window":
+        return {"window": step.kind,
+                "aggregations": [f"{name}={agg}" for name, agg in step.aggregations.items()]}
+    return None
 
 
 def check_compatible(checkpoint: Checkpoint, slots: dict[str, OperatorSlot],
@@ -70,6 +84,15 @@ def check_compatible(checkpoint: Checkpoint, slots: dict[str, OperatorSlot],
                 f"operator {name!r} was keyed by {entry.get('keys')} in checkpoint "
                 f"{checkpoint.id} and is keyed by {slot.keys} now; its state cannot be "
                 "restored (give the new step another name to start it empty)")
+        old = entry.get("shape")
+        if old is not None and slot.shape is not None and old != slot.shape:
+            changed = [f"{k} {old.get(k)} -> {slot.shape.get(k)}"
+                       for k in sorted(set(old) | set(slot.shape))
+                       if old.get(k) != slot.shape.get(k)]
+            raise IncompatibleStateError(
+                f"operator {name!r} changed since checkpoint {checkpoint.id} in what its "
+                f"state is made of ({'; '.join(changed)}); its state cannot be restored "
+                "(give the new step another name to start it empty)")
 
 
 class CheckpointCoordinator:

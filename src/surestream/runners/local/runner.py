@@ -23,15 +23,17 @@ from typing import Any
 import numpy as np
 
 from surestream.connectors.sinks import MemoryCollector, open_sink
-from surestream.connectors.sources import Interleaver, Partition, open_source
+from surestream.connectors.sources import Interleaver, Partition, SourceError, open_source
 from surestream.model.batch import NEG_INF, Batch, concat
 from surestream.model.spec import ERRORS_TAG, FileSink, PipelineSpec
 from surestream.runners.local import faults
 from surestream.runners.local.checkpoint_store import Checkpoint, CheckpointStore
 from surestream.runners.local.checkpointing import (
     CheckpointCoordinator,
+    IncompatibleStateError,
     OperatorSlot,
     check_compatible,
+    state_shape,
 )
 from surestream.runners.local.graph import CompiledStream, compile_streams
 from surestream.semantics.errors import DESERIALIZATION_ERROR, error_batch
@@ -109,7 +111,8 @@ class LocalRunner:
         outputs.setdefault(ERRORS_TAG, FileSink(path=str(spec.errors_default_path())))
         self.sinks = {tag: open_sink(s, spec.resolve) for tag, s in outputs.items()}
         self.slots = {op.name: OperatorSlot(op.name, op, step.type,
-                                            list(getattr(step, "key_fields", []) or []))
+                                            list(getattr(step, "key_fields", []) or []),
+                                            state_shape(step))
                       for stream in self.streams
                       for op, step in zip(stream.operators, stream.steps, strict=True)}
         self.store = CheckpointStore(spec.checkpoint_dir(), spec.checkpoint.retain)
@@ -134,10 +137,22 @@ class LocalRunner:
         check_compatible(cp, self.slots, self.allow_non_restored_state)
         for name in cp.operator_names():
             if name in self.slots:
-                self.slots[name].operator.restore(cp.state(name))
+                state = cp.state(name)
+                try:
+                    self.slots[name].operator.restore(state)
+                except Exception as e:  # noqa: BLE001 - any refusal: the state does not fit
+                    raise IncompatibleStateError(
+                        f"operator {name!r}: its state in checkpoint {cp.id} cannot be "
+                        f"restored into the pipeline as it is now ({type(e).__name__}: {e}); "
+                        "give the step another name to start it empty") from e
         runner = cp.state("__runner__")
         self.records_in, self.source_errors = runner["records_in"], runner["source_errors"]
-        self.interleaver.seek(cp.positions)
+        try:
+            self.interleaver.seek(cp.positions)
+        except (SourceError, ValueError) as e:
+            raise IncompatibleStateError(
+                f"checkpoint {cp.id} was taken reading other source files than the "
+                f"pipeline's now: {e}") from e
         for tag, sink in self.sinks.items():
             sink.open(fresh=False)
             sink.recover(cp.committables.get(tag), cp.id)

@@ -1,0 +1,283 @@
+"""The checkpoint store (SEMANTICS §7): atomic manifests, verified state, retention.
+
+Every test writes real checkpoints into ``tmp_path`` and damages them the way a crash or
+a bad disk would: a truncated manifest, a manifest whose body no longer matches its
+checksum, a state file with flipped bytes, a temp file left behind by a crash."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+
+from surestream.runners.local import checkpoint_store
+from surestream.runners.local.checkpoint_store import CheckpointError, CheckpointStore, write_atomic
+
+INFO = {"counter": {"kind": "map", "keys": []}, "table": {"kind": "keyed_dedup", "keys": ["k"]}}
+
+
+def write(store: CheckpointStore, n: int, counter: int, table: dict | None = None,
+          finished: bool = False) -> dict:
+    """Checkpoint ``n`` of a two-operator pipeline: ``counter`` changes every time,
+    ``table`` only when a test passes a new one."""
+    return store.write(
+        n, {"counter": {"count": counter}, "table": table if table is not None else {"a": 1}},
+        positions={"seq": 10 * n}, sinks={"main": {"checkpoint": n, "part": None, "rows": 0}},
+        pipeline="p", operators_info=INFO, finished=finished, extra={"records_in": 10 * n})
+
+
+def manifest(store: CheckpointStore, n: int) -> Path:
+    return store.dir / f"chk-{n:010d}.json"
+
+
+def state_files(store: CheckpointStore) -> list[str]:
+    return sorted(p.name for p in (store.dir / "state").iterdir())
+
+
+def test_write_and_latest_round_trip(tmp_path):
+    store = CheckpointStore(tmp_path / "chk")
+    assert store.latest() is None and store.list() == [] and store.next_id() == 1
+    body = write(store, 1, counter=5, table={"x": [1, 2, 3]})
+    assert body["id"] == 1 and body["bytes_total"] == body["bytes_written"] > 0
+
+    cp = CheckpointStore(tmp_path / "chk").latest()  # a new process reads it back
+    assert cp is not None and cp.id == 1 and not cp.finished
+    assert cp.positions == {"seq": 10}
+    assert cp.committables == {"main": {"checkpoint": 1, "part": None, "rows": 0}}
+    assert cp.operator_names() == ["counter", "table"]
+    assert cp.state("counter") == {"count": 5} and cp.state("table") == {"x": [1, 2, 3]}
+    assert cp.meta["operators"]["table"]["kind"] == "keyed_dedup"
+    assert cp.meta["operators"]["table"]["keys"] == ["k"]
+    assert cp.meta["records_in"] == 10 and cp.meta["pipeline"] == "p"
+    assert state_files(store) == ["counter.0000000001.pkl", "table.0000000001.pkl"]
+
+    write(store, 2, counter=6, finished=True)
+    cp = store.latest()
+    assert cp.id == 2 and cp.finished and cp.state("counter") == {"count": 6}
+
+
+def test_next_id_counts_every_manifest_on_disk_even_an_unreadable_one(tmp_path):
+    store = CheckpointStore(tmp_path / "chk")
+    assert store.next_id() == 1
+    write(store, 1, 1)
+    write(store, 2, 2)
+    assert store.next_id() == 3
+    manifest(store, 2).write_bytes(b"{not json")
+    # the unreadable checkpoint 2 is skipped on restore, but its id is never used again
+    assert store.latest().id == 1 and store.next_id() == 3
+    (store.dir / ".chk-0000000009.json.tmp").write_bytes(b"{}")  # not a manifest
+    assert store.next_id() == 3
+    store.clear()
+    assert store.next_id() == 1 and store.latest() is None
+    assert state_files(store) == []
+
+
+def test_retention_keeps_the_last_n_and_deletes_unreferenced_state_files(tmp_path):
+    store = CheckpointStore(tmp_path / "chk", retain=2)
+    for n in range(1, 5):
+        write(store, n, counter=n)  # counter changes each time, table never does
+    assert sorted(p.name for p in store.dir.glob("chk-*.json")) == [
+        "chk-0000000003.json", "chk-0000000004.json"]
+    # table.1 is still referenced by checkpoints 3 and 4; counter.1 and .2 are not
+    assert state_files(store) == ["counter.0000000003.pkl", "counter.0000000004.pkl",
+                                  "table.0000000001.pkl"]
+    assert [r["id"] for r in store.list()] == [3, 4]
+    assert all(r["valid"] for r in store.list())
+    # the oldest retained checkpoint is still complete
+    store.dir.joinpath("chk-0000000004.json").unlink()
+    cp = store.latest()
+    assert cp.id == 3 and cp.state("counter") == {"count": 3} and cp.state("table") == {"a": 1}
+
+
+def test_retention_removes_state_of_a_crashed_checkpoint_that_never_got_a_manifest(tmp_path):
+    store = CheckpointStore(tmp_path / "chk", retain=2)
+    write(store, 1, 1)
+    orphan = store.dir / "state" / "counter.0000000002.pkl"  # crash before manifest 2
+    orphan.write_bytes(pickle.dumps({"count": 99}))
+    store2 = CheckpointStore(tmp_path / "chk", retain=2)
+    assert store2.latest().id == 1 and store2.next_id() == 2
+    write(store2, 2, counter=2)  # the rerun of checkpoint 2 replaces the orphan
+    assert store2.latest().state("counter") == {"count": 2}
+    write(store2, 3, counter=3)
+    write(store2, 4, counter=4)
+    assert "counter.0000000002.pkl" not in state_files(store2)
+
+
+def test_unchanged_state_is_referenced_again_not_rewritten(tmp_path):
+    store = CheckpointStore(tmp_path / "chk")
+    first = write(store, 1, counter=1, table={"big": list(range(1000))})
+    table_file = store.dir / "state" / "table.0000000001.pkl"
+    inode = table_file.stat().st_ino
+
+    second = write(store, 2, counter=2, table={"big": list(range(1000))})
+    assert second["operators"]["table"]["file"] == "table.0000000001.pkl"
+    assert second["operators"]["counter"]["file"] == "counter.0000000002.pkl"
+    assert second["bytes_written"] == second["operators"]["counter"]["bytes"]
+    assert second["bytes_total"] == first["bytes_total"]
+    assert table_file.stat().st_ino == inode  # not rewritten, not even by rename
+    assert not (store.dir / "state" / "table.0000000002.pkl").exists()
+
+    # a new process (a restarted run) knows the digests from the latest checkpoint
+    store2 = CheckpointStore(tmp_path / "chk")
+    third = write(store2, 3, counter=2, table={"big": list(range(1000))})
+    assert third["bytes_written"] == 0
+    assert {e["file"] for e in third["operators"].values()} == {
+        "counter.0000000002.pkl", "table.0000000001.pkl"}
+    assert store2.latest().state("table") == {"big": list(range(1000))}
+
+    # changed state gets a file of its own
+    fourth = write(store2, 4, counter=2, table={"big": []})
+    assert fourth["operators"]["table"]["file"] == "table.0000000004.pkl"
+    assert fourth["bytes_written"] == fourth["operators"]["table"]["bytes"]
+
+
+def test_a_torn_manifest_falls_back_to_the_previous_checkpoint(tmp_path):
+    store = CheckpointStore(tmp_path / "chk")
+    write(store, 1, counter=1)
+    write(store, 2, counter=2)
+    data = manifest(store, 2).read_bytes()
+    manifest(store, 2).write_bytes(data[: len(data) // 2])  # the tail never reached disk
+    cp = CheckpointStore(tmp_path / "chk").latest()
+    assert cp.id == 1 and cp.state("counter") == {"count": 1}
+    manifest(store, 2).write_bytes(b"")
+    assert CheckpointStore(tmp_path / "chk").latest().id == 1
+
+
+@pytest.mark.parametrize("damage", ["checksum", "body", "no_checksum", "not_a_mapping"])
+def test_a_manifest_that_does_not_match_its_checksum_falls_back(tmp_path, damage):
+    store = CheckpointStore(tmp_path / "chk")
+    write(store, 1, counter=1)
+    write(store, 2, counter=2)
+    doc = json.loads(manifest(store, 2).read_bytes())
+    if damage == "checksum":
+        doc["checksum"] = "0" * 64
+    elif damage == "body":
+        doc["body"]["positions"]["seq"] = 12345  # valid JSON, wrong content
+    elif damage == "no_checksum":
+        del doc["checksum"]
+    else:
+        doc = [doc]
+    manifest(store, 2).write_text(json.dumps(doc))
+    cp = CheckpointStore(tmp_path / "chk").latest()
+    assert cp.id == 1 and cp.positions == {"seq": 10}
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "delete"])
+def test_a_corrupt_state_file_falls_back_to_the_previous_checkpoint(tmp_path, damage):
+    store = CheckpointStore(tmp_path / "chk")
+    write(store, 1, counter=1)
+    write(store, 2, counter=2)
+    f = store.dir / "state" / "counter.0000000002.pkl"
+    data = bytearray(f.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0xFF
+        f.write_bytes(bytes(data))
+    elif damage == "truncate":
+        f.write_bytes(bytes(data[:-3]))
+    else:
+        f.unlink()
+    cp = CheckpointStore(tmp_path / "chk").latest()
+    assert cp.id == 1 and cp.state("counter") == {"count": 1}
+
+
+def test_a_corrupt_state_file_shared_by_every_checkpoint_leaves_none_usable(tmp_path):
+    """Unchanged state is one file referenced by several checkpoints: if it rots, no
+    checkpoint referencing it may be restored (the run then starts afresh)."""
+    store = CheckpointStore(tmp_path / "chk")
+    write(store, 1, counter=1)
+    write(store, 2, counter=2)
+    shared = store.dir / "state" / "table.0000000001.pkl"
+    shared.write_bytes(shared.read_bytes() + b"x")
+    assert CheckpointStore(tmp_path / "chk").latest() is None
+    assert [r["valid"] for r in store.list()] == [False, False]
+
+
+def test_state_read_after_verification_still_checks_the_digest(tmp_path):
+    store = CheckpointStore(tmp_path / "chk")
+    write(store, 1, counter=1)
+    cp = store.latest()
+    f = store.dir / "state" / "counter.0000000001.pkl"
+    f.write_bytes(pickle.dumps({"count": 666}))  # damaged between latest() and state()
+    with pytest.raises(CheckpointError, match="'counter' is corrupt"):
+        cp.state("counter")
+
+
+def test_the_next_checkpoint_after_a_fallback_does_not_reference_corrupt_state(tmp_path):
+    store = CheckpointStore(tmp_path / "chk")
+    write(store, 1, counter=1)
+    write(store, 2, counter=2)
+    f = store.dir / "state" / "counter.0000000002.pkl"
+    f.write_bytes(b"rot")
+    restarted = CheckpointStore(tmp_path / "chk")
+    assert restarted.latest().id == 1
+    # the restarted run reaches the same state as checkpoint 2 had: it must not point at
+    # the rotten file (which only the manifest of 2 knows the right digest for)
+    write(restarted, restarted.next_id(), counter=2)
+    cp = restarted.latest()
+    assert cp.id == 3 and cp.state("counter") == {"count": 2}
+
+
+def test_list_flags_corrupt_checkpoints(tmp_path):
+    store = CheckpointStore(tmp_path / "chk", retain=5)
+    for n in range(1, 5):
+        write(store, n, counter=n, finished=n == 4)
+    manifest(store, 2).write_bytes(manifest(store, 2).read_bytes()[:40])
+    (store.dir / "state" / "counter.0000000003.pkl").write_bytes(b"\x00")
+    rows = store.list()
+    assert [(r["id"], r["valid"]) for r in rows] == [(1, True), (2, False), (3, False),
+                                                     (4, True)]
+    assert rows[1] == {"id": 2, "valid": False}  # unreadable: nothing else is known
+    assert rows[2]["records_in"] == 30 and "wall_time" in rows[2]  # readable, bad state
+    assert rows[3]["finished"] is True
+    assert store.latest().id == 4
+
+
+def test_write_atomic_replaces_whole_files_only(tmp_path, monkeypatch):
+    target = tmp_path / "file.json"
+    write_atomic(target, b"old contents")
+    assert target.read_bytes() == b"old contents"
+    assert not (tmp_path / ".file.json.tmp").exists()
+
+    # a crash after the temp file was written, before the rename: the target is intact
+    def crash(*_args):
+        raise OSError("power lost")
+
+    monkeypatch.setattr(checkpoint_store.os, "replace", crash)
+    with pytest.raises(OSError, match="power lost"):
+        write_atomic(target, b"new contents that never land")
+    monkeypatch.undo()
+    assert target.read_bytes() == b"old contents"
+    assert (tmp_path / ".file.json.tmp").read_bytes() == b"new contents that never land"
+
+    # the leftover temp file does not disturb the next write
+    (tmp_path / ".file.json.tmp").write_bytes(b"torn garb")
+    write_atomic(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert sorted(os.listdir(tmp_path)) == ["file.json"]
+
+
+def test_a_crash_while_writing_a_manifest_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    store = CheckpointStore(tmp_path / "chk")
+    write(store, 1, counter=1)
+    real_replace = os.replace
+
+    def crash_on_manifest(src, dst):
+        if Path(dst).name.startswith("chk-"):
+            raise OSError("power lost")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(checkpoint_store.os, "replace", crash_on_manifest)
+    with pytest.raises(OSError):
+        write(store, 2, counter=2)
+    monkeypatch.undo()
+    # a torn temp manifest (the crash hit during its write) is not a checkpoint either
+    (store.dir / ".chk-0000000002.json.tmp").write_bytes(b'{"checksum": "ab", "bo')
+    restarted = CheckpointStore(tmp_path / "chk")
+    cp = restarted.latest()
+    assert cp.id == 1 and cp.state("counter") == {"count": 1}
+    assert restarted.next_id() == 2 and [r["id"] for r in restarted.list()] == [1]
+    write(restarted, 2, counter=22)
+    assert restarted.latest().state("counter") == {"count": 22}
