@@ -81,9 +81,10 @@ def test_retention_keeps_the_last_n_and_deletes_unreferenced_state_files(tmp_pat
         write(store, n, counter=n)  # counter changes each time, table never does
     assert sorted(p.name for p in store.dir.glob("chk-*.json")) == [
         "chk-0000000003.json", "chk-0000000004.json"]
-    # table.1 is still referenced by checkpoints 3 and 4; counter.1 and .2 are not
+    # with 2 retained, no file is shared by both (one bad file must not take down every
+    # retained checkpoint), so the unchanged table is written again each time
     assert state_files(store) == ["counter.0000000003.pkl", "counter.0000000004.pkl",
-                                  "table.0000000001.pkl"]
+                                  "table.0000000003.pkl", "table.0000000004.pkl"]
     assert [r["id"] for r in store.list()] == [3, 4]
     assert all(r["valid"] for r in store.list())
     # the oldest retained checkpoint is still complete
@@ -120,18 +121,22 @@ def test_unchanged_state_is_referenced_again_not_rewritten(tmp_path):
     assert table_file.stat().st_ino == inode  # not rewritten, not even by rename
     assert not (store.dir / "state" / "table.0000000002.pkl").exists()
 
-    # a new process (a restarted run) knows the digests from the latest checkpoint
+    # a new process (a restarted run) knows the digests from the latest checkpoint; a file
+    # is referenced by at most retain - 1 checkpoints, so table.1 is written anew now
     store2 = CheckpointStore(tmp_path / "chk")
     third = write(store2, 3, counter=2, table={"big": list(range(1000))})
-    assert third["bytes_written"] == 0
+    assert third["bytes_written"] == third["operators"]["table"]["bytes"]
     assert {e["file"] for e in third["operators"].values()} == {
-        "counter.0000000002.pkl", "table.0000000001.pkl"}
+        "counter.0000000002.pkl", "table.0000000003.pkl"}
     assert store2.latest().state("table") == {"big": list(range(1000))}
 
     # changed state gets a file of its own
     fourth = write(store2, 4, counter=2, table={"big": []})
     assert fourth["operators"]["table"]["file"] == "table.0000000004.pkl"
-    assert fourth["bytes_written"] == fourth["operators"]["table"]["bytes"]
+    # (and the counter, unchanged since 2, is written again: 2 checkpoints share a file)
+    assert fourth["operators"]["counter"]["file"] == "counter.0000000004.pkl"
+    assert fourth["bytes_written"] == (fourth["operators"]["table"]["bytes"]
+                                       + fourth["operators"]["counter"]["bytes"])
 
 
 def test_a_torn_manifest_falls_back_to_the_previous_checkpoint(tmp_path):
@@ -183,16 +188,18 @@ def test_a_corrupt_state_file_falls_back_to_the_previous_checkpoint(tmp_path, da
     assert cp.id == 1 and cp.state("counter") == {"count": 1}
 
 
-def test_a_corrupt_state_file_shared_by_every_checkpoint_leaves_none_usable(tmp_path):
-    """Unchanged state is one file referenced by several checkpoints: if it rots, no
-    checkpoint referencing it may be restored (the run then starts afresh)."""
+def test_a_corrupt_shared_state_file_never_takes_down_every_retained_checkpoint(tmp_path):
+    """Unchanged state is one file referenced by several checkpoints, but never by all
+    retained ones: if it rots, the newest checkpoint that does not use it is restored."""
     store = CheckpointStore(tmp_path / "chk")
     write(store, 1, counter=1)
     write(store, 2, counter=2)
     shared = store.dir / "state" / "table.0000000001.pkl"
     shared.write_bytes(shared.read_bytes() + b"x")
-    assert CheckpointStore(tmp_path / "chk").latest() is None
+    assert CheckpointStore(tmp_path / "chk").latest() is None  # both use it, for now
     assert [r["valid"] for r in store.list()] == [False, False]
+    write(store, 3, counter=3)  # 3 writes the table anew
+    assert CheckpointStore(tmp_path / "chk").latest().id == 3
 
 
 def test_state_read_after_verification_still_checks_the_digest(tmp_path):

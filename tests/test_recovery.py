@@ -450,3 +450,26 @@ def test_from_savepoint_naming_the_checkpoint_directory_keeps_it(data, clean, tm
     r = cli("run", str(SPEC), *sets(data, out), "--from-savepoint", str(out / "chk"))
     assert r.returncode == 0, r.stderr
     assert "resumed from checkpoint 3" in r.stderr and outputs(out) == clean
+
+
+def test_a_run_refuses_to_start_afresh_when_checkpoints_exist_but_none_verifies(tmp_path):
+    """Starting afresh would rewrite (empty) every output: with checkpoints on disk that
+    all fail their checksums, the run stops and says so instead."""
+    from surestream.api import Pipeline, jsonl
+    from surestream.runners.local.checkpoint_store import CheckpointError
+
+    def pipeline() -> Pipeline:
+        p = Pipeline("refuse", checkpoint_dir=str(tmp_path / "cp"))
+        p.read_records([{"ts": i} for i in range(10)]).watermark("ts").to(
+            jsonl(str(tmp_path / "out.jsonl")))
+        p.output("errors", jsonl(str(tmp_path / "errors.jsonl")))
+        return p
+
+    pipeline().run()
+    before = (tmp_path / "out.jsonl").read_bytes()
+    assert before.count(b"\n") == 10
+    for manifest in (tmp_path / "cp").glob("chk-*.json"):
+        manifest.write_bytes(manifest.read_bytes()[:-5])  # torn
+    with pytest.raises(CheckpointError, match="no checkpoint .* verifies"):
+        pipeline().run()
+    assert (tmp_path / "out.jsonl").read_bytes() == before

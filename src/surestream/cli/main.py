@@ -22,6 +22,7 @@ from surestream.cli.checkpoint_cmds import (
 )
 from surestream.cli.progress import ProgressLine
 from surestream.cli.simulate import add_simulate_parser
+from surestream.connectors.sink_protocol import SinkRecoveryError
 from surestream.connectors.sources import SourceError
 from surestream.model.loader import SpecError, load_spec
 from surestream.model.spec import PipelineSpec
@@ -68,7 +69,7 @@ def _execute(args: argparse.Namespace, spec: PipelineSpec,
         return EXIT_USAGE, None
     try:
         result = runner.run()
-    except CheckpointError as e:
+    except (CheckpointError, SinkRecoveryError) as e:
         print(f"pipeline {spec.pipeline!r} cannot resume: {e}", file=sys.stderr)
         return EXIT_USAGE, runner
     except Exception as e:  # noqa: BLE001 - report, exit 1

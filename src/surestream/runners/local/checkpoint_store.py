@@ -72,6 +72,11 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _written_by(file: str) -> int:
+    """The id of the checkpoint that wrote a state file (``<operator>.<id>.pkl``)."""
+    return int(file.rsplit(".", 2)[-2])
+
+
 def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
@@ -133,8 +138,11 @@ class CheckpointStore:
             data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
             sha = _digest(data)
             prev = self._digests.get(name)
-            if prev is not None and prev[0] == sha and (state_dir / prev[1]).exists():
-                file = prev[1]  # unchanged since the last checkpoint: reference it again
+            if (prev is not None and prev[0] == sha and (state_dir / prev[1]).exists()
+                    and checkpoint_id - _written_by(prev[1]) < max(1, self.retain - 1)):
+                # unchanged: reference the file again -- but not by every retained
+                # checkpoint, so that one damaged file cannot take all of them down
+                file = prev[1]
             else:
                 file = f"{_safe_name(name)}.{checkpoint_id:010d}.pkl"
                 write_atomic(state_dir / file, data)

@@ -27,7 +27,11 @@ from surestream.connectors.sources import Interleaver, Partition, SourceError, o
 from surestream.model.batch import NEG_INF, Batch, concat
 from surestream.model.spec import ERRORS_TAG, FileSink, PipelineSpec
 from surestream.runners.local import faults
-from surestream.runners.local.checkpoint_store import Checkpoint, CheckpointStore
+from surestream.runners.local.checkpoint_store import (
+    Checkpoint,
+    CheckpointError,
+    CheckpointStore,
+)
 from surestream.runners.local.checkpointing import (
     CheckpointCoordinator,
     IncompatibleStateError,
@@ -129,6 +133,13 @@ class LocalRunner:
     # -- start: restore or begin afresh ---------------------------------------------------
     def _start(self) -> None:
         cp = self.from_checkpoint or self.store.latest()
+        if cp is None and self.store.list():
+            # checkpoints exist but none verifies: starting afresh would discard committed
+            # output, so stop and let a person decide
+            raise CheckpointError(
+                f"no checkpoint in {self.store.dir} verifies (all are corrupt or "
+                "incomplete); restore them from a backup, or delete the folder to start "
+                "afresh (which rewrites every output)")
         if cp is None or cp.finished:
             self.store.clear()
             for sink in self.sinks.values():
