@@ -21,6 +21,7 @@ from surestream.cli.checkpoint_cmds import (
     savepoint_summary,
 )
 from surestream.cli.progress import ProgressLine
+from surestream.cli.query import add_query_parser
 from surestream.cli.simulate import add_simulate_parser
 from surestream.connectors.sink_protocol import SinkRecoveryError
 from surestream.connectors.sources import SourceError
@@ -175,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="PATH=VALUE")
     p.set_defaults(func=_cmd_validate)
     add_simulate_parser(sub)
+    add_query_parser(sub)
     p = sub.add_parser("demo", help="the main job: an example pipeline end to end")
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--out", default="out/demo")

@@ -47,10 +47,13 @@ class Partition:
 def open_source(name: str, spec: Any, resolve: Callable[[str], Path]) -> list[Partition]:
     """The partitions of one source spec, readers open at their start."""
     if isinstance(spec, FileSource):
-        pattern = str(resolve(spec.path))
-        paths = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
-        if not paths:
-            raise SourceError(f"source {name!r}: no file matches {spec.path!r}")
+        paths: list[str] = []
+        for entry in [spec.path] if isinstance(spec.path, str) else spec.path:
+            pattern = str(resolve(entry))
+            found = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+            if not found:
+                raise SourceError(f"source {name!r}: no file matches {entry!r}")
+            paths.extend(found)
         for p in paths:
             if not Path(p).is_file():
                 raise SourceError(f"source {name!r}: {p} does not exist")

@@ -40,10 +40,11 @@ FileFormat = Literal["jsonl", "csv", "parquet"]
 
 
 class FileSource(_Strict):
-    """Files: one partition per file of a glob, in sorted order."""
+    """Files: one partition per file of a glob, in sorted order. A list of paths/globs is
+    the union of their files, in list order (e.g. trades and market-data ticks)."""
 
     type: Literal["file"] = "file"
-    path: str
+    path: str | Annotated[list[str], Field(min_length=1)]
     format: FileFormat = "jsonl"
     #: column -> type (int, float, string, bool); by default inferred from the first lines.
     schema_: dict[str, Literal["int", "float", "string", "bool"]] | None = Field(
