@@ -133,7 +133,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from surestream.apps.demo import run_demo
+    from surestream.apps.trading.demo import run_demo
 
     return run_demo(args)
 
@@ -177,8 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_validate)
     add_simulate_parser(sub)
     add_query_parser(sub)
-    p = sub.add_parser("demo", help="the main job: an example pipeline end to end")
-    p.add_argument("--events", type=int, default=200_000)
+    p = sub.add_parser("demo", help="the main job: the trading platform end to end")
+    p.add_argument("--events", type=int, default=1_000_000)
+    p.add_argument("--seed", type=int, default=42)
     p.add_argument("--out", default="out/demo")
     p.set_defaults(func=_cmd_demo)
     return ap
