@@ -37,28 +37,32 @@ from surestream.model.steps import (
     FilterStep,
     KeyedDedupStep,
     LateDataStep,
+    MapBatchesStep,
     MapStep,
     ProcessStep,
     RouteStep,
     WatermarkStep,
+    WhereStep,
     WindowStep,
+    WithColumnsStep,
 )
 
 
-def jsonl(path: str) -> FileSink:
-    return FileSink(path=path, format="jsonl")
+def jsonl(path: str, *, key: list[str] | None = None) -> FileSink:
+    return FileSink(path=path, format="jsonl", key=key)
 
 
-def parquet(path: str) -> FileSink:
-    return FileSink(path=path, format="parquet")
+def parquet(path: str, *, key: list[str] | None = None) -> FileSink:
+    """A Parquet dataset folder (one part file per checkpoint with data)."""
+    return FileSink(path=path, format="parquet", key=key)
 
 
-def csv(path: str) -> FileSink:
-    return FileSink(path=path, format="csv")
+def csv(path: str, *, key: list[str] | None = None) -> FileSink:
+    return FileSink(path=path, format="csv", key=key)
 
 
-def duckdb_table(path: str, table: str) -> DuckDBSink:
-    return DuckDBSink(path=path, table=table)
+def duckdb_table(path: str, table: str, *, key: list[str] | None = None) -> DuckDBSink:
+    return DuckDBSink(path=path, table=table, key=key)
 
 
 def memory() -> MemorySink:
@@ -114,6 +118,19 @@ class Stream:
               name: str = "route") -> Stream:
         return self._add(RouteStep(name=name, field=field, routes=routes, default=default))
 
+    def with_columns(self, columns: dict[str, str], *, name: str = "with_columns") -> Stream:
+        """Add or replace columns with SQL expressions (vectorized, in order)."""
+        return self._add(WithColumnsStep(name=name, columns=columns))
+
+    def where(self, condition: str, *, name: str = "where") -> Stream:
+        """Keep the records for which a SQL condition holds (the others are counted)."""
+        return self._add(WhereStep(name=name, condition=condition))
+
+    def map_batches(self, function: Callable[[Any], Any] | str, *,
+                    name: str = "map_batches") -> Stream:
+        """A vectorized user function over the batch's polars DataFrame (same rows out)."""
+        return self._add(MapBatchesStep(name=name, function=function))
+
     def map(self, function: Callable[[dict], Any] | str, *, name: str = "map") -> Stream:
         return self._add(MapStep(name=name, function=function))
 
@@ -147,21 +164,31 @@ class Pipeline:
     """A pipeline under construction; ``spec()`` gives the validated ``PipelineSpec``."""
 
     def __init__(self, name: str, *, batch_size: int = 65536,
-                 checkpoint_dir: str | None = None) -> None:
+                 checkpoint_dir: str | None = None,
+                 checkpoint_interval_ms: int | None = None) -> None:
         self.name = name
         self.sources: dict[str, Any] = {}
         self.streams: dict[str, Stream] = {}
         self.outputs: dict[str, Any] = {}
         self.runtime: dict[str, Any] = {"batch_size": batch_size}
         self.checkpoint: dict[str, Any] = {"dir": checkpoint_dir} if checkpoint_dir else {}
+        if checkpoint_interval_ms is not None:
+            self.checkpoint["interval_ms"] = checkpoint_interval_ms
 
     def _source(self, spec: Any, stream: str, source: str) -> Stream:
         self.sources[source] = spec
         return self.stream(stream, source)
 
-    def read_files(self, path: str, *, format: str = "jsonl", stream: str = "main",
-                   source: str = "source") -> Stream:
-        return self._source(FileSource(path=path, format=format), stream, source)
+    def read_files(self, path: str | list[str], *, format: str = "jsonl",
+                   stream: str | None = "main", source: str = "source",
+                   schema: dict[str, str] | None = None) -> Stream | None:
+        """Files as a source (a glob or a list of paths: one partition per file). With
+        ``stream=None`` only the source is declared (read it with ``p.stream(name, source)``)."""
+        spec = FileSource(path=path, format=format, schema=schema)
+        if stream is None:
+            self.sources[source] = spec
+            return None
+        return self._source(spec, stream, source)
 
     def read_records(self, records: list[dict[str, Any]], *, stream: str = "main",
                      source: str = "source") -> Stream:

@@ -21,8 +21,9 @@ def format_watermark(wm: int) -> str:
 
 def progress_text(p: Progress) -> str:
     c = p.counters
+    lag = f" (lag {p.watermark_lag_ms / 1000:,.1f} s)" if p.watermark_lag_ms is not None else ""
     return (f"{p.records_in:>12,} records  {p.records_per_s:>11,.0f} rec/s  "
-            f"watermark {format_watermark(p.watermark)}  late {c.get('late', 0):,}  "
+            f"watermark {format_watermark(p.watermark)}{lag}  late {c.get('late', 0):,}  "
             f"duplicates {c.get('duplicates', 0):,}  errors {c.get('errors', 0):,}")
 
 

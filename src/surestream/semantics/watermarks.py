@@ -114,6 +114,14 @@ class WatermarkTracker:
         self.current = int(after[n])
         return after[:n].copy(), self.current
 
+    def lag_ms(self) -> int | None:
+        """How far (event time) the watermark trails the newest record seen; None while
+        the watermark is at -infinity or +infinity."""
+        seen = [t for t in self.max_ts.values() if t != NEG_INF]
+        if not seen or self.current in (NEG_INF, POS_INF):
+            return None
+        return max(seen) - self.current
+
     def snapshot(self) -> dict:
         return {"current": self.current, "max_ts": dict(self.max_ts),
                 "partitions": list(self.partitions), "ended": sorted(self.ended)}

@@ -112,10 +112,10 @@ def job_line(job: str, p: Progress) -> str:
     c = p.counters
     alerts = p.written.get("main", 0) if job == "alerts" else None
     dlq = p.written.get("errors", 0) + p.written.get("dlq.trades.unroutable", 0)
-    wm = format_watermark(p.watermark)
-    wm = wm[11:23] if wm[:1].isdigit() else wm.split(" ")[0]
+    lag = (f"{p.watermark_lag_ms / 1000:.1f} s" if p.watermark_lag_ms is not None
+           else format_watermark(p.watermark).split(" ")[0])
     return (f"{job:<12} {p.records_in:>10,} events {p.records_per_s:>10,.0f}/s  "
-            f"watermark {wm:<12}  late {c.get('late', 0):,}  "
+            f"watermark lag {lag:<6}  late {c.get('late', 0):,}  "
             f"dups {c.get('duplicates', 0):,}  dlq {dlq:,}"
             + (f"  alerts {alerts:,}" if alerts is not None else ""))
 

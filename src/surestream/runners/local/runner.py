@@ -55,6 +55,8 @@ class Progress:
     watermark: int
     counters: dict[str, int]
     written: dict[str, int]
+    #: event time the watermark trails the newest record by (None before/after time)
+    watermark_lag_ms: int | None = None
 
     @property
     def records_per_s(self) -> float:
@@ -274,16 +276,19 @@ class LocalRunner:
     # -- reporting -----------------------------------------------------------------------
     def _progress(self, elapsed: float) -> Progress:
         counters: dict[str, int] = {"errors": self.source_errors}
-        watermark = NEG_INF
+        watermark, lag = NEG_INF, None
         for stream in self.streams:
             for op in stream.operators:
                 for k, v in getattr(op, "counters", {}).items():
                     counters[k] = counters.get(k, 0) + v
                 if isinstance(op, WatermarkOperator):
                     watermark = max(watermark, op.watermark)
+                    op_lag = op.tracker.lag_ms()
+                    if op_lag is not None:
+                        lag = op_lag if lag is None else max(lag, op_lag)
         written = {t: s.records for t, s in self.sinks.items()}
         counters["errors"] = written.get(ERRORS_TAG, counters["errors"])
-        return Progress(self.records_in, elapsed, watermark, counters, written)
+        return Progress(self.records_in, elapsed, watermark, counters, written, lag)
 
 
 def run(spec: PipelineSpec, **kwargs: Any) -> RunResult:
