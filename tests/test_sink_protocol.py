@@ -53,6 +53,11 @@ class Target:
             return self.path / ".staging"
         return self.path.parent / f".{self.path.name}.staging"
 
+    def staged(self, committable: dict) -> Path:
+        """The staged file of a (one-part) committable."""
+        name = committable["parts"][0][0] if "parts" in committable else committable["part"]
+        return self.staging() / name
+
     def visible(self) -> list[dict]:
         """The committed output as a reader sees it, in order."""
         if self.kind == "jsonl":
@@ -185,7 +190,7 @@ def test_crash_after_commit_before_cleanup_does_not_duplicate(target):
     sink.open(fresh=True)
     checkpoint(sink, 1, frame(1))
     c2 = checkpoint(sink, 2, frame(2, 3), commit=False)
-    staged = target.staging() / c2["part"] if target.kind in ("jsonl", "csv") else None
+    staged = target.staged(c2) if target.kind in ("jsonl", "csv") else None
     part = staged.read_bytes() if staged else b""
     sink.commit(c2)
     if staged:  # the crash came before the committed part was deleted from staging
@@ -364,7 +369,7 @@ def test_a_torn_append_is_removed_by_recovery(tmp_path, kind):
     good = target.path.read_bytes()
     c2 = checkpoint(sink, 2, frame(3, 4), commit=False)
     # the commit of 2 appended part of its bytes, then the process died before its log
-    staged = (target.staging() / c2["part"]).read_bytes()
+    staged = target.staged(c2).read_bytes()
     with open(target.path, "ab") as f:
         f.write(staged[: len(staged) // 2])
     restart(target, c1, 1).close()
@@ -510,10 +515,51 @@ def test_recovery_refuses_a_pending_commit_whose_staged_output_is_gone(tmp_path,
     checkpoint(sink, 1, frame(1))
     c2 = checkpoint(sink, 2, frame(2), commit=False)
     sink.close()
-    (target.staging() / c2["part"]).unlink()
+    target.staged(c2).unlink()
     again = target.new()
     again.open(fresh=False)
     with pytest.raises(SinkRecoveryError, match="checkpoint 2"):
         again.recover(c2, 2)
     again.close()
     assert target.visible() == rows(1)
+
+
+def test_partitioned_parquet_dataset_is_hive_style_and_exactly_once(tmp_path):
+    """partition_by writes date=/symbol= folders; a commit interrupted between two renames
+    finishes on recovery without duplicating the part already moved."""
+    import polars as pl
+
+    from surestream.connectors.file_sinks import ParquetDatasetSink, read_parquet_dataset
+
+    data = pl.DataFrame({"date": ["2026-01-01", "2026-01-01", "2026-01-02"],
+                         "symbol": ["A/B", "C", "C"], "v": [1, 2, 3]})
+    sink = ParquetDatasetSink(tmp_path / "ds", ["date", "symbol"])
+    sink.open(fresh=True)
+    sink.write(data)
+    c1 = sink.pre_commit(1)
+    assert [p for p, _ in c1["parts"]] == [
+        "date=2026-01-01/symbol=A%2FB/part-0000000001.parquet",
+        "date=2026-01-01/symbol=C/part-0000000001.parquet",
+        "date=2026-01-02/symbol=C/part-0000000001.parquet"]
+    assert read_parquet_dataset(tmp_path / "ds").height == 0  # staged, not visible
+    # a crash after the first rename of the commit
+    first = c1["parts"][0][0]
+    (tmp_path / "ds" / first).parent.mkdir(parents=True)
+    (tmp_path / "ds" / ".staging" / first).rename(tmp_path / "ds" / first)
+    again = ParquetDatasetSink(tmp_path / "ds", ["date", "symbol"])
+    again.open(fresh=False)
+    again.recover(c1, 1)
+    out = read_parquet_dataset(tmp_path / "ds").sort("v")
+    assert out["v"].to_list() == [1, 2, 3] and again.records == 3
+    again.recover(c1, 1)  # recovering twice changes nothing
+    assert read_parquet_dataset(tmp_path / "ds").height == 3
+
+
+def test_partition_by_needs_parquet():
+    import pytest as _pytest
+    from pydantic import ValidationError
+
+    from surestream.model.spec import FileSink
+
+    with _pytest.raises(ValidationError, match="partition_by needs format: parquet"):
+        FileSink(path="x.jsonl", partition_by=["date"])

@@ -21,9 +21,9 @@ import os
 import shutil
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from surestream.connectors.sink_protocol import Guarantee, SinkRecoveryError
@@ -180,17 +180,34 @@ class LineFileSink:
             self._pending = None
 
 
+def _hive_value(value: Any) -> str:
+    """A partition value as a folder-name-safe string (hive's convention for null)."""
+    return "__HIVE_DEFAULT_PARTITION__" if value is None else quote(str(value), safe="")
+
+
+def dataset_parts(path: Path) -> list[Path]:
+    """The committed part files of a dataset, in checkpoint order (staging left out)."""
+    path = Path(path)
+    if not path.is_dir():
+        return []
+    parts = [p for p in path.rglob("part-*.parquet")
+             if not any(x.startswith(".") for x in p.relative_to(path).parts)]
+    return sorted(parts, key=lambda p: (ParquetDatasetSink.part_id(p), str(p)))
+
+
 class ParquetDatasetSink:
-    """A folder of Parquet part files, one per checkpoint with data; exactly once."""
+    """A folder of Parquet part files, one per checkpoint with data (and per partition,
+    with ``partition_by``: ``date=2026-01-01/symbol=ABC/part-<n>.parquet``, hive style);
+    exactly once: parts are staged in ``.staging/`` and renamed into place at commit."""
 
     guarantee: Guarantee = "exactly_once"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, partition_by: list[str] | None = None) -> None:
         self.path = path
+        self.partition_by = list(partition_by or [])
         self.staging = path / ".staging"
         self.records = 0
         self._frames: list[pl.DataFrame] = []
-        self._schema: pa.Schema | None = None
 
     def open(self, fresh: bool) -> None:
         if fresh:
@@ -203,58 +220,85 @@ class ParquetDatasetSink:
         if data.height:
             self._frames.append(data)
 
+    def _groups(self, frame: pl.DataFrame) -> list[tuple[Path, pl.DataFrame]]:
+        if not self.partition_by:
+            return [(Path(), frame)]
+        missing = [c for c in self.partition_by if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{self.path}: partition_by columns missing from the records: "
+                             f"{missing}")
+        groups = frame.partition_by(self.partition_by, as_dict=True, maintain_order=True)
+        return sorted(((Path(*[f"{c}={_hive_value(v)}" for c, v in
+                               zip(self.partition_by, values, strict=True)]), part)
+                       for values, part in groups.items()), key=lambda g: str(g[0]))
+
     def pre_commit(self, checkpoint_id: int) -> dict[str, Any]:
         rows = sum(f.height for f in self._frames)
-        part = None
+        parts: list[list[Any]] = []  # [relative path, rows]
         if rows:
-            table = pl.concat(self._frames, how="diagonal_relaxed").to_arrow()
-            part = f"part-{checkpoint_id:010d}.parquet"
-            tmp = self.staging / f".{part}.tmp"
-            pq.write_table(table, tmp)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, self.staging / part)
-            fsync_dir(self.staging)
+            frame = pl.concat(self._frames, how="diagonal_relaxed")
+            for folder, group in self._groups(frame):
+                rel = folder / f"part-{checkpoint_id:010d}.parquet"
+                target = self.staging / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{target.name}.tmp")
+                pq.write_table(group.to_arrow(), tmp)
+                with open(tmp, "rb") as f:
+                    os.fsync(f.fileno())
+                os.replace(tmp, target)
+                fsync_dir(target.parent)
+                parts.append([str(rel), group.height])
         self._frames = []
         # "before": the rows committed ahead of this checkpoint, which recovery checks
-        return {"checkpoint": checkpoint_id, "part": part, "rows": rows,
+        return {"checkpoint": checkpoint_id, "parts": parts, "rows": rows,
                 "before": self.records}
 
+    @staticmethod
+    def _parts_of(committable: dict[str, Any]) -> list[list[Any]]:
+        if "parts" in committable:
+            return committable["parts"]
+        part = committable.get("part")  # the one-part form of earlier checkpoints
+        return [[part, committable["rows"]]] if part else []
+
     def commit(self, committable: dict[str, Any]) -> None:
-        part = committable["part"]
-        if part is None or (self.path / part).exists():
-            return  # nothing to publish, or published already
-        if not (self.staging / part).exists():
-            raise SinkRecoveryError(f"{self.path}: the output of checkpoint "
-                                    f"{committable['checkpoint']} is neither committed nor "
-                                    "staged")
-        os.replace(self.staging / part, self.path / part)
-        fsync_dir(self.path)
-        self.records += committable["rows"]
+        """Rename each staged part into place; a part already in place has landed, so a
+        commit interrupted half-way finishes the rest when repeated."""
+        for rel, rows in self._parts_of(committable):
+            dest = self.path / rel
+            if dest.exists():
+                continue
+            if not (self.staging / rel).exists():
+                raise SinkRecoveryError(f"{self.path}: the output of checkpoint "
+                                        f"{committable['checkpoint']} is neither committed "
+                                        "nor staged")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.staging / rel, dest)
+            fsync_dir(dest.parent)
+            self.records += rows
 
     def _parts(self) -> list[Path]:
-        return sorted(self.path.glob("part-*.parquet")) if self.path.is_dir() else []
+        return dataset_parts(self.path)
 
     @staticmethod
-    def _part_id(path: Path) -> int:
+    def part_id(path: Path) -> int:
         return int(path.name.split("-")[1].split(".")[0])
 
     def recover(self, committable: dict[str, Any] | None, checkpoint_id: int) -> None:
         rows = {p: pq.ParquetFile(p).metadata.num_rows for p in self._parts()}
         if committable is not None and "before" in committable:
             before = sum(n for p, n in rows.items()
-                         if self._part_id(p) < committable["checkpoint"])
+                         if self.part_id(p) < committable["checkpoint"])
             if before != committable["before"]:
                 raise SinkRecoveryError(
                     f"{self.path} does not hold the output the restored checkpoint "
                     f"{checkpoint_id} was taken after ({committable['before']} rows; its "
                     f"parts hold {before}): it was rewritten by another run; restore a "
                     "newer checkpoint, or start afresh")
-        for folder in (self.path, self.staging):
-            for f in folder.glob("part-*.parquet") if folder.is_dir() else ():
-                if self._part_id(f) > checkpoint_id:
-                    f.unlink()
-                    rows.pop(f, None)
+        staged = list(self.staging.rglob("part-*.parquet")) if self.staging.is_dir() else []
+        for f in [*rows, *staged]:
+            if self.part_id(f) > checkpoint_id:
+                f.unlink()
+                rows.pop(f, None)
         self.records = sum(rows.values())
         if committable is not None:
             self.commit(committable)
@@ -264,7 +308,8 @@ class ParquetDatasetSink:
 
 
 def read_parquet_dataset(path: Path) -> pl.DataFrame:
-    """All committed parts of a dataset, in checkpoint order (an empty frame if none)."""
-    parts = sorted(Path(path).glob("part-*.parquet"))
+    """All committed parts of a dataset, in checkpoint order (an empty frame if none).
+    Partition columns are in the files themselves, so no folder names need parsing."""
+    parts = dataset_parts(path)
     return pl.concat([pl.read_parquet(p) for p in parts], how="diagonal_relaxed") \
         if parts else pl.DataFrame()

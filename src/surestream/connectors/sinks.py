@@ -102,7 +102,7 @@ def open_sink(spec: Any, resolve: Callable[[str], Path]) -> Sink:
     if isinstance(spec, FileSink):
         path = resolve(spec.path)
         if spec.format == "parquet":
-            return ParquetDatasetSink(path)
+            return ParquetDatasetSink(path, spec.partition_by)
         return LineFileSink(path, spec.format)
     if isinstance(spec, DuckDBSink):
         return DuckDBTableSink(resolve(spec.path), spec.table)

@@ -96,6 +96,14 @@ class FileSink(_SinkBase):
     type: Literal["file"] = "file"
     path: str
     format: FileFormat = "jsonl"
+    #: Parquet only: hive-style folders by these columns (``date=.../symbol=.../part-n``)
+    partition_by: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _partitioning(self) -> FileSink:
+        if self.partition_by and self.format != "parquet":
+            raise ValueError("partition_by needs format: parquet (a dataset folder)")
+        return self
 
 
 class DuckDBSink(_SinkBase):
