@@ -1,4 +1,4 @@
-"""The crash suite: `surestream verify` on every example pipeline, 52 seeded kill points.
+"""The crash suite: `surestream verify` on every example pipeline, with seeded kill points.
 
 Each kill is a real child process killed with SIGKILL at a fault point (inside the
 checkpoint write, between pre-commit and commit, mid-batch, ...), restarted until done,
@@ -13,31 +13,62 @@ from pathlib import Path
 
 import pytest
 
-from surestream.apps.trading.simulator import TradeSimulation
+from surestream.apps.trading.demo import prepare_reference
+from surestream.apps.trading.simulator import MarketSimulation, TradeSimulation
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "src" / "surestream" / "examples"
-CASES = [("trades_vwap.yaml", 20, 11), ("trades_router.yaml", 20, 12),
-         ("trades_sessions.yaml", 12, 13)]
+
+
+def trades_file(data: Path) -> list[str]:
+    return [f"source.path={data / 'trades.jsonl'}"]
+
+
+def market(data: Path) -> dict[str, str]:
+    return {name: str(data / "market" / f"{name}.jsonl")
+            for name in ("raw.trades", "raw.marketdata", "raw.orderbook")}
+
+
+#: (spec, kill points, seed, overrides for the test data)
+CASES = [
+    ("trades_vwap.yaml", 20, 11, trades_file),
+    ("trades_router.yaml", 20, 12, trades_file),
+    ("trades_sessions.yaml", 12, 13, trades_file),
+    ("trading/router.yaml", 4, 21, lambda d: [f"source.path={market(d)['raw.trades']}"]),
+    ("trading/aggregation.yaml", 4, 22, lambda d: [f"source.path={market(d)['raw.trades']}"]),
+    ("trading/alerts.yaml", 4, 23, lambda d: [
+        f"source.path=[{market(d)['raw.trades']}, {market(d)['raw.marketdata']}]"]),
+    ("trading/orderbook.yaml", 4, 24, lambda d: [f"source.path={market(d)['raw.orderbook']}"]),
+    ("trading/enrichment.yaml", 4, 25, lambda d: [
+        f"sources.trades.path={market(d)['raw.trades']}",
+        f"sources.reference_updates.path={d / 'market' / 'reference_updates.jsonl'}",
+        f"streams.enriched.steps[4].reference.path="
+        f"{d / 'market' / 'reference' / 'symbols.parquet'}"]),
+]
 
 
 @pytest.fixture(scope="module")
-def trades(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("crash-data") / "trades.jsonl"
-    TradeSimulation(events=12_000, seed=11).write(str(path))
-    return path
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("crash-data")
+    TradeSimulation(events=12_000, seed=11).write(str(folder / "trades.jsonl"))
+    MarketSimulation(events=8_000, seed=11).write(folder / "market")
+    prepare_reference(folder / "market", 11)
+    return folder
 
 
-def test_the_suite_has_at_least_50_kill_points():
-    assert sum(points for _, points, _ in CASES) >= 50
-    assert {name for name, _, _ in CASES} == {p.name for p in EXAMPLES.glob("*.yaml")}
+def test_the_suite_covers_every_example_with_at_least_50_kill_points():
+    assert sum(points for _, points, _, _ in CASES) >= 50
+    assert {name for name, _, _, _ in CASES} == {
+        str(p.relative_to(EXAMPLES)) for p in EXAMPLES.rglob("*.yaml")}
 
 
-@pytest.mark.parametrize(("example", "points", "seed"), CASES)
-def test_verify_passes_with_seeded_kills(example, points, seed, trades, tmp_path):
+@pytest.mark.parametrize(("example", "points", "seed", "overrides"), CASES,
+                         ids=[c[0] for c in CASES])
+def test_verify_passes_with_seeded_kills(example, points, seed, overrides, data, tmp_path):
+    sets = [arg for o in overrides(data) for arg in ("--set", o)]
     proc = subprocess.run(
         [sys.executable, "-m", "surestream", "verify", str(EXAMPLES / example),
-         "--crash-points", str(points), "--seed", str(seed), "--set",
-         f"source.path={trades}", "--workdir", str(tmp_path / "runs")],
+         "--crash-points", str(points), "--seed", str(seed), *sets,
+         "--workdir", str(tmp_path / "runs")],
         capture_output=True, text=True, timeout=900)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(("PASS", "FAIL"))]
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,0 +1,148 @@
+"""``surestream demo`` end to end at a small size, as a user runs it (a child process).
+
+30,000 events still inject every kind of damage many times (duplicates, late trades,
+malformed lines, unknown statuses), so the reconciliation is not vacuous. The report is
+checked against the simulator's own ``truth.json`` and against the warehouse's contents,
+so a wrong counter and a wrong output cannot agree by accident.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from surestream.connectors.file_sinks import read_parquet_dataset
+
+EVENTS = 30_000
+CHECKS = [
+    "duplicates removed",
+    "late trades quarantined",
+    "malformed -> dlq.deserialization",
+    "unknown status -> dlq.trades.unroutable",
+    "processed.trades.new",
+    "processed.trades.filled",
+    "processed.trades.cancelled",
+    "processed.trades.rejected",
+]
+#: warehouse dataset folder -> (job, output tag) that writes it
+DATASETS = {
+    "processed_trades_new": ("router", "processed.trades.new"),
+    "processed_trades_filled": ("router", "processed.trades.filled"),
+    "processed_trades_cancelled": ("router", "processed.trades.cancelled"),
+    "processed_trades_rejected": ("router", "processed.trades.rejected"),
+    "dlq_trades_unroutable": ("router", "dlq.trades.unroutable"),
+    "quarantine_trades_late": ("router", "quarantine.trades.late"),
+    "trade_aggregates_1m": ("aggregation", "agg_1m"),
+    "trade_aggregates_5m": ("aggregation", "agg_5m"),
+    "trade_aggregates_15m": ("aggregation", "agg_15m"),
+    "quarantine_aggregation_late_1m": ("aggregation", "late_1m"),
+    "quarantine_aggregation_late_5m": ("aggregation", "late_5m"),
+    "quarantine_aggregation_late_15m": ("aggregation", "late_15m"),
+    "price_alerts": ("alerts", "main"),
+    "quarantine_prices_late": ("alerts", "quarantine.prices.late"),
+    "orderbook_metrics": ("orderbook", "main"),
+    "quarantine_orderbook_late": ("orderbook", "quarantine.orderbook.late"),
+    "enriched_trades": ("enrichment", "enriched"),
+    "quarantine_enrichment_late": ("enrichment", "quarantine.enrichment.late"),
+}
+
+
+def surestream(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "surestream", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("demo")
+    out = root / "out"
+    proc = surestream("demo", "--events", str(EVENTS), "--out", str(out), cwd=root)
+    report = json.loads((out / "report.json").read_text()) if proc.returncode == 0 else {}
+    return {"proc": proc, "out": out, "warehouse": out / "warehouse", "report": report,
+            "truth": json.loads((out / "data" / "truth.json").read_text())}
+
+
+def test_demo_exits_0(demo: dict[str, Any]) -> None:
+    proc = demo["proc"]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "== report" in proc.stdout
+
+
+def test_demo_every_reconciliation_line_is_ok(demo: dict[str, Any]) -> None:
+    lines = [ln.strip() for ln in demo["proc"].stdout.splitlines()
+             if "injected/expected" in ln]
+    assert [ln for ln in lines if ln.startswith(tuple(CHECKS))] == lines
+    assert len(lines) == len(CHECKS)
+    assert all(ln.endswith(" OK") for ln in lines), "\n".join(lines)
+    assert "MISMATCH" not in demo["proc"].stdout
+
+
+def test_demo_report_json_found_equals_injected(demo: dict[str, Any]) -> None:
+    report = demo["report"]
+    assert report["events"] == EVENTS
+    checks = report["reconciliation"]
+    assert [c["check"] for c in checks] == CHECKS
+    for c in checks:
+        assert c["found"] == c["injected"], c
+    # every kind of damage was injected (and found), so the checks are not vacuous
+    injected = {c["check"]: c["injected"] for c in checks}
+    for check in CHECKS[:4]:
+        assert injected[check] > 0, check
+
+
+def test_demo_expected_counts_come_from_the_truth_file(demo: dict[str, Any]) -> None:
+    t = demo["truth"]["streams"]["raw.trades"]
+    on_time = t["on_time_statuses"]
+    injected = {c["check"]: c["injected"] for c in demo["report"]["reconciliation"]}
+    assert injected == {
+        "duplicates removed": t["duplicates"],
+        "late trades quarantined": t["late"],
+        "malformed -> dlq.deserialization": t["malformed"],
+        "unknown status -> dlq.trades.unroutable": t["unknown_status"],
+        "processed.trades.new": on_time["NEW"],
+        "processed.trades.filled": on_time["FILLED"] + on_time["PARTIALLY_FILLED"],
+        "processed.trades.cancelled": on_time["CANCELLED"],
+        "processed.trades.rejected": on_time["REJECTED"],
+    }
+    assert demo["truth"]["events"] == EVENTS
+
+
+def test_demo_warehouse_holds_what_the_jobs_wrote(demo: dict[str, Any]) -> None:
+    warehouse: Path = demo["warehouse"]
+    jobs = demo["report"]["jobs"]
+    for dataset, (job, tag) in DATASETS.items():
+        folder = warehouse / dataset
+        assert folder.is_dir(), dataset
+        written = jobs[job]["written"][tag]
+        frame = read_parquet_dataset(folder)
+        assert frame.height == written, dataset
+        if written:
+            assert sorted(p.name for p in folder.glob("part-*.parquet")), dataset
+    found = {c["check"]: c["found"] for c in demo["report"]["reconciliation"]}
+    filled = read_parquet_dataset(warehouse / "processed_trades_filled")
+    assert filled.height == found["processed.trades.filled"]
+    assert filled["trade_id"].n_unique() == filled.height  # no trade twice
+    assert set(filled["status"].unique()) == {"FILLED", "PARTIALLY_FILLED"}
+    # enrichment writes every executed trade the router filed as filled
+    assert jobs["enrichment"]["written"]["enriched"] == found["processed.trades.filled"]
+    assert jobs["enrichment"]["operator_counters"]["reference_data"]["unknown_keys"] > 0
+    errors = (warehouse / "dlq_deserialization.jsonl").read_text().splitlines()
+    assert len(errors) == found["malformed -> dlq.deserialization"]
+    assert (warehouse / "daily_volume_history").is_dir()
+
+
+def test_demo_query_top_symbols(demo: dict[str, Any]) -> None:
+    proc = surestream("query", "top-symbols", "--warehouse", str(demo["warehouse"]),
+                      "--format", "json", cwd=demo["out"])
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert len(rows) == 10  # the default limit
+    assert set(rows[0]) == {"symbol", "trades", "volume", "value", "vwap"}
+    values = [r["value"] for r in rows]
+    assert values == sorted(values, reverse=True)
+    assert all(r["trades"] > 0 and r["volume"] > 0 and r["vwap"] > 0 for r in rows)

@@ -1,0 +1,696 @@
+"""The five trading jobs, run from their real specs over small hand-written inputs.
+
+Each test loads the job's YAML from ``src/surestream/examples/trading/``, points its inputs
+at files written here with ``--set``-style overrides (``source.path=...``), and runs it
+with the local runner into a workspace under ``tmp_path``. The specs' relative output
+paths (``warehouse/...``) resolve against that workspace, as ``surestream demo`` runs them:
+``--set`` cannot address an output whose tag holds dots (``processed.trades.new``).
+Outputs are read back from the Parquet dataset folders the jobs write.
+
+Times are offsets from ``T0`` (2026-01-01T00:00:00Z, a 15-minute boundary); every
+expected value is computed by hand in the comments.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+import surestream
+from surestream.connectors.file_sinks import read_parquet_dataset
+from surestream.model.loader import apply_override, build_spec, load_spec_dict
+from surestream.runners.local.runner import LocalRunner, RunResult
+
+SPECS = Path(surestream.__file__).parent / "examples" / "trading"
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+S = 1_000
+MIN = 60 * S
+
+
+# ---- helpers ---------------------------------------------------------------------------
+
+def write_lines(path: Path, rows: Iterable[dict[str, Any] | str]) -> Path:
+    """One line per row: a dict as JSON, a string as it is (for malformed lines)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+def trade(trade_id: str, symbol: str, at: int, *, status: str | None = "FILLED",
+          side: str = "BUY", quantity: int = 100, price: float = 10.0) -> dict[str, Any]:
+    """A trade as the simulator writes it (the fields the jobs read), ``at`` ms after T0."""
+    return {"trade_id": trade_id, "order_id": f"O-{trade_id}", "symbol": symbol, "side": side,
+            "quantity": quantity, "price": price, "status": status, "exchange": "NYSE",
+            "timestamp_ms": T0 + at}
+
+
+def tick(symbol: str, at: int, price: float) -> dict[str, Any]:
+    return {"symbol": symbol, "price": price, "bid": round(price - 0.01, 2),
+            "ask": round(price + 0.01, 2), "timestamp_ms": T0 + at}
+
+
+def step_index(doc: dict[str, Any], name: str, stream: str | None = None) -> int:
+    """Where the step called ``name`` is in the spec document (for overrides by path)."""
+    steps = doc["streams"][stream]["steps"] if stream else doc["steps"]
+    return next(i for i, s in enumerate(steps) if s["name"] == name)
+
+
+@dataclass
+class Job:
+    """A finished run of a trading job and the workspace it wrote to."""
+
+    result: RunResult
+    workspace: Path
+
+    def dataset(self, name: str) -> list[dict[str, Any]]:
+        """The rows of warehouse dataset ``name`` ([] when it got none)."""
+        return read_parquet_dataset(self.workspace / "warehouse" / name).to_dicts()
+
+    def frame(self, name: str) -> pl.DataFrame:
+        return read_parquet_dataset(self.workspace / "warehouse" / name)
+
+    def jsonl(self, name: str) -> list[dict[str, Any]]:
+        path = self.workspace / "warehouse" / name
+        return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def run_job(job: str, workspace: Path, overrides: Sequence[str] = (),
+            doc_overrides: Any = None) -> Job:
+    """Run ``<job>.yaml`` with ``--set``-style overrides; outputs land in ``workspace``."""
+    spec_file = SPECS / f"{job}.yaml"
+    doc = load_spec_dict(spec_file)
+    for assignment in [*(doc_overrides(doc) if doc_overrides else []), *overrides]:
+        apply_override(doc, assignment)
+    spec = build_spec(doc, workspace, str(spec_file))
+    return Job(LocalRunner(spec).run(), workspace)
+
+
+def ids(rows: list[dict[str, Any]]) -> list[str]:
+    return [r["trade_id"] for r in rows]
+
+
+# ---- job 1: router ---------------------------------------------------------------------
+
+BROKEN = '{"trade_id": "r-broken", "symbol": "AAA", "price": 10.5'
+HUGE = '{"trade_id": "r-huge", "note": "' + "x" * 20_000  # never closed: not JSON
+ROUTER_INPUT: list[dict[str, Any] | str] = [
+    trade("r-new", "AAA", 1 * S, status="NEW"),
+    trade("r-fill", "AAA", 2 * S, status="FILLED"),
+    trade("r-part", "BBB", 3 * S, status="PARTIALLY_FILLED"),
+    trade("r-canc", "AAA", 4 * S, status="CANCELLED"),
+    trade("r-rej", "BBB", 5 * S, status="REJECTED"),
+    trade("r-exp", "AAA", 6 * S, status="EXPIRED"),      # not a known status
+    trade("r-null", "AAA", 6500, status=None),           # no status at all
+    trade("r-lower", "AAA", 7 * S, status="filled"),     # statuses are case-sensitive
+    BROKEN,
+    HUGE,
+    trade("r-fill", "AAA", 2 * S, status="FILLED"),      # re-sent: a duplicate
+    trade("r-ahead", "AAA", 20 * S),                     # W after it: T0 + 20000 - 5001
+    trade("r-late", "AAA", 10 * S),                      # 10000 <= 14999: late by 4999
+    trade("r-edge", "BBB", 15 * S),                      # exactly 5 s behind: on time
+]
+
+
+@pytest.fixture(scope="module")
+def router(tmp_path_factory: pytest.TempPathFactory) -> Job:
+    ws = tmp_path_factory.mktemp("router")
+    trades = write_lines(ws / "in" / "trades.jsonl", ROUTER_INPUT)
+    return run_job("router", ws, [f"source.path={trades}"])
+
+
+def test_router_sends_each_status_to_its_stream(router: Job) -> None:
+    assert ids(router.dataset("processed_trades_new")) == ["r-new"]
+    # PARTIALLY_FILLED shares the filled stream with FILLED; arrival order is kept
+    assert ids(router.dataset("processed_trades_filled")) == ["r-fill", "r-part", "r-ahead",
+                                                             "r-edge"]
+    assert ids(router.dataset("processed_trades_cancelled")) == ["r-canc"]
+    assert ids(router.dataset("processed_trades_rejected")) == ["r-rej"]
+    filled = router.dataset("processed_trades_filled")
+    assert [r["status"] for r in filled] == ["FILLED", "PARTIALLY_FILLED", "FILLED", "FILLED"]
+    assert filled[0] == trade("r-fill", "AAA", 2 * S)  # the record unchanged, every field
+
+
+def test_router_unknown_status_goes_to_unroutable(router: Job) -> None:
+    rows = router.dataset("dlq_trades_unroutable")
+    assert ids(rows) == ["r-exp", "r-null", "r-lower"]
+    assert [r["status"] for r in rows] == ["EXPIRED", None, "filled"]
+    assert router.result.written["dlq.trades.unroutable"] == 3
+
+
+def test_router_malformed_lines_go_to_dlq_deserialization(router: Job) -> None:
+    errors = router.jsonl("dlq_deserialization.jsonl")
+    assert len(errors) == 2
+    trades_file = router.workspace / "in" / "trades.jsonl"
+    for e in errors:
+        assert e["pipeline"] == "trading-router"
+        assert e["operator"] == "source:source"
+        assert e["error_type"] == "deserialization_error"
+        # the file, then the parser's reason
+        assert e["error_message"].startswith(f"{trades_file}: ")
+        assert len(e["error_message"]) > len(f"{trades_file}: ")
+        assert e["traceback"] is None
+    assert errors[0]["raw"] == BROKEN  # the line exactly as it came
+
+
+def test_router_truncates_a_huge_raw_value_at_10000_chars(router: Job) -> None:
+    huge = router.jsonl("dlq_deserialization.jsonl")[1]
+    assert len(huge["raw"]) == 10_000
+    assert huge["raw"] == HUGE[:10_000]
+
+
+def test_router_removes_the_duplicate(router: Job) -> None:
+    assert router.result.counters["duplicates"] == 1
+    assert router.result.operator_counters["dedup_trades"] == {"duplicates": 1}
+    assert ids(router.dataset("processed_trades_filled")).count("r-fill") == 1
+
+
+def test_router_quarantines_the_late_trade(router: Job) -> None:
+    late = router.dataset("quarantine_trades_late")
+    assert len(late) == 1
+    row = late[0]
+    assert row["trade_id"] == "r-late"
+    assert row["watermark_ms"] == T0 + 20 * S - 5001
+    assert row["lateness_ms"] == 4999
+    assert row["original_timestamp"] == T0 + 10 * S
+    assert (row["pipeline"], row["operator"]) == ("trading-router", "quarantine_late_trades")
+    assert router.result.counters["late"] == 1
+    # the trade exactly 5 s behind the newest one is not late (W = max - 5000 - 1)
+    assert "r-edge" in ids(router.dataset("processed_trades_filled"))
+
+
+def test_router_accounts_for_every_line(router: Job) -> None:
+    w = router.result.written
+    assert router.result.records_in == len(ROUTER_INPUT) == 14
+    placed = (w["processed.trades.new"] + w["processed.trades.filled"]
+              + w["processed.trades.cancelled"] + w["processed.trades.rejected"]
+              + w["dlq.trades.unroutable"] + w["quarantine.trades.late"] + w["errors"]
+              + router.result.counters["duplicates"])
+    assert placed == 14
+    assert w["main"] == 0  # every status is routed to a named stream or the DLQ
+
+
+# ---- job 2: aggregation ----------------------------------------------------------------
+
+AGG_INPUT = [
+    trade("s1", "SGL", 10 * S, side="BUY", quantity=100, price=50.0),
+    trade("o1", "SLL", 11 * S, side="SELL", quantity=10, price=20.0),
+    trade("o2", "SLL", 12 * S, side="SELL", quantity=30, price=21.0),
+    trade("a1", "AAA", 62 * S, side="BUY", quantity=100, price=10.0),   # first to arrive
+    trade("a2", "AAA", 65 * S, side="SELL", quantity=300, price=12.0),
+    trade("a3", "AAA", 61 * S, side="BUY", quantity=200, price=11.0),   # earliest: open
+    trade("n1", "AAA", 66 * S, status="NEW", quantity=1000, price=99.0),      # not executed
+    trade("c1", "AAA", 66500, status="CANCELLED", quantity=1000, price=1.0),  # not executed
+    trade("a1", "AAA", 62 * S, side="BUY", quantity=100, price=10.0),   # duplicate of a1
+    trade("a4", "AAA", 70 * S, side="BUY", quantity=50, price=9.0),     # latest: close
+    trade("a5", "AAA", 68 * S, side="SELL", quantity=50, price=13.0,
+          status="PARTIALLY_FILLED"),                                   # last to arrive
+    trade("m1", "MRG", 100 * S, side="BUY", quantity=10, price=100.0),  # 1m [60 s, 120 s)
+    trade("m2", "MRG", 130 * S, side="SELL", quantity=30, price=102.0),  # 1m [120 s, 180 s)
+    trade("a6", "AAA", 400 * S, side="BUY", quantity=1000, price=15.0),  # 5m [300 s, 600 s)
+]
+
+
+def window_row(symbol: str, start: int, size: str, **values: Any) -> dict[str, Any]:
+    span = {"1m": MIN, "5m": 5 * MIN, "15m": 15 * MIN}[size]
+    return {"symbol": symbol, "window_start": T0 + start, "window_end": T0 + start + span,
+            "window_size": size, **values}
+
+
+def single(price: float, quantity: int, side: str) -> dict[str, Any]:
+    """The aggregates of a window holding one trade."""
+    buy = int(side == "BUY")
+    return {"revision": 0, "total_volume": quantity, "total_value": price * quantity,
+            "vwap": price, "trade_count": 1, "buy_count": buy, "sell_count": 1 - buy,
+            "buy_sell_ratio": None if buy else 0.0, "high": price, "low": price,
+            "open": price, "close": price}
+
+
+# AAA a1..a5: volume 100+300+200+50+50 = 700; value 1000+3600+2200+450+650 = 7900;
+# buys a1 a3 a4, sells a2 a5: ratio 3/2; high 13 (a5), low 9 (a4); open 11 (a3, earliest
+# event time though it arrived third), close 9 (a4, latest event time though a5 came after)
+AAA_1M = {"revision": 0, "total_volume": 700, "total_value": 7900.0, "vwap": 7900 / 700,
+          "trade_count": 5, "buy_count": 3, "sell_count": 2, "buy_sell_ratio": 1.5,
+          "high": 13.0, "low": 9.0, "open": 11.0, "close": 9.0}
+
+
+@pytest.fixture(scope="module")
+def aggregation(tmp_path_factory: pytest.TempPathFactory) -> Job:
+    ws = tmp_path_factory.mktemp("aggregation")
+    trades = write_lines(ws / "in" / "trades.jsonl", AGG_INPUT)
+    return run_job("aggregation", ws, [f"source.path={trades}"])
+
+
+def windows(job: Job, size: str, symbol: str) -> list[dict[str, Any]]:
+    rows = [r for r in job.dataset(f"trade_aggregates_{size}") if r["symbol"] == symbol]
+    return sorted(rows, key=lambda r: (r["window_start"], r["revision"]))
+
+
+def assert_windows(actual: list[dict[str, Any]], expected: list[dict[str, Any]]) -> None:
+    assert len(actual) == len(expected)
+    for got, want in zip(actual, expected, strict=True):
+        assert set(got) == set(want), sorted(set(got) ^ set(want))
+        for column, value in want.items():
+            assert got[column] == (pytest.approx(value) if isinstance(value, float)
+                                   else value), column
+
+
+def test_aggregation_single_trade_window(aggregation: Job) -> None:
+    for size in ("1m", "5m", "15m"):
+        assert_windows(windows(aggregation, size, "SGL"),
+                       [window_row("SGL", 0, size, **single(50.0, 100, "BUY"))])
+
+
+def test_aggregation_ratio_is_null_without_sells_and_zero_without_buys(
+        aggregation: Job) -> None:
+    sgl = windows(aggregation, "1m", "SGL")[0]
+    assert (sgl["buy_count"], sgl["sell_count"], sgl["buy_sell_ratio"]) == (1, 0, None)
+    sll = windows(aggregation, "1m", "SLL")[0]
+    assert (sll["buy_count"], sll["sell_count"], sll["buy_sell_ratio"]) == (0, 2, 0.0)
+    # never infinity or NaN, in any dataset
+    for size in ("1m", "5m", "15m"):
+        ratios = aggregation.frame(f"trade_aggregates_{size}")["buy_sell_ratio"].drop_nulls()
+        assert all(math.isfinite(x) for x in ratios)
+
+
+def test_aggregation_vwap_counts_ohlc_by_event_time(aggregation: Job) -> None:
+    # only executed trades count (n1 NEW and c1 CANCELLED are left out), the re-sent a1 once
+    assert_windows(windows(aggregation, "1m", "AAA"),
+                   [window_row("AAA", 60 * S, "1m", **AAA_1M),
+                    window_row("AAA", 360 * S, "1m", **single(15.0, 1000, "BUY"))])
+    assert aggregation.result.operator_counters["executed_only"]["filtered"] == 2
+    assert aggregation.result.counters["duplicates"] == 1
+
+
+def test_aggregation_two_trades_merge_into_one_window(aggregation: Job) -> None:
+    # m1 and m2 fall in different 1-minute windows, but in the same 5- and 15-minute window:
+    # volume 10 + 30 = 40, value 1000 + 3060 = 4060, vwap 101.5, one buy and one sell
+    assert_windows(windows(aggregation, "1m", "MRG"),
+                   [window_row("MRG", 60 * S, "1m", **single(100.0, 10, "BUY")),
+                    window_row("MRG", 120 * S, "1m", **single(102.0, 30, "SELL"))])
+    merged = {"revision": 0, "total_volume": 40, "total_value": 4060.0, "vwap": 101.5,
+              "trade_count": 2, "buy_count": 1, "sell_count": 1, "buy_sell_ratio": 1.0,
+              "high": 102.0, "low": 100.0, "open": 100.0, "close": 102.0}
+    assert_windows(windows(aggregation, "5m", "MRG"), [window_row("MRG", 0, "5m", **merged)])
+    assert_windows(windows(aggregation, "15m", "MRG"), [window_row("MRG", 0, "15m", **merged)])
+
+
+def test_aggregation_5m_and_15m_windows(aggregation: Job) -> None:
+    assert_windows(windows(aggregation, "5m", "AAA"),
+                   [window_row("AAA", 0, "5m", **AAA_1M),
+                    window_row("AAA", 300 * S, "5m", **single(15.0, 1000, "BUY"))])
+    # a1..a6: volume 1700, value 7900 + 15000 = 22900; 4 buys, 2 sells; close a6 (400 s)
+    assert_windows(windows(aggregation, "15m", "AAA"), [window_row(
+        "AAA", 0, "15m", revision=0, total_volume=1700, total_value=22900.0,
+        vwap=22900 / 1700, trade_count=6, buy_count=4, sell_count=2, buy_sell_ratio=2.0,
+        high=15.0, low=9.0, open=11.0, close=15.0)])
+
+
+def test_aggregation_window_size_column(aggregation: Job) -> None:
+    for size in ("1m", "5m", "15m"):
+        frame = aggregation.frame(f"trade_aggregates_{size}")
+        assert frame["window_size"].unique().to_list() == [size]
+        assert (frame["window_end"] - frame["window_start"]).unique().to_list() == [
+            {"1m": MIN, "5m": 5 * MIN, "15m": 15 * MIN}[size]]
+        assert frame["buy_count"].dtype == pl.Int64 and frame["sell_count"].dtype == pl.Int64
+    # nothing in this input is late for any window
+    for late in ("quarantine_aggregation_late_1m", "quarantine_aggregation_late_5m",
+                 "quarantine_aggregation_late_15m"):
+        assert aggregation.dataset(late) == []
+
+
+LATENESS_INPUT = [
+    trade("l1", "LAT", 200 * S, side="BUY", quantity=10, price=20.0),   # 1m [180 s, 240 s)
+    trade("p1", "PCE", 250 * S, quantity=1, price=1.0),   # W = 244999: [180, 240) fires, rev 0
+    # 230 s <= W, but the window stays until W >= 239999 + 30000: re-fires with revision 1
+    trade("l2", "LAT", 230 * S, side="SELL", quantity=30, price=22.0),
+    trade("p2", "PCE", 280 * S, quantity=1, price=1.0),   # W = 274999: [180, 240) is gone
+    trade("l3", "LAT", 235 * S, side="BUY", quantity=5, price=25.0),    # too late for 1m
+]
+
+
+@pytest.fixture(scope="module")
+def lateness(tmp_path_factory: pytest.TempPathFactory) -> Job:
+    ws = tmp_path_factory.mktemp("lateness")
+    trades = write_lines(ws / "in" / "trades.jsonl", LATENESS_INPUT)
+    return run_job("aggregation", ws, [f"source.path={trades}"])
+
+
+def test_aggregation_late_but_allowed_trade_refires_with_revision_1(lateness: Job) -> None:
+    # l1 + l2: volume 40, value 200 + 660 = 860, vwap 21.5
+    assert_windows(windows(lateness, "1m", "LAT"), [
+        window_row("LAT", 180 * S, "1m", **single(20.0, 10, "BUY")),
+        window_row("LAT", 180 * S, "1m", revision=1, total_volume=40, total_value=860.0,
+                   vwap=21.5, trade_count=2, buy_count=1, sell_count=1, buy_sell_ratio=1.0,
+                   high=22.0, low=20.0, open=20.0, close=22.0)])
+
+
+def test_aggregation_too_late_trade_goes_to_the_window_late_output(lateness: Job) -> None:
+    late = lateness.dataset("quarantine_aggregation_late_1m")
+    assert ids(late) == ["l3"]
+    assert late[0]["watermark_ms"] == T0 + 280 * S - 5001
+    assert late[0]["lateness_ms"] == 280 * S - 5001 - 235 * S
+    assert (late[0]["pipeline"], late[0]["operator"]) == ("trading-aggregation", "ohlcv_1m")
+    # the 5-minute window [0, 300 s) had not even fired: l3 is on time there
+    assert lateness.dataset("quarantine_aggregation_late_5m") == []
+    assert lateness.dataset("quarantine_aggregation_late_15m") == []
+    # l1, l2, l3: value 200 + 660 + 125 = 985; l3 (235 s) is the latest: the close
+    assert_windows(windows(lateness, "5m", "LAT"), [window_row(
+        "LAT", 0, "5m", revision=0, total_volume=45, total_value=985.0, vwap=985 / 45,
+        trade_count=3, buy_count=2, sell_count=1, buy_sell_ratio=2.0, high=25.0, low=20.0,
+        open=20.0, close=25.0)])
+
+
+# ---- job 3: price alerts ---------------------------------------------------------------
+
+def price(symbol: str, at: int, value: float, trade_id: str | None = None,
+          status: str = "FILLED") -> dict[str, Any]:
+    """A trade carrying a price (the alerts job reads symbol, price, time, id, status)."""
+    return trade(trade_id or f"{symbol}-{at}", symbol, at, status=status, price=value)
+
+
+def alert(symbol: str, at: int, baseline: float, value: float, change: float,
+          severity: str, window_start: int = 0, source: str = "trade") -> dict[str, Any]:
+    return {"symbol": symbol, "alert_ts": T0 + at, "window_start": T0 + window_start,
+            "baseline_price": baseline, "price": value, "change_pct": change,
+            "direction": "UP" if change > 0 else "DOWN", "severity": severity,
+            "source": source}
+
+
+def run_alerts(ws: Path, prices: list[dict[str, Any]], **params: Any) -> Job:
+    """The alerts job over one file of prices (``params`` override the job's params)."""
+    path = write_lines(ws / "in" / "prices.jsonl", prices)
+
+    def param_overrides(doc: dict[str, Any]) -> list[str]:
+        i = step_index(doc, "price_alerts")
+        return [f"steps[{i}].params.{k}={v}" for k, v in params.items()]
+
+    return run_job("alerts", ws, [f"source.path={path}"], doc_overrides=param_overrides)
+
+
+def alerts_of(job: Job) -> list[dict[str, Any]]:
+    return sorted(job.dataset("price_alerts"), key=lambda a: (a["alert_ts"], a["symbol"]))
+
+
+def assert_alerts(actual: list[dict[str, Any]], expected: list[dict[str, Any]]) -> None:
+    assert [(a["symbol"], a["alert_ts"]) for a in actual] == \
+        [(a["symbol"], a["alert_ts"]) for a in expected]
+    for got, want in zip(actual, expected, strict=True):
+        assert got == {k: pytest.approx(v) if isinstance(v, float) else v
+                       for k, v in want.items()}
+
+
+@pytest.fixture(scope="module")
+def thresholds(tmp_path_factory: pytest.TempPathFactory) -> Job:
+    symbols = {"FLAT": None, "MED": 102.0, "MED2": 104.99, "HIGH": 105.0, "HIGH2": 109.99,
+               "CRIT": 110.0, "DOWN": 97.0, "CRASH": 89.0}
+    prices = [price(s, 0, 100.0) for s in symbols]               # the baselines
+    prices += [price(s, 10 * S, p) for s, p in symbols.items() if p is not None]
+    prices += [price("FLAT", 10 * S, 101.99), price("FLAT", 20 * S, 98.01),  # +-1.99 %
+               price("FLAT", 30 * S, 0.0),                       # no price: ignored
+               price("LATE", -60 * S, 100.0)]                    # far behind: quarantined
+    return run_alerts(tmp_path_factory.mktemp("thresholds"), prices)
+
+
+def test_alerts_severities_and_directions(thresholds: Job) -> None:
+    at = 10 * S
+    assert_alerts(alerts_of(thresholds), sorted([
+        alert("MED", at, 100.0, 102.0, 2.0, "MEDIUM"),         # exactly 2 %: alerts
+        alert("MED2", at, 100.0, 104.99, 4.99, "MEDIUM"),
+        alert("HIGH", at, 100.0, 105.0, 5.0, "HIGH"),
+        alert("HIGH2", at, 100.0, 109.99, 9.99, "HIGH"),
+        alert("CRIT", at, 100.0, 110.0, 10.0, "CRITICAL"),
+        alert("DOWN", at, 100.0, 97.0, -3.0, "MEDIUM"),
+        alert("CRASH", at, 100.0, 89.0, -11.0, "CRITICAL"),
+    ], key=lambda a: (a["alert_ts"], a["symbol"])))
+
+
+def test_alerts_below_threshold_no_alert(thresholds: Job) -> None:
+    assert "FLAT" not in {a["symbol"] for a in thresholds.dataset("price_alerts")}
+    assert thresholds.result.counters["errors"] == 0
+
+
+def test_alerts_late_price_is_quarantined(thresholds: Job) -> None:
+    late = thresholds.dataset("quarantine_prices_late")
+    assert [r["symbol"] for r in late] == ["LATE"]
+    assert late[0]["lateness_ms"] == (30 * S - 5001) - (-60 * S)
+
+
+def test_alerts_cooldown_and_baseline_reset(tmp_path: Path) -> None:
+    job = run_alerts(tmp_path, [
+        price("COOL", 0, 100.0),
+        price("COOL", 10 * S, 103.0),     # +3 %: alert; the baseline becomes 103 at 10 s
+        price("COOL", 40 * S, 110.0),     # +6.8 % from 103 but within 60 s: suppressed
+        price("COOL", 69_999, 104.0),     # +0.97 % from 103 (the suppressed move kept it)
+        price("COOL", 70 * S, 106.0),     # 60 s after the alert: +2.91 % from 103, alert
+        price("COOL", 140 * S, 108.0),    # +1.89 % from 106 (+8 % from 100): no alert
+        price("COOL", 150 * S, 108.2),    # +2.075 % from 106: alert
+    ])
+    assert_alerts(alerts_of(job), [
+        alert("COOL", 10 * S, 100.0, 103.0, 3.0, "MEDIUM"),
+        alert("COOL", 70 * S, 103.0, 106.0, round(3 / 103 * 100, 6), "MEDIUM", 10 * S),
+        alert("COOL", 150 * S, 106.0, 108.2, round(2.2 / 106 * 100, 6), "MEDIUM", 70 * S),
+    ])
+
+
+def test_alerts_new_detection_window_after_5_minutes(tmp_path: Path) -> None:
+    job = run_alerts(tmp_path, [
+        price("NWW", 0, 100.0),
+        price("NWW", 299_999, 101.0),     # last ms of the window: +1 %
+        price("NWW", 300 * S, 110.0),     # a new window opens at this price: its baseline
+        price("NWW", 310 * S, 112.3),     # +2.09 % from 110 (not +12.3 % from 100)
+    ])
+    assert_alerts(alerts_of(job), [
+        alert("NWW", 310 * S, 110.0, 112.3, round(2.3 / 110 * 100, 6), "MEDIUM", 300 * S)])
+
+
+def test_alerts_state_expires_after_10_minutes_of_silence(tmp_path: Path) -> None:
+    job = run_alerts(tmp_path, [
+        price("EXP", 0, 100.0),
+        price("PCE", 611 * S, 50.0),      # W = 605999 passes EXP's expiry at 600 s
+        price("EXP", 612 * S, 103.0),     # a fresh baseline, no alert
+        price("EXP", 620 * S, 105.1),     # +2.04 % from 103
+    ])
+    assert_alerts(alerts_of(job), [
+        alert("EXP", 620 * S, 103.0, 105.1, round(2.1 / 103 * 100, 6), "MEDIUM", 612 * S)])
+
+
+def test_alerts_expiry_itself_forgets_the_baseline(tmp_path: Path) -> None:
+    """With a one-hour detection window, only the 10-minute expiry can reset a baseline."""
+    job = run_alerts(tmp_path, [
+        price("EXP", 0, 100.0),
+        price("KEEP", 0, 100.0),
+        price("OOO", 100 * S, 100.0),
+        price("OOO", 96 * S, 100.5),      # 4 s out of order: the baseline (first in time)
+        price("KEEP", 590 * S, 103.0),    # within 10 minutes: +3 % from 100, alert
+        price("PCE", 611 * S, 50.0),      # W = 605999: EXP (seen at 0) expires
+        price("EXP", 612 * S, 103.0),     # +3 % from a forgotten baseline: no alert
+        price("PCE", 702 * S, 50.0),      # W = 696999: OOO was last seen at 100 s, not 96 s
+        price("OOO", 698 * S, 103.0),     # so it still has its baseline: +2.49 %, alert
+    ], window_ms=3_600_000)
+    assert_alerts(alerts_of(job), [
+        alert("KEEP", 590 * S, 100.0, 103.0, 3.0, "MEDIUM"),
+        alert("OOO", 698 * S, 100.5, 103.0, round(2.5 / 100.5 * 100, 6), "MEDIUM", 96 * S),
+    ])
+
+
+def test_alerts_price_at_the_expiry_time_is_still_judged(tmp_path: Path) -> None:
+    """A symbol has one timer per millisecond: the expiry timer of the price at 0 (600 s)
+    is also the timer of the price waiting at 600 s, and must outlive the expiry's move."""
+    job = run_alerts(tmp_path, [
+        price("EDGE", 0, 100.0),
+        price("EDGE", 600 * S, 103.0),    # exactly 10 minutes after the first price
+        price("EDGE", 599 * S, 100.0),    # first in time: a new window, baseline 100
+    ])
+    assert_alerts(alerts_of(job), [
+        alert("EDGE", 600 * S, 100.0, 103.0, 3.0, "MEDIUM", 599 * S)])
+
+
+def test_alerts_judge_prices_in_event_time_order(tmp_path: Path) -> None:
+    job = run_alerts(tmp_path, [
+        price("ORD", 10 * S, 100.0),      # arrives first ...
+        price("ORD", 8 * S, 103.0),       # ... but this one is first in time: the baseline
+        price("ORD", 12 * S, 103.5),      # +0.49 % from 103: nothing (+3.5 % from 100)
+    ])
+    # in time order: 103 (8 s), 100 (10 s): -2.91 %, alert; then 103.5 within the cooldown
+    assert_alerts(alerts_of(job), [
+        alert("ORD", 10 * S, 103.0, 100.0, round(-3 / 103 * 100, 6), "MEDIUM", 8 * S)])
+
+
+@pytest.mark.parametrize("interleave", [1, 1024])
+def test_alerts_ticks_and_trades_together(tmp_path: Path, interleave: int) -> None:
+    trades = write_lines(tmp_path / "in" / "trades.jsonl", [
+        price("MIX", 0, 100.0, "x1"),
+        price("MIX", 62 * S, 150.0, "r1", status="REJECTED"),   # never traded: ignored
+        price("MIX", 63 * S, 80.0, "n1", status="NEW"),         # a limit price: ignored
+        price("MIX", 64 * S, 130.0, "c1", status="CANCELLED"),
+        price("MIX", 64_500, 140.0, "u1", status="EXPIRED"),
+        price("MIX", 70 * S, 100.0, "x2", status="PARTIALLY_FILLED"),
+    ])
+    ticks = write_lines(tmp_path / "in" / "ticks.jsonl", [
+        tick("MIX", 1 * S, 102.5), tick("MIX", 60 * S, 102.5), tick("MIX", 65 * S, 102.5)])
+    # interleave 1: one record from each file in turn (x1, tick 1 s, r1, tick 60 s, ...);
+    # 1024: every trade, then every tick -- the prices are judged in time order either way
+    job = run_job("alerts", tmp_path, [f"source.path=[{trades}, {ticks}]",
+                                       f"runtime.interleave_records={interleave}"])
+    assert_alerts(alerts_of(job), [
+        alert("MIX", 1 * S, 100.0, 102.5, 2.5, "MEDIUM", source="tick"),
+        alert("MIX", 70 * S, 102.5, 100.0, round(-2.5 / 102.5 * 100, 6), "MEDIUM", 1 * S),
+    ])
+    assert job.result.operator_counters["traded_prices_only"]["filtered"] == 4
+    assert job.result.counters["late"] == 0
+
+
+# ---- job 4: order book analytics -------------------------------------------------------
+
+def levels(prices_quantities: Iterable[tuple[float, int]]) -> list[dict[str, Any]]:
+    return [{"price": p, "quantity": q} for p, q in prices_quantities]
+
+
+# 25 bid levels 100.00, 99.99, ... with quantities 1, 2, ..., 25; 3 ask levels
+DEEP_BIDS = levels((round(100.0 - 0.01 * i, 2), i + 1) for i in range(25))
+THIN_ASKS = levels([(100.02, 10), (100.03, 20), (100.04, 30)])
+ORDERBOOK_INPUT = [
+    {"symbol": "OB1", "timestamp_ms": T0 + 1 * S, "bids": DEEP_BIDS, "asks": THIN_ASKS},
+    {"symbol": "NOBID", "timestamp_ms": T0 + 2 * S, "bids": [],
+     "asks": levels((round(50.0 + 0.01 * i, 2), i + 1) for i in range(6))},
+    {"symbol": "NOASK", "timestamp_ms": T0 + 3 * S,
+     "bids": levels([(20.0, 7), (19.99, 3)]), "asks": []},
+    {"symbol": "EMPTY", "timestamp_ms": T0 + 4 * S, "bids": [], "asks": []},
+    {"symbol": "LATE", "timestamp_ms": T0 - 60 * S, "bids": DEEP_BIDS, "asks": THIN_ASKS},
+]
+METRICS = ["best_bid", "best_ask", "mid", "spread", "spread_bps",
+           *(f"{side}_depth_{n}" for side in ("bid", "ask") for n in (5, 10, 20)),
+           *(f"imbalance_{n}" for n in (5, 10, 20))]
+
+
+@pytest.fixture(scope="module")
+def orderbook(tmp_path_factory: pytest.TempPathFactory) -> Job:
+    ws = tmp_path_factory.mktemp("orderbook")
+    books = write_lines(ws / "in" / "books.jsonl", ORDERBOOK_INPUT)
+    return run_job("orderbook", ws, [f"source.path={books}"])
+
+
+def book(job: Job, symbol: str) -> dict[str, Any]:
+    (row,) = [r for r in job.dataset("orderbook_metrics") if r["symbol"] == symbol]
+    return row
+
+
+def assert_metrics(row: dict[str, Any], **expected: float) -> None:
+    assert {k: row[k] for k in METRICS} == {k: pytest.approx(v, abs=1e-9)
+                                            for k, v in expected.items()}
+
+
+def test_orderbook_columns(orderbook: Job) -> None:
+    frame = orderbook.frame("orderbook_metrics")
+    assert frame.columns[:2] == ["symbol", "timestamp_ms"]
+    assert sorted(frame.columns[2:]) == sorted(METRICS)  # the level lists are dropped
+    assert frame["symbol"].to_list() == ["OB1", "NOBID", "NOASK", "EMPTY"]
+
+
+def test_orderbook_spread_depth_and_imbalance(orderbook: Job) -> None:
+    # mid (100.00 + 100.02) / 2 = 100.01; spread 0.02 = 0.02 / 100.01 * 10^4 bps
+    # bid depth: 1+..+5 = 15, 1+..+10 = 55, 1+..+20 = 210 (levels 21-25 ignored);
+    # ask depth: 10+20+30 = 60 at every depth (only 3 levels)
+    assert_metrics(book(orderbook, "OB1"), best_bid=100.0, best_ask=100.02, mid=100.01,
+                   spread=0.02, spread_bps=0.02 / 100.01 * 10_000,
+                   bid_depth_5=15, bid_depth_10=55, bid_depth_20=210,
+                   ask_depth_5=60, ask_depth_10=60, ask_depth_20=60,
+                   imbalance_5=(15 - 60) / 75, imbalance_10=(55 - 60) / 115,
+                   imbalance_20=(210 - 60) / 270)
+
+
+def test_orderbook_empty_bid_side_gives_zeros(orderbook: Job) -> None:
+    # no mid, spread or bps without both sides; the imbalance is all on the ask side (-1)
+    assert_metrics(book(orderbook, "NOBID"), best_bid=0, best_ask=50.0, mid=0, spread=0,
+                   spread_bps=0, bid_depth_5=0, bid_depth_10=0, bid_depth_20=0,
+                   ask_depth_5=15, ask_depth_10=21, ask_depth_20=21,
+                   imbalance_5=-1, imbalance_10=-1, imbalance_20=-1)
+
+
+def test_orderbook_empty_ask_side_gives_zeros(orderbook: Job) -> None:
+    assert_metrics(book(orderbook, "NOASK"), best_bid=20.0, best_ask=0, mid=0, spread=0,
+                   spread_bps=0, bid_depth_5=10, bid_depth_10=10, bid_depth_20=10,
+                   ask_depth_5=0, ask_depth_10=0, ask_depth_20=0,
+                   imbalance_5=1, imbalance_10=1, imbalance_20=1)
+
+
+def test_orderbook_both_sides_empty_all_zeros(orderbook: Job) -> None:
+    assert_metrics(book(orderbook, "EMPTY"), **dict.fromkeys(METRICS, 0.0))
+    assert orderbook.result.counters["errors"] == 0
+
+
+def test_orderbook_late_snapshot_quarantined(orderbook: Job) -> None:
+    late = orderbook.dataset("quarantine_orderbook_late")
+    assert [r["symbol"] for r in late] == ["LATE"]
+    assert late[0]["lateness_ms"] == (4 * S - 5001) - (-60 * S)
+
+
+# ---- job 5: enrichment -----------------------------------------------------------------
+
+FIELDS = ("company_name", "sector", "industry", "market_cap_tier", "ref_exchange")
+REFERENCE = [
+    {"symbol": "AAA", "company_name": "Alpha Corp.", "sector": "Information Technology",
+     "industry": "Software", "market_cap_tier": "LARGE", "ref_exchange": "NASDAQ"},
+    {"symbol": "BBB", "company_name": "Beta Inc.", "sector": "Energy",
+     "industry": "Oil & Gas", "market_cap_tier": "MID", "ref_exchange": "NYSE"},
+]
+UPDATES = [
+    {**REFERENCE[0], "sector": "Reclassified"},                     # AAA moves sector
+    {"symbol": "ZZZ", "company_name": "Zeta Holdings", "sector": "Utilities",
+     "industry": "Electric Utilities", "market_cap_tier": "SMALL", "ref_exchange": "NYSE"},
+]
+# with runtime.interleave_records=2 the sequence is: e1, e2 (trades), both updates, e3, ...
+ENRICH_TRADES = [
+    trade("e1", "AAA", 1 * S),
+    trade("e2", "ZZZ", 2 * S),                              # not in the reference yet
+    trade("e3", "AAA", 3 * S, status="PARTIALLY_FILLED"),   # after the updates
+    trade("e4", "ZZZ", 4 * S),
+    trade("e5", "BBB", 5 * S, status="NEW"),                # not executed: filtered out
+    trade("e6", "BBB", 6 * S),
+    trade("e1", "AAA", 1 * S),                              # duplicate
+    trade("e7", "AAA", -60 * S),                            # late
+]
+
+
+def enriched(ref: dict[str, Any] | None) -> dict[str, Any]:
+    return {f: "UNKNOWN" for f in FIELDS} if ref is None else {f: ref[f] for f in FIELDS}
+
+
+@pytest.mark.parametrize("batch_size", [1, 65536])
+def test_enrichment_known_unknown_and_updated(tmp_path: Path, batch_size: int) -> None:
+    reference = tmp_path / "in" / "symbols.parquet"
+    reference.parent.mkdir(parents=True)
+    pl.DataFrame(REFERENCE).write_parquet(reference)
+    trades = write_lines(tmp_path / "in" / "trades.jsonl", ENRICH_TRADES)
+    updates = write_lines(tmp_path / "in" / "updates.jsonl", UPDATES)
+
+    def reference_path(doc: dict[str, Any]) -> list[str]:
+        i = step_index(doc, "reference_data", "enriched")
+        return [f"streams.enriched.steps[{i}].reference.path={reference}"]
+
+    job = run_job("enrichment", tmp_path, [
+        f"sources.trades.path={trades}", f"sources.reference_updates.path={updates}",
+        "runtime.interleave_records=2", f"runtime.batch_size={batch_size}"],
+        doc_overrides=reference_path)
+    rows = job.dataset("enriched_trades")
+    assert ids(rows) == ["e1", "e2", "e3", "e4", "e6"]
+    by_id = {r["trade_id"]: r for r in rows}
+    assert {k: by_id["e1"][k] for k in FIELDS} == enriched(REFERENCE[0])   # known
+    assert {k: by_id["e2"][k] for k in FIELDS} == enriched(None)           # unknown
+    assert {k: by_id["e3"][k] for k in FIELDS} == enriched(UPDATES[0])     # updated
+    assert {k: by_id["e4"][k] for k in FIELDS} == enriched(UPDATES[1])     # added
+    assert {k: by_id["e6"][k] for k in FIELDS} == enriched(REFERENCE[1])
+    # the trade's own columns pass through unchanged (its exchange beside ref_exchange)
+    assert {k: by_id["e3"][k] for k in trade("e3", "AAA", 3 * S)} == \
+        trade("e3", "AAA", 3 * S, status="PARTIALLY_FILLED")
+    assert job.result.operator_counters["reference_data"] == {"unknown_keys": 1, "errors": 0}
+    assert job.result.counters["duplicates"] == 1
+    assert ids(job.dataset("quarantine_enrichment_late")) == ["e7"]
+    assert job.result.operator_counters["executed_only"]["filtered"] == 1
