@@ -143,3 +143,9 @@ def test_python_api_builds_the_same_graph_as_the_spec():
     assert from_api.all_streams["main"].steps == from_yaml.all_streams["main"].steps
     assert from_api.all_sources == from_yaml.all_sources
     assert from_api.outputs == from_yaml.outputs
+
+
+def test_set_reaches_keys_that_contain_dots():
+    doc = {"outputs": {"processed.trades.new": {"type": "file", "path": "a.jsonl"}}}
+    apply_override(doc, 'outputs["processed.trades.new"].path=b.jsonl')
+    assert doc["outputs"]["processed.trades.new"]["path"] == "b.jsonl"

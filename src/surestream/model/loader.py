@@ -6,6 +6,7 @@ Errors name the field by its path in the file (``steps[2].state_ttl_ms``) and sa
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -74,16 +75,31 @@ def format_validation_error(err: ValidationError) -> list[tuple[str, str]]:
     return problems
 
 
+_PATH_TOKEN = re.compile(r'\["([^"]*)"\]|\[(\d+)\]|([^.\[\]]+)')
+
+
+def _path_parts(path: str) -> list[str | int]:
+    """``steps[2].name`` -> ['steps', 2, 'name']; ``outputs["a.b"].path`` keeps a key that
+    contains dots (tags like ``processed.trades.new``) in one piece."""
+    parts: list[str | int] = []
+    for quoted, index, plain in _PATH_TOKEN.findall(path):
+        if quoted:
+            parts.append(quoted)
+        elif index:
+            parts.append(int(index))
+        else:
+            parts.append(int(plain) if plain.isdigit() else plain)
+    return parts
+
+
 def apply_override(doc: dict[str, Any], assignment: str) -> None:
-    """``--set a.b[2].c=value`` (value parsed as YAML: numbers stay numbers)."""
+    """``--set a.b[2].c=value`` (value parsed as YAML: numbers stay numbers); a key with
+    dots in it is quoted: ``--set 'outputs["processed.trades.new"].path=x'``."""
     path, sep, raw = assignment.partition("=")
     if not sep or not path:
         raise SpecError([("--set", f"{assignment!r} is not path=value")])
     value = yaml.safe_load(raw) if raw else ""
-    parts: list[str | int] = []
-    for token in path.replace("[", ".").replace("]", "").split("."):
-        if token:
-            parts.append(int(token) if token.isdigit() else token)
+    parts = _path_parts(path)
     node: Any = doc
     for i, part in enumerate(parts[:-1]):
         nxt = parts[i + 1]
