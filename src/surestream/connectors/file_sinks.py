@@ -223,10 +223,9 @@ class ParquetDatasetSink:
     def _groups(self, frame: pl.DataFrame) -> list[tuple[Path, pl.DataFrame]]:
         if not self.partition_by:
             return [(Path(), frame)]
-        missing = [c for c in self.partition_by if c not in frame.columns]
-        if missing:
-            raise ValueError(f"{self.path}: partition_by columns missing from the records: "
-                             f"{missing}")
+        # a record without a partition column lands in hive's default (null) partition
+        frame = frame.with_columns([pl.lit(None).alias(c) for c in self.partition_by
+                                    if c not in frame.columns])
         groups = frame.partition_by(self.partition_by, as_dict=True, maintain_order=True)
         return sorted(((Path(*[f"{c}={_hive_value(v)}" for c, v in
                                zip(self.partition_by, values, strict=True)]), part)
