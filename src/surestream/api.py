@@ -52,9 +52,11 @@ def jsonl(path: str, *, key: list[str] | None = None) -> FileSink:
     return FileSink(path=path, format="jsonl", key=key)
 
 
-def parquet(path: str, *, key: list[str] | None = None) -> FileSink:
-    """A Parquet dataset folder (one part file per checkpoint with data)."""
-    return FileSink(path=path, format="parquet", key=key)
+def parquet(path: str, *, key: list[str] | None = None,
+            partition_by: list[str] | None = None) -> FileSink:
+    """A Parquet dataset folder (one part file per checkpoint with data, in hive-style
+    ``col=value`` folders with ``partition_by``)."""
+    return FileSink(path=path, format="parquet", key=key, partition_by=partition_by)
 
 
 def csv(path: str, *, key: list[str] | None = None) -> FileSink:
