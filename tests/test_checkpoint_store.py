@@ -9,12 +9,20 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from surestream.runners.local import checkpoint_store
-from surestream.runners.local.checkpoint_store import CheckpointError, CheckpointStore, write_atomic
+from surestream.runners.local.checkpoint_store import (
+    CheckpointError,
+    CheckpointStore,
+    ChunkedState,
+    write_atomic,
+)
 
 INFO = {"counter": {"kind": "map", "keys": []}, "table": {"kind": "keyed_dedup", "keys": ["k"]}}
 
@@ -288,3 +296,213 @@ def test_a_crash_while_writing_a_manifest_keeps_the_previous_checkpoint(tmp_path
     assert restarted.next_id() == 2 and [r["id"] for r in restarted.list()] == [1]
     write(restarted, 2, counter=22)
     assert restarted.latest().state("counter") == {"count": 22}
+
+
+# -- chunked state ----------------------------------------------------------------------
+def never(name: str) -> Callable[[], Any]:
+    """A chunk the store must not materialize (the previous checkpoint holds it)."""
+    def fail() -> Any:
+        raise AssertionError(f"chunk {name} was materialized again")
+    return fail
+
+
+def chunked(store: CheckpointStore, n: int, head: Any, chunks: dict[str, Any],
+            counter: int | None = None) -> dict:
+    """Checkpoint ``n``: ``big`` is a chunked state; ``counter`` a plain one."""
+    return store.write(n, {"big": ChunkedState(head, chunks), "counter": {"count": counter}},
+                       positions={"seq": n}, sinks={}, pipeline="p",
+                       operators_info={"big": {"kind": "keyed_dedup", "keys": ["k"]}})
+
+
+def chunk_value(i: int) -> list[int]:
+    return [i] * 1000
+
+
+def test_unchanged_chunks_are_referenced_again_never_materialized_or_rewritten(tmp_path):
+    store = CheckpointStore(tmp_path / "chk", retain=3)
+    first = chunked(store, 1, {"n": 2}, {"c0": chunk_value(0), "c1": lambda: chunk_value(1)})
+    entry = first["operators"]["big"]
+    assert entry["file"] == "big.0000000001.pkl" and entry["kind"] == "keyed_dedup"
+    assert sorted(entry["chunks"]) == ["c0", "c1"]
+    assert entry["chunks"]["c1"]["file"] == "big.chunk.c1.0000000001.pkl"
+    assert first["bytes_written"] == first["bytes_total"] == (
+        entry["bytes"] + sum(e["bytes"] for e in entry["chunks"].values())
+        + first["operators"]["counter"]["bytes"])
+    inode = (store.dir / "state" / "big.chunk.c0.0000000001.pkl").stat().st_ino
+
+    second = chunked(store, 2, {"n": 3}, {"c0": never("c0"), "c1": never("c1"),
+                                          "c2": chunk_value(2)})
+    entry2 = second["operators"]["big"]
+    assert {k: entry2["chunks"][k] for k in ("c0", "c1")} == entry["chunks"]  # copied as is
+    assert entry2["chunks"]["c2"]["file"] == "big.chunk.c2.0000000002.pkl"
+    # written: the head and the new chunk (the counter did not change)
+    assert second["bytes_written"] == entry2["bytes"] + entry2["chunks"]["c2"]["bytes"]
+    assert (store.dir / "state" / "big.chunk.c0.0000000001.pkl").stat().st_ino == inode
+
+    cp = CheckpointStore(tmp_path / "chk").latest()  # a new process reads it back
+    state = cp.state("big")
+    assert isinstance(state, ChunkedState) and state.head == {"n": 3}
+    assert state.chunks == {f"c{i}": chunk_value(i) for i in range(3)}
+    assert cp.state("counter") == {"count": None}
+    assert sorted(cp.files()) == sorted([
+        "big.0000000002.pkl", "big.chunk.c0.0000000001.pkl", "big.chunk.c1.0000000001.pkl",
+        "big.chunk.c2.0000000002.pkl", "counter.0000000001.pkl"])
+
+
+def test_a_dropped_chunk_is_no_longer_referenced_and_its_file_goes_with_retention(tmp_path):
+    store = CheckpointStore(tmp_path / "chk", retain=2)
+    chunked(store, 1, 0, {"old": chunk_value(0), "kept": chunk_value(1)})
+    chunked(store, 2, 0, {"kept": chunk_value(1), "new": chunk_value(2)})
+    assert sorted(store.latest().state("big").chunks) == ["kept", "new"]
+    chunked(store, 3, 0, {"kept": chunk_value(1), "new": chunk_value(2)})
+    # retain 2: nothing of checkpoint 1 is left; no file is shared by 2 and 3 either
+    assert state_files(store) == [
+        "big.0000000002.pkl", "big.0000000003.pkl", "big.chunk.kept.0000000002.pkl",
+        "big.chunk.kept.0000000003.pkl", "big.chunk.new.0000000002.pkl",
+        "big.chunk.new.0000000003.pkl", "counter.0000000002.pkl", "counter.0000000003.pkl"]
+
+
+def test_retention_deletes_chunk_files_no_retained_checkpoint_references(tmp_path):
+    store = CheckpointStore(tmp_path / "chk", retain=3)
+    for n in range(1, 8):  # a new chunk each time; the first ones are rewritten by age
+        chunked(store, n, n, {f"c{i}": chunk_value(i) for i in range(n)})
+    on_disk = {f for f in state_files(store) if ".chunk." in f}
+    referenced = set()
+    for row in store.list():
+        referenced |= {e["file"] for e in row["operators"]["big"]["chunks"].values()}
+    assert on_disk == referenced
+    assert [r["id"] for r in store.list()] == [5, 6, 7]
+    written_by = {int(f.rsplit(".", 2)[-2]) for f in on_disk}
+    assert written_by == {4, 5, 6, 7}  # 5 still references what 4 wrote, nothing older
+    # a chunk file of a checkpoint that crashed before its manifest goes too
+    orphan = store.dir / "state" / "big.chunk.gone.0000000008.pkl"
+    orphan.write_bytes(pickle.dumps(chunk_value(0)))
+    chunked(store, 8, 8, {f"c{i}": chunk_value(i) for i in range(8)})
+    chunked(store, 9, 9, {f"c{i}": chunk_value(i) for i in range(8)})
+    chunked(store, 10, 10, {f"c{i}": chunk_value(i) for i in range(8)})
+    assert not orphan.exists() and "big.chunk.c0.0000000004.pkl" not in state_files(store)
+    assert store.latest().state("big").chunks == {f"c{i}": chunk_value(i) for i in range(8)}
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "delete"])
+def test_a_corrupt_chunk_file_falls_back_to_the_previous_checkpoint(tmp_path, damage):
+    store = CheckpointStore(tmp_path / "chk", retain=3)
+    chunked(store, 1, 1, {"a": chunk_value(1)})
+    chunked(store, 2, 2, {"a": never("a"), "b": chunk_value(2)})
+    f = store.dir / "state" / "big.chunk.b.0000000002.pkl"
+    data = bytearray(f.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0xFF
+        f.write_bytes(bytes(data))
+    elif damage == "truncate":
+        f.write_bytes(bytes(data[:-3]))
+    else:
+        f.unlink()
+    restarted = CheckpointStore(tmp_path / "chk", retain=3)
+    cp = restarted.latest()
+    assert cp.id == 1 and cp.state("big") == ChunkedState(1, {"a": chunk_value(1)})
+    assert [r["valid"] for r in restarted.list()] == [True, False]
+    # the restarted run reaches checkpoint 2's state again: chunk b is written anew (and a,
+    # written 2 checkpoints ago, too)
+    again = chunked(restarted, 3, 2, {"a": chunk_value(1), "b": chunk_value(2)})
+    assert again["operators"]["big"]["chunks"]["b"]["file"] == "big.chunk.b.0000000003.pkl"
+    assert restarted.latest().state("big").chunks["b"] == chunk_value(2)
+
+
+def test_a_chunk_read_after_verification_still_checks_the_digest(tmp_path):
+    store = CheckpointStore(tmp_path / "chk")
+    chunked(store, 1, 1, {"a": chunk_value(1)})
+    cp = store.latest()
+    (store.dir / "state" / "big.chunk.a.0000000001.pkl").write_bytes(pickle.dumps([666]))
+    with pytest.raises(CheckpointError, match=r"'big' is corrupt \(chunk 'a'\)"):
+        cp.state("big")
+
+
+@pytest.mark.parametrize("retain", [2, 3, 4, 5])
+def test_no_chunk_file_is_shared_by_every_retained_checkpoint(tmp_path, retain):
+    """Chunks that never change are still written anew once they were written retain - 1
+    checkpoints ago: whichever single file rots, some retained checkpoint survives."""
+    store = CheckpointStore(tmp_path / "chk", retain=retain)
+    writes: dict[str, int] = {}
+    for n in range(1, 12):
+        meta = chunked(store, n, {"n": n}, {"a": chunk_value(1), "b": chunk_value(2)},
+                       counter=0)
+        for e in meta["operators"]["big"]["chunks"].values():
+            age = n - int(e["file"].rsplit(".", 2)[-2])
+            assert age < max(1, retain - 1)
+            writes[e["file"]] = writes.get(e["file"], 0) + 1
+    assert max(writes.values()) == max(1, retain - 1)  # reused as long as allowed
+    for victim in state_files(store):
+        copy = tmp_path / f"copy-{victim}"
+        shutil.copytree(store.dir, copy)
+        (copy / "state" / victim).write_bytes(b"rot")
+        assert CheckpointStore(copy, retain=retain).latest() is not None, victim
+
+
+def test_a_restarted_store_reuses_the_chunks_of_the_latest_checkpoint(tmp_path):
+    store = CheckpointStore(tmp_path / "chk", retain=4)
+    chunked(store, 1, 1, {"a": chunk_value(1)})
+    restarted = CheckpointStore(tmp_path / "chk", retain=4)
+    meta = chunked(restarted, 2, 2, {"a": never("a")})
+    assert meta["operators"]["big"]["chunks"]["a"]["file"] == "big.chunk.a.0000000001.pkl"
+    meta = chunked(restarted, 3, 3, {"a": never("a")})
+    assert meta["operators"]["big"]["chunks"]["a"]["file"] == "big.chunk.a.0000000001.pkl"
+    meta = chunked(restarted, 4, 4, {"a": lambda: chunk_value(1)})  # 3 checkpoints: anew
+    assert meta["operators"]["big"]["chunks"]["a"]["file"] == "big.chunk.a.0000000004.pkl"
+
+
+def test_a_state_that_turns_plain_or_chunked_is_stored_as_it_is_now(tmp_path):
+    store = CheckpointStore(tmp_path / "chk")
+    chunked(store, 1, {"h": 1}, {"a": chunk_value(1)})
+    store.write(2, {"big": {"h": 1}}, positions={}, sinks={}, pipeline="p",
+                operators_info={})
+    cp = store.latest()
+    assert cp.state("big") == {"h": 1} and "chunks" not in cp.meta["operators"]["big"]
+    chunked(store, 3, {"h": 1}, {"a": chunk_value(1)})
+    assert store.latest().state("big") == ChunkedState({"h": 1}, {"a": chunk_value(1)})
+
+
+def test_chunk_names_must_be_usable_in_file_names(tmp_path):
+    store = CheckpointStore(tmp_path / "chk")
+    for bad in ("a.b", "a/b", "", "x" * 121):
+        with pytest.raises(ValueError, match="chunk name"):
+            chunked(store, 1, 0, {bad: 1})
+    assert store.latest() is None
+
+
+def test_two_states_that_would_share_a_file_are_refused(tmp_path):
+    store = CheckpointStore(tmp_path / "chk")
+    with pytest.raises(CheckpointError, match="share the file"):
+        store.write(1, {"x": ChunkedState(0, {"y": 1}), "x.chunk.y": 2}, positions={},
+                    sinks={}, pipeline="p", operators_info={})
+    assert store.latest() is None  # checkpoint 1 never came to exist
+
+
+def test_pickling_a_chunked_state_materializes_its_chunks():
+    state = ChunkedState({"h": 1}, {"a": lambda: [1, 2], "b": [3]})
+    assert pickle.loads(pickle.dumps(state)) == ChunkedState({"h": 1}, {"a": [1, 2], "b": [3]})
+    assert state.value("a") == [1, 2] and state.materialized().chunks == {"a": [1, 2], "b": [3]}
+
+
+def test_copying_the_files_of_a_checkpoint_gives_a_complete_checkpoint(tmp_path):
+    store = CheckpointStore(tmp_path / "chk")
+    chunked(store, 1, 1, {"a": chunk_value(1)})
+    chunked(store, 2, 2, {"a": never("a"), "b": chunk_value(2)})
+    cp = store.latest()
+    target = tmp_path / "copy"
+    (target / "state").mkdir(parents=True)
+    for f in cp.files():
+        shutil.copy2(store.dir / "state" / f, target / "state" / f)
+    shutil.copy2(manifest(store, 2), target)
+    copied = CheckpointStore(target).latest()
+    assert copied.id == 2 and copied.state("big").chunks == {"a": chunk_value(1),
+                                                             "b": chunk_value(2)}
+
+
+def test_a_savepoint_of_a_chunked_state_is_complete(tmp_path):
+    from surestream.cli.checkpoint_cmds import copy_checkpoint, load_savepoint
+
+    store = CheckpointStore(tmp_path / "chk")
+    chunked(store, 1, 1, {"a": chunk_value(1)})
+    sp = copy_checkpoint(store.latest(), tmp_path / "sp")
+    assert load_savepoint(sp).state("big").chunks == {"a": chunk_value(1)}

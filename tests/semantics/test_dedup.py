@@ -7,8 +7,13 @@ is the watermark *before* each record), so every TTL boundary is under the test'
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from itertools import pairwise
+from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import numpy as np
 import polars as pl
@@ -18,6 +23,8 @@ from hypothesis import strategies as st
 
 from surestream.model.batch import NEG_INF, POS_INF, Batch
 from surestream.model.steps import KeyedDedupStep
+from surestream.runners.local.checkpoint_store import CheckpointStore, ChunkedState
+from surestream.semantics import dedup
 from surestream.semantics.dedup import KeepFirstDedup, KeepLastDedup, build_dedup_operator
 from surestream.semantics.key_index import polars_hash
 from surestream.semantics.operator import MAIN
@@ -179,6 +186,91 @@ def test_snapshot_is_picklable_and_restores_state_and_counters():
     assert ids(out[MAIN]) == [4, 5]
 
 
+@contextmanager
+def small_chunks(chunk: int = 2, compact_min: int = 2) -> Iterator[None]:
+    """Snapshot chunks of ``chunk`` slots, and compaction from ``compact_min`` dead ids, so
+    that small tests complete chunks and renumber slots."""
+    with mock.patch.object(dedup, "_CHUNK", chunk), \
+            mock.patch.object(dedup, "_COMPACT_MIN", compact_min):
+        yield
+
+
+def keyed(keys: Sequence[str], ts: Sequence[int], **kw: Any) -> Batch:
+    return batch([{"k": k, "id": i} for i, k in enumerate(keys)], list(ts), **kw)
+
+
+def test_snapshot_chunks_hold_complete_slot_ranges_named_by_the_index_epoch():
+    with small_chunks(chunk=4):
+        op = KeepFirstDedup(step(window=10, ttl=100), "p")
+        op.process(keyed([f"k{i}" for i in range(10)], range(10), wm_end=5))
+        snap = op.snapshot()
+        epoch = op.index.epoch
+        assert isinstance(snap, ChunkedState)
+        assert list(snap.chunks) == [f"keys-e{epoch}-0", f"keys-e{epoch}-1"]
+        assert snap.value(f"keys-e{epoch}-1").rows() == [("k4",), ("k5",), ("k6",), ("k7",)]
+        head = snap.head
+        assert head["n_slots"] == 10 and head["epoch"] == epoch
+        assert head["tail"].rows() == [("k8",), ("k9",)] and head["t0"].tolist() == list(range(10))
+        assert np.unpackbits(head["live"], count=10).all()
+        assert head["counters"] == {"duplicates": 0}
+        # more keys, expiry: complete chunks keep their names and contents
+        # (k0 opens a new window at 20; k1..k3 expire at W 103)
+        op.process(keyed(["k0", "x", "y"], [20, 21, 22], wm=[6, 6, 6], wm_end=103))
+        later = op.snapshot()
+        assert op.index.epoch == epoch and len(op.index) == 9
+        assert list(later.chunks) == [*snap.chunks, f"keys-e{epoch}-2"]
+        for name in snap.chunks:
+            assert later.value(name).equals(snap.value(name))
+        live = np.unpackbits(later.head["live"], count=12).tolist()
+        assert live == [1, 0, 0, 0] + [1] * 8
+        assert later.head["t0"][:1].tolist() == [20] and later.head["tail"].height == 0
+        # renumbering: a new epoch, new names (old names keep meaning the old contents)
+        op.process(keyed([], [], wm_end=115))  # k4..k9 expire: 9 dead > 3 live: compacted
+        assert op.index.epoch != epoch and op.index.n_slots == 3
+        assert not set(op.snapshot().chunks) & set(later.chunks)
+
+
+def old_format_snapshot(op: KeepFirstDedup) -> dict:
+    """What ``KeepFirstDedup.snapshot`` returned before chunked snapshots."""
+    index = op.index.snapshot()
+    return {"index": index, "t0": op._t0[index["slots"]].copy(),
+            "counters": dict(op.counters)}
+
+
+def test_restore_accepts_the_snapshot_format_before_chunks():
+    op = KeepFirstDedup(step(window=10, ttl=20), "p")
+    op.process(keyed(["a", "a", "b", "c"], [100, 101, 105, 90], wm_end=110))  # c expires
+    state = pickle.loads(pickle.dumps(old_format_snapshot(op)))
+    fresh = KeepFirstDedup(step(window=10, ttl=20), "p")
+    fresh.restore(state)
+    assert fresh.counters == {"duplicates": 1} and len(fresh.index) == 2
+    out = fresh.process(keyed(["a", "b", "c"], [109, 116, 95], wm=[119, 125, 125]))
+    assert ids(out[MAIN]) == [1, 2]  # a: duplicate; b: expired at W 125; c: new
+
+
+def test_a_restored_operator_never_reuses_the_chunk_names_of_another_timeline(tmp_path):
+    """A checkpoint restored elsewhere (a savepoint) may go on with other input: the chunks
+    it completes then must not take the names the original run gave other keys, or the
+    store would reference the original's files for them."""
+    with small_chunks(chunk=2):
+        store = CheckpointStore(tmp_path / "chk", retain=5)
+        op = KeepFirstDedup(step(window=10, ttl=1000), "p")
+        op.process(keyed(["a", "b", "c"], [1, 2, 3]))
+        savepoint = pickle.loads(pickle.dumps(op.snapshot()))
+        op.process(keyed(["d", "e"], [4, 5]))  # slots 2..3 = c, d
+        store.write(1, {"d": op.snapshot()}, positions={}, sinks={}, pipeline="p",
+                    operators_info={})
+        other = KeepFirstDedup(step(window=10, ttl=1000), "p")
+        other.restore(savepoint)
+        other.process(keyed(["x", "y"], [4, 5]))  # slots 2..3 = c, x here
+        store.write(2, {"d": other.snapshot()}, positions={}, sinks={}, pipeline="p",
+                    operators_info={})
+        again = KeepFirstDedup(step(window=10, ttl=1000), "p")
+        again.restore(store.latest().state("d"))
+        out = again.process(keyed(["d", "x", "c"], [6, 6, 6]))
+        assert ids(out[MAIN]) == [0]  # d is new in this timeline; x and c are known
+
+
 # -- keep last: hand-computed ------------------------------------------------------------
 def test_keep_last_emits_the_last_record_when_the_watermark_passes_the_window():
     op = KeepLastDedup(step(window=10, ttl=100, strategy="last"), "p")
@@ -218,6 +310,26 @@ def reference_first(records: Sequence[Record], window: int, ttl: int) -> list[bo
     return keep
 
 
+def batch_bounds(n: int, cuts: Sequence[int], start: int = 0) -> list[tuple[int, int]]:
+    """Batches ``[lo, hi)`` from ``start`` to ``n``, cut at ``cuts`` (empty ones included)."""
+    return list(pairwise([start, *sorted(c for c in set(cuts) if start <= c <= n), n]))
+
+
+def feed(op: KeepFirstDedup, records: Sequence[Record], lo: int, hi: int,
+         kept: np.ndarray) -> None:
+    """Records ``lo .. hi-1`` as one batch (keys in fields a, b); marks the kept rows."""
+    part = records[lo:hi]
+    wm_end = records[hi][2] if hi < len(records) else POS_INF
+    rows = [{"a": k[0], "b": k[1], "i": lo + j} for j, (k, _, _) in enumerate(part)]
+    # inferred types: a batch whose key column is all null has a Null column
+    data = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
+    out = op.process(Batch(data=data, ts=np.array([r[1] for r in part], dtype=np.int64),
+                           wm=np.array([r[2] for r in part], dtype=np.int64),
+                           seq=np.arange(lo, hi, dtype=np.int64), wm_end=wm_end))
+    if len(out[MAIN]):
+        kept[out[MAIN].data.get_column("i").to_numpy()] = True
+
+
 def run_first(records: Sequence[Record], cuts: Sequence[int], window: int, ttl: int,
               hash_fn: Callable | None = None, restore_at: int | None = None,
               ) -> tuple[list[bool], int]:
@@ -228,18 +340,8 @@ def run_first(records: Sequence[Record], cuts: Sequence[int], window: int, ttl: 
 
     op = make()
     kept = np.zeros(len(records), dtype=bool)
-    bounds = [0, *sorted(c for c in set(cuts) if c <= len(records)), len(records)]
-    for b, (lo, hi) in enumerate(pairwise(bounds)):
-        part = records[lo:hi]
-        wm_end = records[hi][2] if hi < len(records) else POS_INF
-        rows = [{"a": k[0], "b": k[1], "i": lo + j} for j, (k, _, _) in enumerate(part)]
-        # inferred types: a batch whose key column is all null has a Null column
-        data = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
-        out = op.process(Batch(data=data, ts=np.array([r[1] for r in part], dtype=np.int64),
-                               wm=np.array([r[2] for r in part], dtype=np.int64),
-                               seq=np.arange(lo, hi, dtype=np.int64), wm_end=wm_end))
-        if len(out[MAIN]):
-            kept[out[MAIN].data.get_column("i").to_numpy()] = True
+    for b, (lo, hi) in enumerate(batch_bounds(len(records), cuts)):
+        feed(op, records, lo, hi, kept)
         if b == restore_at:
             state = pickle.loads(pickle.dumps(op.snapshot()))
             op = make()
@@ -307,3 +409,77 @@ def test_snapshot_and_restore_at_a_batch_boundary_changes_nothing(stream, at, ha
     records, cuts, window, ttl = stream
     whole = run_first(records, cuts, window, ttl, hash_fn)
     assert run_first(records, cuts, window, ttl, hash_fn, restore_at=at) == whole
+
+
+Crash = tuple[list[int], int, int]  # (batch cuts, crash after this many batches, lost cps)
+
+
+def run_first_with_crashes(records: Sequence[Record], window: int, ttl: int,
+                           runs: Sequence[Crash], last_cuts: Sequence[int], directory: Path,
+                           hash_fn: Callable | None = None) -> tuple[list[bool], int]:
+    """The operator checkpointed after every batch through a real ``CheckpointStore``;
+    each of ``runs`` crashes after some batches and loses its newest checkpoints (manifests
+    that never became durable), and a new process restores the latest checkpoint left and
+    reads on from its position with other cuts. Returns the flags of the kept rows as the
+    sinks would have them (rows from the restored position on are produced again)."""
+    def make() -> KeepFirstDedup:
+        return KeepFirstDedup(step(window, ttl, fields=("a", "b")), "p", hash_fn=hash_fn)
+
+    kept = np.zeros(len(records), dtype=bool)
+    op, pos = make(), 0
+    for cuts, crash_after, lost in [*runs, (list(last_cuts), -1, 0)]:
+        store = CheckpointStore(directory, retain=3)
+        for b, (lo, hi) in enumerate(batch_bounds(len(records), cuts, start=pos)):
+            feed(op, records, lo, hi, kept)
+            store.write(store.next_id(), {"dedup": op.snapshot()}, positions={"row": hi},
+                        sinks={}, pipeline="p", operators_info={})
+            if b == crash_after:
+                break
+        else:
+            return kept.tolist(), op.counters["duplicates"]
+        manifests = sorted(directory.glob("chk-*.json"))
+        for m in manifests[len(manifests) - lost:]:
+            m.unlink()
+        cp = CheckpointStore(directory, retain=3).latest()
+        op, pos = make(), 0
+        if cp is not None:
+            op.restore(cp.state("dedup"))
+            pos = cp.positions["row"]
+        kept[pos:] = False
+    raise AssertionError("unreachable")
+
+
+@st.composite
+def churning_streams(draw: st.DrawFn) -> tuple[list[Record], int, int]:
+    """More keys, event times that move on with the watermark, short TTLs: keys expire and
+    come back under new slot ids, so chunks complete, slots die and ids get compacted."""
+    n = draw(st.integers(0, 120))
+    keys = draw(st.lists(st.tuples(st.one_of(st.none(), st.integers(0, 9)),
+                                   st.sampled_from([None, "x"])), min_size=n, max_size=n))
+    wm = np.cumsum(draw(st.lists(st.sampled_from([0, 1, 2, 5]), min_size=n, max_size=n)),
+                   dtype=np.int64).tolist()
+    late = draw(st.lists(st.integers(0, 10), min_size=n, max_size=n))
+    window = draw(st.integers(1, 10))
+    ttl = window + draw(st.sampled_from([0, 3, 10]))
+    ts = [w + d for w, d in zip(wm, late, strict=True)]
+    return list(zip(keys, ts, wm, strict=True)), window, ttl
+
+
+@settings(max_examples=150, deadline=None)
+@given(churning_streams(), st.lists(st.tuples(st.lists(st.integers(0, 120), max_size=8),
+                                              st.integers(0, 8), st.integers(0, 2)),
+                                    max_size=2),
+       st.lists(st.integers(0, 120), max_size=8), st.sampled_from([None, three_hashes]))
+def test_checkpoints_through_the_store_and_crashes_change_nothing(stream, runs, last_cuts,
+                                                                   hash_fn):
+    """Incremental snapshots (chunks of 1 slot, compaction as soon as most ids are dead)
+    written to a real store at every batch boundary, restored after crashes into fresh
+    operators, with other batch cuts after each restart: the same records kept as record
+    by record."""
+    records, window, ttl = stream
+    expected = reference_first(records, window, ttl)
+    with small_chunks(chunk=1, compact_min=0), tempfile.TemporaryDirectory() as d:
+        kept, dups = run_first_with_crashes(records, window, ttl, runs, last_cuts, Path(d),
+                                            hash_fn)
+    assert kept == expected
+    assert dups == expected.count(False)

@@ -189,6 +189,89 @@ def test_snapshot_of_an_empty_index():
     assert len(restored) == 0 and restored.lookup(frame(["x"])).tolist() == [-1]
 
 
+def restore_by_ranges(index: KeyIndex, chunk: int, hash_fn=None) -> KeyIndex:
+    """A new index from ``index``'s key ranges of ``chunk`` ids (pickled, as a checkpoint
+    would), concatenated, with its live mask: the incremental snapshot's way."""
+    n = index.n_slots
+    parts = [pickle.loads(pickle.dumps(index.key_range(lo, lo + chunk)))
+             for lo in range(0, max(n, 1), chunk)]
+    keys = None if parts[0] is None else pl.concat(parts)
+    restored = KeyIndex(hash_fn)
+    restored.restore_keys(keys, index.live.copy(), n)
+    return restored
+
+
+@pytest.mark.parametrize("hash_fn", HASHES)
+def test_key_ranges_and_restore_keys_give_the_same_ids(hash_fn):
+    index = KeyIndex(hash_fn)
+    keys = frame([f"k{i}" for i in range(30)] + [None], list(range(30)) + [None])
+    slots, _ = index.get_or_insert(keys)
+    index.delete(slots[5:10])
+    row_of = np.argsort(slots)  # ids follow the probing order, not the row order
+    assert index.key_range(4, 7).rows() == [keys.row(int(row_of[i])) for i in (4, 5, 6)]
+    assert index.key_range(0, 31).rows() == [keys.row(int(r)) for r in row_of]  # dead too
+    assert index.key_range(29, 99).height == 2 and index.key_range(40, 50).height == 0
+    restored = restore_by_ranges(index, 7, hash_fn)
+    assert restored.n_slots == index.n_slots and len(restored) == len(index)
+    assert (restored.live == index.live).all()
+    assert (restored.lookup(keys) == index.lookup(keys)).all()
+    assert restored.epoch != index.epoch  # it may go on differently: other chunk names
+    extra = frame(["k7", "new", "k1", "new"], [7, 0, 1, 0])
+    a, new_a = index.get_or_insert(extra)
+    b, new_b = restored.get_or_insert(extra)
+    assert new_a.tolist() == new_b.tolist() == [True, True, False, True]
+    assert a[2] == b[2] == slots[1]
+    assert sorted(a[:2].tolist()) == sorted(b[:2].tolist()) == [31, 32]
+
+
+def test_restore_keys_of_an_empty_index_and_mismatched_input():
+    assert len(restore_by_ranges(KeyIndex(), 4)) == 0
+    index = KeyIndex()
+    index.get_or_insert(frame(["a", "b"]))
+    index.compact()  # nothing dead: still renumbered as far as the epoch is concerned
+    index.delete(np.array([0, 1]))
+    index.compact()  # no slots, but a key schema
+    restored = restore_by_ranges(index, 4)
+    assert restored.n_slots == 0 and restored.key_range(0, 4).schema == {"a": pl.String}
+    with pytest.raises(ValueError, match="2 keys and a live mask of 3"):
+        KeyIndex().restore_keys(frame(["a", "b"]), np.ones(3, dtype=bool), 3)
+    with pytest.raises(ValueError, match="0 keys"):
+        KeyIndex().restore_keys(None, np.ones(1, dtype=bool), 1)
+
+
+def test_the_epoch_changes_exactly_when_stored_keys_could_change():
+    """Under one epoch the keys of a complete range never change: inserts append, deletes
+    only mark. Renumbering, retyping, clearing and restoring draw a new epoch."""
+    index = KeyIndex()
+    index.get_or_insert(pl.DataFrame({"a": [None, None]}, schema={"a": pl.Null}))
+    e0, first = index.epoch, index.key_range(0, 2)
+    index.get_or_insert(pl.DataFrame({"a": [None, None]}, schema={"a": pl.Null}))
+    index.lookup(pl.DataFrame({"a": [None]}, schema={"a": pl.Null}))
+    assert index.epoch == e0 and index.key_range(0, 2).equals(first)
+    index.get_or_insert(frame(["x", "y"], names=("a",)))  # Null column meets String: retyped
+    e1 = index.epoch
+    assert e1 != e0 and index.key_range(0, 3).schema == {"a": pl.String}
+    before = index.key_range(0, 3)
+    index.delete(np.array([1, 2]))
+    index.get_or_insert(frame([f"z{i}" for i in range(3000)], names=("a",)))  # grows, rehashes
+    assert index.epoch == e1 and index.key_range(0, 3).equals(before)
+    index.compact()
+    e2 = index.epoch
+    assert e2 != e1 and index.n_slots == 3001 and index.key_range(0, 1).rows() == [(None,)]
+    index.clear()
+    assert index.epoch not in (e0, e1, e2)
+
+
+def test_an_all_null_key_column_compacted_to_nothing_still_takes_its_real_type():
+    index = KeyIndex()
+    index.get_or_insert(pl.DataFrame({"a": [None]}, schema={"a": pl.Null}))
+    index.delete(np.array([0]))
+    index.compact()  # no ids left, but a (Null-typed) store
+    slots, new = index.get_or_insert(pl.DataFrame({"a": [1, 2, 1]}))
+    assert new.tolist() == [True, True, True] and slots[0] == slots[2] != slots[1]
+    assert index.lookup(pl.DataFrame({"a": [2, 1, 3]})).tolist() == [slots[1], slots[0], -1]
+
+
 def test_growth_keeps_every_key_exact():
     index = KeyIndex()
     model: dict[int, int] = {}
@@ -219,6 +302,7 @@ ops = st.lists(
         st.tuples(st.just("delete"), st.lists(st.integers(0, 80), max_size=10)),
         st.tuples(st.just("compact"), st.none()),
         st.tuples(st.just("snapshot"), st.none()),
+        st.tuples(st.just("restore_keys"), st.integers(1, 6)),
     ),
     max_size=25,
 )
@@ -257,10 +341,12 @@ def test_behaves_like_a_dict(operations, hash_fn):
             assert old == sorted(model.values())
             model = {k: old.index(s) for k, s in model.items()}
             next_id = index.n_slots
-        else:
+        elif op == "snapshot":
             restored = KeyIndex(hash_fn)
             restored.restore(pickle.loads(pickle.dumps(index.snapshot())))
             index = restored
+        else:  # the incremental snapshot's way: key ranges of ``arg`` ids and the live mask
+            index = restore_by_ranges(index, arg, hash_fn)
         assert len(index) == len(model)
         if model:
             live = sorted(model.items(), key=lambda kv: kv[1])

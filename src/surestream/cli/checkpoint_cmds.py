@@ -56,8 +56,8 @@ def copy_checkpoint(cp: Checkpoint, target: Path) -> Path:
     for old in target.glob("chk-*.json"):  # an earlier savepoint here would shadow this one
         if old.name != manifest:
             old.unlink()
-    for entry in cp.meta["operators"].values():
-        shutil.copy2(cp.store.dir / "state" / entry["file"], target / "state" / entry["file"])
+    for name in cp.files():  # operator states and their chunk files
+        shutil.copy2(cp.store.dir / "state" / name, target / "state" / name)
     shutil.copy2(cp.store.dir / manifest, target / manifest)
     return target
 

@@ -186,13 +186,15 @@ def _hive_value(value: Any) -> str:
 
 
 def dataset_parts(path: Path) -> list[Path]:
-    """The committed part files of a dataset, in checkpoint order (staging left out)."""
+    """The committed part files of a dataset (staging left out): partition by partition,
+    each in checkpoint order -- so reading them gives every partition's records in arrival
+    order, whatever the checkpoints were."""
     path = Path(path)
     if not path.is_dir():
         return []
     parts = [p for p in path.rglob("part-*.parquet")
              if not any(x.startswith(".") for x in p.relative_to(path).parts)]
-    return sorted(parts, key=lambda p: (ParquetDatasetSink.part_id(p), str(p)))
+    return sorted(parts, key=lambda p: (str(p.parent), ParquetDatasetSink.part_id(p)))
 
 
 class ParquetDatasetSink:
@@ -307,8 +309,8 @@ class ParquetDatasetSink:
 
 
 def read_parquet_dataset(path: Path) -> pl.DataFrame:
-    """All committed parts of a dataset, in checkpoint order (an empty frame if none).
-    Partition columns are in the files themselves, so no folder names need parsing."""
+    """All committed records of a dataset (an empty frame if none): partition by partition,
+    in arrival order within each. Partition columns are in the files themselves."""
     parts = dataset_parts(path)
     return pl.concat([pl.read_parquet(p) for p in parts], how="diagonal_relaxed") \
         if parts else pl.DataFrame()

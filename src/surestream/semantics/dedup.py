@@ -17,6 +17,12 @@ exact ``KeyIndex`` maps each row's key to a dense slot, t0 is a numpy array by s
 batch is decided with array operations that reproduce the record-by-record rule (the rare
 keys whose records interact inside a batch, e.g. a new window opening, take the per-record
 path). ``KeepLastDedup`` holds whole records and stays record-at-a-time.
+
+``KeepFirstDedup`` snapshots incrementally (a ``ChunkedState``): slot ids are only appended
+between renumberings, so the keys of each complete range of ``_CHUNK`` ids never change
+under one index epoch; such a range is a chunk named by epoch and range, which the
+checkpoint store writes once and then references. What changes with every batch (t0 and
+liveness per slot, the keys of the last, incomplete range, the counters) is the head.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import polars as pl
 
 from surestream.model.batch import POS_INF, Batch
 from surestream.model.steps import KeyedDedupStep
+from surestream.runners.local.checkpoint_store import ChunkedState
 from surestream.semantics.key_index import HashFn, KeyIndex
 from surestream.semantics.operator import MAIN, Outputs
 
@@ -39,6 +46,8 @@ _BLOCK = 1 << _BLOCK_BITS  # slots per expiry block
 _COMPACT_MIN = 1 << 16  # renumber slots only when this many ids are dead (and most are)
 _SAFE = 1 << 62  # |event time| and window/ttl below this: numpy sums cannot overflow
 _UNMARKED = np.iinfo(np.int32).max
+_CHUNK = 1 << 16  # slot ids per key chunk of a snapshot
+_SNAPSHOT_FORMAT = 2  # 1: {"index": KeyIndex.snapshot(), "t0", "counters"}; 2: ChunkedState
 
 
 def key_values(data: pl.DataFrame, fields: list[str]) -> list[Hashable]:
@@ -266,19 +275,64 @@ class KeepFirstDedup(_DedupBase):
         self._block_due = np.zeros(0, dtype=np.int64)
 
     # -- checkpoints ------------------------------------------------------------------
-    def snapshot(self) -> Any:
-        """The live keys (a polars frame), their slot ids and t0s, and the counters."""
-        index = self.index.snapshot()
-        return {"index": index, "t0": self._t0[index["slots"]].copy(),
+    def snapshot(self) -> ChunkedState:
+        """Head: t0 and liveness (a bit each) of every slot, the keys of the last
+        incomplete chunk, the counters. Chunks: the keys of each complete range of
+        ``_CHUNK`` slot ids, named by the index epoch -- fixed content per name, so the
+        store writes each only once. Values are zero-copy slices of the (immutable) key
+        frames, taken now."""
+        n, epoch = self.index.n_slots, self.index.epoch
+        full = n // _CHUNK
+        head = {"format": _SNAPSHOT_FORMAT, "epoch": epoch, "n_slots": n,
+                "live": np.packbits(self.index.live), "t0": self._t0[:n].copy(),
+                "tail": self.index.key_range(full * _CHUNK, n),
                 "counters": dict(self.counters)}
+        chunks = {_chunk_name(epoch, k): self.index.key_range(k * _CHUNK, (k + 1) * _CHUNK)
+                  for k in range(full)}
+        return ChunkedState(head, chunks)
 
     def restore(self, state: Any) -> None:
+        """Load a ``snapshot``: a ``ChunkedState``, or the dict of earlier versions."""
         self._reset()
+        if isinstance(state, ChunkedState):
+            self._restore_chunked(state)
+            counters = state.head["counters"]
+        else:
+            self._restore_v1(state)
+            counters = state["counters"]
+        self._recompute_blocks()
+        self.counters = dict(counters)
+
+    def _restore_chunked(self, state: ChunkedState) -> None:
+        """Keys from the chunks named by the head's epoch plus its tail, in slot order: the
+        index gets the same ids (and a new epoch: this run may go on differently)."""
+        head = state.head
+        if head.get("format") != _SNAPSHOT_FORMAT:
+            raise ValueError(f"unknown snapshot format {head.get('format')!r}")
+        n = int(head["n_slots"])
+        names = [_chunk_name(head["epoch"], k) for k in range(n // _CHUNK)]
+        missing = [name for name in names if name not in state.chunks]
+        if missing:
+            raise ValueError(f"snapshot lacks the key chunks {missing}")
+        parts = [state.value(name) for name in names]
+        if head["tail"] is not None:
+            parts.append(head["tail"])
+        keys = pl.concat(parts, rechunk=True) if parts else None
+        live = np.unpackbits(head["live"], count=n).astype(bool)
+        self.index.restore_keys(keys, live, n)
+        self._fit(n)
+        self._t0[:n] = head["t0"]
+
+    def _restore_v1(self, state: dict[str, Any]) -> None:
+        """The format before chunked snapshots: live keys, their slot ids and t0s."""
         self.index.restore(state["index"])
         self._fit(self.index.n_slots)
         self._t0[state["index"]["slots"]] = state["t0"]
-        self._recompute_blocks()
-        self.counters = dict(state["counters"])
+
+
+def _chunk_name(epoch: str, k: int) -> str:
+    """The chunk of slot ids ``[k * _CHUNK, (k + 1) * _CHUNK)`` under index epoch ``epoch``."""
+    return f"keys-e{epoch}-{k}"
 
 
 class KeepLastDedup(_DedupBase):

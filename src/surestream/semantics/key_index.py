@@ -22,6 +22,12 @@ keeps per-slot state in arrays indexed by slot id. ``delete`` leaves tombstones 
 is rebuilt, ids unchanged, when they pile up); ``compact`` renumbers the live slots densely
 and returns the old ids so that the owner can permute its arrays the same way.
 
+The keys are stored by slot id and only ever appended, so the keys of a range of ids never
+change -- until the store is replaced wholesale (``compact`` renumbering, a key column
+changing type, ``clear``, a restore). Each of those draws a new ``epoch``, an opaque token:
+owners name incremental snapshot chunks by ``(epoch, range)`` (``key_range``), and
+``restore_keys`` rebuilds the index from the concatenated ranges and the live mask.
+
 Key columns are compared after a light normalization, so that one logical key has one hash
 whatever batch it comes from: integers become Int64, floats Float64, categoricals String,
 and an all-null (``Null``-typed) column adopts the type seen later. Two different non-null
@@ -32,6 +38,7 @@ equality: ``-0.0 == 0.0`` and NaN equals NaN.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -89,6 +96,10 @@ def _rows_equal(a: pl.DataFrame, b: pl.DataFrame) -> np.ndarray:
     return eq.to_numpy().astype(bool, copy=False)
 
 
+def _new_epoch() -> str:
+    return secrets.token_hex(8)
+
+
 def _pow2_at_least(n: int) -> int:
     return max(_MIN_CAPACITY, 1 << max(0, int(n) - 1).bit_length())
 
@@ -117,6 +128,7 @@ class KeyIndex:
         self._hash = np.empty(0, dtype=np.int64)  # per slot: its key's hash
         self._pos = np.empty(0, dtype=np.int32)  # per slot: its table position
         self._live = np.empty(0, dtype=bool)
+        self._epoch = _new_epoch()
         self._alloc_table(_MIN_CAPACITY)
 
     def __len__(self) -> int:
@@ -132,6 +144,16 @@ class KeyIndex:
     def capacity(self) -> int:
         """Ids the per-slot arrays hold now; owners may size their own arrays alike."""
         return int(self._hash.size)
+
+    @property
+    def epoch(self) -> str:
+        """Names the current numbering of the stored keys: while it is unchanged, the keys of
+        slots ``[a, b)`` (``key_range``) stay the same once ``b <= n_slots``. A new one is
+        drawn whenever stored keys could change (renumbering, retyping, clear, restore) --
+        random, so it is never reused by another run or timeline either, where the same
+        range may hold other keys (e.g. a run resumed from a checkpoint going on with other
+        input or other batch cuts)."""
+        return self._epoch
 
     @property
     def live(self) -> np.ndarray:
@@ -190,6 +212,15 @@ class KeyIndex:
             return pl.DataFrame()
         return _take(self._frame(), s)
 
+    def key_range(self, start: int, stop: int) -> pl.DataFrame | None:
+        """The keys of slots ``start .. stop-1`` (clipped to ``n_slots``) in id order, dead
+        slots' keys included (never looked up again, and kept so that ranges never change
+        under one epoch); None before the first key. A zero-copy slice of the store."""
+        if self._schema is None:
+            return None
+        start = min(max(0, start), self._n_slots)
+        return self._frame().slice(start, max(0, min(stop, self._n_slots) - start))
+
     def compact(self) -> np.ndarray:
         """Renumber the live slots 0..len-1 (keeping their order) and forget deleted ones.
 
@@ -236,6 +267,29 @@ class KeyIndex:
         self._n_live = int(ids.size)
         self._rebuild(_pow2_at_least(2 * ids.size), ids)
 
+    def restore_keys(self, keys: pl.DataFrame | None, live: np.ndarray, n_slots: int
+                     ) -> None:
+        """Rebuild from the keys of every slot in id order (``key_range`` over ``0 ..
+        n_slots``, concatenated), the ``live`` mask and ``n_slots``: the same keys under the
+        same ids, live where they were live. The index gets a new epoch."""
+        live = np.asarray(live, dtype=bool)
+        height = 0 if keys is None else keys.height
+        if live.shape != (n_slots,) or height != n_slots:
+            raise ValueError(f"KeyIndex.restore_keys: {height} keys and a live mask of "
+                             f"{live.size} for {n_slots} slots")
+        self.clear()
+        self._grow_slots(n_slots)
+        self._n_slots = n_slots
+        if keys is None:
+            return
+        keys = self._conform(keys)
+        self._set_store(keys)
+        ids = np.flatnonzero(live)
+        self._hash[ids] = self._hashes(keys if ids.size == n_slots else _take(keys, ids))
+        self._live[:n_slots] = live
+        self._n_live = int(ids.size)
+        self._rebuild(_pow2_at_least(2 * ids.size), ids)
+
     # -- keys ---------------------------------------------------------------------------
     def _conform(self, keys: pl.DataFrame | pl.Series) -> pl.DataFrame:
         """Cast ``keys`` to the index's key schema (fixing it on first use)."""
@@ -264,11 +318,13 @@ class KeyIndex:
         return keys
 
     def _upgrade_column(self, i: int, dtype: pl.DataType) -> None:
-        """An all-null column meets its real type: retype the stored keys and rehash them."""
+        """An all-null column meets its real type: retype the stored keys and rehash them
+        (the store also when it holds no ids, e.g. compacted to nothing: new keys are
+        appended to it)."""
         assert self._schema is not None
         name = self._schema[i][0]
         self._schema[i] = (name, dtype)
-        if self._n_slots:
+        if self._chunks:
             frame = self._frame().with_columns(pl.col(name).cast(dtype))
             self._set_store(frame)
             self._hash[: self._n_slots] = self._hashes(frame)
@@ -291,7 +347,9 @@ class KeyIndex:
         return self._frame_cache
 
     def _set_store(self, frame: pl.DataFrame) -> None:
+        """Replace every stored key: ranges may hold other keys now, hence a new epoch."""
         self._chunks, self._levels, self._frame_cache = [frame], [0], None
+        self._epoch = _new_epoch()
 
     def _append_keys(self, frame: pl.DataFrame) -> None:
         """Append one chunk; merge ``_FANOUT`` chunks of a level into one of the next, so a

@@ -4,8 +4,11 @@ Layout of ``checkpoint.dir``::
 
     chk-0000000007.json        the manifest of checkpoint 7: metadata, source positions,
                                sink committables, and for every operator its state file
-                               with a SHA-256; the manifest's own checksum is inside it
+                               with a SHA-256 (and its chunk files, below); the manifest's
+                               own checksum is inside it
     state/<operator>.<id>.pkl  one operator's state as of the checkpoint that wrote it
+    state/<operator>.chunk.<name>.<id>.pkl
+                               one chunk of a chunked state, written by checkpoint <id>
 
 Writing checkpoint n, in this order (a crash anywhere leaves the previous one intact):
 
@@ -17,8 +20,29 @@ Writing checkpoint n, in this order (a crash anywhere leaves the previous one in
 3. retention: manifests beyond the last ``retain`` and state files no retained manifest
    references are deleted.
 
-Reading: the newest manifest whose checksum and whose state files' checksums verify is the
-latest checkpoint; a torn or corrupt one is reported and the one before it used.
+Chunked state (cost grows with changed state, not total state): an operator may snapshot a
+``ChunkedState(head, chunks)``. Its ``head`` is stored like any state. Each chunk gets a
+file of its own, and a chunk *name* is a promise that its content never changes: a chunk
+whose name checkpoint n-1 already lists for that operator is not materialized, pickled,
+hashed or written again -- its manifest entry (file, sha256, bytes) is copied. So a big
+state whose bulk sits in named, immutable chunks costs only its head and its new chunks.
+The operator keeps the promise by putting what identifies the content into the name (the
+dedup key chunks carry the key index's epoch, which changes whenever ids are renumbered).
+
+One damaged file must not take down every retained checkpoint. After checkpoint n the
+retained ones are n - retain + 1 .. n, and a file written by checkpoint w is referenced by
+no checkpoint before w; so a file -- plain state, head or chunk alike -- is referenced
+again by checkpoint n only while ``n - w < retain - 1`` (then the oldest retained
+checkpoint does not use it), and written anew after that, under a new name (file names
+carry the id of the checkpoint that wrote them). Hence every chunk is rewritten at least
+once every ``retain - 1`` checkpoints (and never reused with ``retain`` <= 2): the
+steady-state cost of a chunked state is its head, its new chunks, and the chunks that
+reached that age.
+
+Reading: the newest manifest whose checksum and whose state files' checksums (chunk files
+included) verify is the latest checkpoint; a torn or corrupt one is reported and the one
+before it used. ``Checkpoint.files()`` lists every state file a checkpoint needs (to copy
+it elsewhere, e.g. as a savepoint).
 """
 
 from __future__ import annotations
@@ -30,6 +54,7 @@ import os
 import pickle
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,10 +66,42 @@ log = logging.getLogger("surestream.checkpoints")
 
 MANIFEST = re.compile(r"^chk-(\d{10})\.json$")
 FORMAT_VERSION = 1
+#: chunk names go into file names: no dots (the id is found after the last two), no paths
+_CHUNK_NAME = re.compile(r"^[A-Za-z0-9_-]{1,120}$")
 
 
 class CheckpointError(Exception):
     """A checkpoint cannot be used (corrupt, or it does not fit the pipeline)."""
+
+
+@dataclass(frozen=True)
+class ChunkedState:
+    """An operator's snapshot in named, immutable chunks plus a ``head`` for the rest.
+
+    A chunk name is a promise: a chunk of that name (for that operator) never has other
+    content. The store relies on it to skip a chunk the previous checkpoint already holds
+    without materializing it, so a value may be a callable that produces the chunk (called
+    only when the chunk is written). The promise must hold for everything that writes to
+    the checkpoint directory: a run restored from an older checkpoint or a savepoint, which
+    may go on differently, must not give a name other content than the original run did
+    (the previous checkpoint is the latest on disk, not necessarily the one restored).
+    ``Checkpoint.state`` gives the chunks as values. Pickling materializes every chunk (a
+    pickled snapshot is self-contained)."""
+
+    head: Any
+    chunks: dict[str, Callable[[], Any] | Any] = field(default_factory=dict)
+
+    def value(self, name: str) -> Any:
+        """The chunk ``name`` itself (calling it if it is a callable)."""
+        chunk = self.chunks[name]
+        return chunk() if callable(chunk) else chunk
+
+    def materialized(self) -> ChunkedState:
+        """The same state with every chunk a value."""
+        return ChunkedState(self.head, {name: self.value(name) for name in self.chunks})
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return ChunkedState, (self.head, self.materialized().chunks)
 
 
 def fsync_dir(path: Path) -> None:
@@ -72,13 +129,29 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _pickle(state: Any) -> bytes:
+    return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def _written_by(file: str) -> int:
-    """The id of the checkpoint that wrote a state file (``<operator>.<id>.pkl``)."""
+    """The id of the checkpoint that wrote a state file (``<...>.<id>.pkl``)."""
     return int(file.rsplit(".", 2)[-2])
 
 
 def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def _file_entries(entry: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """An operator's state files with their entries (file, sha256, bytes): the state (or
+    head) file first, then its chunks, labelled for messages."""
+    return [("state", entry), *((f"chunk {name!r}", e)
+                                for name, e in entry.get("chunks", {}).items())]
+
+
+def referenced_files(meta: dict[str, Any]) -> list[str]:
+    """Every state file (under ``state/``) a checkpoint's manifest body references."""
+    return [e["file"] for entry in meta["operators"].values() for _, e in _file_entries(entry)]
 
 
 @dataclass
@@ -104,20 +177,94 @@ class Checkpoint:
     def operator_names(self) -> list[str]:
         return list(self.meta["operators"])
 
+    def files(self) -> list[str]:
+        """Every state file (under ``state/``) this checkpoint needs, chunk files included."""
+        return referenced_files(self.meta)
+
     def state(self, operator: str) -> Any:
+        """An operator's state as snapshotted: the value, or a ``ChunkedState`` whose chunks
+        are loaded. Every file is checked against its digest as it is read."""
         entry = self.meta["operators"][operator]
-        data = (self.store.dir / "state" / entry["file"]).read_bytes()
-        if _digest(data) != entry["sha256"]:
-            raise CheckpointError(f"checkpoint {self.id}: state of {operator!r} is corrupt")
+        head = self._load(operator, "state", entry)
+        if "chunks" not in entry:
+            return head
+        return ChunkedState(head, {name: self._load(operator, f"chunk {name!r}", e)
+                                   for name, e in entry["chunks"].items()})
+
+    def _load(self, operator: str, what: str, e: dict[str, Any]) -> Any:
+        data = (self.store.dir / "state" / e["file"]).read_bytes()
+        if _digest(data) != e["sha256"]:
+            suffix = "" if what == "state" else f" ({what})"
+            raise CheckpointError(
+                f"checkpoint {self.id}: state of {operator!r} is corrupt{suffix}")
         return pickle.loads(data)
+
+
+@dataclass
+class _Writes:
+    """The state files of one checkpoint being written: which to reference again, which to
+    write, and how many bytes that took."""
+
+    store: CheckpointStore
+    checkpoint_id: int
+    written: int = 0
+    files: set[str] = field(default_factory=set)
+
+    def put_state(self, operator: str, state: Any, prev: dict[str, Any] | None
+                  ) -> dict[str, Any]:
+        """The manifest entry (file, sha256, bytes[, chunks]) of one operator's state."""
+        stem = _safe_name(operator)
+        if not isinstance(state, ChunkedState):
+            return self._put_value(stem, state, prev)
+        entry = self._put_value(stem, state.head, prev)
+        entry["chunks"] = self._put_chunks(stem, state, (prev or {}).get("chunks", {}))
+        return entry
+
+    def _put_value(self, stem: str, value: Any, prev: dict[str, Any] | None
+                   ) -> dict[str, Any]:
+        """A state compared by digest: unchanged, the previous file is referenced again."""
+        data = _pickle(value)
+        sha = _digest(data)
+        if (prev is not None and prev["sha256"] == sha
+                and self.store._reusable(prev["file"], self.checkpoint_id)):
+            return {"file": prev["file"], "sha256": sha, "bytes": len(data)}
+        return self._write(stem, data, sha)
+
+    def _put_chunks(self, stem: str, state: ChunkedState, prev: dict[str, Any]
+                    ) -> dict[str, Any]:
+        """Chunks compared by name (the promise): one the previous checkpoint holds keeps
+        its entry, untouched; the others are materialized and written."""
+        out: dict[str, Any] = {}
+        for name in state.chunks:
+            if not _CHUNK_NAME.match(name):
+                raise ValueError(f"chunk name {name!r}: use 1-120 letters, digits, _ or -")
+            old = prev.get(name)
+            if old is not None and self.store._reusable(old["file"], self.checkpoint_id):
+                out[name] = {"file": old["file"], "sha256": old["sha256"], "bytes": old["bytes"]}
+            else:
+                data = _pickle(state.value(name))
+                out[name] = self._write(f"{stem}.chunk.{name}", data, _digest(data))
+        return out
+
+    def _write(self, stem: str, data: bytes, sha: str) -> dict[str, Any]:
+        file = f"{stem}.{self.checkpoint_id:010d}.pkl"
+        if file in self.files:  # two operators whose names differ only in unsafe characters
+            raise CheckpointError(f"checkpoint {self.checkpoint_id}: two states would share "
+                                  f"the file {file}; rename one of the operators")
+        self.files.add(file)
+        write_atomic(self.store.dir / "state" / file, data)
+        self.written += len(data)
+        return {"file": file, "sha256": sha, "bytes": len(data)}
 
 
 @dataclass
 class CheckpointStore:
     dir: Path
     retain: int = 3
-    #: operator -> (sha256, file, bytes) of its state in the last checkpoint written
-    _digests: dict[str, tuple[str, str, int]] = field(default_factory=dict)
+    #: operator -> its manifest entry (file, sha256, bytes[, chunks]) in the last
+    #: checkpoint made durable (or, in a new process, the latest on disk)
+    _previous: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _loaded: bool = False
 
     def __post_init__(self) -> None:
         self.dir = Path(self.dir)
@@ -130,26 +277,12 @@ class CheckpointStore:
         started = time.perf_counter()
         state_dir = self.dir / "state"
         state_dir.mkdir(parents=True, exist_ok=True)
-        if not self._digests:
-            self._load_previous_digests()
-        entries: dict[str, Any] = {}
-        written = 0
-        for name, state in states.items():
-            data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
-            sha = _digest(data)
-            prev = self._digests.get(name)
-            if (prev is not None and prev[0] == sha and (state_dir / prev[1]).exists()
-                    and checkpoint_id - _written_by(prev[1]) < max(1, self.retain - 1)):
-                # unchanged: reference the file again -- but not by every retained
-                # checkpoint, so that one damaged file cannot take all of them down
-                file = prev[1]
-            else:
-                file = f"{_safe_name(name)}.{checkpoint_id:010d}.pkl"
-                write_atomic(state_dir / file, data)
-                written += len(data)
-            entries[name] = {"file": file, "sha256": sha, "bytes": len(data),
-                             **operators_info.get(name, {})}
-            self._digests[name] = (sha, file, len(data))
+        if not self._loaded:
+            self._load_previous()
+        batch = _Writes(self, checkpoint_id)
+        files = {name: batch.put_state(name, state, self._previous.get(name))
+                 for name, state in states.items()}
+        entries = {name: {**e, **operators_info.get(name, {})} for name, e in files.items()}
         fsync_dir(state_dir)
         faults.reached("checkpoint.state_written")
         body = {
@@ -161,8 +294,9 @@ class CheckpointStore:
             "sinks": sinks,
             "operators": entries,
             "finished": finished,
-            "bytes_written": written,
-            "bytes_total": sum(e["bytes"] for e in entries.values()),
+            "bytes_written": batch.written,
+            "bytes_total": sum(e["bytes"] for entry in entries.values()
+                               for _, e in _file_entries(entry)),
             **(extra or {}),
         }
         body["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
@@ -172,14 +306,25 @@ class CheckpointStore:
                      json.dumps(manifest, sort_keys=True, default=str).encode(),
                      fault_point="checkpoint.manifest_temp")
         fsync_dir(self.dir)
+        self._previous.update(files)  # only a durable checkpoint is "the previous" one
         self._apply_retention()
         return body
 
-    def _load_previous_digests(self) -> None:
+    def _reusable(self, file: str, checkpoint_id: int) -> bool:
+        """Whether checkpoint ``checkpoint_id`` may reference ``file`` again: it exists and
+        was written fewer than ``retain - 1`` checkpoints ago, so that the oldest retained
+        checkpoint never shares it with the newest (one damaged file cannot take down every
+        retained checkpoint)."""
+        return (checkpoint_id - _written_by(file) < max(1, self.retain - 1)
+                and (self.dir / "state" / file).exists())
+
+    def _load_previous(self) -> None:
         latest = self.latest()
         if latest is not None:
-            for name, e in latest.meta["operators"].items():
-                self._digests[name] = (e["sha256"], e["file"], e["bytes"])
+            self._previous = {name: {k: v for k, v in e.items()
+                                     if k in ("file", "sha256", "bytes", "chunks")}
+                              for name, e in latest.meta["operators"].items()}
+        self._loaded = True
 
     def _apply_retention(self) -> None:
         ids = self._ids()
@@ -189,7 +334,7 @@ class CheckpointStore:
         for cp_id in self._ids():
             meta = self._read_manifest(cp_id)
             if meta is not None:
-                keep.update(e["file"] for e in meta["operators"].values())
+                keep.update(referenced_files(meta))
         for f in (self.dir / "state").iterdir():
             if f.suffix == ".pkl" and f.name not in keep:
                 f.unlink(missing_ok=True)
@@ -216,14 +361,15 @@ class CheckpointStore:
             return None
 
     def _verify_states(self, meta: dict[str, Any]) -> bool:
-        for name, e in meta["operators"].items():
-            path = self.dir / "state" / e["file"]
-            try:
-                if _digest(path.read_bytes()) != e["sha256"]:
-                    raise CheckpointError(f"state of {name!r} does not match its checksum")
-            except (OSError, CheckpointError) as err:
-                log.warning("checkpoint %s: %s; using an earlier one", meta["id"], err)
-                return False
+        for name, entry in meta["operators"].items():
+            for what, e in _file_entries(entry):
+                try:
+                    if _digest((self.dir / "state" / e["file"]).read_bytes()) != e["sha256"]:
+                        raise CheckpointError(
+                            f"{what} of {name!r} does not match its checksum")
+                except (OSError, CheckpointError) as err:
+                    log.warning("checkpoint %s: %s; using an earlier one", meta["id"], err)
+                    return False
         return True
 
     def latest(self) -> Checkpoint | None:
@@ -257,4 +403,5 @@ class CheckpointStore:
         if state.is_dir():
             for f in state.iterdir():
                 f.unlink(missing_ok=True)
-        self._digests.clear()
+        self._previous.clear()
+        self._loaded = False
