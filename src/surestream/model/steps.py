@@ -19,6 +19,17 @@ Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
 Tag = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
 
 
+def check_sql(expr: str, problem: str) -> None:
+    """Parse a SQL expression now (at validation), so a typo fails with the field's path
+    instead of at the first batch; ``problem`` starts the message."""
+    import polars as pl
+
+    try:
+        pl.sql_expr(expr)
+    except Exception as e:  # noqa: BLE001 - report the parser's reason
+        raise ValueError(f"{problem}: {str(e).splitlines()[0]}") from None
+
+
 class StepModel(BaseModel):
     """Base of every step: unknown keys are errors; ``name`` is the stable operator uid."""
 
@@ -161,14 +172,8 @@ class WithColumnsStep(StepModel):
     @field_validator("columns")
     @classmethod
     def _parse(cls, columns: dict[str, str]) -> dict[str, str]:
-        import polars as pl
-
         for name, expr in columns.items():
-            try:
-                pl.sql_expr(expr)
-            except Exception as e:  # noqa: BLE001 - report the parser's reason
-                raise ValueError(f"columns.{name}: {expr!r} is not a SQL expression: "
-                                 f"{str(e).splitlines()[0]}") from None
+            check_sql(expr, f"columns.{name}: {expr!r} is not a SQL expression")
         return columns
 
 
@@ -184,13 +189,7 @@ class WhereStep(StepModel):
     @field_validator("condition")
     @classmethod
     def _parse(cls, condition: str) -> str:
-        import polars as pl
-
-        try:
-            pl.sql_expr(condition)
-        except Exception as e:  # noqa: BLE001 - report the parser's reason
-            raise ValueError(f"{condition!r} is not a SQL condition: "
-                             f"{str(e).splitlines()[0]}") from None
+        check_sql(condition, f"{condition!r} is not a SQL condition")
         return condition
 
 
