@@ -37,6 +37,18 @@ def write(store: CheckpointStore, n: int, counter: int, table: dict | None = Non
         pipeline="p", operators_info=INFO, finished=finished, extra={"records_in": 10 * n})
 
 
+def damage_file(f: Path, how: str) -> None:
+    """Flip a byte in the middle, cut the end off, or delete the file."""
+    data = bytearray(f.read_bytes())
+    if how == "flip":
+        data[len(data) // 2] ^= 0xFF
+        f.write_bytes(bytes(data))
+    elif how == "truncate":
+        f.write_bytes(bytes(data[:-3]))
+    else:
+        f.unlink()
+
+
 def manifest(store: CheckpointStore, n: int) -> Path:
     return store.dir / f"chk-{n:010d}.json"
 
@@ -184,14 +196,7 @@ def test_a_corrupt_state_file_falls_back_to_the_previous_checkpoint(tmp_path, da
     write(store, 1, counter=1)
     write(store, 2, counter=2)
     f = store.dir / "state" / "counter.0000000002.pkl"
-    data = bytearray(f.read_bytes())
-    if damage == "flip":
-        data[len(data) // 2] ^= 0xFF
-        f.write_bytes(bytes(data))
-    elif damage == "truncate":
-        f.write_bytes(bytes(data[:-3]))
-    else:
-        f.unlink()
+    damage_file(f, damage)
     cp = CheckpointStore(tmp_path / "chk").latest()
     assert cp.id == 1 and cp.state("counter") == {"count": 1}
 
@@ -390,14 +395,7 @@ def test_a_corrupt_chunk_file_falls_back_to_the_previous_checkpoint(tmp_path, da
     chunked(store, 1, 1, {"a": chunk_value(1)})
     chunked(store, 2, 2, {"a": never("a"), "b": chunk_value(2)})
     f = store.dir / "state" / "big.chunk.b.0000000002.pkl"
-    data = bytearray(f.read_bytes())
-    if damage == "flip":
-        data[len(data) // 2] ^= 0xFF
-        f.write_bytes(bytes(data))
-    elif damage == "truncate":
-        f.write_bytes(bytes(data[:-3]))
-    else:
-        f.unlink()
+    damage_file(f, damage)
     restarted = CheckpointStore(tmp_path / "chk", retain=3)
     cp = restarted.latest()
     assert cp.id == 1 and cp.state("big") == ChunkedState(1, {"a": chunk_value(1)})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,10 +21,20 @@ from surestream.model.steps import (
     WindowStep,
     WithColumnsStep,
 )
+from surestream.semantics.broadcast import build_broadcast_operator
 from surestream.semantics.dedup import build_dedup_operator
+from surestream.semantics.expressions import (
+    WhereOperator,
+    build_map_batches_operator,
+    build_with_columns_operator,
+)
 from surestream.semantics.late import LateDataOperator
+from surestream.semantics.process import build_process_operator
+from surestream.semantics.router import build_route_operator
+from surestream.semantics.user_functions import build_filter_operator, build_map_operator
 from surestream.semantics.watermark_step import WatermarkOperator
 from surestream.semantics.watermarks import Clock
+from surestream.semantics.windows import build_window_operator
 
 
 class GraphError(ValueError):
@@ -41,51 +52,32 @@ class CompiledStream:
     updates: dict[int, str] = field(default_factory=dict)
 
 
+#: step type -> its operator, from (step, pipeline, clock, base_dir); every step type of
+#: ``model.steps`` has exactly one entry, so a new step is added here and nowhere else
+BUILDERS: dict[type, Callable[[Any, str, Clock | None, str | None], Any]] = {
+    WatermarkStep: lambda s, p, clock, _: WatermarkOperator(s, p, clock),
+    LateDataStep: lambda s, p, _, __: LateDataOperator(s, p),
+    KeyedDedupStep: lambda s, p, _, __: build_dedup_operator(s, p),
+    WindowStep: lambda s, p, _, __: build_window_operator(s, p),
+    RouteStep: lambda s, p, _, __: build_route_operator(s, p),
+    WithColumnsStep: lambda s, p, _, __: build_with_columns_operator(s, p),
+    WhereStep: lambda s, p, _, __: WhereOperator(s, p),
+    MapBatchesStep: lambda s, p, _, __: build_map_batches_operator(s, p),
+    MapStep: lambda s, p, _, __: build_map_operator(s, p),
+    FilterStep: lambda s, p, _, __: build_filter_operator(s, p),
+    ProcessStep: lambda s, p, clock, _: build_process_operator(s, p, clock=clock),
+    BroadcastEnrichStep: lambda s, p, _, base: build_broadcast_operator(s, p, base_dir=base),
+}
+
+
 def build_operator(step: Any, pipeline: str, clock: Clock | None = None,
                    base_dir: str | None = None) -> Any:
     """The executable operator for one step spec (``base_dir``: where relative paths in it
     resolve, the spec file's folder)."""
-    if isinstance(step, WatermarkStep):
-        return WatermarkOperator(step, pipeline, clock)
-    if isinstance(step, LateDataStep):
-        return LateDataOperator(step, pipeline)
-    if isinstance(step, KeyedDedupStep):
-        return build_dedup_operator(step, pipeline)
-    if isinstance(step, WindowStep):
-        from surestream.semantics.windows import build_window_operator
-
-        return build_window_operator(step, pipeline)
-    if isinstance(step, RouteStep):
-        from surestream.semantics.router import build_route_operator
-
-        return build_route_operator(step, pipeline)
-    if isinstance(step, WithColumnsStep):
-        from surestream.semantics.expressions import build_with_columns_operator
-
-        return build_with_columns_operator(step, pipeline)
-    if isinstance(step, WhereStep):
-        from surestream.semantics.expressions import WhereOperator
-
-        return WhereOperator(step, pipeline)
-    if isinstance(step, MapBatchesStep):
-        from surestream.semantics.expressions import build_map_batches_operator
-
-        return build_map_batches_operator(step, pipeline)
-    if isinstance(step, MapStep | FilterStep):
-        from surestream.semantics import user_functions
-
-        build = (user_functions.build_map_operator if isinstance(step, MapStep)
-                 else user_functions.build_filter_operator)
-        return build(step, pipeline)
-    if isinstance(step, ProcessStep):
-        from surestream.semantics.process import build_process_operator
-
-        return build_process_operator(step, pipeline, clock=clock)
-    if isinstance(step, BroadcastEnrichStep):
-        from surestream.semantics.broadcast import build_broadcast_operator
-
-        return build_broadcast_operator(step, pipeline, base_dir=base_dir)
-    raise GraphError(f"no operator for step type {type(step).__name__}")
+    build = BUILDERS.get(type(step))
+    if build is None:
+        raise GraphError(f"no operator for step type {type(step).__name__}")
+    return build(step, pipeline, clock, base_dir)
 
 
 def compile_streams(spec: PipelineSpec, clock: Clock | None = None) -> list[CompiledStream]:
