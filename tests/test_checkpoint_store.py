@@ -16,13 +16,8 @@ from typing import Any
 
 import pytest
 
-from surestream.runners.local import checkpoint_store
-from surestream.runners.local.checkpoint_store import (
-    CheckpointError,
-    CheckpointStore,
-    ChunkedState,
-    write_atomic,
-)
+from surestream.io import ChunkedState, durable, write_atomic
+from surestream.runners.local.checkpoint_store import CheckpointError, CheckpointStore
 
 INFO = {"counter": {"kind": "map", "keys": []}, "table": {"kind": "keyed_dedup", "keys": ["k"]}}
 
@@ -265,7 +260,7 @@ def test_write_atomic_replaces_whole_files_only(tmp_path, monkeypatch):
     def crash(*_args):
         raise OSError("power lost")
 
-    monkeypatch.setattr(checkpoint_store.os, "replace", crash)
+    monkeypatch.setattr(durable.os, "replace", crash)
     with pytest.raises(OSError, match="power lost"):
         write_atomic(target, b"new contents that never land")
     monkeypatch.undo()
@@ -289,7 +284,7 @@ def test_a_crash_while_writing_a_manifest_keeps_the_previous_checkpoint(tmp_path
             raise OSError("power lost")
         real_replace(src, dst)
 
-    monkeypatch.setattr(checkpoint_store.os, "replace", crash_on_manifest)
+    monkeypatch.setattr(durable.os, "replace", crash_on_manifest)
     with pytest.raises(OSError):
         write(store, 2, counter=2)
     monkeypatch.undo()

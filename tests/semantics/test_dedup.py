@@ -21,9 +21,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from surestream.io import ChunkedState
 from surestream.model.batch import NEG_INF, POS_INF, Batch
 from surestream.model.steps import KeyedDedupStep
-from surestream.runners.local.checkpoint_store import CheckpointStore, ChunkedState
+from surestream.runners.local.checkpoint_store import CheckpointStore
 from surestream.semantics import dedup
 from surestream.semantics.dedup import KeepFirstDedup, KeepLastDedup, build_dedup_operator
 from surestream.semantics.key_index import polars_hash

@@ -27,7 +27,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from surestream.connectors.sink_protocol import Guarantee, SinkRecoveryError
-from surestream.runners.local.checkpoint_store import fsync_dir, write_atomic
+from surestream.io import fsync_dir, write_atomic
 
 LOG_HISTORY = 64  # commits remembered for roll-back (more than any checkpoint retention)
 

@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from surestream.io import ChunkedState
 from surestream.model.batch import POS_INF, Batch
 from surestream.model.steps import KeyedDedupStep
-from surestream.runners.local.checkpoint_store import ChunkedState
 from surestream.semantics.key_index import HashFn, KeyIndex
 from surestream.semantics.operator import MAIN, Outputs
 

@@ -50,16 +50,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import pickle
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from surestream.io import ChunkedState, fsync_dir, write_atomic
 from surestream.runners.local import faults
 
 log = logging.getLogger("surestream.checkpoints")
@@ -72,57 +71,6 @@ _CHUNK_NAME = re.compile(r"^[A-Za-z0-9_-]{1,120}$")
 
 class CheckpointError(Exception):
     """A checkpoint cannot be used (corrupt, or it does not fit the pipeline)."""
-
-
-@dataclass(frozen=True)
-class ChunkedState:
-    """An operator's snapshot in named, immutable chunks plus a ``head`` for the rest.
-
-    A chunk name is a promise: a chunk of that name (for that operator) never has other
-    content. The store relies on it to skip a chunk the previous checkpoint already holds
-    without materializing it, so a value may be a callable that produces the chunk (called
-    only when the chunk is written). The promise must hold for everything that writes to
-    the checkpoint directory: a run restored from an older checkpoint or a savepoint, which
-    may go on differently, must not give a name other content than the original run did
-    (the previous checkpoint is the latest on disk, not necessarily the one restored).
-    ``Checkpoint.state`` gives the chunks as values. Pickling materializes every chunk (a
-    pickled snapshot is self-contained)."""
-
-    head: Any
-    chunks: dict[str, Callable[[], Any] | Any] = field(default_factory=dict)
-
-    def value(self, name: str) -> Any:
-        """The chunk ``name`` itself (calling it if it is a callable)."""
-        chunk = self.chunks[name]
-        return chunk() if callable(chunk) else chunk
-
-    def materialized(self) -> ChunkedState:
-        """The same state with every chunk a value."""
-        return ChunkedState(self.head, {name: self.value(name) for name in self.chunks})
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return ChunkedState, (self.head, self.materialized().chunks)
-
-
-def fsync_dir(path: Path) -> None:
-    """fsync a directory, so that renames inside it are durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes, fault_point: str | None = None) -> None:
-    """Write to a temp file, fsync it, rename it over ``path``: never a torn ``path``."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    if fault_point:
-        faults.reached(fault_point)
-    os.replace(tmp, path)
 
 
 def _digest(data: bytes) -> str:
@@ -304,7 +252,7 @@ class CheckpointStore:
         manifest = {"checksum": _digest(text.encode()), "body": body}
         write_atomic(self.dir / f"chk-{checkpoint_id:010d}.json",
                      json.dumps(manifest, sort_keys=True, default=str).encode(),
-                     fault_point="checkpoint.manifest_temp")
+                     before_rename=lambda: faults.reached("checkpoint.manifest_temp"))
         fsync_dir(self.dir)
         self._previous.update(files)  # only a durable checkpoint is "the previous" one
         self._apply_retention()
