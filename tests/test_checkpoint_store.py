@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 
 from surestream.io import ChunkedState, durable, write_atomic
+from surestream.io.state_codec import encode
 from surestream.runners.local.checkpoint_store import CheckpointError, CheckpointStore
 
 INFO = {"counter": {"kind": "map", "keys": []}, "table": {"kind": "keyed_dedup", "keys": ["k"]}}
@@ -67,7 +67,7 @@ def test_write_and_latest_round_trip(tmp_path):
     assert cp.meta["operators"]["table"]["kind"] == "keyed_dedup"
     assert cp.meta["operators"]["table"]["keys"] == ["k"]
     assert cp.meta["records_in"] == 10 and cp.meta["pipeline"] == "p"
-    assert state_files(store) == ["counter.0000000001.pkl", "table.0000000001.pkl"]
+    assert state_files(store) == ["counter.0000000001.state", "table.0000000001.state"]
 
     write(store, 2, counter=6, finished=True)
     cp = store.latest()
@@ -98,8 +98,8 @@ def test_retention_keeps_the_last_n_and_deletes_unreferenced_state_files(tmp_pat
         "chk-0000000003.json", "chk-0000000004.json"]
     # with 2 retained, no file is shared by both (one bad file must not take down every
     # retained checkpoint), so the unchanged table is written again each time
-    assert state_files(store) == ["counter.0000000003.pkl", "counter.0000000004.pkl",
-                                  "table.0000000003.pkl", "table.0000000004.pkl"]
+    assert state_files(store) == ["counter.0000000003.state", "counter.0000000004.state",
+                                  "table.0000000003.state", "table.0000000004.state"]
     assert [r["id"] for r in store.list()] == [3, 4]
     assert all(r["valid"] for r in store.list())
     # the oldest retained checkpoint is still complete
@@ -111,30 +111,30 @@ def test_retention_keeps_the_last_n_and_deletes_unreferenced_state_files(tmp_pat
 def test_retention_removes_state_of_a_crashed_checkpoint_that_never_got_a_manifest(tmp_path):
     store = CheckpointStore(tmp_path / "chk", retain=2)
     write(store, 1, 1)
-    orphan = store.dir / "state" / "counter.0000000002.pkl"  # crash before manifest 2
-    orphan.write_bytes(pickle.dumps({"count": 99}))
+    orphan = store.dir / "state" / "counter.0000000002.state"  # crash before manifest 2
+    orphan.write_bytes(encode({"count": 99}))
     store2 = CheckpointStore(tmp_path / "chk", retain=2)
     assert store2.latest().id == 1 and store2.next_id() == 2
     write(store2, 2, counter=2)  # the rerun of checkpoint 2 replaces the orphan
     assert store2.latest().state("counter") == {"count": 2}
     write(store2, 3, counter=3)
     write(store2, 4, counter=4)
-    assert "counter.0000000002.pkl" not in state_files(store2)
+    assert "counter.0000000002.state" not in state_files(store2)
 
 
 def test_unchanged_state_is_referenced_again_not_rewritten(tmp_path):
     store = CheckpointStore(tmp_path / "chk")
     first = write(store, 1, counter=1, table={"big": list(range(1000))})
-    table_file = store.dir / "state" / "table.0000000001.pkl"
+    table_file = store.dir / "state" / "table.0000000001.state"
     inode = table_file.stat().st_ino
 
     second = write(store, 2, counter=2, table={"big": list(range(1000))})
-    assert second["operators"]["table"]["file"] == "table.0000000001.pkl"
-    assert second["operators"]["counter"]["file"] == "counter.0000000002.pkl"
+    assert second["operators"]["table"]["file"] == "table.0000000001.state"
+    assert second["operators"]["counter"]["file"] == "counter.0000000002.state"
     assert second["bytes_written"] == second["operators"]["counter"]["bytes"]
     assert second["bytes_total"] == first["bytes_total"]
     assert table_file.stat().st_ino == inode  # not rewritten, not even by rename
-    assert not (store.dir / "state" / "table.0000000002.pkl").exists()
+    assert not (store.dir / "state" / "table.0000000002.state").exists()
 
     # a new process (a restarted run) knows the digests from the latest checkpoint; a file
     # is referenced by at most retain - 1 checkpoints, so table.1 is written anew now
@@ -142,14 +142,14 @@ def test_unchanged_state_is_referenced_again_not_rewritten(tmp_path):
     third = write(store2, 3, counter=2, table={"big": list(range(1000))})
     assert third["bytes_written"] == third["operators"]["table"]["bytes"]
     assert {e["file"] for e in third["operators"].values()} == {
-        "counter.0000000002.pkl", "table.0000000003.pkl"}
+        "counter.0000000002.state", "table.0000000003.state"}
     assert store2.latest().state("table") == {"big": list(range(1000))}
 
     # changed state gets a file of its own
     fourth = write(store2, 4, counter=2, table={"big": []})
-    assert fourth["operators"]["table"]["file"] == "table.0000000004.pkl"
+    assert fourth["operators"]["table"]["file"] == "table.0000000004.state"
     # (and the counter, unchanged since 2, is written again: 2 checkpoints share a file)
-    assert fourth["operators"]["counter"]["file"] == "counter.0000000004.pkl"
+    assert fourth["operators"]["counter"]["file"] == "counter.0000000004.state"
     assert fourth["bytes_written"] == (fourth["operators"]["table"]["bytes"]
                                        + fourth["operators"]["counter"]["bytes"])
 
@@ -190,7 +190,7 @@ def test_a_corrupt_state_file_falls_back_to_the_previous_checkpoint(tmp_path, da
     store = CheckpointStore(tmp_path / "chk")
     write(store, 1, counter=1)
     write(store, 2, counter=2)
-    f = store.dir / "state" / "counter.0000000002.pkl"
+    f = store.dir / "state" / "counter.0000000002.state"
     damage_file(f, damage)
     cp = CheckpointStore(tmp_path / "chk").latest()
     assert cp.id == 1 and cp.state("counter") == {"count": 1}
@@ -202,7 +202,7 @@ def test_a_corrupt_shared_state_file_never_takes_down_every_retained_checkpoint(
     store = CheckpointStore(tmp_path / "chk")
     write(store, 1, counter=1)
     write(store, 2, counter=2)
-    shared = store.dir / "state" / "table.0000000001.pkl"
+    shared = store.dir / "state" / "table.0000000001.state"
     shared.write_bytes(shared.read_bytes() + b"x")
     assert CheckpointStore(tmp_path / "chk").latest() is None  # both use it, for now
     assert [r["valid"] for r in store.list()] == [False, False]
@@ -214,8 +214,8 @@ def test_state_read_after_verification_still_checks_the_digest(tmp_path):
     store = CheckpointStore(tmp_path / "chk")
     write(store, 1, counter=1)
     cp = store.latest()
-    f = store.dir / "state" / "counter.0000000001.pkl"
-    f.write_bytes(pickle.dumps({"count": 666}))  # damaged between latest() and state()
+    f = store.dir / "state" / "counter.0000000001.state"
+    f.write_bytes(encode({"count": 666}))  # damaged between latest() and state()
     with pytest.raises(CheckpointError, match="'counter' is corrupt"):
         cp.state("counter")
 
@@ -224,7 +224,7 @@ def test_the_next_checkpoint_after_a_fallback_does_not_reference_corrupt_state(t
     store = CheckpointStore(tmp_path / "chk")
     write(store, 1, counter=1)
     write(store, 2, counter=2)
-    f = store.dir / "state" / "counter.0000000002.pkl"
+    f = store.dir / "state" / "counter.0000000002.state"
     f.write_bytes(b"rot")
     restarted = CheckpointStore(tmp_path / "chk")
     assert restarted.latest().id == 1
@@ -240,7 +240,7 @@ def test_list_flags_corrupt_checkpoints(tmp_path):
     for n in range(1, 5):
         write(store, n, counter=n, finished=n == 4)
     manifest(store, 2).write_bytes(manifest(store, 2).read_bytes()[:40])
-    (store.dir / "state" / "counter.0000000003.pkl").write_bytes(b"\x00")
+    (store.dir / "state" / "counter.0000000003.state").write_bytes(b"\x00")
     rows = store.list()
     assert [(r["id"], r["valid"]) for r in rows] == [(1, True), (2, False), (3, False),
                                                      (4, True)]
@@ -322,22 +322,22 @@ def test_unchanged_chunks_are_referenced_again_never_materialized_or_rewritten(t
     store = CheckpointStore(tmp_path / "chk", retain=3)
     first = chunked(store, 1, {"n": 2}, {"c0": chunk_value(0), "c1": lambda: chunk_value(1)})
     entry = first["operators"]["big"]
-    assert entry["file"] == "big.0000000001.pkl" and entry["kind"] == "keyed_dedup"
+    assert entry["file"] == "big.0000000001.state" and entry["kind"] == "keyed_dedup"
     assert sorted(entry["chunks"]) == ["c0", "c1"]
-    assert entry["chunks"]["c1"]["file"] == "big.chunk.c1.0000000001.pkl"
+    assert entry["chunks"]["c1"]["file"] == "big.chunk.c1.0000000001.state"
     assert first["bytes_written"] == first["bytes_total"] == (
         entry["bytes"] + sum(e["bytes"] for e in entry["chunks"].values())
         + first["operators"]["counter"]["bytes"])
-    inode = (store.dir / "state" / "big.chunk.c0.0000000001.pkl").stat().st_ino
+    inode = (store.dir / "state" / "big.chunk.c0.0000000001.state").stat().st_ino
 
     second = chunked(store, 2, {"n": 3}, {"c0": never("c0"), "c1": never("c1"),
                                           "c2": chunk_value(2)})
     entry2 = second["operators"]["big"]
     assert {k: entry2["chunks"][k] for k in ("c0", "c1")} == entry["chunks"]  # copied as is
-    assert entry2["chunks"]["c2"]["file"] == "big.chunk.c2.0000000002.pkl"
+    assert entry2["chunks"]["c2"]["file"] == "big.chunk.c2.0000000002.state"
     # written: the head and the new chunk (the counter did not change)
     assert second["bytes_written"] == entry2["bytes"] + entry2["chunks"]["c2"]["bytes"]
-    assert (store.dir / "state" / "big.chunk.c0.0000000001.pkl").stat().st_ino == inode
+    assert (store.dir / "state" / "big.chunk.c0.0000000001.state").stat().st_ino == inode
 
     cp = CheckpointStore(tmp_path / "chk").latest()  # a new process reads it back
     state = cp.state("big")
@@ -345,8 +345,8 @@ def test_unchanged_chunks_are_referenced_again_never_materialized_or_rewritten(t
     assert state.chunks == {f"c{i}": chunk_value(i) for i in range(3)}
     assert cp.state("counter") == {"count": None}
     assert sorted(cp.files()) == sorted([
-        "big.0000000002.pkl", "big.chunk.c0.0000000001.pkl", "big.chunk.c1.0000000001.pkl",
-        "big.chunk.c2.0000000002.pkl", "counter.0000000001.pkl"])
+        "big.0000000002.state", "big.chunk.c0.0000000001.state", "big.chunk.c1.0000000001.state",
+        "big.chunk.c2.0000000002.state", "counter.0000000001.state"])
 
 
 def test_a_dropped_chunk_is_no_longer_referenced_and_its_file_goes_with_retention(tmp_path):
@@ -357,9 +357,9 @@ def test_a_dropped_chunk_is_no_longer_referenced_and_its_file_goes_with_retentio
     chunked(store, 3, 0, {"kept": chunk_value(1), "new": chunk_value(2)})
     # retain 2: nothing of checkpoint 1 is left; no file is shared by 2 and 3 either
     assert state_files(store) == [
-        "big.0000000002.pkl", "big.0000000003.pkl", "big.chunk.kept.0000000002.pkl",
-        "big.chunk.kept.0000000003.pkl", "big.chunk.new.0000000002.pkl",
-        "big.chunk.new.0000000003.pkl", "counter.0000000002.pkl", "counter.0000000003.pkl"]
+        "big.0000000002.state", "big.0000000003.state", "big.chunk.kept.0000000002.state",
+        "big.chunk.kept.0000000003.state", "big.chunk.new.0000000002.state",
+        "big.chunk.new.0000000003.state", "counter.0000000002.state", "counter.0000000003.state"]
 
 
 def test_retention_deletes_chunk_files_no_retained_checkpoint_references(tmp_path):
@@ -375,12 +375,12 @@ def test_retention_deletes_chunk_files_no_retained_checkpoint_references(tmp_pat
     written_by = {int(f.rsplit(".", 2)[-2]) for f in on_disk}
     assert written_by == {4, 5, 6, 7}  # 5 still references what 4 wrote, nothing older
     # a chunk file of a checkpoint that crashed before its manifest goes too
-    orphan = store.dir / "state" / "big.chunk.gone.0000000008.pkl"
-    orphan.write_bytes(pickle.dumps(chunk_value(0)))
+    orphan = store.dir / "state" / "big.chunk.gone.0000000008.state"
+    orphan.write_bytes(encode(chunk_value(0)))
     chunked(store, 8, 8, {f"c{i}": chunk_value(i) for i in range(8)})
     chunked(store, 9, 9, {f"c{i}": chunk_value(i) for i in range(8)})
     chunked(store, 10, 10, {f"c{i}": chunk_value(i) for i in range(8)})
-    assert not orphan.exists() and "big.chunk.c0.0000000004.pkl" not in state_files(store)
+    assert not orphan.exists() and "big.chunk.c0.0000000004.state" not in state_files(store)
     assert store.latest().state("big").chunks == {f"c{i}": chunk_value(i) for i in range(8)}
 
 
@@ -389,7 +389,7 @@ def test_a_corrupt_chunk_file_falls_back_to_the_previous_checkpoint(tmp_path, da
     store = CheckpointStore(tmp_path / "chk", retain=3)
     chunked(store, 1, 1, {"a": chunk_value(1)})
     chunked(store, 2, 2, {"a": never("a"), "b": chunk_value(2)})
-    f = store.dir / "state" / "big.chunk.b.0000000002.pkl"
+    f = store.dir / "state" / "big.chunk.b.0000000002.state"
     damage_file(f, damage)
     restarted = CheckpointStore(tmp_path / "chk", retain=3)
     cp = restarted.latest()
@@ -398,7 +398,7 @@ def test_a_corrupt_chunk_file_falls_back_to_the_previous_checkpoint(tmp_path, da
     # the restarted run reaches checkpoint 2's state again: chunk b is written anew (and a,
     # written 2 checkpoints ago, too)
     again = chunked(restarted, 3, 2, {"a": chunk_value(1), "b": chunk_value(2)})
-    assert again["operators"]["big"]["chunks"]["b"]["file"] == "big.chunk.b.0000000003.pkl"
+    assert again["operators"]["big"]["chunks"]["b"]["file"] == "big.chunk.b.0000000003.state"
     assert restarted.latest().state("big").chunks["b"] == chunk_value(2)
 
 
@@ -406,7 +406,7 @@ def test_a_chunk_read_after_verification_still_checks_the_digest(tmp_path):
     store = CheckpointStore(tmp_path / "chk")
     chunked(store, 1, 1, {"a": chunk_value(1)})
     cp = store.latest()
-    (store.dir / "state" / "big.chunk.a.0000000001.pkl").write_bytes(pickle.dumps([666]))
+    (store.dir / "state" / "big.chunk.a.0000000001.state").write_bytes(encode([666]))
     with pytest.raises(CheckpointError, match=r"'big' is corrupt \(chunk 'a'\)"):
         cp.state("big")
 
@@ -437,11 +437,11 @@ def test_a_restarted_store_reuses_the_chunks_of_the_latest_checkpoint(tmp_path):
     chunked(store, 1, 1, {"a": chunk_value(1)})
     restarted = CheckpointStore(tmp_path / "chk", retain=4)
     meta = chunked(restarted, 2, 2, {"a": never("a")})
-    assert meta["operators"]["big"]["chunks"]["a"]["file"] == "big.chunk.a.0000000001.pkl"
+    assert meta["operators"]["big"]["chunks"]["a"]["file"] == "big.chunk.a.0000000001.state"
     meta = chunked(restarted, 3, 3, {"a": never("a")})
-    assert meta["operators"]["big"]["chunks"]["a"]["file"] == "big.chunk.a.0000000001.pkl"
+    assert meta["operators"]["big"]["chunks"]["a"]["file"] == "big.chunk.a.0000000001.state"
     meta = chunked(restarted, 4, 4, {"a": lambda: chunk_value(1)})  # 3 checkpoints: anew
-    assert meta["operators"]["big"]["chunks"]["a"]["file"] == "big.chunk.a.0000000004.pkl"
+    assert meta["operators"]["big"]["chunks"]["a"]["file"] == "big.chunk.a.0000000004.state"
 
 
 def test_a_state_that_turns_plain_or_chunked_is_stored_as_it_is_now(tmp_path):
@@ -471,10 +471,10 @@ def test_two_states_that_would_share_a_file_are_refused(tmp_path):
     assert store.latest() is None  # checkpoint 1 never came to exist
 
 
-def test_pickling_a_chunked_state_materializes_its_chunks():
+def test_materializing_a_chunked_state_calls_its_lazy_chunks():
     state = ChunkedState({"h": 1}, {"a": lambda: [1, 2], "b": [3]})
-    assert pickle.loads(pickle.dumps(state)) == ChunkedState({"h": 1}, {"a": [1, 2], "b": [3]})
-    assert state.value("a") == [1, 2] and state.materialized().chunks == {"a": [1, 2], "b": [3]}
+    assert state.materialized() == ChunkedState({"h": 1}, {"a": [1, 2], "b": [3]})
+    assert state.value("a") == [1, 2]
 
 
 def test_copying_the_files_of_a_checkpoint_gives_a_complete_checkpoint(tmp_path):

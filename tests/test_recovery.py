@@ -189,7 +189,7 @@ def test_a_corrupt_latest_checkpoint_resumes_from_the_previous_one(data, clean, 
     if damage == "state":
         # the window state was written by checkpoint 5 (it changes every batch)
         entry = cp.meta["operators"]["vwap_1m"]
-        assert entry["file"] == "vwap_1m.0000000005.pkl"
+        assert entry["file"] == "vwap_1m.0000000005.state"
         f = out / "chk" / "state" / entry["file"]
         raw = bytearray(f.read_bytes())
         raw[len(raw) // 2] ^= 0x01

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import pickle
-
 import numpy as np
 import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from surestream.io.state_codec import round_trip
 from surestream.model.aggregations import AggregationSpec, parse_aggregations
 from surestream.semantics.aggregates import AggregateSet, BatchInput, Pairs
 
@@ -164,7 +163,7 @@ def test_user_function_create_add_merge_result_and_snapshot_copies():
     assert aggs.values(0) == [[1, 2, 3]]
     assert aggs.results(np.array([0]))[0] == [[1, 2, 3]]
     fresh = make({"set": SetCollector()})
-    fresh.restore(pickle.loads(pickle.dumps(state)), np.array([5, 6]))
+    fresh.restore(round_trip(state), np.array([5, 6]))
     assert fresh.values(5) == [[1, 3]] and fresh.values(6) == [[2, 3]]
 
 
@@ -172,7 +171,7 @@ def test_snapshot_restore_roundtrip_into_other_slots():
     aggs = make({**BUILTINS, "smin": "min(s)"})
     feed(aggs, batch_input({"v": [2.0, 8.0, None], "w": [1.0, 3.0, 1.0], "s": ["b", "a", "c"]},
                            [4, 2, 9]), [1, 1, 2])
-    state = pickle.loads(pickle.dumps(aggs.snapshot(np.array([1, 2]))))
+    state = round_trip(aggs.snapshot(np.array([1, 2])))
     fresh = make({**BUILTINS, "smin": "min(s)"})
     fresh.restore(state, np.array([6, 0]))
     assert row(fresh, 6) == row(aggs, 1) and row(fresh, 0) == row(aggs, 2)

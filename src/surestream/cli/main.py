@@ -104,10 +104,38 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_checkpoints(args: argparse.Namespace) -> int:
+    if args.inspect is not None and args.inspect != "":
+        return _inspect(Path(args.inspect))
+    if args.spec is None:
+        print("checkpoints: give a SPEC, or --inspect DIR", file=sys.stderr)
+        return EXIT_USAGE
     spec = _load(args)
     if spec is None:
         return EXIT_USAGE
+    if args.inspect is not None:
+        return _inspect(spec.checkpoint_dir())
     print("\n".join(checkpoint_table(spec)))
+    return EXIT_OK
+
+
+def _inspect(folder: Path) -> int:
+    """Each operator's state in the newest readable checkpoint of ``folder`` (a checkpoint
+    folder or a savepoint)."""
+    from surestream.runners.local.checkpoint_store import CheckpointStore
+    from surestream.runners.local.state_summary import inspect_lines
+
+    if not folder.is_dir():
+        print(f"--inspect: {folder} is not a folder", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        cp = CheckpointStore(folder).latest()
+    except CheckpointError as e:
+        print(f"--inspect: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if cp is None:
+        print(f"--inspect: {folder} holds no readable checkpoint", file=sys.stderr)
+        return EXIT_USAGE
+    print("\n".join(inspect_lines(cp)))
     return EXIT_OK
 
 
@@ -153,8 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-dir", help=argparse.SUPPRESS)  # where relative paths resolve
     p.add_argument("--summary", help=argparse.SUPPRESS)  # write a JSON run summary here
     p.set_defaults(func=_cmd_run)
-    p = sub.add_parser("checkpoints", help="list the pipeline's checkpoints")
-    p.add_argument("spec")
+    p = sub.add_parser("checkpoints", help="list the pipeline's checkpoints, or what one "
+                                           "holds (--inspect)")
+    p.add_argument("spec", nargs="?")
+    p.add_argument("--inspect", nargs="?", const="", metavar="DIR",
+                   help="print each operator's state (keys, windows, timers, bytes) in the "
+                        "newest checkpoint of DIR (a checkpoint folder or a savepoint; "
+                        "default: the spec's checkpoint folder)")
     p.add_argument("--set", action="append", metavar="PATH=VALUE")
     p.set_defaults(func=_cmd_checkpoints)
     p = sub.add_parser("savepoint", help="resume, take one checkpoint as a savepoint, stop")

@@ -20,8 +20,7 @@ class ChunkedState:
     the checkpoint directory: a run restored from an older checkpoint or a savepoint, which
     may go on differently, must not give a name other content than the original run did
     (the previous checkpoint is the latest on disk, not necessarily the one restored).
-    ``Checkpoint.state`` gives the chunks as values. Pickling materializes every chunk (a
-    pickled snapshot is self-contained)."""
+    ``Checkpoint.state`` gives the chunks as values."""
 
     head: Any
     chunks: dict[str, Callable[[], Any] | Any] = field(default_factory=dict)
@@ -34,6 +33,3 @@ class ChunkedState:
     def materialized(self) -> ChunkedState:
         """The same state with every chunk a value."""
         return ChunkedState(self.head, {name: self.value(name) for name in self.chunks})
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return ChunkedState, (self.head, self.materialized().chunks)

@@ -33,7 +33,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from surestream.io.state_codec import round_trip
 from surestream.model.aggregations import AggregateFunction, AggregationSpec
+from surestream.semantics.user_state import codec_of
 
 _I64_MAX = np.iinfo(np.int64).max
 _I64_MIN = np.iinfo(np.int64).min
@@ -582,6 +584,7 @@ class UdafAcc(Accumulator):
 
     def __init__(self, function: AggregateFunction) -> None:
         self.function = function
+        self.codec = codec_of(function)
         self.accs: list[Any] = []
 
     def grow(self, capacity: int) -> None:
@@ -610,10 +613,18 @@ class UdafAcc(Accumulator):
         return self.function.result(self.accs[slot])
 
     def snapshot(self, slots: np.ndarray) -> dict[str, Any]:
-        return {"accs": copy.deepcopy([self.accs[s] for s in slots.tolist()])}
+        """The accumulators as plain data (through the function's ``state_codec`` if it
+        has one): a copy, and a value that is not data fails at the first checkpoint."""
+        accs = [self.accs[s] for s in slots.tolist()]
+        if self.codec is not None:
+            accs = [self.codec.encode(acc) for acc in accs]
+        return {"accs": round_trip(accs, "user aggregate accumulators")}
 
     def restore(self, state: dict[str, Any], slots: np.ndarray) -> None:
-        for s, acc in zip(slots.tolist(), copy.deepcopy(state["accs"]), strict=True):
+        accs = round_trip(state["accs"], "user aggregate accumulators")
+        if self.codec is not None:
+            accs = [self.codec.decode(acc) for acc in accs]
+        for s, acc in zip(slots.tolist(), accs, strict=True):
             self.accs[s] = acc
 
 

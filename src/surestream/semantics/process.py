@@ -47,12 +47,12 @@ on batch size and survive snapshot/restore at any batch boundary):
 
 from __future__ import annotations
 
-import pickle
 import time
 from collections.abc import Callable, Hashable, Mapping
 from operator import index as as_int
 from typing import Any, Literal
 
+from surestream.io.state_codec import round_trip
 from surestream.model.batch import NEG_INF, Batch
 from surestream.model.steps import ProcessStep
 from surestream.semantics.errors import UNDECLARED_SIDE_OUTPUT, ErrorCollector
@@ -69,6 +69,7 @@ from surestream.semantics.state import (
 )
 from surestream.semantics.timers import TimerQueue
 from surestream.semantics.user_functions import resolve_object
+from surestream.semantics.user_state import codec_of
 
 TimeDomain = Literal["event_time", "processing_time"]
 Clock = Callable[[], int]
@@ -256,6 +257,7 @@ class KeyedProcessOperator:
         self.side_outputs = tuple(dict.fromkeys(t for t in step.side_outputs if t != MAIN))
         self.clock: Clock = clock or wall_clock_ms
         self.function = instantiate_function(step.function)
+        self.codec = codec_of(self.function)  # its state values as plain data, if not already
         if hasattr(self.function, "open"):
             self.function.open(dict(step.params))
         self.state = KeyedStateStore()
@@ -363,23 +365,35 @@ class KeyedProcessOperator:
 
     # -- checkpoints --------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        """Every key's state, both timer queues, the watermark and the last ``seq``, as a
-        deep copy (later processing must not change a snapshot already taken)."""
+        """Every key's state, both timer queues, the watermark and the last ``seq``, as plain
+        data (``surestream.io.state_codec``): a copy later processing cannot change, and a
+        value that is not data fails here, at the first checkpoint, naming where it sits.
+        A function's ``state_codec`` translates its state values (``user_state``)."""
+        store = self.state.snapshot()
+        tables = store["tables"]
+        if self.codec is not None:
+            tables = {name: {k: self.codec.encode(v) for k, v in table.items()}
+                      for name, table in tables.items()}
         state = {
             "watermark": self.watermark,
             "last_seq": self._last_seq,
-            "state": self.state.snapshot(),
+            "state": {"kinds": store["kinds"], "tables": tables},
             "event_timers": self.event_timers.snapshot(),
             "processing_timers": self.processing_timers.snapshot(),
             "counters": self.counters,
         }
-        return pickle.loads(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+        return round_trip(state, f"state of {self.name!r}")
 
     def restore(self, state: dict[str, Any]) -> None:
-        state = pickle.loads(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+        state = round_trip(state, f"state of {self.name!r}")
         self.watermark = state["watermark"]
         self._last_seq = state["last_seq"]
-        self.state.restore(state["state"])
+        store = state["state"]
+        if self.codec is not None:
+            store = {"kinds": store["kinds"],
+                     "tables": {name: {k: self.codec.decode(v) for k, v in table.items()}
+                                for name, table in store["tables"].items()}}
+        self.state.restore(store)
         self.event_timers.restore(state["event_timers"])
         self.processing_timers.restore(state["processing_timers"])
         self.counters = state["counters"]

@@ -6,13 +6,20 @@ Layout of ``checkpoint.dir``::
                                sink committables, and for every operator its state file
                                with a SHA-256 (and its chunk files, below); the manifest's
                                own checksum is inside it
-    state/<operator>.<id>.pkl  one operator's state as of the checkpoint that wrote it
-    state/<operator>.chunk.<name>.<id>.pkl
+    state/<operator>.<id>.state
+                               one operator's state as of the checkpoint that wrote it
+    state/<operator>.chunk.<name>.<id>.state
                                one chunk of a chunked state, written by checkpoint <id>
+
+State files are data, never code (``surestream.io.state_codec``: a JSON tree with raw
+and Arrow IPC blocks): restoring reads values and builds nothing a file names, so a
+savepoint from elsewhere cannot run code. Every file name a manifest holds is checked to
+be a plain name inside ``state/`` before it is opened, copied or deleted. Checkpoints of
+format 1 (pickles, surestream 0.1) are refused, never loaded.
 
 Writing checkpoint n, in this order (a crash anywhere leaves the previous one intact):
 
-1. each operator's state is pickled; if its digest equals the one in checkpoint n-1 the
+1. each operator's state is encoded; if its digest equals the one in checkpoint n-1 the
    previous file is referenced again (unchanged state costs no write); otherwise it is
    written to a temp file, fsynced, and renamed into place;
 2. the manifest is written to a temp file, fsynced, renamed to ``chk-<n>.json``, and the
@@ -23,7 +30,7 @@ Writing checkpoint n, in this order (a crash anywhere leaves the previous one in
 Chunked state (cost grows with changed state, not total state): an operator may snapshot a
 ``ChunkedState(head, chunks)``. Its ``head`` is stored like any state. Each chunk gets a
 file of its own, and a chunk *name* is a promise that its content never changes: a chunk
-whose name checkpoint n-1 already lists for that operator is not materialized, pickled,
+whose name checkpoint n-1 already lists for that operator is not materialized, encoded,
 hashed or written again -- its manifest entry (file, sha256, bytes) is copied. So a big
 state whose bulk sits in named, immutable chunks costs only its head and its new chunks.
 The operator keeps the promise by putting what identifies the content into the name (the
@@ -50,7 +57,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import pickle
 import re
 import time
 from dataclasses import dataclass, field
@@ -58,13 +64,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from surestream.io import ChunkedState, fsync_dir, write_atomic
+from surestream.io import ChunkedState, fsync_dir, state_codec, write_atomic
 from surestream.runners.local import faults
 
 log = logging.getLogger("surestream.checkpoints")
 
 MANIFEST = re.compile(r"^chk-(\d{10})\.json$")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: pickled state files (never loaded: a pickle can run code)
+#: a state file name as this store writes it: a plain name (no folders, no leading dot)
+_STATE_FILE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,250}\.\d{10}\.state$")
 #: chunk names go into file names: no dots (the id is found after the last two), no paths
 _CHUNK_NAME = re.compile(r"^[A-Za-z0-9_-]{1,120}$")
 
@@ -77,17 +85,29 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _pickle(state: Any) -> bytes:
-    return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+def _encode(value: Any, operator: str, what: str = "state") -> bytes:
+    label = f"state of {operator!r}" if what == "state" else f"{what} of {operator!r}"
+    return state_codec.encode(value, label)
 
 
 def _written_by(file: str) -> int:
-    """The id of the checkpoint that wrote a state file (``<...>.<id>.pkl``)."""
+    """The id of the checkpoint that wrote a state file (``<...>.<id>.state``)."""
     return int(file.rsplit(".", 2)[-2])
 
 
+def state_file_path(folder: Path, file: Any) -> Path:
+    """``folder/state/file`` for a state file name read from a manifest, refusing any name
+    this store would not have written (a path, ``..``, a hidden file), so a crafted
+    manifest cannot make a restore, copy or clean-up touch anything outside the folder."""
+    if not isinstance(file, str) or not _STATE_FILE.match(file):
+        raise CheckpointError(f"{folder}: a manifest names the state file {file!r}, which is "
+                              "not a state file name; the checkpoint is refused")
+    return folder / "state" / file
+
+
 def _safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    """An operator name as the start of a file name: plain characters, no leading dot."""
+    return re.sub(r"^[.-]|[^A-Za-z0-9_.-]", "_", name)
 
 
 def _file_entries(entry: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -140,12 +160,16 @@ class Checkpoint:
                                    for name, e in entry["chunks"].items()})
 
     def _load(self, operator: str, what: str, e: dict[str, Any]) -> Any:
-        data = (self.store.dir / "state" / e["file"]).read_bytes()
+        data = state_file_path(self.store.dir, e["file"]).read_bytes()
+        suffix = "" if what == "state" else f" ({what})"
         if _digest(data) != e["sha256"]:
-            suffix = "" if what == "state" else f" ({what})"
             raise CheckpointError(
                 f"checkpoint {self.id}: state of {operator!r} is corrupt{suffix}")
-        return pickle.loads(data)
+        try:
+            return state_codec.decode(data)
+        except state_codec.StateCodecError as err:
+            raise CheckpointError(f"checkpoint {self.id}: state of {operator!r}{suffix} "
+                                  f"cannot be read: {err}") from None
 
 
 @dataclass
@@ -163,23 +187,24 @@ class _Writes:
         """The manifest entry (file, sha256, bytes[, chunks]) of one operator's state."""
         stem = _safe_name(operator)
         if not isinstance(state, ChunkedState):
-            return self._put_value(stem, state, prev)
-        entry = self._put_value(stem, state.head, prev)
-        entry["chunks"] = self._put_chunks(stem, state, (prev or {}).get("chunks", {}))
+            return self._put_value(operator, stem, state, prev)
+        entry = self._put_value(operator, stem, state.head, prev)
+        entry["chunks"] = self._put_chunks(operator, stem, state,
+                                           (prev or {}).get("chunks", {}))
         return entry
 
-    def _put_value(self, stem: str, value: Any, prev: dict[str, Any] | None
+    def _put_value(self, operator: str, stem: str, value: Any, prev: dict[str, Any] | None
                    ) -> dict[str, Any]:
         """A state compared by digest: unchanged, the previous file is referenced again."""
-        data = _pickle(value)
+        data = _encode(value, operator)
         sha = _digest(data)
         if (prev is not None and prev["sha256"] == sha
                 and self.store._reusable(prev["file"], self.checkpoint_id)):
             return {"file": prev["file"], "sha256": sha, "bytes": len(data)}
         return self._write(stem, data, sha)
 
-    def _put_chunks(self, stem: str, state: ChunkedState, prev: dict[str, Any]
-                    ) -> dict[str, Any]:
+    def _put_chunks(self, operator: str, stem: str, state: ChunkedState,
+                    prev: dict[str, Any]) -> dict[str, Any]:
         """Chunks compared by name (the promise): one the previous checkpoint holds keeps
         its entry, untouched; the others are materialized and written."""
         out: dict[str, Any] = {}
@@ -190,12 +215,12 @@ class _Writes:
             if old is not None and self.store._reusable(old["file"], self.checkpoint_id):
                 out[name] = {"file": old["file"], "sha256": old["sha256"], "bytes": old["bytes"]}
             else:
-                data = _pickle(state.value(name))
+                data = _encode(state.value(name), operator, f"chunk {name!r}")
                 out[name] = self._write(f"{stem}.chunk.{name}", data, _digest(data))
         return out
 
     def _write(self, stem: str, data: bytes, sha: str) -> dict[str, Any]:
-        file = f"{stem}.{self.checkpoint_id:010d}.pkl"
+        file = f"{stem}.{self.checkpoint_id:010d}.state"
         if file in self.files:  # two operators whose names differ only in unsafe characters
             raise CheckpointError(f"checkpoint {self.checkpoint_id}: two states would share "
                                   f"the file {file}; rename one of the operators")
@@ -264,7 +289,7 @@ class CheckpointStore:
         checkpoint never shares it with the newest (one damaged file cannot take down every
         retained checkpoint)."""
         return (checkpoint_id - _written_by(file) < max(1, self.retain - 1)
-                and (self.dir / "state" / file).exists())
+                and state_file_path(self.dir, file).exists())
 
     def _load_previous(self) -> None:
         latest = self.latest()
@@ -284,7 +309,7 @@ class CheckpointStore:
             if meta is not None:
                 keep.update(referenced_files(meta))
         for f in (self.dir / "state").iterdir():
-            if f.suffix == ".pkl" and f.name not in keep:
+            if f.suffix == ".state" and f.name not in keep:
                 f.unlink(missing_ok=True)
 
     # -- reading ------------------------------------------------------------------------
@@ -312,7 +337,8 @@ class CheckpointStore:
         for name, entry in meta["operators"].items():
             for what, e in _file_entries(entry):
                 try:
-                    if _digest((self.dir / "state" / e["file"]).read_bytes()) != e["sha256"]:
+                    data = state_file_path(self.dir, e["file"]).read_bytes()
+                    if _digest(data) != e["sha256"]:
                         raise CheckpointError(
                             f"{what} of {name!r} does not match its checksum")
                 except (OSError, CheckpointError) as err:
@@ -324,6 +350,13 @@ class CheckpointStore:
         """The newest checkpoint that verifies, or None."""
         for cp_id in reversed(self._ids()):
             meta = self._read_manifest(cp_id)
+            if meta is not None and meta.get("format") != FORMAT_VERSION:
+                raise CheckpointError(
+                    f"checkpoint {cp_id} in {self.dir} is in format {meta.get('format')} "
+                    f"(pickled state, surestream 0.1); this version reads format "
+                    f"{FORMAT_VERSION} only and never loads pickles (they can run code): "
+                    "finish the run with the version that wrote it, or delete the folder "
+                    "to start afresh (which rewrites every output)")
             if meta is not None and self._verify_states(meta):
                 return Checkpoint(self, cp_id, meta)
         return None
@@ -336,7 +369,8 @@ class CheckpointStore:
             if meta is None:
                 out.append({"id": cp_id, "valid": False})
             else:
-                out.append({**meta, "valid": self._verify_states(meta)})
+                out.append({**meta, "valid": meta.get("format") == FORMAT_VERSION
+                            and self._verify_states(meta)})
         return out
 
     def next_id(self) -> int:

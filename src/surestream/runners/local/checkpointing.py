@@ -42,8 +42,15 @@ class OperatorSlot:
     shape: dict[str, Any] | None = None
 
     @property
+    def state_format(self) -> int:
+        """The version of the operator's state layout (its class's ``STATE_FORMAT``; 1 when
+        it declares none): a checkpoint of another layout is refused, never misread."""
+        return int(getattr(self.operator, "STATE_FORMAT", 1))
+
+    @property
     def info(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"kind": self.kind, "keys": self.keys}
+        info: dict[str, Any] = {"kind": self.kind, "keys": self.keys,
+                                "state_format": self.state_format}
         if self.shape is not None:
             info["shape"] = self.shape
         return info
@@ -84,6 +91,13 @@ def check_compatible(checkpoint: Checkpoint, slots: dict[str, OperatorSlot],
                 f"operator {name!r} was keyed by {entry.get('keys')} in checkpoint "
                 f"{checkpoint.id} and is keyed by {slot.keys} now; its state cannot be "
                 "restored (give the new step another name to start it empty)")
+        saved_format = int(entry.get("state_format", 1))
+        if saved_format != slot.state_format:
+            raise IncompatibleStateError(
+                f"operator {name!r} saved its state in layout {saved_format} in checkpoint "
+                f"{checkpoint.id}; this version of surestream reads layout "
+                f"{slot.state_format}: finish the run with the version that wrote it, or "
+                "give the step another name to start it empty")
         old = entry.get("shape")
         if old is not None and slot.shape is not None and old != slot.shape:
             changed = [f"{k} {old.get(k)} -> {slot.shape.get(k)}"
