@@ -59,9 +59,9 @@ def refusal(module_name: str) -> str | None:
     """Why a module may not be named in a spec, or None if it may."""
     top = module_name.split(".")[0]
     if top in REFUSED_PACKAGES:
-        return (f"module {module_name!r} is part of Python's standard library; a spec names "
-                "your own code (a spec is code: see docs/spec.md, 'A spec is code'). Write a "
-                "function in your own module and name that")
+        return (f"module {module_name!r} is Python's standard library, never a pipeline "
+                "step; name a function of your own module (a spec is code: see 'A spec is "
+                "code' in docs/spec.md)")
     return None
 
 
@@ -73,7 +73,7 @@ def resolve_object(spec: Any) -> Any:
     module_name, attr_path = split_reference(spec)
     refused = refusal(module_name)
     if refused:
-        raise UserCodeError(f"refused user code {spec!r}: {refused}")
+        raise UserCodeError(f"refused {spec!r}: {refused}")
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
