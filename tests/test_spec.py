@@ -56,7 +56,8 @@ def test_pipeline_spec_example_file_is_valid(shared):
 
 def test_unknown_key_is_named_with_its_path():
     got = mutate(lambda d: d["steps"][2].update(bogus=1))
-    assert got == [("steps[2].bogus", "unknown key (check the spelling; see PIPELINE_SPEC.md)")]
+    assert got == [("steps[2].bogus",
+                    "unknown key (check the spelling; the keys are in docs/spec.md)")]
 
 
 def test_wrong_type_is_named():

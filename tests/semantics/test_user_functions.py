@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os.path
-
 import orjson
 import polars as pl
 import pytest
@@ -134,9 +132,9 @@ def test_filter_keeps_truthy_and_reports_errors():
 # -- resolving user code named in a spec ----------------------------------------------
 def test_resolve_callable_forms():
     assert resolve_callable(divide) is divide
-    assert resolve_callable("os.path:join") is os.path.join
-    assert resolve_callable("os.path.join") is os.path.join
+    assert resolve_callable(f"{__name__}.divide") is divide
     assert resolve_callable(f"{__name__}:divide") is divide
+    assert resolve_callable("surestream.model.batch:Batch.from_rows") == Batch.from_rows
 
 
 def test_spec_string_builds_the_same_operator():
@@ -148,8 +146,8 @@ def test_spec_string_builds_the_same_operator():
     ("spec", "message"),
     [
         ("no_such_pkg.mod:f", "module 'no_such_pkg.mod' cannot be imported"),
-        ("os.path:no_such_fn", "'os.path' has no attribute 'no_such_fn'"),
-        ("os.path:sep", "resolves to a str, not a function"),
+        (f"{__name__}:no_such_fn", f"{__name__!r} has no attribute 'no_such_fn'"),
+        (f"{__name__}:ROWS", "resolves to a list, not a function"),
         ("justaname", "write it as 'package.module:attribute'"),
     ],
 )

@@ -1,6 +1,7 @@
-"""``surestream`` command line: run, validate, checkpoints, savepoint, verify, demo.
+"""The ``surestream`` command: validate, run, verify, checkpoints, savepoint, schema,
+simulate, query, demo.
 
-Exit codes (PIPELINE_SPEC.md): 0 success, 1 a pipeline failure at run time, 2 a usage or
+Exit codes (docs/spec.md): 0 success, 1 a pipeline failure at run time, 2 a usage or
 spec error.
 """
 
@@ -79,8 +80,9 @@ def _execute(args: argparse.Namespace, spec: PipelineSpec,
     line.done(runner._progress(result.elapsed_s))
     if result.restored_from is not None:
         print(f"  resumed from checkpoint {result.restored_from}", file=sys.stderr)
+    width = max((len(tag) for tag in result.written), default=0)
     for tag, n in sorted(result.written.items()):
-        print(f"  {tag:<20} {n:>12,} records", file=sys.stderr)
+        print(f"  {tag:<{width}} {n:>12,} records", file=sys.stderr)
     if getattr(args, "summary", None):
         Path(args.summary).write_text(json.dumps(result.summary(), default=str))
     return EXIT_OK, runner
@@ -166,54 +168,122 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="surestream", description=__doc__.splitlines()[0])
-    sub = ap.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("run", help="run a pipeline spec to the end of its input")
-    p.add_argument("spec")
+DESCRIPTION = "surestream: stream processing whose first promise is correctness."
+EPILOG = """\
+exit codes: 0 success, 1 a pipeline failure at run time, 2 a usage or spec error.
+spec keys: docs/spec.md (also `surestream schema --markdown`); `surestream COMMAND --help`
+for a command's options."""
+
+
+def _add_spec(p: argparse.ArgumentParser) -> None:
+    """The SPEC argument and ``--set``, shared by every command that reads a spec."""
+    p.add_argument("spec", metavar="SPEC", help="the pipeline spec file (YAML or JSON)")
     p.add_argument("--set", action="append", metavar="PATH=VALUE",
-                   help="override a spec key, e.g. --set runtime.batch_size=1000")
-    p.add_argument("--runner", default="local", choices=["local", "flink"])
-    p.add_argument("--from-savepoint", metavar="PATH",
-                   help="resume from a savepoint (sinks roll back to it)")
+                   help="override a spec key before validation, repeatable: "
+                        "--set runtime.batch_size=1000 --set source.path=other.jsonl")
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from surestream.cli.schema import json_schema, render_markdown
+
+    sys.stdout.write(render_markdown() if args.markdown
+                     else json.dumps(json_schema(), indent=2) + "\n")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from surestream import __version__
+
+    ap = argparse.ArgumentParser(prog="surestream", description=DESCRIPTION, epilog=EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=f"surestream {__version__}",
+                    help="print the version and exit")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                            title="commands")
+    p = sub.add_parser("validate", help="check a spec; exit 0 if valid, 2 with each error",
+                       description="Check a spec: keys, types, values, tags, and the user "
+                                   "code it names. Exit 0 if valid, 2 with one line per "
+                                   "problem (the field's path and the reason).")
+    _add_spec(p)
+    p.set_defaults(func=_cmd_validate)
+    p = sub.add_parser("run", help="run a pipeline spec to the end of its input",
+                       description="Run a pipeline to the end of its bounded input, resuming "
+                                   "from the latest checkpoint if there is one. Exit 0; 1 on "
+                                   "a run-time failure; 2 on a spec error.")
+    _add_spec(p)
+    p.add_argument("--runner", default="local", choices=["local"],
+                   help="where to run: local, embedded in this process (default %(default)s; "
+                        "the only runner so far)")
+    p.add_argument("--from-savepoint", metavar="DIR",
+                   help="resume from this savepoint (made by `surestream savepoint`); "
+                        "sinks roll back to it")
     p.add_argument("--allow-non-restored-state", action="store_true",
-                   help="drop the saved state of operators the pipeline no longer has")
+                   help="drop the saved state of operators the pipeline no longer has "
+                        "(default: refuse to start)")
     p.add_argument("--base-dir", help=argparse.SUPPRESS)  # where relative paths resolve
     p.add_argument("--summary", help=argparse.SUPPRESS)  # write a JSON run summary here
     p.set_defaults(func=_cmd_run)
+    p = sub.add_parser("verify", help="prove replay identity and crash recovery on this "
+                                      "pipeline's bounded input",
+                       description="Prove the exactly-once promises on this pipeline and "
+                                   "its bounded input: two clean runs, then runs killed "
+                                   "with SIGKILL at seeded points and restarted. One "
+                                   "PASS/FAIL line per check; exit 0 only if all pass.")
+    _add_spec(p)
+    p.add_argument("--crash-points", type=int, default=10, metavar="N",
+                   help="runs killed at a seeded fault point (default %(default)s)")
+    p.add_argument("--seed", type=int, default=1, metavar="S",
+                   help="picks the fault points (default %(default)s)")
+    p.add_argument("--workdir", metavar="DIR",
+                   help="keep the runs here (default: a temporary folder)")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the runs' folders (default: delete them)")
+    p.set_defaults(func=_cmd_verify)
     p = sub.add_parser("checkpoints", help="list the pipeline's checkpoints, or what one "
-                                           "holds (--inspect)")
-    p.add_argument("spec", nargs="?")
+                                           "holds (--inspect)",
+                       description="List the pipeline's checkpoints: id, time, duration, "
+                                   "bytes, records, and the newest one's source positions; "
+                                   "or, with --inspect, what the newest checkpoint holds, "
+                                   "operator by operator.")
+    p.add_argument("spec", metavar="SPEC", nargs="?",
+                   help="the pipeline spec file (YAML or JSON); optional with --inspect DIR")
+    p.add_argument("--set", action="append", metavar="PATH=VALUE",
+                   help="override a spec key before validation, repeatable")
     p.add_argument("--inspect", nargs="?", const="", metavar="DIR",
                    help="print each operator's state (keys, windows, timers, bytes) in the "
                         "newest checkpoint of DIR (a checkpoint folder or a savepoint; "
                         "default: the spec's checkpoint folder)")
-    p.add_argument("--set", action="append", metavar="PATH=VALUE")
     p.set_defaults(func=_cmd_checkpoints)
-    p = sub.add_parser("savepoint", help="resume, take one checkpoint as a savepoint, stop")
-    p.add_argument("spec")
-    p.add_argument("--set", action="append", metavar="PATH=VALUE")
-    p.add_argument("--to", metavar="DIR", help="where to put the savepoint")
+    p = sub.add_parser("savepoint", help="resume, take one checkpoint as a savepoint, stop",
+                       description="Resume the pipeline, take one checkpoint after the next "
+                                   "batch, copy it out as a savepoint and stop with every "
+                                   "sink committed.")
+    _add_spec(p)
+    p.add_argument("--to", metavar="DIR",
+                   help="where to put the savepoint (default: "
+                        "<checkpoint dir>-savepoints/sp-<id>)")
     p.set_defaults(func=_cmd_savepoint)
-    p = sub.add_parser("verify", help="prove replay identity and crash recovery on this "
-                                      "pipeline's bounded input")
-    p.add_argument("spec")
-    p.add_argument("--set", action="append", metavar="PATH=VALUE")
-    p.add_argument("--crash-points", type=int, default=10)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--workdir", help="keep the runs here (default: a temporary folder)")
-    p.add_argument("--keep", action="store_true", help="do not delete the runs' folders")
-    p.set_defaults(func=_cmd_verify)
-    p = sub.add_parser("validate", help="check a spec; exit 0 if valid, 2 with each error")
-    p.add_argument("spec")
-    p.add_argument("--set", action="append", metavar="PATH=VALUE")
-    p.set_defaults(func=_cmd_validate)
+    p = sub.add_parser("schema", help="print the spec's JSON Schema (or its reference)",
+                       description="Print the JSON Schema of a pipeline spec, for editors' "
+                                   "completion and checks (e.g. `surestream schema > "
+                                   "surestream.schema.json`), or with --markdown the spec "
+                                   "reference, docs/spec.md.")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the reference (docs/spec.md) instead (default: JSON Schema)")
+    p.set_defaults(func=_cmd_schema)
     add_simulate_parser(sub)
     add_query_parser(sub)
-    p = sub.add_parser("demo", help="the main job: the trading platform end to end")
-    p.add_argument("--events", type=int, default=1_000_000)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--out", default="out/demo")
+    p = sub.add_parser("demo", help="the main job: the trading platform end to end",
+                       description="The trading platform end to end: simulate the market, "
+                                   "run the five jobs into a Parquet warehouse, reconcile "
+                                   "with the simulator's truth, report. Exit 0 when every "
+                                   "count reconciles, 1 otherwise.")
+    p.add_argument("--events", type=int, default=1_000_000, metavar="N",
+                   help="market events to simulate (default %(default)s)")
+    p.add_argument("--seed", type=int, default=42, metavar="S",
+                   help="same seed, same events (default %(default)s)")
+    p.add_argument("--out", default="out/demo", metavar="DIR",
+                   help="workspace, deleted first (default %(default)s)")
     p.set_defaults(func=_cmd_demo)
     return ap
 

@@ -42,7 +42,9 @@ def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
     names = "\n".join(f"  {spec.name:<20} {spec.help}" for spec in QUERIES.values())
     p = subparsers.add_parser(
         "query", help="ask the trading warehouse: top symbols, portfolios, windows, ...",
-        description=__doc__.splitlines()[0], epilog=f"queries:\n{names}",
+        description="Ask the trading warehouse (DuckDB over its Parquet datasets) a named "
+                    "question; print the answer as a table, JSON or CSV.",
+        epilog=f"queries:\n{names}",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     # no argparse choices: run_query reports an unknown name itself, with the list
     p.add_argument("name", metavar="NAME", help="the query (listed below)")

@@ -38,7 +38,9 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``simulate`` on the ``surestream`` command's subparsers."""
     p = subparsers.add_parser(
         "simulate", help="write simulated trades, ticks and order books with a known truth",
-        description=__doc__.splitlines()[0])
+        description="Write the trading market's streams (trades, ticks, order books) with "
+                    "injected duplicates, late events, malformed lines and unknown statuses, "
+                    "and truth.json: exactly what was injected.")
     p.add_argument("--events", type=int, default=_DEFAULTS["events"],
                    help="lines over all streams (default %(default)s)")
     p.add_argument("--seed", type=int, default=_DEFAULTS["seed"],

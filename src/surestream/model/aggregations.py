@@ -21,6 +21,15 @@ BUILTIN_ARITY: dict[str, int] = {
     "vwap": 2,
 }
 
+#: what a spec file may write for ``aggregations`` (the JSON Schema editors see): a mapping
+#: of output column to ``function(column)``, or the shorthand string
+AGGREGATIONS_JSON_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "object", "minProperties": 1,
+         "additionalProperties": {"type": "string", "pattern": r"^\s*[A-Za-z_]\w*\s*\(.*\)\s*$"}},
+        {"type": "string", "pattern": r"^\s*[A-Za-z_][\w.]*\s*:\s*[A-Za-z_]+\s*(,.*)?$"},
+    ]}
+
 _CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(\s*([^()]*?)\s*\)\s*$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 

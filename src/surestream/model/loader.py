@@ -1,7 +1,9 @@
 """Load a spec file (YAML or JSON) or dict, apply ``--set`` overrides, validate.
 
 Errors name the field by its path in the file (``steps[2].state_ttl_ms``) and say why, so
-``surestream validate`` can print one line per problem.
+``surestream validate`` can print one line per problem. User code the spec names
+(``function: "pkg.mod:f"``) is resolved and checked here too, so a bad reference is a spec
+error (exit 2), not a failure of the run.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from surestream.model.spec import PipelineSpec
+from surestream.model.user_code import user_code_problems
 
 
 class SpecError(Exception):
@@ -66,7 +69,7 @@ def format_validation_error(err: ValidationError) -> list[tuple[str, str]]:
     for e in err.errors():
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling; see PIPELINE_SPEC.md)"
+            msg = "unknown key (check the spelling; the keys are in docs/spec.md)"
         elif e["type"] == "union_tag_invalid":
             msg = f"unknown type {e.get('input', {}).get('type')!r}: " + e["msg"].split(": ", 1)[-1]
         elif e["type"] == "missing":
@@ -133,10 +136,15 @@ def load_spec_dict(path: str | Path) -> dict[str, Any]:
 
 def build_spec(doc: dict[str, Any], base_dir: str | Path | None = None,
                source: str = "spec") -> PipelineSpec:
+    """The validated spec of a parsed document: keys and values (pydantic), then every
+    piece of user code it names, resolved and checked (``model.user_code``)."""
     try:
         spec = PipelineSpec.model_validate(doc)
     except ValidationError as e:
         raise SpecError(format_validation_error(e), source) from None
+    problems = user_code_problems(spec)
+    if problems:
+        raise SpecError(problems, source)
     if base_dir is not None:
         spec.base_dir = str(base_dir)
     return spec

@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from surestream.model.steps import (
+    USER_CODE,
     BroadcastEnrichStep,
     LateDataStep,
     Name,
@@ -44,20 +46,31 @@ class FileSource(_Strict):
     the union of their files, in list order (e.g. trades and market-data ticks)."""
 
     type: Literal["file"] = "file"
-    path: str | Annotated[list[str], Field(min_length=1)]
-    format: FileFormat = "jsonl"
-    #: column -> type (int, float, string, bool); by default inferred from the first lines.
+    path: str | Annotated[list[str], Field(min_length=1)] = Field(
+        description="a file, a glob (one partition per file, in sorted order) or a list of "
+                    "them (their union, in list order); relative to the spec's folder")
+    format: FileFormat = Field("jsonl", description="`jsonl` (one JSON object a line), `csv` "
+                                                    "(with a header line) or `parquet`")
     schema_: dict[str, Literal["int", "float", "string", "bool"]] | None = Field(
-        default=None, alias="schema")
+        default=None, alias="schema",
+        description="column -> type (`int`, `float`, `string`, `bool`); a value that does "
+                    "not fit goes to `errors`. By default the types are inferred once from "
+                    "the first lines (the majority type of each column)")
 
 
 class GeneratorSource(_Strict):
     """Records from a Python iterable or callable (``module:function`` in a file spec)."""
 
     type: Literal["generator", "memory"] = "generator"
-    function: Any = None  # callable returning an iterable of dicts, or the iterable itself
-    records: list[Any] | None = None  # type: memory (non-dicts become error records)
-    params: dict[str, Any] = Field(default_factory=dict)
+    function: Any = Field(
+        None, json_schema_extra={"type": "string"},
+        description="`generator`: function(**params) returning an iterable of records "
+                    "(dicts), replayable from the start: " + USER_CODE)
+    records: list[Any] | None = Field(None, description="`memory`: the records themselves "
+                                                        "(a value that is not a mapping "
+                                                        "goes to `errors`)")
+    params: dict[str, Any] = Field(default_factory=dict,
+                                   description="`generator`: keyword arguments of `function`")
 
     @model_validator(mode="after")
     def _one_of(self) -> GeneratorSource:
@@ -75,13 +88,18 @@ SINK_GUARANTEES = {"file": "exactly_once", "duckdb": "exactly_once", "memory": "
 
 
 class _SinkBase(_Strict):
-    #: demand exactly-once delivery; refused for a sink that cannot give it
-    exactly_once: bool | None = None
-    #: columns holding processing time (wall clock): ignored by replay comparisons
-    processing_time_columns: list[str] = Field(default_factory=list)
-    #: the idempotency key of the records (verify checks it is unique); by default the
-    #: key of the stream's last keyed step
-    key: list[str] | None = None
+    exactly_once: bool | None = Field(
+        None, description="demand exactly-once delivery: `validate` refuses it for a sink "
+                          "that cannot give it (`stdout`)")
+    processing_time_columns: list[str] = Field(
+        default_factory=list,
+        description="columns holding processing time (the wall clock, e.g. from "
+                    "`CURRENT_DATE`): they differ between runs, so `verify` leaves them out "
+                    "of its replay comparisons")
+    key: list[str] | None = Field(
+        None, description="the records' idempotency key, which `verify` checks is unique in "
+                          "this output; by default the key of the stream's last keyed step "
+                          "(dedup or window)")
 
     @model_validator(mode="after")
     def _guarantee(self) -> _SinkBase:
@@ -93,11 +111,16 @@ class _SinkBase(_Strict):
 
 
 class FileSink(_SinkBase):
+    """A file, exactly once: JSON lines or CSV with a commit log, or a Parquet dataset
+    folder of part files (one per checkpoint with data)."""
+
     type: Literal["file"] = "file"
-    path: str
-    format: FileFormat = "jsonl"
-    #: Parquet only: hive-style folders by these columns (``date=.../symbol=.../part-n``)
-    partition_by: list[str] | None = None
+    path: str = Field(description="the file (jsonl, csv) or dataset folder (parquet); "
+                                  "relative to the spec's folder")
+    format: FileFormat = Field("jsonl", description="`jsonl`, `csv` or `parquet`")
+    partition_by: list[str] | None = Field(
+        None, description="Parquet only: hive-style folders by these columns "
+                          "(`date=2026-01-01/symbol=ABC/part-<checkpoint>.parquet`)")
 
     @model_validator(mode="after")
     def _partitioning(self) -> FileSink:
@@ -107,9 +130,12 @@ class FileSink(_SinkBase):
 
 
 class DuckDBSink(_SinkBase):
+    """A DuckDB table, exactly once (staging table and commit marker in one transaction)."""
+
     type: Literal["duckdb"] = "duckdb"
-    path: str  # database file
-    table: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    path: str = Field(description="the database file; relative to the spec's folder")
+    table: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = Field(
+        description="the table, created from the first records' columns if missing")
 
 
 class MemorySink(_SinkBase):
@@ -129,34 +155,62 @@ SinkSpec = Annotated[FileSink | DuckDBSink | MemorySink | StdoutSink,
 
 
 class StreamSpec(_Strict):
-    from_: str = Field(alias="from")
-    steps: list[Step] = Field(default_factory=list)
+    """A named stream: steps applied in order to what it reads. Its results carry the
+    stream's name as their tag."""
+
+    from_: str = Field(alias="from",
+                       description="what the stream reads: a source, another stream (its "
+                                   "results), or a side-output tag such as `late` (fan-out)")
+    steps: list[Step] = Field(default_factory=list, description="applied in order")
 
 
 class CheckpointSpec(_Strict):
-    dir: str | None = None
-    interval_ms: Annotated[int, Field(gt=0)] | None = None
-    interval_records: Annotated[int, Field(gt=0)] | None = None
-    retain: Annotated[int, Field(ge=1)] = 3
+    """When and where checkpoints are taken (docs/exactly-once.md)."""
+
+    dir: str | None = Field(None, description="the checkpoint folder; default "
+                                              "`.surestream/checkpoints/<pipeline>`, relative "
+                                              "to the spec's folder")
+    interval_ms: Annotated[int, Field(gt=0)] | None = Field(
+        None, description="take a checkpoint every this much wall time (between batches)")
+    interval_records: Annotated[int, Field(gt=0)] | None = Field(
+        None, description="take a checkpoint every this many input records")
+    retain: Annotated[int, Field(ge=1)] = Field(3, description="checkpoints kept on disk")
 
 
 class RuntimeSpec(_Strict):
-    batch_size: Annotated[int, Field(gt=0, le=10_000_000)] = 65536
-    #: records taken from one partition before the next one's turn (fixed interleaving)
-    interleave_records: Annotated[int, Field(gt=0)] = 1024
+    """Speed knobs: results never depend on them."""
+
+    batch_size: Annotated[int, Field(gt=0, le=10_000_000)] = Field(
+        65536, description="records per micro-batch")
+    interleave_records: Annotated[int, Field(gt=0)] = Field(
+        1024, description="records taken from one partition before the next one's turn "
+                          "(a fixed interleaving, so results never depend on timing)")
 
 
 class PipelineSpec(_Strict):
-    pipeline: Name
-    source: SourceSpec | None = None
-    sources: dict[Name, SourceSpec] = Field(default_factory=dict)
-    steps: list[Step] = Field(default_factory=list)
-    streams: dict[Name, StreamSpec] = Field(default_factory=dict)
-    outputs: dict[str, SinkSpec] = Field(default_factory=dict)
-    checkpoint: CheckpointSpec = CheckpointSpec()
-    runtime: RuntimeSpec = RuntimeSpec()
+    """A pipeline: sources, streams of steps, and an output for every tag."""
+
+    pipeline: Name = Field(description="the pipeline's name: it identifies its checkpoints "
+                                       "and appears in error records")
+    source: SourceSpec | None = Field(None, description="the one source (read by the "
+                                                        "top-level `steps`, or by streams "
+                                                        "as `from: source`)")
+    sources: dict[Name, SourceSpec] = Field(default_factory=dict,
+                                            description="several named sources, instead of "
+                                                        "`source`")
+    steps: list[Step] = Field(default_factory=list,
+                              description="the steps of the one stream `main` over the "
+                                          "source, in order (or use `streams`)")
+    streams: dict[Name, StreamSpec] = Field(default_factory=dict,
+                                            description="named streams, instead of `steps`")
+    outputs: dict[str, SinkSpec] = Field(
+        default_factory=dict,
+        description="tag -> sink; every tag produced must go to an output or a stream; "
+                    "`errors` defaults to a file next to the checkpoint folder")
+    checkpoint: CheckpointSpec = Field(CheckpointSpec(), description="checkpointing")
+    runtime: RuntimeSpec = Field(RuntimeSpec(), description="speed knobs")
     #: where relative paths resolve (the spec file's folder); not a spec key
-    base_dir: str | None = Field(default=None, exclude=True)
+    base_dir: SkipJsonSchema[str | None] = Field(default=None, exclude=True)
 
     # -- derived views ------------------------------------------------------------------
     @property

@@ -11,66 +11,27 @@ next record is processed. A map whose result is not a dict / None / iterable of 
 reported the same way (as a ``TypeError``). Outputs of a failing call are discarded whole.
 
 In a YAML spec the function is named ``"package.module:attribute"``; ``resolve_callable``
-imports it and says which part of that path failed.
+(``surestream.model.user_code``, re-exported here) imports it, says which part of that path
+failed, and refuses the standard library (a spec is code: see that module).
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from surestream.model.batch import Batch
 from surestream.model.steps import FilterStep, MapStep
+from surestream.model.user_code import (  # noqa: F401 - re-exported for the operators
+    UserCodeError,
+    UserCodeNotFoundError,
+    resolve_callable,
+    resolve_object,
+)
 from surestream.semantics.errors import ErrorCollector
 from surestream.semantics.operator import ERRORS, MAIN, Outputs
 from surestream.semantics.records import RecordBuffer, iter_records
-
-
-class UserCodeNotFoundError(ValueError):
-    """A ``"package.module:attribute"`` reference that cannot be imported."""
-
-
-def resolve_object(spec: Any) -> Any:
-    """The object named by ``"package.module:attr"`` (or ``"package.module.attr"``);
-    any other value is returned as it is (a function or class given in Python)."""
-    if not isinstance(spec, str):
-        return spec
-    module_name, sep, attr_path = spec.partition(":")
-    if not sep:
-        module_name, _, attr_path = spec.rpartition(".")
-    if not module_name or not attr_path:
-        raise UserCodeNotFoundError(
-            f"cannot resolve user code {spec!r}: write it as 'package.module:attribute'"
-        )
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UserCodeNotFoundError(
-            f"cannot resolve user code {spec!r}: module {module_name!r} cannot be imported "
-            f"({exc}); check the name and that its package is installed or on PYTHONPATH"
-        ) from exc
-    for part in attr_path.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError as exc:
-            raise UserCodeNotFoundError(
-                f"cannot resolve user code {spec!r}: {module_name!r} has no attribute "
-                f"{attr_path!r} (missing {part!r})"
-            ) from exc
-    return obj
-
-
-def resolve_callable(spec: Any) -> Callable[..., Any]:
-    """A user function given as a callable or as ``"package.module:function"``."""
-    obj = resolve_object(spec)
-    if not callable(obj):
-        raise UserCodeNotFoundError(
-            f"user code {spec!r} resolves to a {type(obj).__name__}, not a function"
-        )
-    return obj
 
 
 class _RecordFunctionOperator:

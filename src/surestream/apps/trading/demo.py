@@ -220,7 +220,8 @@ def build_report(runs: dict[str, JobRun], checks: list[tuple[str, int, int]],
               f"  surestream query volume-history --warehouse {warehouse}",
               f"  surestream checkpoints {job_spec_file('router')} "
               f"--set checkpoint.dir={workspace / '.surestream/checkpoints/trading-router'}",
-              "  surestream verify <spec> --crash-points 20"]
+              f"  surestream verify {job_spec_file('router')} "
+              f"--set source.path={workspace / 'data' / 'raw.trades.jsonl'} --crash-points 5"]
     return "\n".join(lines)
 
 

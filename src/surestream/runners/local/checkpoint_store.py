@@ -351,6 +351,8 @@ class CheckpointStore:
         for cp_id in reversed(self._ids()):
             meta = self._read_manifest(cp_id)
             if meta is not None and meta.get("format") != FORMAT_VERSION:
+                if meta.get("finished"):  # a finished run: the next one starts afresh,
+                    return Checkpoint(self, cp_id, meta)  # its state is never read
                 raise CheckpointError(
                     f"checkpoint {cp_id} in {self.dir} is in format {meta.get('format')} "
                     f"(pickled state, surestream 0.1); this version reads format "
