@@ -129,7 +129,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from surestream.cli.verify import verify
 
     return verify(args.spec, overrides=args.set or (), crash_points=args.crash_points,
-                  seed=args.seed, workdir=args.workdir, keep=args.keep)
+                  seed=args.seed, workdir=args.workdir, keep=args.keep,
+                  timeout_s=args.timeout)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -170,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--workdir", help="keep the runs here (default: a temporary folder)")
     p.add_argument("--keep", action="store_true", help="do not delete the runs' folders")
+    p.add_argument("--timeout", type=float, default=600, metavar="SECONDS",
+                   help="a run (restarts included) that takes longer fails (default 600)")
     p.set_defaults(func=_cmd_verify)
     p = sub.add_parser("validate", help="check a spec; exit 0 if valid, 2 with each error")
     p.add_argument("spec")
