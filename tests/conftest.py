@@ -1,4 +1,11 @@
-"""Shared fixtures: where ../shared is, and small trades files made by its generator."""
+"""Shared fixtures: where ../shared is, and small trades files made by its generator.
+
+The suite leaves nothing in the working tree: tests write under pytest's ``tmp_path``,
+pipelines with memory outputs checkpoint into temporary folders (``surestream.testing``,
+``Pipeline``), and the caches of plugins that would write into the current folder --
+hypothesis' example database, pytest-benchmark's storage -- go to a temporary folder
+removed at exit.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +15,21 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
+
+from surestream.io.scratch import scratch_dir
 
 REPO = Path(__file__).resolve().parents[1]
+PLUGIN_CACHES = Path(scratch_dir("surestream-tests-"))
+
+set_hypothesis_home_dir(PLUGIN_CACHES / "hypothesis")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest-benchmark, where installed, keeps its storage out of the working tree too."""
+    if getattr(config.option, "benchmark_storage", None) == "file://./.benchmarks":
+        config.option.benchmark_storage = f"file://{PLUGIN_CACHES / 'benchmarks'}"
 
 
 def shared_dir() -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,26 @@ def test_run_with_a_missing_input_file_is_a_usage_error(tmp_path, shared):
     spec = write_spec(tmp_path / "spec.yaml", pipeline_spec_example(shared))
     r = cli("run", str(spec))
     assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_a_failure_at_run_time_exits_1_with_one_line_saying_what_failed(tmp_path):
+    """The source breaks after 2,000 records (past the schema sample, so mid-run)."""
+    (tmp_path / "feed.py").write_text(
+        "def trades():\n"
+        "    for i in range(2_000):\n"
+        "        yield {'id': i, 'ts': 1000 * i}\n"
+        "    raise ConnectionError('feed lost its upstream')\n")
+    spec = write_spec(tmp_path / "spec.yaml", {
+        "pipeline": "failing-feed",
+        "source": {"type": "generator", "function": "feed:trades"},
+        "steps": [{"type": "watermark", "timestamp_column": "ts"}],
+        "outputs": {"main": {"type": "file", "path": "out/main.jsonl"},
+                    "errors": {"type": "file", "path": "out/errors.jsonl"}}})
+    r = subprocess.run([sys.executable, "-m", "surestream", "run", str(spec)], cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                           p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)},
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("pipeline 'failing-feed' failed: ")
+    assert "ConnectionError: feed lost its upstream" in lines[0]

@@ -25,6 +25,7 @@ def spec_for(path: Path, fmt: str, steps: list, batch_size: int = 3, **outs) -> 
         "outputs": {"main": {"type": "memory"}, "errors": {"type": "memory"},
                     **{k: {"type": "memory"} for k in outs}},
         "runtime": {"batch_size": batch_size, "interleave_records": 2},
+        "checkpoint": {"dir": str(path.parent / "checkpoints")},  # not in the working tree
     }
 
 
@@ -100,7 +101,7 @@ def test_generator_source_with_python_api_and_duckdb_sink(tmp_path):
         for i in range(n):
             yield {"trade_id": f"T{i % 7}", "ts": 1000 * i, "qty": float(i)}
 
-    p = Pipeline("gen", batch_size=4)
+    p = Pipeline("gen", batch_size=4, checkpoint_dir=str(tmp_path / "checkpoints"))
     (p.read_generator(trades, n=20)
       .watermark("ts")
       .dedup(["trade_id"], time_window_ms=5_000, state_ttl_ms=10_000)
@@ -129,7 +130,7 @@ def test_file_outputs_are_identical_across_batch_sizes(tmp_path, trades_small):
     outputs = []
     for size in (997, 20000):
         out = tmp_path / f"b{size}"
-        p = Pipeline("t", batch_size=size)
+        p = Pipeline("t", batch_size=size, checkpoint_dir=str(out / "checkpoints"))
         s = (p.read_files(trades_small["path"])
               .watermark("timestamp_ms", max_out_of_orderness_ms=5000)
               .late_data("late")

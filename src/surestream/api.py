@@ -16,6 +16,13 @@
 Each ``Stream`` method appends one step and returns the stream. ``stream.branch(name)``
 starts a new stream reading this one's results (fan-out); ``p.stream(name, from_tag)``
 reads a side-output tag.
+
+Checkpoints go to ``checkpoint_dir``, by default ``.surestream/checkpoints/<name>`` in the
+current folder, where the next run of the script resumes from them -- unless every output
+is in memory (``memory()``): such outputs end with the process, so a pipeline made only of
+them checkpoints into a temporary folder removed when the run ends (it could never resume
+correctly), and keeps its error records in memory too (``result.rows("errors")``) instead
+of in a file beside those checkpoints.
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from surestream.io.scratch import remove_scratch_dir, scratch_dir
 from surestream.model.spec import (
+    ERRORS_TAG,
     DuckDBSink,
     FileSink,
     FileSource,
@@ -211,19 +220,36 @@ class Pipeline:
         self.outputs[tag] = sink
         return self
 
+    def in_memory_only(self) -> bool:
+        """Whether every output is a memory collector (nothing outlives the process)."""
+        return bool(self.outputs) and all(isinstance(s, MemorySink)
+                                          for s in self.outputs.values())
+
     def spec(self) -> PipelineSpec:
+        """The validated spec. A pipeline whose outputs are all in memory and that names no
+        checkpoint folder gets a new temporary one (and its errors in memory) each call."""
+        outputs, checkpoint = dict(self.outputs), dict(self.checkpoint)
+        if self.in_memory_only() and not checkpoint.get("dir"):
+            outputs.setdefault(ERRORS_TAG, MemorySink())
+            checkpoint["dir"] = scratch_dir(f"surestream-{self.name}-")
         return PipelineSpec(
             pipeline=self.name,
             sources=self.sources,
             streams={n: StreamSpec(**{"from": s.from_, "steps": s.steps})
                      for n, s in self.streams.items()},
-            outputs=self.outputs,
+            outputs=outputs,
             runtime=self.runtime,
-            checkpoint=self.checkpoint,
+            checkpoint=checkpoint,
         )
 
     def run(self, **kwargs: Any) -> Any:
         """Run with the local runner to the end of the input; returns a ``RunResult``."""
         from surestream.runners.local.runner import run
 
-        return run(self.spec(), **kwargs)
+        spec = self.spec()
+        scratch = self.in_memory_only() and not self.checkpoint.get("dir")
+        try:
+            return run(spec, **kwargs)
+        finally:
+            if scratch and spec.checkpoint.dir:
+                remove_scratch_dir(spec.checkpoint.dir)

@@ -1,16 +1,18 @@
-"""The window cases computed by real Apache Flink (shared/flink-cases, see its README).
+"""The window cases computed by real Apache Flink (tests/data/flink-cases, see its README).
 
 Each case is replayed as the README says: records in file order keyed by ``k``, a punctuated
 watermark ``W = max(W, max_ts - D - 1)`` after every record, then +infinity. Firings are
 compared in Flink's order, except that consecutive firings with the same ``window_end``
 (different keys) are compared as a multiset (SEMANTICS §5); late records by id, in order.
 Every case is run whole, one record per batch, and cut in odd places.
+
+The cases are a copy of ``shared/flink-cases`` kept in the repository, so that the suite is
+self-contained; a missing or empty folder fails the suite instead of skipping the cases.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from itertools import groupby, pairwise
 from pathlib import Path
@@ -27,20 +29,12 @@ from surestream.semantics.windows import build_window_operator
 AGGS = {"count": "count()", "sum": "sum(v)", "min": "min(v)", "max": "max(v)",
         "first": "first(v)", "last": "last(v)"}
 
-
-def find_shared() -> Path | None:
-    """``shared/`` is a sibling of the repository root (``/work/shared`` next to
-    ``/work/main``): look beside every ancestor of this file (``SURESTREAM_SHARED`` wins)."""
-    if os.environ.get("SURESTREAM_SHARED"):
-        return Path(os.environ["SURESTREAM_SHARED"])
-    for parent in Path(__file__).resolve().parents:
-        if (parent / "shared" / "flink-cases").is_dir():
-            return parent / "shared"
-    return None
-
-
-SHARED = find_shared()
-CASES = sorted(p for p in (SHARED / "flink-cases").iterdir() if p.is_dir()) if SHARED else []
+CASES_DIR = Path(__file__).resolve().parents[1] / "data" / "flink-cases"
+CASES = sorted(p for p in CASES_DIR.iterdir() if p.is_dir()) if CASES_DIR.is_dir() else []
+#: the cases the suite must hold at least (more may be added beside them)
+REQUIRED = {"t01_tumble_boundaries", "t03_tumble_lateness_revisions",
+            "s03_sliding_offset_3x", "w02_session_late_bridge"}
+FILES = ("case.json", "input.jsonl", "expected_main.jsonl", "expected_late.jsonl")
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -82,7 +76,6 @@ def runs_by_end(rows: list[dict]) -> list[tuple[int, Counter]]:
             for end, group in groupby(rows, key=lambda r: r["window_end"])]
 
 
-@pytest.mark.skipif(SHARED is None, reason="shared/flink-cases not found next to the repository")
 @pytest.mark.parametrize("case_dir", CASES, ids=[p.name for p in CASES])
 @pytest.mark.parametrize("cutting", ["whole", "per_record", "odd"])
 def test_flink_case(case_dir: Path, cutting: str) -> None:
@@ -108,6 +101,10 @@ def test_flink_case(case_dir: Path, cutting: str) -> None:
 
 
 def test_cases_are_found() -> None:
-    if SHARED is None:
-        pytest.skip("shared/flink-cases not found next to the repository")
-    assert {p.name for p in CASES} >= {"t01_tumble_boundaries", "w02_session_late_bridge"}
+    """Without this, a missing folder would parametrize ``test_flink_case`` with nothing:
+    zero tests, a silent pass."""
+    assert CASES_DIR.is_dir(), f"{CASES_DIR} is missing: the Flink cases are test data"
+    assert {p.name for p in CASES} >= REQUIRED
+    for case in CASES:
+        assert all((case / f).is_file() for f in FILES), f"{case.name}: incomplete case"
+        assert read_jsonl(case / "expected_main.jsonl"), f"{case.name}: no expected firing"

@@ -1,5 +1,7 @@
 """SEMANTICS §3: the late-data step and its strategies, through the real runner."""
 
+import logging
+
 import pytest
 
 from surestream.model.steps import LateDataStep, WatermarkStep
@@ -28,15 +30,25 @@ def test_record_at_or_behind_the_watermark_is_late_with_metadata(batch_size):
 
 
 @pytest.mark.parametrize("strategy", ["log_and_drop", "drop"])
-def test_dropping_strategies_count_but_emit_nothing(strategy):
+def test_dropping_strategies_count_but_emit_nothing(strategy, caplog):
     from surestream.runners.local.runner import LocalRunner
     from surestream.testing import memory_spec
 
     spec = memory_spec(RECORDS, steps(strategy))
-    result = LocalRunner(spec).run()
+    with caplog.at_level(logging.WARNING, logger="surestream.late"):
+        result = LocalRunner(spec).run()
     assert "late" not in result.collected
     assert result.counters["late"] == 3
     assert [r["id"] for r in result.rows("main")] == ["a", "d", "e"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "surestream.late"]
+    if strategy == "log_and_drop":
+        # one line per dropped record, with the §3 metadata
+        assert len(logged) == 3
+        assert all("late record dropped by q" in m for m in logged)
+        assert "'id': 'b'" in logged[0] and "'watermark_ms': 7999" in logged[0]
+        assert "'lateness_ms': 999" in logged[0]
+    else:
+        assert logged == []  # drop: counted, and nothing else
 
 
 def test_dlq_strategy_emits_like_quarantine():

@@ -1,6 +1,7 @@
 """SEMANTICS §2: per-partition bounded-out-of-orderness watermarks, per record."""
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -54,26 +55,37 @@ def test_end_of_every_partition_is_plus_infinity():
     assert end == POS_INF
 
 
-def test_idle_partition_left_out_of_the_minimum_until_its_next_record():
+@pytest.mark.parametrize(("silent_ms", "idle"), [(59_999, False), (60_000, True),
+                                                 (120_000, True)])
+def test_idle_partition_left_out_of_the_minimum_until_its_next_record(silent_ms, idle):
     now = [0]
     t = WatermarkTracker(0, idle_timeout_ms=60_000, clock=lambda: now[0])
     t.declare_partitions([0, 1])
     advance(t, [1000, 1000], part=[0, 1])
-    now[0] = 120_000  # partition 1 silent for 2 minutes of processing time
+    now[0] = silent_ms  # partition 1 silent for this long (processing time)
     wm, end = advance(t, [50_000, 60_000], part=[0, 0])
-    assert wm == [999, 49_999] and end == 59_999
+    if idle:  # left out: the watermark moves on with partition 0 alone
+        assert wm == [999, 49_999] and end == 59_999
+    else:  # not idle yet: partition 1 (at 1000) holds the watermark back
+        assert wm == [999, 999] and end == 999
     # its next record brings it back: it holds the watermark (which never goes down)
     wm, end = advance(t, [2000, 70_000], part=[1, 0])
-    assert wm == [59_999, 59_999] and end == 59_999
+    assert wm == ([59_999, 59_999] if idle else [999, 1999])
+    assert end == (59_999 if idle else 1999)
 
 
-def test_all_partitions_idle_keeps_the_watermark():
+@pytest.mark.parametrize("idle", [False, True])
+def test_all_partitions_idle_keeps_the_watermark_until_one_delivers(idle):
     now = [0]
     t = WatermarkTracker(0, idle_timeout_ms=10, clock=lambda: now[0])
-    advance(t, [1000])
-    now[0] = 100
+    t.declare_partitions([0, 1])
+    advance(t, [5000, 1000], part=[0, 1])
+    now[0] = 100 if idle else 5  # both silent past the timeout, or not
     wm, end = advance(t, [])
-    assert end == 999
+    assert end == 999  # every partition idle: W stays (no jump to +infinity), never drops
+    wm, end = advance(t, [8000], part=[0])
+    # partition 0 is active again; partition 1 (at 1000) is idle and left out, or holds W
+    assert wm == [999] and end == (7999 if idle else 999)
 
 
 def test_bounded_replay_never_judges_idleness_without_a_clock():

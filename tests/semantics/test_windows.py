@@ -18,8 +18,6 @@ from surestream.model.batch import NEG_INF, POS_INF, Batch, concat
 from surestream.model.steps import WindowStep
 from surestream.semantics.operator import MAIN
 from surestream.semantics.windows import (
-    AlignedWindowOperator,
-    SessionWindowOperator,
     build_window_operator,
     sliding_assignment,
     tumbling_starts,
@@ -249,10 +247,15 @@ def test_records_without_event_time_are_refused():
         op.process(Batch.from_rows(records([("a", 1, 1.0)])))
 
 
-def test_factory_checks_names_and_kinds():
-    assert isinstance(build_window_operator(window(size_ms=5), "p"), AlignedWindowOperator)
-    assert isinstance(build_window_operator(window("session", gap_ms=5), "p"),
-                      SessionWindowOperator)
+def test_factory_builds_the_kind_asked_for_and_checks_names():
+    # records 4 ms apart: tumbling windows of 5 ms keep them apart, a 5 ms session gap joins
+    spec = [("a", 1, 1.0), ("a", 5, 2.0)]
+    tumbling, _ = operate(window(size_ms=5), spec)
+    assert [(r["window_start"], r["window_end"], r["count"])
+            for r in tumbling.data.to_dicts()] == [(0, 5, 1), (5, 10, 1)]
+    session, _ = operate(window("session", gap_ms=5), spec)
+    assert [(r["window_start"], r["window_end"], r["count"])
+            for r in session.data.to_dicts()] == [(1, 10, 2)]
     with pytest.raises(ValueError, match="supersedes"):
         build_window_operator(window("session", gap_ms=5, aggs={"supersedes": "count()"}), "p")
     with pytest.raises(ValueError, match="window_start"):

@@ -159,7 +159,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from surestream.cli.verify import verify
 
     return verify(args.spec, overrides=args.set or (), crash_points=args.crash_points,
-                  seed=args.seed, workdir=args.workdir, keep=args.keep)
+                  seed=args.seed, workdir=args.workdir, keep=args.keep,
+                  timeout_s=args.timeout)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -238,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the runs here (default: a temporary folder)")
     p.add_argument("--keep", action="store_true",
                    help="keep the runs' folders (default: delete them)")
+    p.add_argument("--timeout", type=float, default=600, metavar="SECONDS",
+                   help="a run (restarts included) that takes longer fails "
+                        "(default %(default)s)")
     p.set_defaults(func=_cmd_verify)
     p = sub.add_parser("checkpoints", help="list the pipeline's checkpoints, or what one "
                                            "holds (--inspect)",
