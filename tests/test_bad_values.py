@@ -378,3 +378,12 @@ def test_the_command_line_run_goes_on_and_exits_0(tmp_path):
     assert con.execute('select id, _checkpoint from "copy" order by id').fetchall() == [
         (1, 1), (3, 3), (4, 4), (5, 5)]
     con.close()
+
+
+def test_a_key_named_like_a_window_working_column_is_refused_not_merged():
+    """A key field ``__ss_start`` used to be overwritten by the window's own grouping
+    column: keys "a" and "b" were silently counted as one."""
+    records = [{"__ss_start": "a", "ts": 1}, {"__ss_start": "b", "ts": 2}]
+    with pytest.raises(ValueError, match=r"\['__ss_start'\] start with '__ss_'.*rename"):
+        run_steps(records, [TIME, WindowStep(key_fields=["__ss_start"], kind="tumbling",
+                                             size_ms=10, aggregations={"n": "count()"})])
