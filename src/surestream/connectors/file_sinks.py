@@ -11,6 +11,10 @@ back to any retained checkpoint.
 Parquet: ``path`` is a dataset folder of part files ``part-<n>.parquet`` (one per
 checkpoint with data), staged in ``.staging/`` and renamed in at commit; parts newer than a
 restored checkpoint are deleted.
+
+What each format cannot hold is said by ``reject`` (sink_protocol.py) before ``write``: a
+value is never changed to fit (polars would write a NaN as null in JSON, and cannot write a
+nested value to CSV at all).
 """
 
 from __future__ import annotations
