@@ -56,8 +56,9 @@ def test_map_batches_runs_vectorized_user_code_and_reports_its_failure():
     assert [r["p10"] for r in out["main"]] == [15.0, 20.0]
 
     def broken(frame: pl.DataFrame) -> pl.DataFrame:
-        return frame.head(1)
+        return frame.clear()  # drops every row, whatever the batch
 
     out = run_steps(TRADES, [MapBatchesStep(name="b", function=broken)])
     assert out["main"] == [] and len(out["errors"]) == 2
-    assert "must return a DataFrame with the batch's 2 rows" in out["errors"][0]["error_message"]
+    assert "must return a DataFrame with one row per input row" in \
+        out["errors"][0]["error_message"]

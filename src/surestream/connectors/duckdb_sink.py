@@ -1,23 +1,42 @@
 """Exactly-once DuckDB table sink: data and a commits row in one database transaction.
 
-``pre_commit(n)`` writes the records of the open checkpoint into a staging table, tagged
-with n, in one transaction (durable in the database file). ``commit(n)`` moves them into the
-target table and inserts ``(table, n)`` into ``_surestream_commits`` in one transaction;
-when that row exists already, checkpoint n has landed and commit does nothing. Recovery
-commits the restored checkpoint's staging rows and deletes staged rows of newer ones.
+``pre_commit(n)`` writes the records of the open checkpoint into a staging table of their
+own, ``_surestream_cp<n>_staging_<table>``, in one transaction (durable in the database
+file). ``commit(n)`` moves them into the target table, drops the staging table and inserts
+``(table, n)`` into ``_surestream_commits`` in one transaction; when that row exists already,
+checkpoint n has landed and commit does nothing. Recovery commits the restored checkpoint's
+staging table and drops the staging tables of newer ones.
+
+One staging table per checkpoint (rather than one table with a checkpoint column) means the
+sink adds no column of its own next to the user's: every column name -- ``_checkpoint``
+included -- is the user's, and arrives in the table intact. (Databases written by earlier
+versions may still hold the single staging table with a ``_checkpoint`` column; recovery
+reads and cleans it.)
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import polars as pl
 
-from surestream.connectors.sink_protocol import Guarantee, SinkRecoveryError
+from surestream.connectors.sink_protocol import (
+    Guarantee,
+    Rejection,
+    SinkRecoveryError,
+    blank_refused_columns,
+    refuses_objects,
+    reject_rows,
+    type_check,
+)
 
 COMMITS = "_surestream_commits"
+_STAGING_NAME = re.compile(r"^_surestream_cp([0-9]+)_staging_(.*)$", re.DOTALL)
+#: The checkpoint column of the single staging table of earlier versions.
+LEGACY_CHECKPOINT_COLUMN = "_checkpoint"
 
 
 class DuckDBTableSink:
@@ -25,7 +44,7 @@ class DuckDBTableSink:
 
     def __init__(self, path: Path, table: str) -> None:
         self.path, self.table = path, table
-        self.staging = f"_surestream_staging_{table}"
+        self.legacy_staging = f"_surestream_staging_{table}"
         self._con: duckdb.DuckDBPyConnection | None = None
         self._frames: list[pl.DataFrame] = []
         self.records = 0
@@ -33,10 +52,36 @@ class DuckDBTableSink:
     def _q(self, name: str) -> str:
         return '"' + name.replace('"', '""') + '"'
 
+    def staging(self, checkpoint_id: int) -> str:
+        """The staging table of one checkpoint's records: the checkpoint id comes first, so
+        no (checkpoint, table) pair shares a name with another, nor with the single staging
+        table of earlier versions."""
+        return f"_surestream_cp{int(checkpoint_id)}_staging_{self.table}"
+
     def _exists(self, name: str) -> bool:
         return bool(self._con.execute(
             "select count(*) from information_schema.tables where table_name = ?",
             [name]).fetchone()[0])
+
+    def _staged_checkpoints(self) -> list[int]:
+        """Checkpoints with a staging table of this sink's table (exact names only)."""
+        names = self._con.execute(
+            "select table_name from information_schema.tables "
+            "where starts_with(table_name, '_surestream_cp')").fetchall()
+        found = (_STAGING_NAME.match(name) for (name,) in names)
+        return sorted(int(m[1]) for m in found if m and m[2] == self.table)
+
+    def _drop_staging(self, newer_than: int | None = None) -> None:
+        """Drop the staging tables (of checkpoints newer than ``newer_than``, if given)."""
+        for n in self._staged_checkpoints():
+            if newer_than is None or n > newer_than:
+                self._con.execute(f"drop table if exists {self._q(self.staging(n))}")
+        if self._exists(self.legacy_staging):
+            if newer_than is None:
+                self._con.execute(f"drop table {self._q(self.legacy_staging)}")
+            else:
+                self._con.execute(f"delete from {self._q(self.legacy_staging)} "
+                                  f"where {LEGACY_CHECKPOINT_COLUMN} > ?", [newer_than])
 
     def open(self, fresh: bool) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,23 +91,29 @@ class DuckDBTableSink:
                           "primary key (tbl, checkpoint))")
         if fresh:
             self._con.execute(f"drop table if exists {self._q(self.table)}")
-            self._con.execute(f"drop table if exists {self._q(self.staging)}")
+            self._drop_staging()
             self._con.execute(f"delete from {COMMITS} where tbl = ?", [self.table])
+
+    def reject(self, data: pl.DataFrame) -> Rejection | None:
+        """DuckDB holds every polars type but opaque Python objects."""
+        if not data.height:
+            return None
+        return reject_rows(data, [type_check(
+            refuses_objects, f"DuckDB table {self.table!r} in {self.path}",
+            "convert it to a plain type first")])
 
     def write(self, data: pl.DataFrame) -> None:
         if data.height:
-            self._frames.append(data)
+            self._frames.append(blank_refused_columns(data, refuses_objects))
 
     def pre_commit(self, checkpoint_id: int) -> dict[str, Any]:
         rows = sum(f.height for f in self._frames)
         if rows:
             frame = pl.concat(self._frames, how="diagonal_relaxed")  # noqa: F841 - scanned
+            staging = self._q(self.staging(checkpoint_id))
             self._con.execute("begin")
-            if not self._exists(self.staging):
-                self._con.execute(f"create table {self._q(self.staging)} as select "
-                                  "*, 0::bigint as _checkpoint from frame limit 0")
-            self._con.execute(f"insert into {self._q(self.staging)} by name "
-                              f"select *, {int(checkpoint_id)}::bigint as _checkpoint from frame")
+            self._con.execute(f"drop table if exists {staging}")  # a torn earlier attempt
+            self._con.execute(f"create table {staging} as select * from frame")
             self._con.execute("commit")
         self._frames = []
         return {"checkpoint": checkpoint_id, "rows": rows}
@@ -72,19 +123,37 @@ class DuckDBTableSink:
             f"select count(*) from {COMMITS} where tbl = ? and checkpoint = ?",
             [self.table, checkpoint_id]).fetchone()[0])
 
+    def _staged_rows(self, checkpoint_id: int) -> str:
+        """A query of checkpoint n's staged records (in an earlier version's table, if
+        that is where they are)."""
+        staging = self.staging(checkpoint_id)
+        if self._exists(staging) or not self._exists(self.legacy_staging):
+            return f"select * from {self._q(staging)}"
+        return (f"select * exclude ({LEGACY_CHECKPOINT_COLUMN}) from "
+                f"{self._q(self.legacy_staging)} "
+                f"where {LEGACY_CHECKPOINT_COLUMN} = {int(checkpoint_id)}")
+
     def commit(self, committable: dict[str, Any]) -> None:
         n = int(committable["checkpoint"])
         if self._landed(n):
             return
         con = self._con
+        if committable["rows"] and not (self._exists(self.staging(n))
+                                        or self._exists(self.legacy_staging)):
+            raise SinkRecoveryError(
+                f"duckdb table {self.table!r} in {self.path}: the output of checkpoint {n} "
+                "is neither committed nor staged")
         con.execute("begin")
         if committable["rows"]:
+            source = self._staged_rows(n)
             if not self._exists(self.table):
-                con.execute(f"create table {self._q(self.table)} as select * exclude "
-                            f"(_checkpoint) from {self._q(self.staging)} limit 0")
-            con.execute(f"insert into {self._q(self.table)} by name select * exclude "
-                        f"(_checkpoint) from {self._q(self.staging)} where _checkpoint = ?", [n])
-            con.execute(f"delete from {self._q(self.staging)} where _checkpoint = ?", [n])
+                con.execute(f"create table {self._q(self.table)} as {source} limit 0")
+            con.execute(f"insert into {self._q(self.table)} by name {source}")
+            if self._exists(self.staging(n)):
+                con.execute(f"drop table {self._q(self.staging(n))}")
+            else:
+                con.execute(f"delete from {self._q(self.legacy_staging)} "
+                            f"where {LEGACY_CHECKPOINT_COLUMN} = ?", [n])
         con.execute(f"insert into {COMMITS} values (?, ?, ?)", [self.table, n,
                                                                  committable["rows"]])
         con.execute("commit")
@@ -100,9 +169,7 @@ class DuckDBTableSink:
                 f"newer than the restored checkpoint {checkpoint_id} (the newer checkpoint "
                 "file is corrupt or was removed); restore it, or start afresh by deleting "
                 "the checkpoint directory")
-        if self._exists(self.staging):
-            self._con.execute(f"delete from {self._q(self.staging)} where _checkpoint > ?",
-                              [checkpoint_id])
+        self._drop_staging(newer_than=checkpoint_id)
         self.records = int(self._con.execute(
             f"select coalesce(sum(records), 0) from {COMMITS} where tbl = ?",
             [self.table]).fetchone()[0])

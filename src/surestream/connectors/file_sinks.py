@@ -11,6 +11,10 @@ back to any retained checkpoint.
 Parquet: ``path`` is a dataset folder of part files ``part-<n>.parquet`` (one per
 checkpoint with data), staged in ``.staging/`` and renamed in at commit; parts newer than a
 restored checkpoint are deleted.
+
+What each format cannot hold is said by ``reject`` (sink_protocol.py) before ``write``: a
+value is never changed to fit (polars would write a NaN as null in JSON, and cannot write a
+nested value to CSV at all).
 """
 
 from __future__ import annotations
@@ -23,13 +27,55 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from surestream.connectors.sink_protocol import Guarantee, SinkRecoveryError
+from surestream.connectors.sink_protocol import (
+    ColumnCheck,
+    Guarantee,
+    Rejection,
+    SinkRecoveryError,
+    blank_refused_columns,
+    contains_type,
+    non_finite_check,
+    refuses_objects,
+    reject_rows,
+    shown,
+    type_check,
+)
 from surestream.io import fsync_dir, write_atomic
 
 LOG_HISTORY = 64  # commits remembered for roll-back (more than any checkpoint retention)
+
+
+# -- what each format can hold (sink_protocol: reject before write) ----------------------
+def refused_by_csv(dtype: pl.DataType) -> str | None:
+    """CSV cells hold flat text: no nested values (never turned into some text form on the
+    quiet), no opaque objects, no binary data, no durations (polars cannot write them)."""
+    if dtype.is_nested():
+        return "a nested value"
+    if dtype == pl.Object:
+        return "an opaque Python object"
+    if dtype == pl.Binary:
+        return "binary data"
+    if dtype == pl.Duration:
+        return "a duration"
+    return None
+
+
+def refused_by_json(dtype: pl.DataType) -> str | None:
+    """JSON holds nested values, but not opaque objects or binary data (at any depth)."""
+    if contains_type(dtype, lambda d: d == pl.Binary):
+        return "binary data"
+    return refuses_objects(dtype)
+
+
+CSV_TYPE_ADVICE = ("write this output as jsonl or parquet, or turn the value into flat "
+                   "columns or text with a with_columns step")
+JSON_TYPE_ADVICE = "turn it into text or numbers before this output, or write parquet"
+JSON_FLOAT_ADVICE = ("JSON has no NaN or infinity (it would become null); map it to a "
+                      "value or null with a with_columns step, or write parquet")
 
 
 class LineFileSink:
@@ -71,6 +117,41 @@ class LineFileSink:
         self.staging.mkdir(exist_ok=True)
         self._start_pending()
 
+    def _refuses(self, dtype: pl.DataType) -> str | None:
+        return refused_by_csv(dtype) if self.fmt == "csv" else refused_by_json(dtype)
+
+    def reject(self, data: pl.DataFrame) -> Rejection | None:
+        """Values this file cannot hold as they are: types the format has no place for, a
+        NaN or infinity in JSON (polars would write null), and in CSV a value in a column
+        the file's header (fixed by the first records written) does not have."""
+        if not data.height:
+            return None
+        output = f"{'CSV' if self.fmt == 'csv' else 'JSON lines'} file {self.path}"
+        advice = CSV_TYPE_ADVICE if self.fmt == "csv" else JSON_TYPE_ADVICE
+        checks = [type_check(self._refuses, output, advice)]
+        if self.fmt == "jsonl":
+            checks.append(non_finite_check(output, JSON_FLOAT_ADVICE))
+        else:
+            checks.append(self._header_check(output, self._header(data)))
+        return reject_rows(data, checks)
+
+    def _header(self, data: pl.DataFrame) -> list[str]:
+        """The CSV header: the file's own, or the columns of the first records written."""
+        if self._columns is None:
+            self._columns = self._header_columns() or data.columns
+        return self._columns
+
+    @staticmethod
+    def _header_check(output: str, header: list[str]) -> ColumnCheck:
+        def check(name: str, series: pl.Series) -> tuple[np.ndarray, Any] | None:
+            if name in header or series.null_count() == len(series):
+                return None
+            return series.is_not_null().to_numpy(), lambda value: (
+                f"{output} has no column {name!r} (its header is {header}): {shown(value)}; "
+                "a CSV file has one header: write this output as jsonl or parquet to keep "
+                "every column")
+        return check
+
     def _start_pending(self) -> None:
         self._pending = open(self.staging / "pending", "wb")  # noqa: SIM115 - closed at pre_commit
         self._pending_rows = 0
@@ -79,14 +160,13 @@ class LineFileSink:
         if not data.height:
             return
         buf = io.BytesIO()
+        data = blank_refused_columns(data, self._refuses)  # null wherever reject() passed
         if self.fmt == "jsonl":
             data.write_ndjson(buf)
         else:
-            if self._columns is None:
-                self._columns = self._header_columns() or data.columns
             # every row has the header's fields, in its order (a missing one is empty)
             data.select([pl.col(c) if c in data.columns else pl.lit(None).alias(c)
-                         for c in self._columns]).write_csv(buf, include_header=False)
+                         for c in self._header(data)]).write_csv(buf, include_header=False)
         self._pending.write(buf.getvalue())
         self._pending_rows += data.height
 
@@ -218,9 +298,16 @@ class ParquetDatasetSink:
             shutil.rmtree(self.path, ignore_errors=True)
         self.staging.mkdir(parents=True, exist_ok=True)
 
+    def reject(self, data: pl.DataFrame) -> Rejection | None:
+        """Parquet holds every polars type but opaque Python objects."""
+        if not data.height:
+            return None
+        return reject_rows(data, [type_check(refuses_objects, f"Parquet dataset {self.path}",
+                                             "convert it to a plain type first")])
+
     def write(self, data: pl.DataFrame) -> None:
         if data.height:
-            self._frames.append(data)
+            self._frames.append(blank_refused_columns(data, refuses_objects))
 
     def _groups(self, frame: pl.DataFrame) -> list[tuple[Path, pl.DataFrame]]:
         if not self.partition_by:

@@ -10,8 +10,22 @@ from typing import Any
 import polars as pl
 
 from surestream.connectors.duckdb_sink import DuckDBTableSink
-from surestream.connectors.file_sinks import LineFileSink, ParquetDatasetSink
-from surestream.connectors.sink_protocol import Guarantee, Sink
+from surestream.connectors.file_sinks import (
+    JSON_FLOAT_ADVICE,
+    JSON_TYPE_ADVICE,
+    LineFileSink,
+    ParquetDatasetSink,
+    refused_by_json,
+)
+from surestream.connectors.sink_protocol import (
+    Guarantee,
+    Rejection,
+    Sink,
+    blank_refused_columns,
+    non_finite_check,
+    reject_rows,
+    type_check,
+)
 from surestream.model.spec import DuckDBSink, FileSink, MemorySink, StdoutSink
 
 
@@ -32,6 +46,9 @@ class MemoryCollector:
     def open(self, fresh: bool) -> None:
         if fresh:
             self.frames, self.records = [], 0
+
+    def reject(self, data: pl.DataFrame) -> Rejection | None:  # noqa: ARG002
+        return None  # memory holds any value as it is
 
     def write(self, data: pl.DataFrame) -> None:
         if data.height:
@@ -75,8 +92,16 @@ class StdoutLines:
     def open(self, fresh: bool) -> None:
         return None
 
+    def reject(self, data: pl.DataFrame) -> Rejection | None:
+        """As a JSON lines file: no binary data or objects, no NaN or infinity."""
+        if not data.height:
+            return None
+        output = "standard output (JSON lines)"
+        return reject_rows(data, [type_check(refused_by_json, output, JSON_TYPE_ADVICE),
+                                  non_finite_check(output, JSON_FLOAT_ADVICE)])
+
     def write(self, data: pl.DataFrame) -> None:
-        self._inner.write(data)
+        self._inner.write(blank_refused_columns(data, refused_by_json))
 
     def pre_commit(self, checkpoint_id: int) -> dict[str, Any]:
         return self._inner.pre_commit(checkpoint_id)

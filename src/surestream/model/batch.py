@@ -121,10 +121,14 @@ class Batch:
     def filter(self, mask: np.ndarray) -> Batch:
         """The rows where ``mask`` is true. The watermark after the batch is kept, so a
         dropped record's watermark advance still reaches downstream operators (through the
-        next kept record's ``wm`` or through ``wm_end``)."""
+        next kept record's ``wm`` or through ``wm_end``); so are the partition ends (a
+        ``where`` before the watermark step must not lose them)."""
         mask = np.asarray(mask, dtype=bool)
         if mask.all():
             return self
+        # partition ends keep their place: after the last *kept* row read before the end
+        kept_before = np.cumsum(mask)
+        ended = tuple((int(kept_before[i]) - 1 if i >= 0 else -1, p) for i, p in self.ended)
         return Batch(
             data=self.data.filter(pl.Series(mask)) if self.data.width else self.data.clear(),
             wm=self.wm[mask],
@@ -132,6 +136,7 @@ class Batch:
             wm_end=self.wm_end,
             ts=None if self.ts is None else self.ts[mask],
             partition=None if self.partition is None else self.partition[mask],
+            ended=ended,
         )
 
     def take(self, indices: np.ndarray) -> Batch:

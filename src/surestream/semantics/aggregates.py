@@ -15,7 +15,9 @@ very same float64 operations, so both paths agree bit for bit.
 
 Built-ins (``model.aggregations.BUILTIN_ARITY``): ``count`` (int64; with a column it counts
 that column's non-null values), ``sum``/``avg``/``vwap`` (float64), ``min``/``max``/``first``/
-``last`` (float64 for numeric inputs, the input's own type otherwise). Null inputs are
+``last`` (float64 for numeric inputs, the input's own type otherwise). ``sum``/``avg``/
+``vwap`` read text as numbers; a record whose value is not a number never gets here: the
+window operator sends it to errors first (``aggregate_inputs``). Null inputs are
 ignored; an aggregation that saw no value yields null (``vwap`` also when its weights sum
 to 0). ``first``/``last`` go by event time, ties by arrival. User ``AggregateFunction``s are
 called record by record in arrival order; ``merge`` is used when sessions merge.
@@ -35,6 +37,7 @@ import pyarrow as pa
 
 from surestream.io.state_codec import round_trip
 from surestream.model.aggregations import AggregateFunction, AggregationSpec
+from surestream.semantics.aggregate_inputs import float_values
 from surestream.semantics.user_state import codec_of
 
 _I64_MAX = np.iinfo(np.int64).max
@@ -75,12 +78,10 @@ class BatchInput:
                            f"(columns: {list(self._schema)})") from None
 
     def numeric(self, column: str) -> tuple[np.ndarray, np.ndarray | None]:
-        """float64 values and a validity mask (``None`` when the column has no null)."""
+        """float64 values and a validity mask (``None`` when every value counts); text is
+        parsed per value (``aggregate_inputs.float_values``)."""
         if column not in self._numeric:
-            s = self.data.get_column(column)
-            valid = None if s.null_count() == 0 else s.is_not_null().to_numpy()
-            values = s.cast(pl.Float64).to_numpy().astype(np.float64, copy=False)
-            self._numeric[column] = (values, valid)
+            self._numeric[column] = float_values(self.data.get_column(column))
         return self._numeric[column]
 
     def objects(self, column: str) -> tuple[list[Any], np.ndarray | None]:

@@ -48,6 +48,10 @@ MISSING_TIMESTAMP = "missing_timestamp"
 UNROUTABLE = "unroutable"
 UNDECLARED_SIDE_OUTPUT = "undeclared_side_output"
 INVALID_BROADCAST_UPDATE = "invalid_broadcast_update"
+#: a value a step cannot use (``sum`` over ``"n/a"``); the message names step, column, value
+INVALID_VALUE = "invalid_value"
+#: a record an output cannot hold (a nested value bound for CSV); the message names both
+UNWRITABLE = "unwritable"
 
 _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 

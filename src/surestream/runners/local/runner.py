@@ -7,7 +7,8 @@ One step of the loop (DESIGN.md, "data flow of one micro-batch"):
 2. streams run in dependency order; each operator gets the batch its predecessor emitted
    and returns outputs by tag; a tag read by another stream is handed to it in the same
    step, so fan-out needs no buffering and stays deterministic;
-3. every tag's records are written to its sink, in production order.
+3. every tag's records are written to its sink, in production order; records a sink
+   cannot hold go to the errors output instead (``unwritable``).
 
 When every partition has ended, the final step carries the watermark to +infinity, which
 fires every pending window and timer. Results never depend on the batch size.
@@ -40,6 +41,7 @@ from surestream.runners.local.checkpointing import (
     state_shape,
 )
 from surestream.runners.local.graph import CompiledStream, compile_streams
+from surestream.runners.local.unwritable import check_errors_writable, divert_unwritable
 from surestream.semantics.errors import DESERIALIZATION_ERROR, error_batch
 from surestream.semantics.operator import MAIN
 from surestream.semantics.watermark_step import WatermarkOperator
@@ -255,6 +257,7 @@ class LocalRunner:
             tags[stream.name] = batch
             tag_wm[stream.name] = batch.wm_end
             emitted.append((stream.name, batch))
+        emitted = divert_unwritable(emitted, self.sinks, self.spec.pipeline)
         errors = [b for tag, b in emitted if tag == ERRORS_TAG and len(b)]
         if len(errors) > 1:  # sources and operators report in input order, not stage order
             merged = concat(errors)
@@ -264,6 +267,8 @@ class LocalRunner:
         for tag, out in emitted:
             sink = self.sinks.get(tag)
             if sink is not None and len(out):
+                if tag == ERRORS_TAG:
+                    check_errors_writable(sink, out)
                 sink.write(out.data)
 
     def _end_of_source(self, source: str) -> Batch:

@@ -27,7 +27,7 @@ import numpy as np
 from surestream.model.batch import Batch, concat
 from surestream.model.steps import WindowStep
 from surestream.semantics.aggregates import BatchInput, Pairs
-from surestream.semantics.operator import MAIN, Outputs
+from surestream.semantics.operator import ERRORS, MAIN, Outputs
 from surestream.semantics.windows.assigners import (
     Assignment,
     saturating_add,
@@ -120,16 +120,20 @@ class AlignedWindowOperator(WindowOperatorBase):
 
     def process(self, batch: Batch) -> Outputs:
         self._check(batch)
+        batch, refused = self._refuse_unusable(batch)
         # A sliding window puts each record in up to ceil(size/slide) windows; cap the pairs
         # held at once by cutting the batch (results do not depend on the cut).
         per_record = 1 if self.slide is None else -(-self.size // self.slide)
         rows = max(1, _MAX_PAIRS // per_record)
         if len(batch) <= rows:
-            return self._process(batch)
-        parts = [self._process(piece) for piece in _pieces(batch, rows)]
-        out: Outputs = {}
-        for tag in dict.fromkeys(t for p in parts for t in p):
-            out[tag] = concat([p.get(tag) for p in parts], wm_end=parts[-1][MAIN].wm_end)
+            out = self._process(batch)
+        else:
+            parts = [self._process(piece) for piece in _pieces(batch, rows)]
+            out = {}
+            for tag in dict.fromkeys(t for p in parts for t in p):
+                out[tag] = concat([p.get(tag) for p in parts], wm_end=parts[-1][MAIN].wm_end)
+        if refused is not None:
+            out[ERRORS] = refused
         return out
 
     def _process(self, batch: Batch) -> Outputs:
@@ -248,7 +252,7 @@ class AlignedWindowOperator(WindowOperatorBase):
         self._clear()
         self.aggs = type(self.aggs)(self.step.aggregations)
         self.wm, self.last_seq = int(state["wm"]), int(state["last_seq"])
-        self.counters = dict(state.get("counters", {"late": 0}))
+        self.counters = {"late": 0, "errors": 0, **state.get("counters", {})}
         self.keys.restore(state["key_dtypes"])
         keys = [normalize_key(k) for k in state["keys"]]
         slots = self._open(keys, np.asarray(state["start"], dtype=np.int64))

@@ -1,5 +1,6 @@
 """What tumbling, sliding and session window operators share: the watermark timeline of a
-batch, the late output, and assembling the outputs by tag."""
+batch, refusing records whose values an aggregation cannot use, the late output, and
+assembling the outputs by tag."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import numpy as np
 
 from surestream.model.batch import NEG_INF, Batch
 from surestream.model.steps import WindowStep
+from surestream.semantics.aggregate_inputs import CHECKED_FUNCTIONS, unusable_rows
 from surestream.semantics.aggregates import AggregateSet
+from surestream.semantics.errors import INVALID_VALUE, error_batch
 from surestream.semantics.operator import MAIN, Outputs
 from surestream.semantics.windows.keys import KeyColumns
 from surestream.semantics.windows.output import FiringBuffer, empty_output, late_output
@@ -64,7 +67,9 @@ class WindowOperatorBase:
         self.aggs = AggregateSet(step.aggregations)
         self.wm = NEG_INF
         self.last_seq = -1
-        self.counters = {"late": 0}
+        self.counters = {"late": 0, "errors": 0}
+        self._checks_values = any(spec.udf is None and spec.function in CHECKED_FUNCTIONS
+                                  for spec in step.aggregations.values())
 
     def output_tags(self) -> set[str]:
         return {self.late_tag}
@@ -75,6 +80,25 @@ class WindowOperatorBase:
                 raise ValueError(f"window {self.name!r} got records without event time: put a "
                                  "watermark step before it")
             self.keys.observe(batch.data)
+
+    def _refuse_unusable(self, batch: Batch) -> tuple[Batch, Batch | None]:
+        """``batch`` without the records an aggregation cannot use, and their error records.
+
+        Refused records are added to no window, so they are not late either; removing them
+        keeps the watermark they moved (``Batch.filter``), so the other records see the same
+        watermark as in a run without the bad values -- one bad value costs one record."""
+        if not self._checks_values or not len(batch):
+            return batch, None
+        rows, reasons = unusable_rows(batch.data, self.step.aggregations)
+        if not len(rows):
+            return batch, None
+        self.counters["errors"] += len(rows)
+        errors = error_batch(batch.data[rows], pipeline=self.pipeline, operator=self.name,
+                             error_type=INVALID_VALUE, message=reasons, wm=batch.wm[rows],
+                             seq=batch.seq[rows], wm_end=batch.wm_end, ts=batch.ts[rows])
+        keep = np.ones(len(batch), dtype=bool)
+        keep[rows] = False
+        return batch.filter(keep), errors
 
     def _outputs(self, batch: Batch, timeline: Timeline, firings: FiringBuffer,
                  late_rows: np.ndarray) -> Outputs:

@@ -31,7 +31,10 @@ SUPERSEDES = "supersedes"
 SUPERSEDES_DTYPE = pl.List(pl.List(pl.Int64))
 LATE_COLUMNS = LATE_METADATA_COLUMNS
 
-_P, _PHASE, _SUB = "__ss_p", "__ss_phase", "__ss_sub"
+#: Working columns of the window operator start with this (keys.py too); the factory
+#: refuses key fields and aggregations named so, which would silently collide.
+INTERNAL_PREFIX = "__ss_"
+_P, _PHASE, _SUB = f"{INTERNAL_PREFIX}p", f"{INTERNAL_PREFIX}phase", f"{INTERNAL_PREFIX}sub"
 IMMEDIATE, WATERMARK = 0, 1
 
 

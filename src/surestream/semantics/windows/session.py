@@ -29,7 +29,7 @@ import numpy as np
 from surestream.model.batch import POS_INF, Batch
 from surestream.model.steps import WindowStep
 from surestream.semantics.aggregates import BatchInput
-from surestream.semantics.operator import Outputs
+from surestream.semantics.operator import ERRORS, Outputs
 from surestream.semantics.windows.assigners import session_window
 from surestream.semantics.windows.base import Timeline, WindowOperatorBase
 from surestream.semantics.windows.keys import normalize_key
@@ -154,6 +154,7 @@ class SessionWindowOperator(WindowOperatorBase):
     # -- processing --------------------------------------------------------------------------
     def process(self, batch: Batch) -> Outputs:
         self._check(batch)
+        batch, refused = self._refuse_unusable(batch)
         timeline = Timeline.of(batch, self.wm, self.last_seq)
         firings = FiringBuffer(self.keys, self.aggs, sessions=True)
         late: list[int] = []
@@ -167,7 +168,10 @@ class SessionWindowOperator(WindowOperatorBase):
                 if not self._add(key, ts, i, inp, firings):
                     late.append(i)
         self._advance(timeline.end, len(batch) - 1, firings)
-        return self._outputs(batch, timeline, firings, np.array(late, dtype=np.int64))
+        out = self._outputs(batch, timeline, firings, np.array(late, dtype=np.int64))
+        if refused is not None:
+            out[ERRORS] = refused
+        return out
 
     def _add(self, key: tuple, ts: int, row: int, inp: BatchInput,
              firings: FiringBuffer) -> bool:
@@ -227,7 +231,7 @@ class SessionWindowOperator(WindowOperatorBase):
         self._clear()
         self.aggs = type(self.aggs)(self.step.aggregations)
         self.wm, self.last_seq = int(state["wm"]), int(state["last_seq"])
-        self.counters = dict(state.get("counters", {"late": 0}))
+        self.counters = {"late": 0, "errors": 0, **state.get("counters", {})}
         self.keys.restore(state["key_dtypes"])
         slots = []
         for d in state["sessions"]:
