@@ -49,10 +49,24 @@ class FileSource(_Strict):
     #: column -> type (int, float, string, bool); by default inferred from the first lines.
     schema_: dict[str, Literal["int", "float", "string", "bool"]] | None = Field(
         default=None, alias="schema")
+    #: fields the schema lacks: ``keep`` adds them as columns (typed from their first
+    #: values); ``error`` (a declared schema only) sends their records to errors
+    extra_fields: Literal["keep", "error"] = "keep"
+
+    @model_validator(mode="after")
+    def _extra_fields_need_a_schema(self) -> FileSource:
+        if self.extra_fields == "error" and not self.schema_:
+            raise ValueError("extra_fields: error needs a declared `schema` (the fields it "
+                             "allows); without one, every field is kept")
+        return self
 
 
 class GeneratorSource(_Strict):
-    """Records from a Python iterable or callable (``module:function`` in a file spec)."""
+    """Records from a Python iterable or callable (``module:function`` in a file spec).
+
+    A run that checkpoints must be able to read the records again from the start to resume:
+    a function (called again) or a collection; an iterator or generator object is refused
+    then (``PipelineSpec`` checks it, naming the field)."""
 
     type: Literal["generator", "memory"] = "generator"
     function: Any = None  # callable returning an iterable of dicts, or the iterable itself
@@ -64,6 +78,18 @@ class GeneratorSource(_Strict):
         if (self.function is None) == (self.records is None):
             raise ValueError("give exactly one of `function` (generator) or `records` (memory)")
         return self
+
+
+def restartable(source: Any) -> bool:
+    """A generator source can be resumed only if it can be read again from its start: a
+    function (called again for a fresh iterator) or a collection (a list, a tuple, ...),
+    not an iterator or generator object, which would go on from where it stands."""
+    if callable(source):
+        return True
+    try:
+        return iter(source) is not source
+    except TypeError:
+        return False
 
 
 SourceSpec = Annotated[FileSource | GeneratorSource, Field(discriminator="type")]
@@ -135,15 +161,21 @@ class StreamSpec(_Strict):
 
 class CheckpointSpec(_Strict):
     dir: str | None = None
-    interval_ms: Annotated[int, Field(gt=0)] | None = None
-    interval_records: Annotated[int, Field(gt=0)] | None = None
-    retain: Annotated[int, Field(ge=1)] = 3
+    interval_ms: Annotated[int, Field(gt=0, strict=True)] | None = None
+    interval_records: Annotated[int, Field(gt=0, strict=True)] | None = None
+    retain: Annotated[int, Field(ge=1, strict=True)] = 3
+
+    @property
+    def periodic(self) -> bool:
+        """Checkpoints during the run (a run may then have to resume from one)."""
+        return self.interval_ms is not None or self.interval_records is not None
 
 
 class RuntimeSpec(_Strict):
-    batch_size: Annotated[int, Field(gt=0, le=10_000_000)] = 65536
+    # strict: ``batch_size: true`` is a mistake, not 1
+    batch_size: Annotated[int, Field(gt=0, le=10_000_000, strict=True)] = 65536
     #: records taken from one partition before the next one's turn (fixed interleaving)
-    interleave_records: Annotated[int, Field(gt=0)] = 1024
+    interleave_records: Annotated[int, Field(gt=0, strict=True)] = 1024
 
 
 class PipelineSpec(_Strict):
@@ -189,6 +221,8 @@ class PipelineSpec(_Strict):
             raise ValueError("give either `source` or `sources`, not both")
         if not self.all_sources:
             raise ValueError("no source: add `source:` (or `sources:`)")
+        if self.checkpoint.periodic:
+            _check_resumable_generators(self)
         if self.steps and self.streams:
             raise ValueError("give either top-level `steps` or `streams`, not both")
         streams = self.all_streams
@@ -233,6 +267,19 @@ class PipelineSpec(_Strict):
                 "these tags are produced but go nowhere (add them under `outputs` or read them "
                 f"from a stream; nothing is dropped silently): {sorted(missing)}")
         return self
+
+
+def _check_resumable_generators(spec: PipelineSpec) -> None:
+    """With periodic checkpoints a run may resume: its generators must restart."""
+    for name, src in spec.all_sources.items():
+        if isinstance(src, GeneratorSource) and src.function is not None \
+                and not isinstance(src.function, str) and not restartable(src.function):
+            where = "source" if spec.source is not None else f"sources.{name}"
+            raise ValueError(
+                f"{where}.function: a {type(src.function).__name__} object cannot be read "
+                "again from its start, so a run cannot resume from a checkpoint; give a "
+                "function that returns a fresh iterator (or `records: [...]`), or turn "
+                "off checkpoint.interval_ms / interval_records")
 
 
 def step_side_tags(step: Any) -> list[str]:
