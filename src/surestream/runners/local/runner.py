@@ -164,8 +164,8 @@ class LocalRunner:
             self.interleaver.seek(cp.positions)
         except (SourceError, ValueError) as e:
             raise IncompatibleStateError(
-                f"checkpoint {cp.id} was taken reading other source files than the "
-                f"pipeline's now: {e}") from e
+                f"checkpoint {cp.id} in {self.store.dir} does not match the pipeline's "
+                f"input as it is now: {e}") from e
         for tag, sink in self.sinks.items():
             sink.open(fresh=False)
             sink.recover(cp.committables.get(tag), cp.id)
