@@ -13,8 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from surestream.model.aggregations import AggregationSpec, parse_aggregations
 
-PositiveMs = Annotated[int, Field(gt=0, description="a duration in milliseconds, > 0")]
-NonNegativeMs = Annotated[int, Field(ge=0, description="a duration in milliseconds, >= 0")]
+# strict: a YAML ``true`` (or "5") is a mistake, not a number of milliseconds
+PositiveMs = Annotated[int, Field(gt=0, strict=True,
+                                  description="a duration in milliseconds, > 0")]
+NonNegativeMs = Annotated[int, Field(ge=0, strict=True,
+                                     description="a duration in milliseconds, >= 0")]
 Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
 Tag = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
 
@@ -109,7 +112,7 @@ class WindowStep(StepModel):
     size_ms: PositiveMs | None = None
     slide_ms: PositiveMs | None = None
     gap_ms: PositiveMs | None = None
-    offset_ms: int = 0
+    offset_ms: Annotated[int, Field(strict=True)] = 0
     allowed_lateness_ms: NonNegativeMs = 0
     late_output_tag: Tag = "late_window"
     aggregations: dict[str, AggregationSpec]
