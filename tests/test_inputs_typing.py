@@ -233,3 +233,54 @@ def test_csv_column_empty_in_the_sample_takes_the_type_of_its_first_values(tmp_p
     path.write_text("id,pad,qty\n" + "\n".join(rows) + "\n")
     main, errors = run(file_spec(path, fmt="csv"))
     assert errors == [] and [r["qty"] for r in main[-3:]] == [0, 1, 2]
+
+
+# -- the fast path reads exactly what the line-by-line check reads ------------------------------
+def _json_values():
+    from hypothesis import strategies as st
+
+    text = st.text(alphabet=st.sampled_from(list('ab:"\\[]{} é\u2028n')), max_size=6)
+    scalar = st.one_of(st.none(), st.booleans(), st.integers(-5, 5),
+                       st.integers(-(1 << 65), 1 << 65), st.floats(allow_nan=False,
+                                                                   allow_infinity=False),
+                       text)
+    return st.one_of(scalar, st.lists(scalar, max_size=2),
+                     st.dictionaries(st.sampled_from(["a", "x"]), scalar, max_size=2))
+
+
+def test_the_fast_path_agrees_with_the_line_by_line_check():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from surestream.connectors.parsing import (
+        infer_json_types,
+        parse_json_block,
+        parse_json_lines,
+    )
+    from surestream.connectors.source_schema import SourceSchema
+
+    record = st.dictionaries(st.sampled_from(["id", "s", "n", "f", "b", "new"]),
+                             _json_values(), max_size=5)
+    layout = st.sampled_from([(",", ":"), (", ", ": "), (" ,", " : ")])
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(record, min_size=1, max_size=12), st.lists(record, max_size=6), layout,
+           st.booleans(), st.integers(0, 300), st.integers(0, 300))
+    def check(sample, block_records, separators, ascii_only, before, after):
+        lines = [json.dumps(r, separators=separators, ensure_ascii=ascii_only).encode()
+                 for r in block_records]
+        plain = json.dumps(sample[0]).encode()  # long blocks: halves and leaves
+        lines = [plain] * before + lines + [plain] * after
+        schema = SourceSchema(infer_json_types(
+            json.dumps(r).encode() for r in sample))
+        block = b"".join(line + b"\n" for line in lines)
+        fast = parse_json_block(block, len(lines), schema)
+        slow = parse_json_lines(lines, schema)
+        assert fast.used == slow.used and fast.new_fields == slow.new_fields
+        assert [(b.index, b.message) for b in fast.bad] == [(b.index, b.message)
+                                                            for b in slow.bad]
+        assert fast.frame.to_dicts() == slow.frame.to_dicts()
+        assert (fast.rows_from or list(range(fast.frame.height))) == \
+            (slow.rows_from or list(range(slow.frame.height)))
+
+    check()

@@ -73,11 +73,11 @@ def _structure_matches(arr: np.ndarray, has_escape: bool, cells: int,
     before = _over_whitespace(arr, colons - 1, -1)
     if before is None:
         return False
-    keys = colons[closing[np.maximum(before, 0)] & (before >= 0)]
+    keys = colons[closing[before]]
     after = _over_whitespace(arr, keys + 1, +1)
     if after is None:
         return False
-    first = arr[np.minimum(after, len(arr) - 1)]
+    first = arr[after]
     if np.any((first == ord("[")) | (first == ord("{"))):
         return False  # a nested value: its keys and strings are not cells
     nonnull = int(np.count_nonzero(first != ord("n")))
@@ -103,14 +103,12 @@ def _escaped(arr: np.ndarray, quotes: np.ndarray) -> np.ndarray:
 
 
 def _over_whitespace(arr: np.ndarray, pos: np.ndarray, step: int) -> np.ndarray | None:
-    """``pos`` moved by ``step`` past JSON whitespace; None if there is too much of it."""
-    pos = pos.copy()
+    """``pos`` moved by ``step`` past JSON whitespace; None if there is too much of it.
+    (A colon is inside a line, whose ``{`` and line end bound every move.)"""
     for _ in range(_MAX_WHITESPACE):
-        inside = (pos >= 0) & (pos < len(arr))
-        byte = arr[np.clip(pos, 0, len(arr) - 1)]
-        blank = inside & ((byte == _WHITESPACE[0]) | (byte == _WHITESPACE[1])
-                          | (byte == _WHITESPACE[2]))
+        byte = arr[pos]
+        blank = (byte == _WHITESPACE[0]) | (byte == _WHITESPACE[1]) | (byte == _WHITESPACE[2])
         if not blank.any():
             return pos
-        pos[blank] += step
+        pos = pos + step * blank
     return None

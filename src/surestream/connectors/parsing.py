@@ -13,6 +13,7 @@ A field the schema does not know stops the block at the line that brings it
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import re
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 import polars as pl
 
@@ -37,7 +39,8 @@ from surestream.connectors.value_types import (
 )
 from surestream.semantics.errors import to_raw
 
-_BIG = float(1 << 63)  # orjson reads an integer beyond 64 bits as a float this large
+#: a run of digits as long as 2**63's: the only way to write an integer beyond int64
+_LONG_DIGITS = re.compile(rb"\d{19}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,20 +65,65 @@ class ParsedBlock:
 
 
 # -- JSON lines ------------------------------------------------------------------------------
+#: lines checked one by one (in Python) once a part of a block is this small
+LEAF_LINES = 64
+#: parts a block that is not read faithfully is cut into, to find its odd lines
+FAN_OUT = 8
+
+
 def parse_json_block(block: bytes, n_lines: int, schema: SourceSchema) -> ParsedBlock:
-    """``block``: ``n_lines`` complete lines, each ending with ``"\\n"``."""
-    pschema = schema.polars()
-    try:
-        frame = pl.read_ndjson(block, schema=pschema)  # the bytes are read in place
-    except Exception:  # noqa: BLE001 - a bad line: find it below
-        frame = None
-    if frame is not None and frame.height == n_lines and _exact_numbers(frame, pschema) \
-            and faithful(block, frame, _string_columns(pschema)):
+    """``block``: ``n_lines`` complete lines, each ending with ``"\n"``. The whole block
+    on the fast path if it can be; else ``FAN_OUT`` parts, recursively (a few bad lines
+    cost about two parses of the block), down to small parts checked line by line."""
+    frame = _fast(block, n_lines, schema)
+    if frame is not None:
         return ParsedBlock(frame, None, [], n_lines)
     lines = block.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
-    return parse_json_lines(lines, schema)
+    pieces: list[tuple[pl.DataFrame, list[int]]] = []
+    bad: list[BadLine] = []
+    stop: list[tuple[int, list[str]]] = []  # (line, new fields) where a new field comes
+
+    def solve(lo: int, hi: int) -> bool:
+        """Parse lines[lo:hi]; False when a new field stopped it."""
+        if hi - lo > LEAF_LINES:
+            part = _fast(b"\n".join(lines[lo:hi]) + b"\n", hi - lo, schema)
+            if part is not None:
+                pieces.append((part, list(range(lo, hi))))
+                return True
+            cuts = np.linspace(lo, hi, FAN_OUT + 1).astype(int).tolist()
+            return all(solve(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if b > a)
+        done = parse_json_lines(lines[lo:hi], schema)
+        rows = list(range(done.frame.height)) if done.rows_from is None else done.rows_from
+        pieces.append((done.frame, [lo + r for r in rows]))
+        bad.extend(BadLine(lo + b.index, b.raw, b.message) for b in done.bad)
+        if done.new_fields:
+            stop.append((lo + done.used, done.new_fields))
+            return False
+        return True
+
+    solve(0, len(lines))
+    used, new_fields = stop[0] if stop else (len(lines), [])
+    frames = [f for f, _ in pieces if f.height]
+    frame = pl.concat(frames, how="vertical") if frames else pl.DataFrame(
+        schema=schema.polars())
+    rows_from = [r for _, rows in pieces for r in rows]
+    identity = not bad and rows_from == list(range(used))
+    return ParsedBlock(frame, None if identity else rows_from, bad, used, new_fields)
+
+
+def _fast(block: bytes, n_lines: int, schema: SourceSchema) -> pl.DataFrame | None:
+    """polars' frame of the block, if it provably holds every value unchanged."""
+    pschema = schema.polars()
+    try:
+        frame = pl.read_ndjson(block, schema=pschema)  # the bytes are read in place
+    except Exception:  # noqa: BLE001 - a bad line: the caller finds it
+        return None
+    if frame.height == n_lines and _exact_numbers(frame, pschema) \
+            and faithful(block, frame, _string_columns(pschema)):
+        return frame
+    return None
 
 
 def _string_columns(schema: pl.Schema) -> list[str]:
@@ -92,23 +140,32 @@ def _exact_numbers(frame: pl.DataFrame, schema: pl.Schema) -> bool:
 
 
 def parse_json_lines(lines: list[bytes], schema: SourceSchema) -> ParsedBlock:
-    """Line by line: decode, check each value against its column, stop at a new field."""
-    good: list[int] = []
+    """Line by line: decode, stop at a new field, then check values column by column."""
+    known = set(schema.columns)
+    exact = _lines_with_long_numbers(lines)
+    decoded: list[tuple[int, dict[str, Any]]] = []
     bad: list[BadLine] = []
+    used, new_fields = len(lines), []
     for i, line in enumerate(lines):
         if not line.strip():
             continue  # a blank line is not a record
-        record, problem = decode_object(line)
-        if record is not None:
-            new = [k for k, v in record.items() if v is not None and k not in schema.columns]
+        record, problem = decode_object(line, i in exact)
+        if record is not None and not record.keys() <= known:
+            new = [k for k, v in record.items() if v is not None and k not in known]
             if new and schema.extra_fields == "keep":
-                return _json_rows(lines, good, bad, used=i, new_fields=new, schema=schema)
-            problem = _extra_problem(new) if new else record_problem(record, schema)
+                used, new_fields = i, new
+                break
+            if new:
+                problem = _extra_problem(new)
         if problem:
             bad.append(BadLine(i, line.decode("utf-8", errors="replace"), problem))
         else:
-            good.append(i)
-    return _json_rows(lines, good, bad, used=len(lines), new_fields=[], schema=schema)
+            decoded.append((i, record))
+    problems = _column_problems([r for _, r in decoded], schema)
+    good = [i for j, (i, _) in enumerate(decoded) if j not in problems]
+    bad.extend(BadLine(decoded[j][0], lines[decoded[j][0]].decode("utf-8", errors="replace"),
+                       msg) for j, msg in problems.items())
+    return _json_rows(lines, good, bad, used=used, new_fields=new_fields, schema=schema)
 
 
 def _extra_problem(fields: list[str]) -> str:
@@ -150,44 +207,41 @@ def _json_rows(lines: list[bytes], good: list[int], bad: list[BadLine], *, used:
     return ParsedBlock(frame, None if identity else rows_from, bad, used, new_fields)
 
 
-def decode_object(line: bytes) -> tuple[dict[str, Any] | None, str | None]:
-    """The JSON object on ``line`` with its integers exact, or the reason it is not one."""
+def decode_object(line: bytes, long_numbers: bool = True
+                  ) -> tuple[dict[str, Any] | None, str | None]:
+    """The JSON object on ``line`` with its integers exact, or the reason it is not one.
+    ``long_numbers``: the line may hold an integer beyond 64 bits (orjson would read it as
+    a float; Python's json keeps it exact)."""
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError as e:
         return None, f"not valid JSON: {e}"
-    if not isinstance(record, dict):
+    if type(record) is not dict:
         return None, f"a record must be a JSON object, not {_kind_phrase(record)}"
-    if _may_hold_big_int(record):
-        record = json.loads(line)  # Python's json keeps integers of any size exact
+    if long_numbers and _LONG_DIGITS.search(line):
+        record = json.loads(line)
     return record, None
+
+
+def _lines_with_long_numbers(lines: list[bytes]) -> set[int]:
+    """Lines holding a run of 19 or more digits (numpy over all of them at once)."""
+    if not lines:
+        return set()
+    block = b"\n".join(lines)
+    arr = np.frombuffer(block, dtype=np.uint8)
+    digit = ((arr >= 48) & (arr <= 57)).view(np.int8)
+    edges = np.diff(digit, prepend=np.int8(0), append=np.int8(0))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    long_runs = starts[stops - starts >= 19]
+    if not len(long_runs):
+        return set()
+    line_starts = np.cumsum([0] + [len(x) + 1 for x in lines[:-1]])
+    return set((np.searchsorted(line_starts, long_runs, side="right") - 1).tolist())
 
 
 def _kind_phrase(value: Any) -> str:
     return {"list": "an array", "string": "a string", "int": "a number", "float": "a number",
             "bool": "a boolean", "null": "null"}.get(kind_of(value), kind_of(value))
-
-
-def _may_hold_big_int(value: Any) -> bool:
-    if isinstance(value, float):
-        return abs(value) >= _BIG
-    if isinstance(value, dict):
-        return any(_may_hold_big_int(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_may_hold_big_int(v) for v in value)
-    return False
-
-
-def record_problem(record: dict[str, Any], schema: SourceSchema) -> str | None:
-    """The first value of ``record`` that does not fit its column, as a reason."""
-    for name, value in record.items():
-        if value is None:
-            continue
-        dtype = schema.columns[name]
-        problem = fit_problem(value, dtype, name in schema.text_columns)
-        if problem:
-            return column_reason(name, dtype, problem, schema.declared)
-    return None
 
 
 def column_reason(name: str, dtype: pl.DataType, problem: str, declared: bool) -> str:
@@ -231,8 +285,25 @@ def parse_records(rows: list[Any], schema: SourceSchema) -> ParsedBlock:
 
 #: Python types a column of each type takes without a per-value check
 _OWN_TYPES: dict[type, tuple[type, ...]] = {
-    pl.Float64: (float,), pl.String: (str,), pl.Boolean: (bool,),
+    pl.Float64: (float,), pl.String: (str,), pl.Boolean: (bool,), pl.Date: (dt.date,),
+    pl.Time: (dt.time,), pl.Duration: (dt.timedelta,),
 }
+
+
+def _all_own(values: list[Any], types: set[type], dtype: pl.DataType) -> bool:
+    """Every non-null value has the column's own Python type (no per-value check)."""
+    if isinstance(dtype, pl.Datetime):  # aware values for a zoned column, naive otherwise
+        zoned = dtype.time_zone is not None
+        return types == {dt.datetime} and all(
+            (v.tzinfo is not None) == zoned for v in values if v is not None)
+    if type(dtype) in (pl.Int64, pl.UInt64):
+        if types != {int}:
+            return False
+        ints = [v for v in values if v is not None]
+        low, high = (INT64_MIN, INT64_MAX) if dtype == pl.Int64 else (0, UINT64_MAX)
+        return min(ints) >= low and max(ints) <= high
+    own = _OWN_TYPES.get(type(dtype))
+    return own is not None and types <= set(own)
 
 
 def _column_problems(rows: list[dict[str, Any]], schema: SourceSchema) -> dict[int, str]:
@@ -243,14 +314,8 @@ def _column_problems(rows: list[dict[str, Any]], schema: SourceSchema) -> dict[i
         types = set(map(type, values)) - {type(None)}
         if not types:
             continue
-        own = _OWN_TYPES.get(type(dtype))
-        if own is not None and types <= set(own):
+        if _all_own(values, types, dtype):
             continue
-        if type(dtype) in (pl.Int64, pl.UInt64) and types == {int}:
-            ints = [v for v in values if v is not None]
-            low, high = (INT64_MIN, INT64_MAX) if dtype == pl.Int64 else (0, UINT64_MAX)
-            if min(ints) >= low and max(ints) <= high:
-                continue
         text = name in schema.text_columns
         for j, v in enumerate(values):
             if v is None or j in problems:

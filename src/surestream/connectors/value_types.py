@@ -6,7 +6,8 @@ changes or drops a good value (docs/concepts.md, "Input typing"):
 - A column is typed from its well-formed values only: nulls say nothing, and a value of
   another kind does not decide the type. JSON writers mark numbers and booleans; a column
   holding both numbers and strings is numeric (``"ts": "later"`` is the odd one out), one
-  holding booleans and strings is boolean; strings win only over nested values.
+  holding booleans and strings is boolean (typed Python values of a generator, such as
+  datetimes, come next); strings win only over nested values.
 - Integers never become floats silently. A column of integers is ``Int64`` (``UInt64`` when
   one is above the int64 range and none is negative). Integers and floats together make
   ``Float64`` only if every integer of the sample converts exactly (|i| <= 2**53), else the
@@ -100,16 +101,25 @@ def infer_type(values: Iterable[Any]) -> pl.DataType | None:
         return _numeric_type(ints, floats)
     if bools:
         return pl.Boolean()
+    if others:  # typed Python values (datetimes, decimals, ...): polars decides the type
+        kind = max(others, key=lambda k: (len(others[k]), k))
+        return _polars_type(others[kind])
     if strings:
         return pl.String()
-    if others:  # Python values of other types (datetimes, decimals, ...): polars decides
-        kind = max(others, key=lambda k: (len(others[k]), k))
-        return pl.Series(others[kind], strict=False).dtype
     if nested:
         kinds = [kind_of(v) for v in nested]
         kind = max(set(kinds), key=lambda k: (kinds.count(k), k))
-        return pl.Series([v for v in nested if kind_of(v) == kind], strict=False).dtype
+        return _polars_type([v for v in nested if kind_of(v) == kind])
     return None
+
+
+def _polars_type(values: list[Any]) -> pl.DataType:
+    """The type polars gives these values; the first one's when they do not go together
+    (naive and aware datetimes): the others then do not fit, and say why."""
+    try:
+        return pl.Series(values, strict=False).dtype
+    except Exception:  # noqa: BLE001 - polars cannot unify them
+        return pl.Series(values[:1], strict=False).dtype
 
 
 def _numeric_type(ints: list[int], floats: int) -> pl.DataType:
@@ -152,8 +162,8 @@ def fit_problem(value: Any, dtype: pl.DataType, text: bool = False) -> str | Non
         return f"{describe(value)} is not a string"
     if dtype == pl.Boolean:
         return None if k == "bool" else f"{describe(value)} is not a boolean"
-    if dtype == pl.Null:
-        return None  # a first non-null value widens a null column (the caller's business)
+    if dtype == pl.Null:  # (a top-level null column is widened before values reach here)
+        return f"{describe(value)} is not null, and the type was fixed while all were null"
     if isinstance(dtype, pl.List):
         if k != "list":
             return f"{describe(value)} is not an array"
