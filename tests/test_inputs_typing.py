@@ -284,3 +284,19 @@ def test_the_fast_path_agrees_with_the_line_by_line_check():
             (slow.rows_from or list(range(slow.frame.height)))
 
     check()
+
+
+def test_csv_files_of_a_glob_with_other_headers(tmp_path):
+    (tmp_path / "a.csv").write_text("id,v\n1,a\n2,b\n")
+    (tmp_path / "b.csv").write_text("v,id,extra\nx,10,5\nz,twelve,7\ny,11,\n")
+    for batch_size in (1, 100):
+        main, errors = run(file_spec(tmp_path / "*.csv", fmt="csv", batch_size=batch_size))
+        assert sorted((r["id"], r["v"], r["extra"]) for r in main) == [
+            (1, "a", None), (2, "b", None), (10, "x", 5), (11, "y", None)]
+        assert [e["raw"] for e in errors] == ["z,twelve,7"]
+        assert "field 'id'" in errors[0]["error_message"]
+        declared = file_spec(tmp_path / "*.csv", fmt="csv", batch_size=batch_size,
+                             schema={"id": "int", "v": "string"}, extra_fields="error")
+        main, errors = run(declared)
+        assert sorted(r["id"] for r in main) == [1, 2, 11]
+        assert sorted(e["raw"] for e in errors) == ["x,10,5", "z,twelve,7"]

@@ -410,8 +410,28 @@ def parse_csv_block(block: bytes, n_lines: int, schema: SourceSchema,
         bad: list[BadLine] = []
     else:
         lines = _split_records(block)
-        frame, rows_from, bad = _bisect(lines, parse)
+        frame, rows_from, bad = _bisect(
+            lines, parse, lambda line, e: _csv_line_problem(line, header, schema, e))
     return _csv_checked(frame, rows_from, bad, block, lines, schema, header, new, n_lines)
+
+
+def _csv_line_problem(line: bytes, header: bytes, schema: SourceSchema,
+                      error: Exception) -> str:
+    """Why polars refused one CSV record, in the words of the other input errors."""
+    try:
+        texts = pl.read_csv(io.BytesIO(header + line + b"\n"), has_header=True,
+                            infer_schema=False)
+    except Exception as e:  # noqa: BLE001 - not even text fields
+        return f"not a valid CSV record: {str(e).splitlines()[0]}"
+    if texts.height == 1:
+        for name, text in texts.row(0, named=True).items():
+            dtype = schema.columns.get(name)
+            if text is None or dtype is None or dtype in (pl.String, pl.Null):
+                continue
+            problem = fit_problem(csv_value(text.strip()), dtype)
+            if problem:
+                return column_reason(name, dtype, problem, schema.declared)
+    return f"{type(error).__name__}: {str(error).splitlines()[0]}"
 
 
 def header_columns(header: bytes) -> list[str]:
@@ -444,7 +464,8 @@ def _rejoin_quoted(lines: list[bytes]) -> list[bytes]:
     return out
 
 
-def _bisect(lines: list[bytes], parse: Callable[[bytes], pl.DataFrame]
+def _bisect(lines: list[bytes], parse: Callable[[bytes], pl.DataFrame],
+            reason: Callable[[bytes, Exception], str] | None = None
             ) -> tuple[pl.DataFrame, list[int], list[BadLine]]:
     frames: list[pl.DataFrame] = []
     rows_from: list[int] = []
@@ -462,8 +483,9 @@ def _bisect(lines: list[bytes], parse: Callable[[bytes], pl.DataFrame]
             rows_from.extend(idx)
         except Exception as e:  # noqa: BLE001 - any parser failure is the data's fault
             if len(idx) == 1:
-                bad.append(BadLine(idx[0], lines[idx[0]].decode("utf-8", errors="replace"),
-                                   f"{type(e).__name__}: {e}"))
+                line = lines[idx[0]]
+                bad.append(BadLine(idx[0], line.decode("utf-8", errors="replace"),
+                                   reason(line, e) if reason else f"{type(e).__name__}: {e}"))
                 return
             mid = len(idx) // 2
             solve(idx[:mid])
@@ -496,7 +518,7 @@ def _csv_checked(frame: pl.DataFrame, rows_from: list[int] | None, bad: list[Bad
             problem = _float_text_problem(record(row), header, floats, schema)
             if problem:
                 drop[row] = problem
-    for c in extra:  # extra_fields: error
+    for c in (c for c in extra if c in frame.columns):  # extra_fields: error
         for row in frame.get_column(c).is_not_null().arg_true().to_list():
             drop.setdefault(row, _extra_problem([c]))
     used, new_fields = n_lines, []
@@ -518,6 +540,8 @@ def _csv_checked(frame: pl.DataFrame, rows_from: list[int] | None, bad: list[Bad
         frame = frame[keep]
     out_rows = [line_of[r] for r in keep]
     pschema = schema.polars()
+    if not frame.height:  # (a select of literals alone would make one row)
+        frame = pl.DataFrame(schema=pschema)
     frame = frame.select([pl.col(c).cast(t) if c in frame.columns else pl.lit(None, t).alias(c)
                           for c, t in pschema.items()])
     identity = not bad and out_rows == list(range(used))
