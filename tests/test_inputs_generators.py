@@ -80,3 +80,18 @@ def test_a_function_returning_the_same_iterator_again_is_refused_on_resume(tmp_p
     LocalRunner(build_spec(doc), stop_after_checkpoint=True).run()
     with pytest.raises(IncompatibleStateError, match="fresh one"):
         LocalRunner(build_spec(doc)).run()
+
+
+def test_a_named_iterator_is_refused_at_start_when_checkpointing_is_on(tmp_path, monkeypatch):
+    from surestream.connectors.sources import SourceError
+
+    (tmp_path / "gen_module_items.py").write_text(
+        "RECORDS = ({'id': i} for i in range(10))\n"
+        "def records():\n    return ({'id': i} for i in range(10))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    doc = spec_doc(tmp_path, {"function": "gen_module_items:RECORDS"})
+    with pytest.raises(SourceError, match="cannot be read again from its start"):
+        LocalRunner(build_spec(doc))
+    doc = spec_doc(tmp_path, {"function": "gen_module_items:records"})
+    stop_then_resume(doc)
+    assert ids_out(tmp_path) == list(range(10))

@@ -3,9 +3,10 @@
 The fast path parses a whole block of lines with polars against the source schema and
 proves, from the block's bytes, that polars kept every value as it was (json_screen.py).
 When it cannot prove it -- a line that is not JSON, a value that does not fit its column, a
-field the schema does not know yet -- the block is checked line by line: each bad line
-becomes an error with its reason, alone; good lines still parse columnar. Never a crash,
-never a silent drop, never a silent conversion (value_types.py has the rules).
+field the schema does not know yet -- the block is cut into parts that get the same
+treatment, down to small parts checked line by line: each bad line becomes an error with
+its reason, alone; good lines still parse columnar. Never a crash, never a silent drop,
+never a silent conversion (value_types.py has the rules).
 
 A field the schema does not know stops the block at the line that brings it
 (``ParsedBlock.used``): the reader widens the schema there and reads on (source_schema.py).
@@ -72,7 +73,7 @@ FAN_OUT = 8
 
 
 def parse_json_block(block: bytes, n_lines: int, schema: SourceSchema) -> ParsedBlock:
-    """``block``: ``n_lines`` complete lines, each ending with ``"\n"``. The whole block
+    """``block``: ``n_lines`` complete lines, each ending with ``"\\n"``. The whole block
     on the fast path if it can be; else ``FAN_OUT`` parts, recursively (a few bad lines
     cost about two parses of the block), down to small parts checked line by line."""
     frame = _fast(block, n_lines, schema)
@@ -85,23 +86,33 @@ def parse_json_block(block: bytes, n_lines: int, schema: SourceSchema) -> Parsed
     bad: list[BadLine] = []
     stop: list[tuple[int, list[str]]] = []  # (line, new fields) where a new field comes
 
-    def solve(lo: int, hi: int) -> bool:
-        """Parse lines[lo:hi]; False when a new field stopped it."""
-        if hi - lo > LEAF_LINES:
+    def solve(lo: int, hi: int, dense: bool = False) -> tuple[bool, float]:
+        """Parse lines[lo:hi]: (go on -- no new field stopped it, the share of the part
+        the fast path missed). When the first two parts of a level were missed all but
+        entirely, odd lines are everywhere (nested values, say): the rest of the level goes
+        line by line without more polars attempts."""
+        if hi - lo > LEAF_LINES and not dense:
             part = _fast(b"\n".join(lines[lo:hi]) + b"\n", hi - lo, schema)
             if part is not None:
                 pieces.append((part, list(range(lo, hi))))
-                return True
+                return True, 0.0
             cuts = np.linspace(lo, hi, FAN_OUT + 1).astype(int).tolist()
-            return all(solve(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if b > a)
+            missed: list[float] = []
+            for a, b in zip(cuts, cuts[1:], strict=False):
+                everywhere = len(missed) >= 2 and min(missed) >= 0.9
+                go_on, share = solve(a, b, dense=everywhere)
+                missed.append(share)
+                if not go_on:
+                    return False, 1.0
+            return True, sum(missed) / len(missed)
         done = parse_json_lines(lines[lo:hi], schema)
         rows = list(range(done.frame.height)) if done.rows_from is None else done.rows_from
         pieces.append((done.frame, [lo + r for r in rows]))
         bad.extend(BadLine(lo + b.index, b.raw, b.message) for b in done.bad)
         if done.new_fields:
             stop.append((lo + done.used, done.new_fields))
-            return False
-        return True
+            return False, 1.0
+        return True, 1.0
 
     solve(0, len(lines))
     used, new_fields = stop[0] if stop else (len(lines), [])
@@ -218,9 +229,20 @@ def decode_object(line: bytes, long_numbers: bool = True
         return None, f"not valid JSON: {e}"
     if type(record) is not dict:
         return None, f"a record must be a JSON object, not {_kind_phrase(record)}"
+    if line.count(b":") > len(record):  # nested keys, ":" in strings -- or a key twice:
+        return json.loads(line, object_pairs_hook=_first_wins), None  # polars' reading
     if long_numbers and _LONG_DIGITS.search(line):
         record = json.loads(line)
     return record, None
+
+
+def _first_wins(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose key comes twice keeps the first value, as polars reads it (the
+    fast path), so both paths see the same record."""
+    out: dict[str, Any] = {}
+    for k, v in items:
+        out.setdefault(k, v)
+    return out
 
 
 def _lines_with_long_numbers(lines: list[bytes]) -> set[int]:

@@ -34,7 +34,7 @@ from surestream.connectors.readers import (
 from surestream.connectors.source_schema import SourceSchema
 from surestream.connectors.value_types import SCHEMA_TYPES
 from surestream.model.batch import NEG_INF, Batch
-from surestream.model.spec import FileSource, GeneratorSource
+from surestream.model.spec import FileSource, GeneratorSource, restartable
 from surestream.semantics.user_functions import resolve_object
 
 
@@ -50,15 +50,18 @@ class Partition:
     done: bool = False
 
 
-def open_source(name: str, spec: Any, resolve: Callable[[str], Path]) -> list[Partition]:
-    """The partitions of one source spec, readers open at their start."""
+def open_source(name: str, spec: Any, resolve: Callable[[str], Path], *,
+                resumable: bool = False) -> list[Partition]:
+    """The partitions of one source spec, readers open at their start. ``resumable``: the
+    run checkpoints periodically, so it may have to resume (a generator must restart)."""
     try:
-        return _open(name, spec, resolve)
+        return _open(name, spec, resolve, resumable)
     except ReaderError as e:
         raise SourceError(f"source {name!r}: {e}") from e
 
 
-def _open(name: str, spec: Any, resolve: Callable[[str], Path]) -> list[Partition]:
+def _open(name: str, spec: Any, resolve: Callable[[str], Path],
+          resumable: bool) -> list[Partition]:
     if isinstance(spec, FileSource):
         paths: list[str] = []
         for entry in [spec.path] if isinstance(spec.path, str) else spec.path:
@@ -84,6 +87,13 @@ def _open(name: str, spec: Any, resolve: Callable[[str], Path]) -> list[Partitio
                 src = resolve_object(spec.function)
             except ValueError as e:
                 raise SourceError(f"source {name!r}: {e}") from e
+            if resumable and not restartable(src):  # (objects given in Python: validation)
+                raise SourceError(
+                    f"source {name!r}: function {spec.function!r} is a "
+                    f"{type(src).__name__} object, which cannot be read again from its "
+                    "start, so the run could not resume from a checkpoint; name a function "
+                    "that returns a fresh iterator, or turn off checkpoint.interval_ms / "
+                    "interval_records")
         return [Partition(name, spec.type, IterableReader(src, spec.params))]
     raise SourceError(f"source {name!r}: type {getattr(spec, 'type', spec)!r} is not supported")
 

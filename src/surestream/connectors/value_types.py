@@ -136,16 +136,17 @@ def _numeric_type(ints: list[int], floats: int) -> pl.DataType:
 
 def fit_problem(value: Any, dtype: pl.DataType, text: bool = False) -> str | None:
     """Why ``value`` (not null) does not fit a column of ``dtype``; ``None`` if it fits
-    without changing. ``text``: a declared string column (numbers read as their text)."""
-    k = kind_of(value)
-    if dtype == pl.Int64 or dtype == pl.UInt64:
+    without changing. ``text``: a declared string column (numbers read as their text).
+    (Types are told apart by class: comparing polars types with ``==`` is slow.)"""
+    cls, k = type(dtype), kind_of(value)
+    if cls is pl.Int64 or cls is pl.UInt64:
         if k != "int":
             return f"{describe(value)} is not an integer"
-        lo, hi = (INT64_MIN, INT64_MAX) if dtype == pl.Int64 else (0, UINT64_MAX)
+        lo, hi = (INT64_MIN, INT64_MAX) if cls is pl.Int64 else (0, UINT64_MAX)
         if not lo <= value <= hi:
             return f"the integer {value} is outside the range of {type_word(dtype)} ({dtype})"
         return None
-    if dtype == pl.Float64:
+    if cls is pl.Float64:
         if k == "float":
             return None
         if k != "int":
@@ -156,15 +157,15 @@ def fit_problem(value: Any, dtype: pl.DataType, text: bool = False) -> str | Non
             exact = False
         return None if exact else (f"the integer {value} has no exact float value "
                                    "(a float column keeps 53 bits of an integer)")
-    if dtype == pl.String:
+    if cls is pl.String:
         if k == "string" or (text and k in ("int", "float", "bool")):
             return None
         return f"{describe(value)} is not a string"
-    if dtype == pl.Boolean:
+    if cls is pl.Boolean:
         return None if k == "bool" else f"{describe(value)} is not a boolean"
-    if dtype == pl.Null:  # (a top-level null column is widened before values reach here)
+    if cls is pl.Null:  # (a top-level null column is widened before values reach here)
         return f"{describe(value)} is not null, and the type was fixed while all were null"
-    if isinstance(dtype, pl.List):
+    if cls is pl.List:
         if k != "list":
             return f"{describe(value)} is not an array"
         for i, item in enumerate(value):
@@ -173,7 +174,7 @@ def fit_problem(value: Any, dtype: pl.DataType, text: bool = False) -> str | Non
                 if problem:
                     return f"item {i}: {problem}"
         return None
-    if isinstance(dtype, pl.Struct):
+    if cls is pl.Struct:
         if k != "object":
             return f"{describe(value)} is not an object"
         fields = {f.name: f.dtype for f in dtype.fields}

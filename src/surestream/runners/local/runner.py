@@ -105,7 +105,8 @@ class LocalRunner:
         self.streams: list[CompiledStream] = compile_streams(spec, clock)
         partitions: list[Partition] = []
         for name, src in spec.all_sources.items():
-            partitions.extend(open_source(name, src, spec.resolve))
+            partitions.extend(open_source(name, src, spec.resolve,
+                                          resumable=spec.checkpoint.periodic))
         self.interleaver = Interleaver(partitions, spec.runtime.interleave_records)
         for stream in self.streams:
             if stream.reads_source:
