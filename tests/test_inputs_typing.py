@@ -300,3 +300,13 @@ def test_csv_files_of_a_glob_with_other_headers(tmp_path):
         main, errors = run(declared)
         assert sorted(r["id"] for r in main) == [1, 2, 11]
         assert sorted(e["raw"] for e in errors) == ["x,10,5", "z,twelve,7"]
+
+
+def test_a_key_twice_in_one_object_keeps_its_first_value_whatever_the_batch(tmp_path):
+    lines = ['{"id": 0, "v": 1}'] * 100 + ['{"id": 1, "v": 2, "v": null}',
+                                           '{"id": 2, "v": 3, "v": 4}'] + ['{"id": 3, "v": 5}']
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    for batch_size in (1, 101, 1000):
+        main, errors = run(file_spec(path, batch_size=batch_size))
+        assert errors == [] and [r["v"] for r in main[-3:]] == [2, 3, 5]
