@@ -81,18 +81,16 @@ class FileLayout:
 
 def file_layout(path: Path, csv: bool) -> FileLayout:
     """Read the start of ``path``: its BOM, its line end and (CSV) its header record."""
-    with open(path, "rb") as f:
-        head = f.read(64 << 10)
-        at_eof = len(head) < 64 << 10
-        bom = len(BOM) if head.startswith(BOM) else 0
+    with open(path, "rb") as f:  # (a glob may have many files: read little of each)
+        head, at_eof, step = b"", False, 4 << 10
         while True:
+            more = f.read(step)
+            head, at_eof, step = head + more, len(more) < step, min(step * 4, 1 << 20)
+            bom = len(BOM) if head.startswith(BOM) else 0
             end_byte = line_end_of(head[bom:], at_eof)
             ends = RecordEnds(end_byte or LF, csv).scan(head[bom:], bom) if csv else None
             if (end_byte is not None and (not csv or len(ends))) or at_eof:
                 break
-            more = f.read(1 << 20)
-            at_eof = not more
-            head += more
     end_byte = end_byte or LF
     if not csv:
         return FileLayout(bom, end_byte, b"")
