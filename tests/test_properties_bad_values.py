@@ -157,8 +157,14 @@ def test_bad_values_cost_their_records_whatever_the_batch_size(records, delay, b
     # a record a CAST refuses never reached time, dedup or any output: without it, the same
     assert {k: v for k, v in without_bad.items() if k != "errors"} == \
         {k: v for k, v in whole.items() if k != "errors"}
-    assert [e for e in without_bad["errors"]] == [
-        e for e in whole["errors"] if e["operator"] != "parse"]
+    # (compared with each error's raw record as a dict: a field that is null up to a bad
+    # record becomes a column later in the whole input, so its place in `raw` may differ)
+    assert [as_data(e) for e in without_bad["errors"]] == [
+        as_data(e) for e in whole["errors"] if e["operator"] != "parse"]
+
+
+def as_data(error: dict) -> dict:
+    return {**error, "raw": json.loads(error["raw"])}
 
 
 @SETTINGS

@@ -1,25 +1,47 @@
-"""Safe deserialization of line-oriented input (JSON lines, CSV) into columnar frames.
+"""Safe deserialization of input records (JSON lines, CSV, Python dicts) into frames.
 
-The fast path parses a whole block of lines with polars against a fixed schema. When the
-block has a bad line (not JSON, not an object, a value of the wrong type), the block is
-bisected until each bad line stands alone: good lines still parse columnar, and each bad
-line becomes an error with polars' reason -- never a crash, never a silent drop.
+The fast path parses a whole block of lines with polars against the source schema and
+proves, from the block's bytes, that polars kept every value as it was (json_screen.py).
+When it cannot prove it -- a line that is not JSON, a value that does not fit its column, a
+field the schema does not know yet -- the block is cut into parts that get the same
+treatment, down to small parts checked line by line: each bad line becomes an error with
+its reason, alone; good lines still parse columnar. Never a crash, never a silent drop,
+never a silent conversion (value_types.py has the rules).
+
+A field the schema does not know stops the block at the line that brings it
+(``ParsedBlock.used``): the reader widens the schema there and reads on (source_schema.py).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import io
-from collections import Counter
-from dataclasses import dataclass
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 import polars as pl
 
-#: type names a spec may use in ``source.schema``
-SCHEMA_TYPES: dict[str, pl.DataType] = {
-    "int": pl.Int64(), "float": pl.Float64(), "string": pl.String(), "bool": pl.Boolean(),
-}
+from surestream.connectors.json_screen import faithful
+from surestream.connectors.source_schema import SourceSchema
+from surestream.connectors.value_types import (
+    EXACT_FLOAT_INT,
+    INT64_MAX,
+    INT64_MIN,
+    UINT64_MAX,
+    fit_problem,
+    infer_type,
+    kind_of,
+    type_word,
+)
+from surestream.semantics.errors import to_raw
+
+#: a run of digits as long as 2**63's: the only way to write an integer beyond int64
+_LONG_DIGITS = re.compile(rb"\d{19}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,17 +53,442 @@ class BadLine:
     message: str
 
 
-def _parse_block(fmt: str, block: bytes, schema: pl.Schema, header: bytes) -> pl.DataFrame:
-    if fmt == "jsonl":
-        return pl.read_ndjson(block, schema=schema)  # bytes are read in place
-    return pl.read_csv(io.BytesIO(header + block), schema=schema, has_header=True)
+@dataclass(slots=True)
+class ParsedBlock:
+    """The records of a block's first ``used`` lines; the rest wait for a wider schema."""
+
+    frame: pl.DataFrame
+    rows_from: list[int] | None  # line of each row; None: row i is line i
+    bad: list[BadLine]
+    used: int
+    #: fields line ``used`` brings that the schema lacks (or null columns it gives a value)
+    new_fields: list[str] = field(default_factory=list)
 
 
-def parse_lines(fmt: str, lines: list[bytes], schema: pl.Schema,
-                header: bytes = b"") -> tuple[pl.DataFrame, list[int], list[BadLine]]:
-    """Parse ``lines`` (each without its newline). Returns the frame of the good lines, the
-    index of the line each row came from, and the bad lines. Blank lines are skipped."""
-    kept = [i for i, line in enumerate(lines) if line.strip()]
+# -- JSON lines ------------------------------------------------------------------------------
+#: lines checked one by one (in Python) once a part of a block is this small
+LEAF_LINES = 64
+#: parts a block that is not read faithfully is cut into, to find its odd lines
+FAN_OUT = 8
+
+
+def parse_json_block(block: bytes, n_lines: int, schema: SourceSchema) -> ParsedBlock:
+    """``block``: ``n_lines`` complete lines, each ending with ``"\\n"``. The whole block
+    on the fast path if it can be; else ``FAN_OUT`` parts, recursively (a few bad lines
+    cost about two parses of the block), down to small parts checked line by line."""
+    frame = _fast(block, n_lines, schema)
+    if frame is not None:
+        return ParsedBlock(frame, None, [], n_lines)
+    lines = block.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    pieces: list[tuple[pl.DataFrame, list[int]]] = []
+    bad: list[BadLine] = []
+    stop: list[tuple[int, list[str]]] = []  # (line, new fields) where a new field comes
+
+    def solve(lo: int, hi: int, dense: bool = False) -> tuple[bool, float]:
+        """Parse lines[lo:hi]: (go on -- no new field stopped it, the share of the part
+        the fast path missed). When the first two parts of a level were missed all but
+        entirely, odd lines are everywhere (nested values, say): the rest of the level goes
+        line by line without more polars attempts."""
+        if hi - lo > LEAF_LINES and not dense:
+            part = _fast(b"\n".join(lines[lo:hi]) + b"\n", hi - lo, schema)
+            if part is not None:
+                pieces.append((part, list(range(lo, hi))))
+                return True, 0.0
+            cuts = np.linspace(lo, hi, FAN_OUT + 1).astype(int).tolist()
+            missed: list[float] = []
+            for a, b in zip(cuts, cuts[1:], strict=False):
+                everywhere = len(missed) >= 2 and min(missed) >= 0.9
+                go_on, share = solve(a, b, dense=everywhere)
+                missed.append(share)
+                if not go_on:
+                    return False, 1.0
+            return True, sum(missed) / len(missed)
+        done = parse_json_lines(lines[lo:hi], schema)
+        rows = list(range(done.frame.height)) if done.rows_from is None else done.rows_from
+        pieces.append((done.frame, [lo + r for r in rows]))
+        bad.extend(BadLine(lo + b.index, b.raw, b.message) for b in done.bad)
+        if done.new_fields:
+            stop.append((lo + done.used, done.new_fields))
+            return False, 1.0
+        return True, 1.0
+
+    solve(0, len(lines))
+    used, new_fields = stop[0] if stop else (len(lines), [])
+    frames = [f for f, _ in pieces if f.height]
+    frame = pl.concat(frames, how="vertical") if frames else pl.DataFrame(
+        schema=schema.polars())
+    rows_from = [r for _, rows in pieces for r in rows]
+    identity = not bad and rows_from == list(range(used))
+    return ParsedBlock(frame, None if identity else rows_from, bad, used, new_fields)
+
+
+def _fast(block: bytes, n_lines: int, schema: SourceSchema) -> pl.DataFrame | None:
+    """polars' frame of the block, if it provably holds every value unchanged."""
+    pschema = schema.polars()
+    try:
+        frame = pl.read_ndjson(block, schema=pschema)  # the bytes are read in place
+    except Exception:  # noqa: BLE001 - a bad line: the caller finds it
+        return None
+    if frame.height == n_lines and _exact_numbers(frame, pschema) \
+            and faithful(block, frame, _string_columns(pschema)):
+        return frame
+    return None
+
+
+def _string_columns(schema: pl.Schema) -> list[str]:
+    return [c for c, t in schema.items() if t == pl.String]
+
+
+def _exact_numbers(frame: pl.DataFrame, schema: pl.Schema) -> bool:
+    """No float cell so large that it may have been an integer without an exact float."""
+    big = [c for c, t in schema.items() if t == pl.Float64]
+    if not big:
+        return True
+    row = frame.select((pl.col(big).abs() >= float(EXACT_FLOAT_INT)).any()).row(0)
+    return not any(row)
+
+
+def parse_json_lines(lines: list[bytes], schema: SourceSchema) -> ParsedBlock:
+    """Line by line: decode, stop at a new field, then check values column by column."""
+    known = set(schema.columns)
+    exact = _lines_with_long_numbers(lines)
+    decoded: list[tuple[int, dict[str, Any]]] = []
+    bad: list[BadLine] = []
+    used, new_fields = len(lines), []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue  # a blank line is not a record
+        record, problem = decode_object(line, i in exact)
+        if record is not None and not record.keys() <= known:
+            new = [k for k, v in record.items() if v is not None and k not in known]
+            if new and schema.extra_fields == "keep":
+                used, new_fields = i, new
+                break
+            if new:
+                problem = _extra_problem(new)
+        if problem:
+            bad.append(BadLine(i, line.decode("utf-8", errors="replace"), problem))
+        else:
+            decoded.append((i, record))
+    problems = _column_problems([r for _, r in decoded], schema)
+    good = [i for j, (i, _) in enumerate(decoded) if j not in problems]
+    bad.extend(BadLine(decoded[j][0], lines[decoded[j][0]].decode("utf-8", errors="replace"),
+                       msg) for j, msg in problems.items())
+    return _json_rows(lines, good, bad, used=used, new_fields=new_fields, schema=schema)
+
+
+def _extra_problem(fields: list[str]) -> str:
+    names = ", ".join(repr(f) for f in fields)
+    return (f"field {names} is not in the declared schema (extra_fields: error); add it to "
+            "source.schema or set extra_fields: keep")
+
+
+def _json_rows(lines: list[bytes], good: list[int], bad: list[BadLine], *, used: int,
+               new_fields: list[str], schema: SourceSchema) -> ParsedBlock:
+    """The frame of the checked good lines (polars, as on the fast path: same values)."""
+    pschema = schema.polars()
+    frames: list[pl.DataFrame] = []
+    rows_from: list[int] = []
+
+    def solve(idx: list[int]) -> None:
+        if not idx:
+            return
+        try:
+            frame = pl.read_ndjson(b"\n".join(lines[i] for i in idx) + b"\n", schema=pschema)
+            if frame.height != len(idx):
+                raise pl.exceptions.ComputeError(f"expected {len(idx)} records, "
+                                                 f"parsed {frame.height}")
+            frames.append(frame)
+            rows_from.extend(idx)
+        except Exception as e:  # noqa: BLE001 - polars refuses a line the checks passed
+            if len(idx) == 1:
+                bad.append(BadLine(idx[0], lines[idx[0]].decode("utf-8", errors="replace"),
+                                   f"{type(e).__name__}: {e}"))
+                return
+            mid = len(idx) // 2
+            solve(idx[:mid])
+            solve(idx[mid:])
+
+    solve(good)
+    bad.sort(key=lambda b: b.index)
+    frame = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=pschema)
+    identity = not bad and rows_from == list(range(used))
+    return ParsedBlock(frame, None if identity else rows_from, bad, used, new_fields)
+
+
+def decode_object(line: bytes, long_numbers: bool = True
+                  ) -> tuple[dict[str, Any] | None, str | None]:
+    """The JSON object on ``line`` with its integers exact, or the reason it is not one.
+    ``long_numbers``: the line may hold an integer beyond 64 bits (orjson would read it as
+    a float; Python's json keeps it exact)."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError as e:
+        return None, f"not valid JSON: {e}"
+    if type(record) is not dict:
+        return None, f"a record must be a JSON object, not {_kind_phrase(record)}"
+    if line.count(b":") > len(record):  # nested keys, ":" in strings -- or a key twice:
+        return json.loads(line, object_pairs_hook=_first_wins), None  # polars' reading
+    if long_numbers and _LONG_DIGITS.search(line):
+        record = json.loads(line)
+    return record, None
+
+
+def _first_wins(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose key comes twice keeps the first value, as polars reads it (the
+    fast path), so both paths see the same record."""
+    out: dict[str, Any] = {}
+    for k, v in items:
+        out.setdefault(k, v)
+    return out
+
+
+def _lines_with_long_numbers(lines: list[bytes]) -> set[int]:
+    """Lines holding a run of 19 or more digits (numpy over all of them at once)."""
+    if not lines:
+        return set()
+    block = b"\n".join(lines)
+    arr = np.frombuffer(block, dtype=np.uint8)
+    digit = ((arr >= 48) & (arr <= 57)).view(np.int8)
+    edges = np.diff(digit, prepend=np.int8(0), append=np.int8(0))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    long_runs = starts[stops - starts >= 19]
+    if not len(long_runs):
+        return set()
+    line_starts = np.cumsum([0] + [len(x) + 1 for x in lines[:-1]])
+    return set((np.searchsorted(line_starts, long_runs, side="right") - 1).tolist())
+
+
+def _kind_phrase(value: Any) -> str:
+    return {"list": "an array", "string": "a string", "int": "a number", "float": "a number",
+            "bool": "a boolean", "null": "null"}.get(kind_of(value), kind_of(value))
+
+
+def column_reason(name: str, dtype: pl.DataType, problem: str, declared: bool) -> str:
+    origin = "declared" if declared else "inferred from its first values"
+    return f"field {name!r}: {problem}; the column is {type_word(dtype)} ({origin})"
+
+
+# -- Python records (generators) --------------------------------------------------------------
+def parse_records(rows: list[Any], schema: SourceSchema) -> ParsedBlock:
+    """Records from a generator: dicts checked value by value (column-wise where all values
+    have the column's own type), stopping at the first record with a new field."""
+    good: list[int] = []
+    bad: list[BadLine] = []
+    used = len(rows)
+    new_fields: list[str] = []
+    known = schema.columns
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict):
+            bad.append(BadLine(i, to_raw(r), "TypeError: a record must be a dict, got "
+                                             f"{type(r).__name__}"))
+            continue
+        new = [k for k, v in r.items() if v is not None and k not in known]
+        if new and schema.extra_fields == "keep":
+            used, new_fields = i, new
+            break
+        if new:
+            bad.append(BadLine(i, to_raw(r), _extra_problem(new)))
+            continue
+        good.append(i)
+    problems = _column_problems([rows[i] for i in good], schema)
+    if problems:
+        bad.extend(BadLine(good[j], to_raw(rows[good[j]]), msg) for j, msg in problems.items())
+        good = [i for j, i in enumerate(good) if j not in problems]
+    frame, rows_from, more_bad = _rows_to_frame([rows[i] for i in good], schema.polars())
+    bad.extend(BadLine(good[b.index], b.raw, b.message) for b in more_bad)
+    bad.sort(key=lambda b: b.index)
+    rows_from = [good[j] for j in rows_from]
+    identity = not bad and rows_from == list(range(used))
+    return ParsedBlock(frame, None if identity else rows_from, bad, used, new_fields)
+
+
+#: Python types a column of each type takes without a per-value check
+_OWN_TYPES: dict[type, tuple[type, ...]] = {
+    pl.Float64: (float,), pl.String: (str,), pl.Boolean: (bool,), pl.Date: (dt.date,),
+    pl.Time: (dt.time,), pl.Duration: (dt.timedelta,),
+}
+
+
+def _all_own(values: list[Any], types: set[type], dtype: pl.DataType) -> bool:
+    """Every non-null value has the column's own Python type (no per-value check)."""
+    if isinstance(dtype, pl.Datetime):  # aware values for a zoned column, naive otherwise
+        zoned = dtype.time_zone is not None
+        return types == {dt.datetime} and all(
+            (v.tzinfo is not None) == zoned for v in values if v is not None)
+    if type(dtype) in (pl.Int64, pl.UInt64):
+        if types != {int}:
+            return False
+        ints = [v for v in values if v is not None]
+        low, high = (INT64_MIN, INT64_MAX) if dtype == pl.Int64 else (0, UINT64_MAX)
+        return min(ints) >= low and max(ints) <= high
+    own = _OWN_TYPES.get(type(dtype))
+    return own is not None and types <= set(own)
+
+
+def _column_problems(rows: list[dict[str, Any]], schema: SourceSchema) -> dict[int, str]:
+    """Row index -> the reason its first unfit value does not fit."""
+    problems: dict[int, str] = {}
+    for name, dtype in schema.columns.items():
+        values = [r.get(name) for r in rows]
+        types = set(map(type, values)) - {type(None)}
+        if not types:
+            continue
+        if _all_own(values, types, dtype):
+            continue
+        text = name in schema.text_columns
+        for j, v in enumerate(values):
+            if v is None or j in problems:
+                continue
+            problem = fit_problem(v, dtype, text)
+            if problem:
+                problems[j] = column_reason(name, dtype, problem, schema.declared)
+    return problems
+
+
+def _rows_to_frame(rows: list[dict], schema: pl.Schema) -> tuple[pl.DataFrame, list[int],
+                                                                   list[BadLine]]:
+    """Checked dicts -> frame, bisecting to isolate records polars still refuses."""
+    frames: list[pl.DataFrame] = []
+    rows_from: list[int] = []
+    bad: list[BadLine] = []
+
+    def solve(lo: int, hi: int) -> None:
+        if lo >= hi:
+            return
+        try:
+            frames.append(pl.DataFrame(rows[lo:hi], schema=schema, strict=True))
+            rows_from.extend(range(lo, hi))
+        except Exception as e:  # noqa: BLE001 - the data's fault
+            if hi - lo == 1:
+                bad.append(BadLine(lo, to_raw(rows[lo]), f"{type(e).__name__}: {e}"))
+                return
+            mid = (lo + hi) // 2
+            solve(lo, mid)
+            solve(mid, hi)
+
+    solve(0, len(rows))
+    frame = pl.concat(frames) if len(frames) > 1 else (frames[0] if frames
+                                                       else pl.DataFrame(schema=schema))
+    return frame, rows_from, bad
+
+
+# -- CSV -----------------------------------------------------------------------------------------
+_INT_TEXT = re.compile(r"[+-]?\d+")
+_FLOAT_TEXT = re.compile(r"[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|inf|nan"
+                         r"|infinity)", re.IGNORECASE)
+
+
+def csv_value(text: str) -> Any:
+    """A CSV field as the typed value it reads as: int, float, bool or the text itself."""
+    if _INT_TEXT.fullmatch(text):
+        return int(text)
+    if _FLOAT_TEXT.fullmatch(text):
+        return float(text)
+    if text in ("true", "false"):
+        return text == "true"
+    return text
+
+
+def csv_column_type(texts: Iterable[str]) -> pl.DataType | None:
+    """CSV values are text: a column is numeric (or boolean) only when every non-empty
+    sample value is; numbers follow the JSON rules (integers never become floats)."""
+    values = [csv_value(t) for t in texts]
+    if not values:
+        return None
+    if any(isinstance(v, str) for v in values) or \
+            len({kind_of(v) == "bool" for v in values}) > 1:
+        return pl.String()
+    return infer_type(values)
+
+
+def parse_csv_block(block: bytes, n_lines: int, schema: SourceSchema,
+                    header: bytes) -> ParsedBlock:
+    """``block``: ``n_lines`` complete records (``"\\n"`` ends), read with the file's header
+    line. Columns of the header the schema lacks, and values in null columns, widen it."""
+    header_cols = header_columns(header)
+    new = [c for c in header_cols if c not in schema.columns]
+    if new and schema.extra_fields == "keep":
+        return ParsedBlock(pl.DataFrame(schema=schema.polars()), None, [], 0, new)
+    types = {c: _csv_parse_type(schema.columns.get(c)) for c in header_cols}
+
+    def parse(data: bytes) -> pl.DataFrame:
+        return pl.read_csv(io.BytesIO(header + data), schema_overrides=types,
+                           has_header=True, infer_schema=False)
+
+    lines: list[bytes] | None = None
+    frame: pl.DataFrame | None = None
+    if b"\n\n" not in block and not block.startswith(b"\n") and b"\n\r\n" not in block:
+        try:
+            frame = parse(block)
+        except Exception:  # noqa: BLE001 - find the bad lines below
+            frame = None
+        if frame is not None and frame.height != n_lines:
+            frame = None
+    if frame is not None:
+        rows_from: list[int] | None = None
+        bad: list[BadLine] = []
+    else:
+        lines = _split_records(block)
+        frame, rows_from, bad = _bisect(
+            lines, parse, lambda line, e: _csv_line_problem(line, header, schema, e))
+    return _csv_checked(frame, rows_from, bad, block, lines, schema, header, new, n_lines)
+
+
+def _csv_line_problem(line: bytes, header: bytes, schema: SourceSchema,
+                      error: Exception) -> str:
+    """Why polars refused one CSV record, in the words of the other input errors."""
+    try:
+        texts = pl.read_csv(io.BytesIO(header + line + b"\n"), has_header=True,
+                            infer_schema=False)
+    except Exception as e:  # noqa: BLE001 - not even text fields
+        return f"not a valid CSV record: {str(e).splitlines()[0]}"
+    if texts.height == 1:
+        for name, text in texts.row(0, named=True).items():
+            dtype = schema.columns.get(name)
+            if text is None or dtype is None or dtype in (pl.String, pl.Null):
+                continue
+            problem = fit_problem(csv_value(text.strip()), dtype)
+            if problem:
+                return column_reason(name, dtype, problem, schema.declared)
+    return f"{type(error).__name__}: {str(error).splitlines()[0]}"
+
+
+def header_columns(header: bytes) -> list[str]:
+    return pl.read_csv(io.BytesIO(header), has_header=True, infer_schema=False).columns
+
+
+def _csv_parse_type(dtype: pl.DataType | None) -> pl.DataType:
+    """How a column is parsed: null columns (and extra ones) as text, to see their values."""
+    return pl.String() if dtype is None or dtype == pl.Null else dtype
+
+
+def _split_records(block: bytes) -> list[bytes]:
+    lines = block.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return _rejoin_quoted(lines)
+
+
+def _rejoin_quoted(lines: list[bytes]) -> list[bytes]:
+    """Rejoin the pieces of records whose quoted fields hold a ``"\\n"``."""
+    out: list[bytes] = []
+    pending: list[bytes] = []
+    for line in lines:
+        pending.append(line)
+        if b"\n".join(pending).count(b'"') % 2 == 0:
+            out.append(b"\n".join(pending))
+            pending = []
+    if pending:
+        out.append(b"\n".join(pending))
+    return out
+
+
+def _bisect(lines: list[bytes], parse: Callable[[bytes], pl.DataFrame],
+            reason: Callable[[bytes, Exception], str] | None = None
+            ) -> tuple[pl.DataFrame, list[int], list[BadLine]]:
     frames: list[pl.DataFrame] = []
     rows_from: list[int] = []
     bad: list[BadLine] = []
@@ -49,130 +496,153 @@ def parse_lines(fmt: str, lines: list[bytes], schema: pl.Schema,
     def solve(idx: list[int]) -> None:
         if not idx:
             return
-        block = b"\n".join(lines[i] for i in idx) + b"\n"
         try:
-            frame = _parse_block(fmt, block, schema, header)
+            frame = parse(b"\n".join(lines[i] for i in idx) + b"\n")
             if frame.height != len(idx):
-                raise pl.exceptions.ComputeError(
-                    f"expected {len(idx)} records, parsed {frame.height}")
+                raise pl.exceptions.ComputeError(f"expected {len(idx)} records, "
+                                                 f"parsed {frame.height}")
             frames.append(frame)
             rows_from.extend(idx)
         except Exception as e:  # noqa: BLE001 - any parser failure is the data's fault
             if len(idx) == 1:
-                text = lines[idx[0]].decode("utf-8", errors="replace")
-                bad.append(BadLine(idx[0], text, f"{type(e).__name__}: {e}"))
+                line = lines[idx[0]]
+                bad.append(BadLine(idx[0], line.decode("utf-8", errors="replace"),
+                                   reason(line, e) if reason else f"{type(e).__name__}: {e}"))
                 return
             mid = len(idx) // 2
             solve(idx[:mid])
             solve(idx[mid:])
 
-    if fmt == "jsonl":
-        # Screen syntax first (one cheap orjson call per line), so that bisection only has
-        # to find values of the wrong type: a few bad lines then cost a few parses, not
-        # log2(n) parses of large halves each.
-        not_objects = [i for i in kept if not _is_json_object(lines[i])]
-        if not_objects:
-            for i in not_objects:
-                solve([i])  # one polars call per bad line: its reason, as polars gives it
-            bad_set = set(not_objects)
-            kept = [i for i in kept if i not in bad_set]
-    solve(kept)  # bisection keeps the lines in order, so rows_from ascends
-    frame = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=schema)
-    bad.sort(key=lambda b: b.index)
+    solve([i for i, line in enumerate(lines) if line.strip()])
+    frame = pl.concat(frames, how="vertical") if frames else pl.DataFrame()
     return frame, rows_from, bad
 
 
-def _is_json_object(line: bytes) -> bool:
-    try:
-        return isinstance(orjson.loads(line), dict)
-    except orjson.JSONDecodeError:
-        return False
+def _csv_checked(frame: pl.DataFrame, rows_from: list[int] | None, bad: list[BadLine],
+                 block: bytes, lines: list[bytes] | None, schema: SourceSchema,
+                 header: bytes, extra: list[str], n_lines: int) -> ParsedBlock:
+    """The checks polars does not make: integers in float columns, values of columns the
+    schema lacks (extra_fields: error) or has as null; then the schema's column order."""
+    header_cols = header_columns(header)
+    line_of = list(range(frame.height)) if rows_from is None else list(rows_from)
+    drop: dict[int, str] = {}  # frame row -> reason
+
+    def record(row: int) -> bytes:
+        nonlocal lines
+        if lines is None:
+            lines = _split_records(block)
+        return lines[line_of[row]]
+
+    floats = [c for c in header_cols if schema.columns.get(c) == pl.Float64]
+    if floats and frame.height:
+        mask = frame.select(pl.any_horizontal(pl.col(floats).abs() >= float(EXACT_FLOAT_INT)))
+        for row in mask.to_series().arg_true().to_list():
+            problem = _float_text_problem(record(row), header, floats, schema)
+            if problem:
+                drop[row] = problem
+    for c in (c for c in extra if c in frame.columns):  # extra_fields: error
+        for row in frame.get_column(c).is_not_null().arg_true().to_list():
+            drop.setdefault(row, _extra_problem([c]))
+    used, new_fields = n_lines, []
+    nulls = [c for c in header_cols if schema.columns.get(c) == pl.Null]
+    if nulls and frame.height:
+        valued = frame.select(pl.any_horizontal(pl.col(nulls).is_not_null())).to_series()
+        hits = [r for r in valued.arg_true().to_list() if r not in drop]
+        if hits:
+            first = hits[0]
+            used = line_of[first]
+            new_fields = [c for c in nulls if frame.get_column(c)[first] is not None]
+    keep = [r for r in range(frame.height) if r not in drop and line_of[r] < used]
+    for row, reason in drop.items():
+        if line_of[row] < used:
+            bad.append(BadLine(line_of[row], record(row).decode("utf-8", errors="replace"),
+                               reason))
+    bad = sorted((b for b in bad if b.index < used), key=lambda b: b.index)
+    if len(keep) != frame.height:
+        frame = frame[keep]
+    out_rows = [line_of[r] for r in keep]
+    pschema = schema.polars()
+    if not frame.height:  # (a select of literals alone would make one row)
+        frame = pl.DataFrame(schema=pschema)
+    frame = frame.select([pl.col(c).cast(t) if c in frame.columns else pl.lit(None, t).alias(c)
+                          for c, t in pschema.items()])
+    identity = not bad and out_rows == list(range(used))
+    return ParsedBlock(frame, None if identity else out_rows, bad, used, new_fields)
 
 
-def parse_block(fmt: str, block: bytes, n_lines: int, schema: pl.Schema,
-                header: bytes = b"") -> tuple[pl.DataFrame, list[int] | None, list[BadLine]]:
-    """Fast path for a block of ``n_lines`` complete lines: one polars call. ``rows_from``
-    is None when every line gave a row (row i is line i)."""
-    try:
-        frame = _parse_block(fmt, block, schema, header)
-        if frame.height == n_lines:
-            return frame, None, []
-    except Exception:  # noqa: BLE001 - fall back to the line-by-line bisection
-        pass
-    lines = block.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    return parse_lines(fmt, lines, schema, header)
+def _float_text_problem(line: bytes, header: bytes, floats: list[str],
+                        schema: SourceSchema) -> str | None:
+    """An integer written in a float column that has no exact float value."""
+    texts = pl.read_csv(io.BytesIO(header + line + b"\n"), has_header=True,
+                        infer_schema=False).row(0, named=True)
+    for c in floats:
+        text = texts.get(c)
+        if text is None:
+            continue
+        value = csv_value(text.strip())
+        problem = fit_problem(value, pl.Float64()) if isinstance(value, int) else None
+        if problem:
+            return column_reason(c, schema.columns[c], problem, schema.declared)
+    return None
 
 
-def schema_of_records(records: list[Any]) -> pl.Schema:
-    """A column's type is the type most of its sample values have (ints and floats together
-    are float), so a few bad values in the sample do not widen a numeric column to string:
-    they are reported as errors when read instead."""
+# -- type inference from a sample ----------------------------------------------------------
+def infer_json_types(lines: Iterable[bytes], fields: Iterable[str] | None = None
+                     ) -> dict[str, pl.DataType]:
+    """Column types from sample lines, in first-seen order of a non-null value. Lines that
+    are not JSON objects say nothing. ``fields``: only these (the rest are known)."""
+    wanted = None if fields is None else set(fields)
+    values: dict[str, list[Any]] = {}
+    for line in lines:
+        if not line.strip():
+            continue
+        record, _ = decode_object(line)
+        if record is None:
+            continue
+        for k, v in record.items():
+            if v is not None and (wanted is None or k in wanted):
+                values.setdefault(k, []).append(v)
+    return _typed(values)
+
+
+def infer_record_types(records: Iterable[Any], fields: Iterable[str] | None = None
+                       ) -> dict[str, pl.DataType]:
+    """The same for Python records (a generator's first records)."""
+    wanted = None if fields is None else set(fields)
     values: dict[str, list[Any]] = {}
     for r in records:
         if isinstance(r, dict):
             for k, v in r.items():
-                values.setdefault(k, [])
-                if v is not None:
-                    values[k].append(v)
-    schema: dict[str, pl.DataType] = {}
-    for col, vals in values.items():
-        kinds = Counter(_kind(v) for v in vals)
-        if not kinds:
-            schema[col] = pl.Null()
-            continue
-        numeric = kinds["int"] + kinds["float"]
-        best, count = max(kinds.items(), key=lambda kv: (kv[1], kv[0]))
-        if numeric >= count:
-            schema[col] = pl.Float64() if kinds["float"] else pl.Int64()
-        elif best in SCHEMA_TYPES:
-            schema[col] = SCHEMA_TYPES[best]
-        else:
-            schema[col] = pl.Series([v for v in vals if _kind(v) == best], strict=False).dtype
-    return pl.Schema(schema)
+                if v is not None and (wanted is None or k in wanted):
+                    values.setdefault(k, []).append(v)
+    return _typed(values)
 
 
-def _kind(v: Any) -> str:
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int):
-        return "int"
-    if isinstance(v, float):
-        return "float"
-    if isinstance(v, str):
-        return "string"
-    return type(v).__name__
+def _typed(values: dict[str, list[Any]]) -> dict[str, pl.DataType]:
+    out: dict[str, pl.DataType] = {}
+    for k, vals in values.items():
+        dtype = infer_type(vals)
+        if dtype is not None:
+            out[k] = dtype
+    return out
 
 
-def _infer(fmt: str, block: bytes, header: bytes) -> pl.Schema:
-    if fmt == "jsonl":
-        return pl.read_ndjson(io.BytesIO(block), infer_schema_length=None).schema
-    return pl.read_csv(io.BytesIO(header + block), infer_schema_length=None).schema
+def infer_csv_types(header: bytes, sample: bytes, fields: Iterable[str] | None = None
+                    ) -> dict[str, pl.DataType]:
+    """Column types of a CSV sample (whole records after ``header``), in header order; a
+    column empty throughout the sample is ``Null`` until its first value."""
+    cols = header_columns(header)
+    wanted = cols if fields is None else [c for c in cols if c in set(fields)]
 
+    def parse(data: bytes) -> pl.DataFrame:
+        return pl.read_csv(io.BytesIO(header + data), has_header=True, infer_schema=False)
 
-def infer_schema(fmt: str, sample: bytes, header: bytes = b"") -> pl.Schema:
-    """Schema from a sample of lines. Bad lines in the sample are left out of the inference
-    (they are reported as errors when their turn comes)."""
-    lines = [ln for ln in sample.split(b"\n") if ln.strip()]
-    if not lines:
-        return pl.Schema()
-    if fmt == "jsonl":
-        records = []
-        for line in lines:
-            try:
-                records.append(orjson.loads(line))
-            except orjson.JSONDecodeError:
-                continue
-        return schema_of_records(records)
     try:
-        return _infer(fmt, b"\n".join(lines) + b"\n", header)
-    except Exception:  # noqa: BLE001 - find the good lines one by one
-        good = []
-        for line in lines:
-            try:
-                _infer(fmt, line + b"\n", header)
-                good.append(line)
-            except Exception:  # noqa: BLE001
-                continue
-        return _infer(fmt, b"\n".join(good) + b"\n", header) if good else pl.Schema()
+        frame = parse(sample) if sample.strip() else pl.DataFrame()
+    except Exception:  # noqa: BLE001 - leave the bad records out of the sample
+        frame, _, _ = _bisect(_split_records(sample), parse)
+    out: dict[str, pl.DataType] = {}
+    for c in wanted:
+        texts = frame.get_column(c).drop_nulls().to_list() if c in frame.columns else []
+        out[c] = csv_column_type(t.strip() for t in texts) or pl.Null()
+    return out

@@ -17,23 +17,29 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from surestream.connectors.parsing import SCHEMA_TYPES, infer_schema
+from surestream.connectors.fingerprint import FileChanged
+from surestream.connectors.lines import RecordEnds, as_lf_lines
+from surestream.connectors.parsing import infer_csv_types, infer_json_types
 from surestream.connectors.readers import (
+    SAMPLE_BYTES,
     Chunk,
+    FileLayout,
     IterableReader,
     LineFileReader,
     ParquetFileReader,
     PartitionReader,
+    ReaderError,
+    file_layout,
 )
+from surestream.connectors.source_schema import SourceSchema
+from surestream.connectors.value_types import SCHEMA_TYPES
 from surestream.model.batch import NEG_INF, Batch
-from surestream.model.spec import FileSource, GeneratorSource
+from surestream.model.spec import FileSource, GeneratorSource, restartable
 from surestream.semantics.user_functions import resolve_object
-
-SAMPLE_BYTES = 256 << 10  # schema inference sample of the first file
 
 
 class SourceError(Exception):
-    """A source cannot be opened (missing files, unreadable header)."""
+    """A source cannot be opened (missing files, unreadable header) or resumed."""
 
 
 @dataclass
@@ -44,8 +50,18 @@ class Partition:
     done: bool = False
 
 
-def open_source(name: str, spec: Any, resolve: Callable[[str], Path]) -> list[Partition]:
-    """The partitions of one source spec, readers open at their start."""
+def open_source(name: str, spec: Any, resolve: Callable[[str], Path], *,
+                resumable: bool = False) -> list[Partition]:
+    """The partitions of one source spec, readers open at their start. ``resumable``: the
+    run checkpoints periodically, so it may have to resume (a generator must restart)."""
+    try:
+        return _open(name, spec, resolve, resumable)
+    except ReaderError as e:
+        raise SourceError(f"source {name!r}: {e}") from e
+
+
+def _open(name: str, spec: Any, resolve: Callable[[str], Path],
+          resumable: bool) -> list[Partition]:
     if isinstance(spec, FileSource):
         paths: list[str] = []
         for entry in [spec.path] if isinstance(spec.path, str) else spec.path:
@@ -59,11 +75,10 @@ def open_source(name: str, spec: Any, resolve: Callable[[str], Path]) -> list[Pa
                 raise SourceError(f"source {name!r}: {p} does not exist")
         if spec.format == "parquet":
             return [Partition(name, p, ParquetFileReader(Path(p))) for p in paths]
-        header = _csv_header(Path(paths[0])) if spec.format == "csv" else b""
-        schema = _declared(spec) or _inferred(Path(paths[0]), spec.format, header)
-        return [Partition(name, p, LineFileReader(
-            Path(p), spec.format, schema, _csv_header(Path(p)) if header else b""))
-            for p in paths]
+        layouts = [file_layout(Path(p), spec.format == "csv") for p in paths]
+        schema = _declared(spec) or _inferred(Path(paths[0]), spec.format, layouts[0])
+        return [Partition(name, p, LineFileReader(Path(p), spec.format, schema, layout))
+                for p, layout in zip(paths, layouts, strict=True)]
     if isinstance(spec, GeneratorSource):
         if spec.records is not None:
             src = spec.records
@@ -72,30 +87,37 @@ def open_source(name: str, spec: Any, resolve: Callable[[str], Path]) -> list[Pa
                 src = resolve_object(spec.function)
             except ValueError as e:
                 raise SourceError(f"source {name!r}: {e}") from e
+            if resumable and not restartable(src):  # (objects given in Python: validation)
+                raise SourceError(
+                    f"source {name!r}: function {spec.function!r} is a "
+                    f"{type(src).__name__} object, which cannot be read again from its "
+                    "start, so the run could not resume from a checkpoint; name a function "
+                    "that returns a fresh iterator, or turn off checkpoint.interval_ms / "
+                    "interval_records")
         return [Partition(name, spec.type, IterableReader(src, spec.params))]
     raise SourceError(f"source {name!r}: type {getattr(spec, 'type', spec)!r} is not supported")
 
 
-def _declared(spec: FileSource) -> pl.Schema | None:
+def _declared(spec: FileSource) -> SourceSchema | None:
     if not spec.schema_:
         return None
-    return pl.Schema({c: SCHEMA_TYPES[t] for c, t in spec.schema_.items()})
+    return SourceSchema({c: SCHEMA_TYPES[t] for c, t in spec.schema_.items()}, declared=True,
+                        extra_fields=spec.extra_fields,
+                        text_columns=frozenset(c for c, t in spec.schema_.items()
+                                               if t == "string"))
 
 
-def _csv_header(path: Path) -> bytes:
+def _inferred(path: Path, fmt: str, layout: FileLayout) -> SourceSchema:
+    """Types from the first SAMPLE_BYTES of the first file (whole records)."""
     with open(path, "rb") as f:
-        line = f.readline()
-    if not line.strip():
-        raise SourceError(f"{path}: a CSV file needs a header line")
-    return line if line.endswith(b"\n") else line + b"\n"
-
-
-def _inferred(path: Path, fmt: str, header: bytes) -> pl.Schema:
-    with open(path, "rb") as f:
+        f.seek(layout.start)
         sample = f.read(SAMPLE_BYTES)
-    sample = sample[len(header):]
-    cut = sample.rfind(b"\n")
-    return infer_schema(fmt, sample[: cut + 1] if cut >= 0 else sample, header)
+    ends = RecordEnds(layout.end_byte, fmt == "csv").scan(sample, 0)
+    cut = int(ends[-1]) + 1 if len(ends) else len(sample)
+    lines = as_lf_lines(sample[:cut], ends, layout.end_byte)
+    if fmt == "jsonl":
+        return SourceSchema(infer_json_types(lines.split(b"\n")))
+    return SourceSchema(infer_csv_types(layout.header, lines))
 
 
 @dataclass
@@ -138,6 +160,7 @@ class Interleaver:
             alone = sum(not q.done for q in self.partitions) == 1
             k = need if alone else min(need, self.left)  # no turns to take when alone
             chunk = part.reader.read(k)
+            before_cut = bool(parts.get(part.source))
             if chunk.n:
                 parts.setdefault(part.source, []).append((pid, chunk, self.seq))
                 counts[part.source] = counts.get(part.source, 0) + chunk.data.height
@@ -149,6 +172,8 @@ class Interleaver:
                 ended.setdefault(part.source, []).append((counts.get(part.source, 0), pid))
             if part.done or self.left == 0:
                 self._next_turn()
+            if chunk.cut and (chunk.n or before_cut):
+                break  # the source's schema widens here: its next records start a slice
         sources = {p.source for p in self.partitions}
         return {s: self._assemble(parts.get(s, []), ended.get(s, [])) for s in sources}
 
@@ -184,17 +209,47 @@ class Interleaver:
         )
         return SourceSlice(batch, bad)
 
-    # -- checkpoints (issue 3) ----------------------------------------------------------
+    # -- checkpoints ---------------------------------------------------------------------
     def positions(self) -> dict[str, Any]:
+        """Where each partition stands, a fingerprint of each file's consumed bytes and each
+        source's schema as widened so far (JSON, for the checkpoint manifest)."""
         return {"seq": self.seq, "turn": self.turn, "left": self.left,
-                "partitions": [[p.name, p.reader.position, p.done] for p in self.partitions]}
+                "partitions": [[p.name, p.reader.position, p.done] for p in self.partitions],
+                "files": [p.reader.checkpoint_state() if p.reader.position else None
+                          for p in self.partitions],
+                "schemas": {name: schema.to_state() for name, schema in self._schemas().items()}}
+
+    def _schemas(self) -> dict[str, SourceSchema]:
+        return {p.source: p.reader.schema for p in self.partitions
+                if p.reader.schema is not None}
 
     def seek(self, state: dict[str, Any]) -> None:
+        """Resume at ``state``: the same partitions, each file still holding what was read
+        (SourceError says which file changed and how), the schemas as they were."""
         self.seq, self.turn, self.left = state["seq"], state["turn"], state["left"]
-        for part, (name, pos, done) in zip(self.partitions, state["partitions"], strict=True):
+        schemas = self._schemas()
+        for name, saved in state.get("schemas", {}).items():
+            if name in schemas:
+                try:
+                    schemas[name].restore(saved)
+                except ValueError as e:
+                    raise SourceError(f"source {name!r}: {e}") from e
+        files = state.get("files") or [None] * len(state["partitions"])
+        for part, (name, pos, done), fingerprint in zip(
+                self.partitions, state["partitions"], files, strict=True):
             if part.name != name:
                 raise SourceError(f"checkpoint partition {name} does not match {part.name}")
-            part.reader.seek(pos)
+            try:
+                if fingerprint is not None:
+                    part.reader.verify(fingerprint, done)
+                part.reader.seek(pos)
+            except FileChanged as e:
+                raise SourceError(
+                    f"input file {name} changed since the checkpoint: {e}. Restore the "
+                    "original file, or delete the checkpoint folder to start afresh (which "
+                    "rewrites every output)") from e
+            except ReaderError as e:
+                raise SourceError(f"source {part.source!r}: {e}") from e
             part.done = done
 
     def close(self) -> None:

@@ -55,11 +55,26 @@ class FileSource(_Strict):
         default=None, alias="schema",
         description="column -> type (`int`, `float`, `string`, `bool`); a value that does "
                     "not fit goes to `errors`. By default the types are inferred once from "
-                    "the first lines (the majority type of each column)")
+                    "the first lines (docs/concepts.md, 'Input typing')")
+    extra_fields: Literal["keep", "error"] = Field(
+        "keep", description="fields the schema lacks: `keep` adds them as columns (typed from "
+                            "their first values); `error` (a declared schema only) sends "
+                            "their records to `errors`")
+
+    @model_validator(mode="after")
+    def _extra_fields_need_a_schema(self) -> FileSource:
+        if self.extra_fields == "error" and not self.schema_:
+            raise ValueError("extra_fields: error needs a declared `schema` (the fields it "
+                             "allows); without one, every field is kept")
+        return self
 
 
 class GeneratorSource(_Strict):
-    """Records from a Python iterable or callable (``module:function`` in a file spec)."""
+    """Records from a Python iterable or callable (``module:function`` in a file spec).
+
+    A run that checkpoints must be able to read the records again from the start to resume:
+    a function (called again) or a collection; an iterator or generator object is refused
+    then (``PipelineSpec`` checks it, naming the field)."""
 
     type: Literal["generator", "memory"] = "generator"
     function: Any = Field(
@@ -77,6 +92,18 @@ class GeneratorSource(_Strict):
         if (self.function is None) == (self.records is None):
             raise ValueError("give exactly one of `function` (generator) or `records` (memory)")
         return self
+
+
+def restartable(source: Any) -> bool:
+    """A generator source can be resumed only if it can be read again from its start: a
+    function (called again for a fresh iterator) or a collection (a list, a tuple, ...),
+    not an iterator or generator object, which would go on from where it stands."""
+    if callable(source):
+        return True
+    try:
+        return iter(source) is not source
+    except TypeError:
+        return False
 
 
 SourceSpec = Annotated[FileSource | GeneratorSource, Field(discriminator="type")]
@@ -170,19 +197,25 @@ class CheckpointSpec(_Strict):
     dir: str | None = Field(None, description="the checkpoint folder; default "
                                               "`.surestream/checkpoints/<pipeline>`, relative "
                                               "to the spec's folder")
-    interval_ms: Annotated[int, Field(gt=0)] | None = Field(
+    interval_ms: Annotated[int, Field(gt=0, strict=True)] | None = Field(
         None, description="take a checkpoint every this much wall time (between batches)")
-    interval_records: Annotated[int, Field(gt=0)] | None = Field(
+    interval_records: Annotated[int, Field(gt=0, strict=True)] | None = Field(
         None, description="take a checkpoint every this many input records")
-    retain: Annotated[int, Field(ge=1)] = Field(3, description="checkpoints kept on disk")
+    retain: Annotated[int, Field(ge=1, strict=True)] = Field(
+        3, description="checkpoints kept on disk")
+
+    @property
+    def periodic(self) -> bool:
+        """Checkpoints during the run (a run may then have to resume from one)."""
+        return self.interval_ms is not None or self.interval_records is not None
 
 
 class RuntimeSpec(_Strict):
     """Speed knobs: results never depend on them."""
 
-    batch_size: Annotated[int, Field(gt=0, le=10_000_000)] = Field(
-        65536, description="records per micro-batch")
-    interleave_records: Annotated[int, Field(gt=0)] = Field(
+    batch_size: Annotated[int, Field(gt=0, le=10_000_000, strict=True)] = Field(
+        65536, description="records per micro-batch (an integer: `true` is refused)")
+    interleave_records: Annotated[int, Field(gt=0, strict=True)] = Field(
         1024, description="records taken from one partition before the next one's turn "
                           "(a fixed interleaving, so results never depend on timing)")
 
@@ -243,6 +276,8 @@ class PipelineSpec(_Strict):
             raise ValueError("give either `source` or `sources`, not both")
         if not self.all_sources:
             raise ValueError("no source: add `source:` (or `sources:`)")
+        if self.checkpoint.periodic:
+            _check_resumable_generators(self)
         if self.steps and self.streams:
             raise ValueError("give either top-level `steps` or `streams`, not both")
         streams = self.all_streams
@@ -287,6 +322,19 @@ class PipelineSpec(_Strict):
                 "these tags are produced but go nowhere (add them under `outputs` or read them "
                 f"from a stream; nothing is dropped silently): {sorted(missing)}")
         return self
+
+
+def _check_resumable_generators(spec: PipelineSpec) -> None:
+    """With periodic checkpoints a run may resume: its generators must restart."""
+    for name, src in spec.all_sources.items():
+        if isinstance(src, GeneratorSource) and src.function is not None \
+                and not isinstance(src.function, str) and not restartable(src.function):
+            where = "source" if spec.source is not None else f"sources.{name}"
+            raise ValueError(
+                f"{where}.function: a {type(src.function).__name__} object cannot be read "
+                "again from its start, so a run cannot resume from a checkpoint; give a "
+                "function that returns a fresh iterator (or `records: [...]`), or turn "
+                "off checkpoint.interval_ms / interval_records")
 
 
 def step_side_tags(step: Any) -> list[str]:

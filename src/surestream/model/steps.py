@@ -28,8 +28,11 @@ from surestream.model.aggregations import (
     parse_aggregations,
 )
 
-PositiveMs = Annotated[int, Field(gt=0, description="a duration in milliseconds, > 0")]
-NonNegativeMs = Annotated[int, Field(ge=0, description="a duration in milliseconds, >= 0")]
+# strict: a YAML ``true`` (or "5") is a mistake, not a number of milliseconds
+PositiveMs = Annotated[int, Field(gt=0, strict=True,
+                                  description="a duration in milliseconds, > 0")]
+NonNegativeMs = Annotated[int, Field(ge=0, strict=True,
+                                     description="a duration in milliseconds, >= 0")]
 Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
 Tag = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
 StepName = Annotated[Name, Field(description=(
@@ -171,8 +174,9 @@ class WindowStep(StepModel):
                                                           "most `size_ms`")
     gap_ms: PositiveMs | None = Field(None, description="session: a key's session closes "
                                                         "after this long without a record")
-    offset_ms: int = Field(0, description="tumbling and sliding: shift the window "
-                                          "boundaries (e.g. to align days on a time zone)")
+    offset_ms: Annotated[int, Field(strict=True)] = Field(
+        0, description="tumbling and sliding: shift the window boundaries (e.g. to align "
+                       "days on a time zone)")
     allowed_lateness_ms: NonNegativeMs = Field(
         0, description="keep a fired window this much longer: a record for it re-fires it "
                        "with `revision` + 1; after that it goes to `late_output_tag`")

@@ -107,7 +107,8 @@ class LocalRunner:
         self.streams: list[CompiledStream] = compile_streams(spec, clock)
         partitions: list[Partition] = []
         for name, src in spec.all_sources.items():
-            partitions.extend(open_source(name, src, spec.resolve))
+            partitions.extend(open_source(name, src, spec.resolve,
+                                          resumable=spec.checkpoint.periodic))
         self.interleaver = Interleaver(partitions, spec.runtime.interleave_records)
         for stream in self.streams:
             if stream.reads_source:
@@ -166,8 +167,8 @@ class LocalRunner:
             self.interleaver.seek(cp.positions)
         except (SourceError, ValueError) as e:
             raise IncompatibleStateError(
-                f"checkpoint {cp.id} was taken reading other source files than the "
-                f"pipeline's now: {e}") from e
+                f"checkpoint {cp.id} in {self.store.dir} does not match the pipeline's "
+                f"input as it is now: {e}") from e
         for tag, sink in self.sinks.items():
             sink.open(fresh=False)
             sink.recover(cp.committables.get(tag), cp.id)
