@@ -7,14 +7,32 @@ the field's path, not halfway through a run. The Python API builds the very same
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from surestream.model.aggregations import AggregationSpec, parse_aggregations
+from surestream.model.time_range import (
+    DEFAULT_MAX_TIMESTAMP,
+    DEFAULT_MIN_TIMESTAMP,
+    MAX_DURATION_MS,
+    format_epoch_ms,
+    to_epoch_ms,
+)
 
-PositiveMs = Annotated[int, Field(gt=0, description="a duration in milliseconds, > 0")]
-NonNegativeMs = Annotated[int, Field(ge=0, description="a duration in milliseconds, >= 0")]
+# Durations are capped (time_range.MAX_DURATION_MS, ~31,700 years) so that no sum of event
+# time and durations can overflow an int64.
+PositiveMs = Annotated[int, Field(gt=0, le=MAX_DURATION_MS,
+                                  description="a duration in milliseconds, > 0")]
+NonNegativeMs = Annotated[int, Field(ge=0, le=MAX_DURATION_MS,
+                                     description="a duration in milliseconds, >= 0")]
+OffsetMs = Annotated[int, Field(ge=-MAX_DURATION_MS, le=MAX_DURATION_MS,
+                                description="an offset in milliseconds")]
+#: An event time given in a spec: epoch milliseconds, or ISO-8601 with a zone.
+TimestampBound = int | str
+#: Default of ``WindowStep.max_windows_per_record`` (a sliding window's size / slide).
+MAX_WINDOWS_PER_RECORD = 1_000
 Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
 Tag = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
 
@@ -48,6 +66,39 @@ class WatermarkStep(StepModel):
     max_out_of_orderness_ms: NonNegativeMs = 0
     idle_source_timeout_ms: PositiveMs | None = None
     strategy: Literal["bounded_out_of_orderness"] = "bounded_out_of_orderness"
+    #: The valid range of event times, both ends included (epoch ms or ISO-8601 with a
+    #: zone). A record outside it goes to the errors output: a timestamp of int64 max or
+    #: a year-9999 placeholder would otherwise end event time for every later record.
+    min_timestamp: TimestampBound = DEFAULT_MIN_TIMESTAMP
+    max_timestamp: TimestampBound = DEFAULT_MAX_TIMESTAMP
+
+    @field_validator("min_timestamp", "max_timestamp", mode="before")
+    @classmethod
+    def _datetime_as_text(cls, value: Any) -> Any:
+        """YAML reads an unquoted ``2500-12-31T23:59:59Z`` as a datetime: keep it as text."""
+        return value.isoformat() if isinstance(value, dt.datetime) else value
+
+    @field_validator("min_timestamp", "max_timestamp")
+    @classmethod
+    def _readable_bound(cls, value: TimestampBound) -> TimestampBound:
+        ms = to_epoch_ms(value)
+        if abs(ms) > MAX_DURATION_MS:
+            raise ValueError(f"{value!r} is beyond +-{MAX_DURATION_MS} ms (about 31,700 years "
+                             "from 1970), the limit that keeps time arithmetic exact")
+        return value
+
+    @model_validator(mode="after")
+    def _check_range(self) -> WatermarkStep:
+        lo, hi = self.valid_range_ms
+        if lo > hi:
+            raise ValueError(f"min_timestamp {format_epoch_ms(lo)} is after max_timestamp "
+                             f"{format_epoch_ms(hi)}")
+        return self
+
+    @property
+    def valid_range_ms(self) -> tuple[int, int]:
+        """``(min_timestamp, max_timestamp)`` in epoch milliseconds, both included."""
+        return to_epoch_ms(self.min_timestamp), to_epoch_ms(self.max_timestamp)
 
 
 class LateMetadata(BaseModel):
@@ -109,10 +160,13 @@ class WindowStep(StepModel):
     size_ms: PositiveMs | None = None
     slide_ms: PositiveMs | None = None
     gap_ms: PositiveMs | None = None
-    offset_ms: int = 0
+    offset_ms: OffsetMs = 0
     allowed_lateness_ms: NonNegativeMs = 0
     late_output_tag: Tag = "late_window"
     aggregations: dict[str, AggregationSpec]
+    #: A sliding record is in ceil(size_ms / slide_ms) windows, each with its own state:
+    #: larger ratios are refused at validation instead of running out of memory.
+    max_windows_per_record: Annotated[int, Field(gt=0)] = MAX_WINDOWS_PER_RECORD
 
     @field_validator("aggregations", mode="before")
     @classmethod
@@ -130,6 +184,15 @@ class WindowStep(StepModel):
                 raise ValueError(
                     f"slide_ms ({self.slide_ms}) is larger than size_ms ({self.size_ms}): "
                     "records between windows would be lost"
+                )
+            per_record = -(-self.size_ms // self.slide_ms)
+            if per_record > self.max_windows_per_record:
+                raise ValueError(
+                    f"size_ms {self.size_ms} / slide_ms {self.slide_ms} = {per_record:,} "
+                    f"windows per record, above the limit of {self.max_windows_per_record:,} "
+                    "(max_windows_per_record): every window holds its own state, so this "
+                    "would run out of memory; use a larger slide_ms, or raise "
+                    "max_windows_per_record if you have the memory"
                 )
         if self.kind == "tumbling" and self.slide_ms is not None:
             raise ValueError("slide_ms applies to sliding windows only")
