@@ -134,6 +134,10 @@ class KeyedDedupStep(StepModel):
     state_ttl_ms: PositiveMs | None = None
     #: Optional tag that receives every dropped duplicate (an audit trail).
     duplicates_output_tag: Tag | None = None
+    #: A record whose key has a null or missing field: ``error`` sends it to the errors
+    #: output (no two such records are duplicates of each other), ``keep`` passes it
+    #: through without deduplication, ``group`` treats null as one more key value.
+    on_null_key: Literal["error", "keep", "group"] = "error"
 
     @model_validator(mode="after")
     def _ttl_covers_window(self) -> KeyedDedupStep:
