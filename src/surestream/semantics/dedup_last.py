@@ -59,20 +59,8 @@ class _Window:
     holds: bool = False  # the held record holds the output watermark back
 
 
-@dataclass(slots=True)
-class _Out:
-    """One output row: where its record is, and what it carries."""
-
-    frame: int
-    row: int
-    ts: int
-    wm: int
-    seq: int
-
-
-def _saturated(t: int, d: int) -> int:
-    """``t + d`` capped at int64 max (``d >= 0``): timestamps may come from anywhere."""
-    return min(t + d, POS_INF)
+#: One output row: where its record is (frame, row), and what it carries (ts, wm, seq).
+_Out = tuple[int, int, int, int, int]
 
 
 class KeepLastDedup(DedupBase):
@@ -110,16 +98,21 @@ class KeepLastDedup(DedupBase):
         ts, wm, seq = batch.ts.tolist(), batch.wm.tolist(), batch.seq.tolist()
         out: list[_Out] = []
         dups: list[_Out] = []
+        keep_null = self.step.on_null_key == "keep"
+        due = self._due
         for i, key in enumerate(keys):
-            w = max(wm[i], self._in_wm)
-            self._advance(w, out)
+            w = max(wm[i], self._in_wm)  # the watermark never goes down
+            if w > self._in_wm or (due and due[0][0] <= w):
+                self._advance(w, out)
             if unusable is not None and unusable[i]:
-                if self.step.on_null_key == "keep":  # passes through, never deduplicated
-                    out.append(_Out(frame, i, ts[i], self._out_wm, seq[i]))
+                if keep_null:  # passes through, never deduplicated
+                    out.append((frame, i, ts[i], self._out_wm, seq[i]))
             else:
                 self._take(key, ts[i], w, seq[i], frame, i, dups)
             self._stamp, self._last_seq = self._out_wm, seq[i]
-        self._advance(max(batch.wm_end, self._in_wm), out)
+        end = max(batch.wm_end, self._in_wm)
+        if end > self._in_wm or (due and due[0][0] <= end):
+            self._advance(end, out)
         self._expire()
         self.counters["duplicates"] += len(dups)
         result: Outputs = {MAIN: self._batch(out, self._out_wm)}
@@ -134,23 +127,26 @@ class KeepLastDedup(DedupBase):
               dups: list[_Out]) -> None:
         """The rule for one record with a usable key, W = ``w`` before it."""
         cur = self._key_window.get(key)
-        if cur is not None and _saturated(cur.t0, self.ttl) <= w:
-            self._drop(cur)  # state expired (emitted long ago: ttl >= window)
-            cur = None
-        if cur is None or t >= _saturated(cur.t0, self.window):
-            if cur is not None and cur.emitted:
-                self._drop(cur)
-            new = _Window(key, t, t, frame, row, self._next_order)
+        if cur is not None and (cur.t0 + self.ttl <= w or t >= cur.t0 + self.window):
+            if not cur.emitted:  # a new window while the old one waits: both are kept
+                cur = None
+            else:  # expired (emitted long ago: ttl >= window) or superseded
+                self._windows.pop(cur.order)
+                self._members[cur.frame].discard(cur.order)
+                cur = None
+        if cur is None:
+            order = self._next_order
             self._next_order += 1
-            self._windows[new.order] = new
-            self._members[frame].add(new.order)
+            new = _Window(key, t, t, frame, row, order)
+            self._windows[order] = new
+            self._members[frame].add(order)
             self._key_window[key] = new
-            heapq.heappush(self._due, (_saturated(t, self.window - 1), new.order))
+            heapq.heappush(self._due, (min(t + self.window - 1, POS_INF), order))
             self._hold(new)
         elif cur.emitted:
-            dups.append(_Out(frame, row, t, w, seq))  # its window is already out
+            dups.append((frame, row, t, w, seq))  # its window is already out
         else:
-            dups.append(_Out(cur.frame, cur.row, cur.ts, w, seq))  # replaced
+            dups.append((cur.frame, cur.row, cur.ts, w, seq))  # replaced
             self._members[cur.frame].discard(cur.order)
             self._members[frame].add(cur.order)
             cur.frame, cur.row, cur.ts = frame, row, t
@@ -164,20 +160,24 @@ class KeepLastDedup(DedupBase):
             heapq.heappush(self._holds, (window.ts, window.order))
 
     def _advance(self, w: int, out: list[_Out]) -> None:
-        """The input watermark moves to ``w``: release the windows due (ascending due time,
-        then creation order), then move the output watermark as far as the held allow."""
+        """The input watermark moves up to ``w``: release the windows due (ascending due
+        time, then creation order), then move the output watermark as far as the held
+        records allow."""
         due = self._due
         while due and due[0][0] <= w:
-            _, order = heapq.heappop(due)
+            order = heapq.heappop(due)[1]
             window = self._windows[order]
             window.emitted = True
-            out.append(_Out(window.frame, window.row, window.ts, self._stamp, self._last_seq))
+            out.append((window.frame, window.row, window.ts, self._stamp, self._last_seq))
             if self._key_window.get(window.key) is window:
-                heapq.heappush(self._expiry, (_saturated(window.t0, self.ttl), order))
-            else:
-                self._drop(window)  # the key has a newer window: nothing refers to this one
-        self._in_wm = max(self._in_wm, w)
-        self._out_wm = max(self._out_wm, min(w, self._lowest_held() - 1))
+                heapq.heappush(self._expiry, (min(window.t0 + self.ttl, POS_INF), order))
+            else:  # the key has a newer window: nothing refers to this one any more
+                del self._windows[order]
+                self._members[window.frame].discard(order)
+        self._in_wm = w
+        lowest = self._lowest_held() if self._holds else POS_INF + 1
+        if min(w, lowest - 1) > self._out_wm:
+            self._out_wm = min(w, lowest - 1)
 
     def _lowest_held(self) -> int:
         """The smallest event time among held records that hold the watermark (or +inf)."""
@@ -194,18 +194,11 @@ class KeepLastDedup(DedupBase):
         """Free the state of emitted windows whose TTL has passed (``W >= t0 + ttl``)."""
         expiry = self._expiry
         while expiry and expiry[0][0] <= self._in_wm:
-            _, order = heapq.heappop(expiry)
+            order = heapq.heappop(expiry)[1]
             window = self._windows.get(order)
             if window is not None and self._key_window.get(window.key) is window:
-                del self._key_window[window.key]
-                self._drop(window)
-
-    def _drop(self, window: _Window) -> None:
-        """Forget a window (emitted; or expired) and its record."""
-        self._windows.pop(window.order, None)
-        self._members[window.frame].discard(window.order)
-        if self._key_window.get(window.key) is window:
-            del self._key_window[window.key]
+                del self._key_window[window.key], self._windows[order]
+                self._members[window.frame].discard(order)
 
     # -- held records -------------------------------------------------------------------
     def _add_frame(self, data: pl.DataFrame) -> int:
@@ -258,18 +251,17 @@ class KeepLastDedup(DedupBase):
         """The records of ``rows``, in that order, as a batch."""
         if not rows:
             return Batch.empty(wm_end, schema=self._empty.schema)
-        frames = [r.frame for r in rows]
+        frame, row, ts, wm, seq = (list(column) for column in zip(*rows, strict=True))
         parts, positions = [], []
-        for number in dict.fromkeys(frames):
-            picked = [j for j, f in enumerate(frames) if f == number]
-            parts.append(self._frames[number][[rows[j].row for j in picked]])
+        for number in dict.fromkeys(frame):
+            picked = [j for j, f in enumerate(frame) if f == number]
+            parts.append(self._frames[number][[row[j] for j in picked]])
             positions.extend(picked)
         data = parts[0] if len(parts) == 1 else pl.concat(parts, how="diagonal_relaxed")
         if positions != sorted(positions):
             data = data[np.argsort(np.array(positions), kind="stable")]
-        return Batch(data=data, ts=np.array([r.ts for r in rows], dtype=np.int64),
-                     wm=np.array([r.wm for r in rows], dtype=np.int64),
-                     seq=np.array([r.seq for r in rows], dtype=np.int64), wm_end=wm_end)
+        return Batch(data=data, ts=np.array(ts, dtype=np.int64), wm=np.array(wm, dtype=np.int64),
+                     seq=np.array(seq, dtype=np.int64), wm_end=wm_end)
 
     # -- checkpoints --------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -325,11 +317,11 @@ class KeepLastDedup(DedupBase):
             if current:
                 self._key_window[window.key] = window
             if not emitted:
-                self._due.append((_saturated(t0, self.window - 1), order))
+                self._due.append((min(t0 + self.window - 1, POS_INF), order))
                 if holds:
                     self._holds.append((ts, order))
             elif current:
-                self._expiry.append((_saturated(t0, self.ttl), order))
+                self._expiry.append((min(t0 + self.ttl, POS_INF), order))
         for heap in (self._due, self._holds, self._expiry):
             heapq.heapify(heap)
         self._next_order = int(state["next_order"])
