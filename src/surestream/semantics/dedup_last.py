@@ -265,12 +265,20 @@ class KeepLastDedup(DedupBase):
 
     # -- checkpoints --------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        """Plain data: the held records as frames (one per schema seen, only the rows in
-        use), and per window, in creation order, numpy arrays of where its record is, t0,
-        the record's event time and flags. No object is shared between two places."""
+        """Plain data: the held records as frames (each keeps its batch's exact dtypes; only
+        the rows windows point at), and per window, in creation order, numpy arrays of where
+        its record is, t0, the record's event time and flags. No object is shared between
+        two places; the same state always gives the same snapshot."""
         windows = sorted(self._windows.values(), key=lambda w: w.order)
-        numbers = sorted(self._frames)
-        index = {n: i for i, n in enumerate(numbers)}
+        rows_of: dict[int, list[int]] = {}
+        for w in windows:
+            rows_of.setdefault(w.frame, []).append(w.row)
+        numbers = sorted(rows_of)
+        frames, where = [], {}
+        for i, number in enumerate(numbers):
+            rows = sorted(set(rows_of[number]))
+            frames.append(self._frames[number][rows])
+            where.update({(number, r): (i, j) for j, r in enumerate(rows)})
 
         def ints(values: list[int]) -> np.ndarray:
             return np.array(values, dtype=np.int64)
@@ -280,9 +288,9 @@ class KeepLastDedup(DedupBase):
 
         return {
             "format": _SNAPSHOT_FORMAT,
-            "frames": [self._frames[n] for n in numbers],
-            "frame": ints([index[w.frame] for w in windows]),
-            "row": ints([w.row for w in windows]),
+            "frames": frames,
+            "frame": ints([where[w.frame, w.row][0] for w in windows]),
+            "row": ints([where[w.frame, w.row][1] for w in windows]),
             "order": ints([w.order for w in windows]),
             "t0": ints([w.t0 for w in windows]),
             "ts": ints([w.ts for w in windows]),
