@@ -42,6 +42,7 @@ from surestream.model.spec import (
     StreamSpec,
 )
 from surestream.model.steps import (
+    MAX_WINDOWS_PER_RECORD,
     BroadcastEnrichStep,
     FilterStep,
     KeyedDedupStep,
@@ -96,11 +97,12 @@ class Stream:
 
     def watermark(self, timestamp_column: str, *, max_out_of_orderness_ms: int = 0,
                   idle_source_timeout_ms: int | None = None, name: str = "watermark",
-                  timestamp_unit: str = "auto") -> Stream:
+                  timestamp_unit: str = "auto", **valid_range: int | str) -> Stream:
+        """``valid_range``: ``min_timestamp`` / ``max_timestamp`` (default 1900 to 2500)."""
         return self._add(WatermarkStep(
             name=name, timestamp_column=timestamp_column, timestamp_unit=timestamp_unit,
             max_out_of_orderness_ms=max_out_of_orderness_ms,
-            idle_source_timeout_ms=idle_source_timeout_ms))
+            idle_source_timeout_ms=idle_source_timeout_ms, **valid_range))
 
     def late_data(self, output_tag: str = "late", *, strategy: str = "quarantine",
                   name: str = "late_data") -> Stream:
@@ -108,22 +110,23 @@ class Stream:
 
     def dedup(self, key_fields: list[str], *, time_window_ms: int,
               state_ttl_ms: int | None = None, strategy: str = "first", name: str = "dedup",
-              duplicates_output_tag: str | None = None) -> Stream:
+              duplicates_output_tag: str | None = None, on_null_key: str = "error") -> Stream:
         return self._add(KeyedDedupStep(
             name=name, key_fields=key_fields, time_window_ms=time_window_ms,
             state_ttl_ms=state_ttl_ms, strategy=strategy,
-            duplicates_output_tag=duplicates_output_tag))
+            duplicates_output_tag=duplicates_output_tag, on_null_key=on_null_key))
 
     def window(self, name: str, *, aggregations: dict[str, Any] | str,
                key_fields: list[str] | None = None, kind: str = "tumbling",
                size_ms: int | None = None, slide_ms: int | None = None,
                gap_ms: int | None = None, offset_ms: int = 0, allowed_lateness_ms: int = 0,
-               late_output_tag: str = "late_window") -> Stream:
+               late_output_tag: str = "late_window",
+               max_windows_per_record: int = MAX_WINDOWS_PER_RECORD) -> Stream:
         return self._add(WindowStep(
             name=name, key_fields=key_fields or [], kind=kind, size_ms=size_ms,
             slide_ms=slide_ms, gap_ms=gap_ms, offset_ms=offset_ms,
             allowed_lateness_ms=allowed_lateness_ms, late_output_tag=late_output_tag,
-            aggregations=aggregations))
+            aggregations=aggregations, max_windows_per_record=max_windows_per_record))
 
     def route(self, field: str, routes: dict[str, str], *, default: str | None = None,
               name: str = "route") -> Stream:

@@ -172,7 +172,7 @@ def test_router_truncates_a_huge_raw_value_at_10000_chars(router: Job) -> None:
 
 def test_router_removes_the_duplicate(router: Job) -> None:
     assert router.result.counters["duplicates"] == 1
-    assert router.result.operator_counters["dedup_trades"] == {"duplicates": 1}
+    assert router.result.operator_counters["dedup_trades"] == {"duplicates": 1, "errors": 0}
     assert ids(router.dataset("processed_trades_filled")).count("r-fill") == 1
 
 

@@ -6,6 +6,8 @@ is the watermark *before* each record), so every TTL boundary is under the test'
 
 from __future__ import annotations
 
+import io
+import json
 import pickle
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -25,10 +27,10 @@ from surestream.io import ChunkedState
 from surestream.model.batch import NEG_INF, POS_INF, Batch
 from surestream.model.steps import KeyedDedupStep
 from surestream.runners.local.checkpoint_store import CheckpointStore
-from surestream.semantics import dedup
+from surestream.semantics import dedup_first as dedup
 from surestream.semantics.dedup import KeepFirstDedup, KeepLastDedup, build_dedup_operator
 from surestream.semantics.key_index import polars_hash
-from surestream.semantics.operator import MAIN
+from surestream.semantics.operator import ERRORS, MAIN
 
 
 def three_hashes(keys: pl.DataFrame) -> np.ndarray:
@@ -37,9 +39,11 @@ def three_hashes(keys: pl.DataFrame) -> np.ndarray:
 
 
 def step(window: int = 10, ttl: int | None = None, fields: Sequence[str] = ("k",),
-         strategy: str = "first", tag: str | None = None) -> KeyedDedupStep:
+         strategy: str = "first", tag: str | None = None, on_null_key: str = "error",
+         ) -> KeyedDedupStep:
+    null_policy = {} if on_null_key == "error" else {"on_null_key": on_null_key}
     return KeyedDedupStep(key_fields=list(fields), time_window_ms=window, state_ttl_ms=ttl,
-                          strategy=strategy, duplicates_output_tag=tag)
+                          strategy=strategy, duplicates_output_tag=tag, **null_policy)
 
 
 def batch(rows: list[dict], ts: list[int], wm: list[int] | None = None,
@@ -103,8 +107,8 @@ def test_multi_field_keys():
     assert ids(out[MAIN]) == [0, 1, 2]
 
 
-def test_null_keys_are_one_key():
-    op = KeepFirstDedup(step(fields=("a", "b")), "p")
+def test_with_on_null_key_group_null_keys_are_one_key():
+    op = KeepFirstDedup(step(fields=("a", "b"), on_null_key="group"), "p")
     rows = [{"a": None, "b": "x", "id": 0}, {"a": None, "b": None, "id": 1},
             {"a": None, "b": "x", "id": 2}, {"a": None, "b": None, "id": 3},
             {"a": 1, "b": None, "id": 4}]
@@ -112,12 +116,101 @@ def test_null_keys_are_one_key():
     assert ids(out[MAIN]) == [0, 1, 4]
 
 
-def test_a_missing_key_column_is_the_null_key():
-    op = KeepFirstDedup(step(fields=("k",)), "p")
+def test_with_on_null_key_group_a_missing_key_column_is_the_null_key():
+    op = KeepFirstDedup(step(fields=("k",), on_null_key="group"), "p")
     first = op.process(batch([{"id": 0}, {"id": 1}], [0, 1]))  # no "k" column at all
     assert ids(first[MAIN]) == [0]
     later = op.process(batch([{"k": None, "id": 2}, {"k": "x", "id": 3}], [2, 3]))
     assert ids(later[MAIN]) == [3]  # null key: a duplicate of id 0
+
+
+NULL_KEY_ROWS = [{"trade_id": None, "id": 0}, {"trade_id": "t1", "id": 1},
+                 {"trade_id": None, "id": 2}, {"id": 3}, {"trade_id": "t1", "id": 4},
+                 {"trade_id": None, "id": 5}]
+
+
+def run_both(fields: Sequence[str], rows: list[dict], on_null_key: str = "error"
+             ) -> dict[str, dict[str, list]]:
+    """Both strategies over ``rows`` (ts = position, W = -inf, then end of input):
+    per strategy the ids in the main output and the errors output."""
+    got = {}
+    for strategy in ("first", "last"):
+        op = build_dedup_operator(step(fields=fields, strategy=strategy,
+                                       on_null_key=on_null_key), "p")
+        # a key column present in no row of a batch is missing from the batch altogether
+        data = pl.DataFrame(rows, infer_schema_length=None)
+        first = op.process(Batch(data=data, ts=np.arange(len(rows), dtype=np.int64),
+                                 wm=np.full(len(rows), NEG_INF, dtype=np.int64),
+                                 seq=np.arange(len(rows), dtype=np.int64), wm_end=NEG_INF))
+        end = op.process(batch([], [], wm_end=POS_INF))
+        errors = first.get(ERRORS)
+        got[strategy] = {
+            "main": sorted(ids(first[MAIN]) + ids(end[MAIN])),
+            "errors": [] if errors is None else [json.loads(r)["id"] for r in
+                                                 errors.data.get_column("raw").to_list()],
+            "messages": [] if errors is None else errors.data.get_column(
+                "error_message").to_list(),
+            "types": [] if errors is None else errors.data.get_column("error_type").to_list(),
+            "counters": dict(op.counters),
+        }
+    return got
+
+
+def test_null_and_missing_keys_go_to_errors_by_default_and_are_no_duplicates():
+    got = run_both(["trade_id"], NULL_KEY_ROWS)
+    for strategy, result in got.items():
+        # before: the four records without a trade_id were one key (one kept, three dups)
+        assert result["errors"] == [0, 2, 3, 5], strategy
+        assert result["main"] == ([1] if strategy == "first" else [4]), strategy
+        assert result["counters"] == {"duplicates": 1, "errors": 4}, strategy
+        assert set(result["types"]) == {"null_key"}
+        for message in result["messages"]:
+            assert "keyed_dedup step 'dedup'" in message and "'trade_id'" in message
+            assert "null or missing" in message and "on_null_key" in message
+
+
+def test_a_key_column_missing_from_a_whole_batch_is_a_null_key():
+    got = run_both(["trade_id"], [{"id": 0}, {"id": 1}])
+    for result in got.values():
+        assert result["errors"] == [0, 1] and result["main"] == []
+
+
+def test_a_key_of_several_fields_is_unusable_when_any_field_is_null():
+    rows = [{"a": 1, "b": None, "id": 0}, {"a": None, "b": "x", "id": 1},
+            {"a": None, "b": None, "id": 2}, {"a": 1, "b": "x", "id": 3},
+            {"a": 1, "b": None, "id": 4}]
+    got = run_both(["a", "b"], rows)
+    for strategy, result in got.items():
+        assert result["errors"] == [0, 1, 2, 4] and result["main"] == [3], strategy
+        messages = result["messages"]
+        assert "key field 'b' is null" in messages[0]
+        assert "key field 'a' is null" in messages[1]
+        assert "key fields 'a', 'b' are null" in messages[2]
+
+
+def test_on_null_key_keep_passes_such_records_through_undeduplicated():
+    got = run_both(["trade_id"], NULL_KEY_ROWS, on_null_key="keep")
+    assert got["first"]["main"] == [0, 1, 2, 3, 5]
+    assert got["last"]["main"] == [0, 2, 3, 4, 5]
+    for result in got.values():
+        assert result["errors"] == [] and result["counters"] == {"duplicates": 1, "errors": 0}
+
+
+def test_keep_last_passes_null_key_records_through_at_their_position():
+    op = KeepLastDedup(step(window=10, strategy="last", on_null_key="keep"), "p")
+    out = op.process(batch([{"k": "a", "id": 0}, {"k": None, "id": 1}, {"k": "b", "id": 2}],
+                           [100, 101, 120], wm=[NEG_INF, 99, 110], wm_end=119))
+    # a's window is due at 109: released before record 2 (W 110), after the null-key record
+    assert ids(out[MAIN]) == [1, 0]
+    assert out[MAIN].seq.tolist() == [1, 1]  # released after the input record with seq 1
+    assert out[MAIN].wm.tolist() == sorted(out[MAIN].wm.tolist())
+
+
+def test_on_null_key_group_keeps_the_old_behaviour_for_both_strategies():
+    got = run_both(["trade_id"], NULL_KEY_ROWS, on_null_key="group")
+    assert got["first"]["main"] == [0, 1] and got["last"]["main"] == [4, 5]
+    for result in got.values():
+        assert result["errors"] == [] and result["counters"]["duplicates"] == 4
 
 
 def test_duplicates_go_to_the_audit_tag_and_are_counted():
@@ -180,7 +273,7 @@ def test_snapshot_is_picklable_and_restores_state_and_counters():
     state = pickle.loads(pickle.dumps(op.snapshot()))
     fresh = KeepFirstDedup(step(window=10, ttl=20), "p")
     fresh.restore(state)
-    assert fresh.counters == {"duplicates": 1}
+    assert fresh.counters == {"duplicates": 1, "errors": 0}
     out = fresh.process(batch([{"k": "a", "id": 3}, {"k": "b", "id": 4}, {"k": "c", "id": 5}],
                               [109, 116, 0], wm=[119, 125, 125]))
     # a: t0 100, W 119 < 120 -> duplicate; b: t0 105 expired at W 125 -> kept; c new
@@ -213,7 +306,7 @@ def test_snapshot_chunks_hold_complete_slot_ranges_named_by_the_index_epoch():
         assert head["n_slots"] == 10 and head["epoch"] == epoch
         assert head["tail"].rows() == [("k8",), ("k9",)] and head["t0"].tolist() == list(range(10))
         assert np.unpackbits(head["live"], count=10).all()
-        assert head["counters"] == {"duplicates": 0}
+        assert head["counters"] == {"duplicates": 0, "errors": 0}
         # more keys, expiry: complete chunks keep their names and contents
         # (k0 opens a new window at 20; k1..k3 expire at W 103)
         op.process(keyed(["k0", "x", "y"], [20, 21, 22], wm=[6, 6, 6], wm_end=103))
@@ -244,7 +337,7 @@ def test_restore_accepts_the_snapshot_format_before_chunks():
     state = pickle.loads(pickle.dumps(old_format_snapshot(op)))
     fresh = KeepFirstDedup(step(window=10, ttl=20), "p")
     fresh.restore(state)
-    assert fresh.counters == {"duplicates": 1} and len(fresh.index) == 2
+    assert fresh.counters == {"duplicates": 1, "errors": 0} and len(fresh.index) == 2
     out = fresh.process(keyed(["a", "b", "c"], [109, 116, 95], wm=[119, 125, 125]))
     assert ids(out[MAIN]) == [1, 2]  # a: duplicate; b: expired at W 125; c: new
 
@@ -288,6 +381,93 @@ def test_keep_last_emits_the_last_record_when_the_watermark_passes_the_window():
     assert ids(out[MAIN]) == [2]
 
 
+def test_keep_last_releases_with_the_watermark_before_the_advance_not_after():
+    """Released records must look on time to a following late step: their ``wm`` is below
+    their event time, never the watermark that released them (nor +infinity at the end)."""
+    op = KeepLastDedup(step(window=10, ttl=100, strategy="last"), "p")
+    out = op.process(batch([{"k": "a", "id": 0}, {"k": "a", "id": 1}, {"k": "b", "id": 2},
+                            {"k": "c", "id": 3}], [100, 105, 110, 200],
+                           wm=[NEG_INF, 99, 104, 109], wm_end=199))
+    # a ([100, 110), due 109) is released before record 3, b (due 119) at the batch end
+    assert ids(out[MAIN]) == [1, 2]
+    assert all(out[MAIN].wm < out[MAIN].ts)
+    assert out[MAIN].seq.tolist() == [2, 3]  # after the input records with seq 2 and 3
+    end = op.process(batch([], [], wm_end=POS_INF))
+    assert ids(end[MAIN]) == [3] and end[MAIN].wm.tolist()[0] < 200
+    assert end[MAIN].wm_end == POS_INF
+
+
+def test_keep_last_holds_the_output_watermark_below_every_held_record():
+    op = KeepLastDedup(step(window=100, strategy="last"), "p")
+    # a is held (ts 10), b arrives far later: the input watermark jumps to 499
+    out = op.process(batch([{"k": "a", "id": 0}, {"k": "b", "id": 1}], [10, 500],
+                           wm=[NEG_INF, 5], wm_end=499))
+    assert ids(out[MAIN]) == [0]  # a's window was due at 109
+    assert out[MAIN].wm.tolist() == [5]  # W before the advance (after record 0)
+    assert out[MAIN].wm_end == 499  # nothing held below 499 any more (b is at 500)
+    out = op.process(batch([{"k": "b", "id": 2}, {"k": "c", "id": 3}], [450, 700],
+                           wm=[499, 499], wm_end=599))
+    # b's record is now the one at 450, below W = 499: it is late here, as it was at input
+    assert ids(out[MAIN]) == [2] and out[MAIN].wm.tolist() == [499]
+    assert out[MAIN].wm_end == 599
+
+
+def test_keep_last_at_an_earlier_event_time_than_t0_holds_the_watermark_too():
+    op = KeepLastDedup(step(window=100, strategy="last"), "p")
+    out = op.process(batch([{"k": "a", "id": 0}, {"k": "a", "id": 1}, {"k": "z", "id": 2}],
+                           [60, 20, 300], wm=[10, 15, 15], wm_end=299))
+    # the last record of a's window [60, 160) is at 20: the output watermark stays below it
+    assert ids(out[MAIN]) == [1] and out[MAIN].wm.tolist()[0] < 20
+
+
+def plain_copy(value: Any, path: str = "state", seen: set[int] | None = None) -> Any:
+    """A deep copy through the types a safe checkpoint format stores (dicts with str keys,
+    lists, ints, floats, strings, None, numpy arrays, polars frames/series), failing on any
+    other type or on an object reached twice (shared identity does not survive)."""
+    seen = set() if seen is None else seen
+    if isinstance(value, list | dict | np.ndarray | pl.DataFrame | pl.Series):
+        assert id(value) not in seen, f"{path}: shared object"
+        seen.add(id(value))
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list):
+        return [plain_copy(v, f"{path}[{i}]", seen) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        assert all(isinstance(k, str) for k in value), f"{path}: non-string keys"
+        return {k: plain_copy(v, f"{path}[{k!r}]", seen) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        assert value.dtype.kind in "biuf", f"{path}: numpy {value.dtype}"
+        return np.frombuffer(value.tobytes(), dtype=value.dtype).reshape(value.shape).copy()
+    if isinstance(value, pl.DataFrame | pl.Series):
+        frame = value.to_frame() if isinstance(value, pl.Series) else value
+        sink = io.BytesIO()
+        frame.write_ipc(sink)
+        back = pl.read_ipc(io.BytesIO(sink.getvalue()))
+        return back.to_series() if isinstance(value, pl.Series) else back
+    raise AssertionError(f"{path}: {type(value).__name__} is not plain data")
+
+
+def test_keep_last_snapshot_is_plain_data_without_shared_objects():
+    op = KeepLastDedup(step(window=10, ttl=50, strategy="last", fields=("k", "n")), "p")
+    op.process(batch([{"k": "a", "n": 1, "v": 1.5, "id": 0}, {"k": "a", "n": 1, "v": 2.5, "id": 1},
+                      {"k": "b", "n": None, "v": None, "id": 2}], [100, 101, 102],
+                     wm=[NEG_INF, 90, 95], wm_end=112))  # a's window out, b an error
+    op.process(batch([{"k": "a", "n": 1, "v": 3.0, "id": 3}, {"k": "c", "n": 2, "v": 0.5,
+                                                            "id": 4}], [111, 113], wm=[112, 112]))
+    fresh = KeepLastDedup(step(window=10, ttl=50, strategy="last", fields=("k", "n")), "p")
+    fresh.restore(plain_copy(op.snapshot()))
+    assert fresh.counters == op.counters == {"duplicates": 1, "errors": 1}
+    tail = batch([{"k": "a", "n": 1, "v": 4.0, "id": 5}, {"k": "c", "n": 2, "v": 9.0, "id": 6}],
+                 [112, 114], wm=[115, 115], wm_end=POS_INF, seq0=5)
+    got, expected = fresh.process(tail), op.process(tail)
+    # a's window [100, 110) was out; 111 opened [111, 121): 112 replaces 111 in it, and
+    # 114 replaces 113 in c's window; both come out at the end
+    assert ids(got[MAIN]) == ids(expected[MAIN]) == [5, 6]
+    assert fresh.counters == op.counters == {"duplicates": 3, "errors": 1}
+    assert got[MAIN].data.equals(expected[MAIN].data)
+    assert got[MAIN].wm.tolist() == expected[MAIN].wm.tolist()
+
+
 def test_build_picks_the_strategy():
     assert isinstance(build_dedup_operator(step(), "p"), KeepFirstDedup)
     assert isinstance(build_dedup_operator(step(strategy="last"), "p"), KeepLastDedup)
@@ -297,18 +477,26 @@ def test_build_picks_the_strategy():
 Record = tuple[tuple, int, int]  # (key, ts, wm before it)
 
 
-def reference_first(records: Sequence[Record], window: int, ttl: int) -> list[bool]:
+def reference_first(records: Sequence[Record], window: int, ttl: int,
+                    on_null_key: str = "group") -> tuple[list[bool], list[bool]]:
     """SEMANTICS §4 record by record: kept iff no state, the state expired (t0 + ttl <= W)
-    or ts >= t0 + window; a kept record's ts becomes t0."""
+    or ts >= t0 + window; a kept record's ts becomes t0. A key with a null field is an
+    error (``error``), passes untouched (``keep``), or is a key like any other (``group``).
+    Returns (kept, sent to errors) per record."""
     state: dict[tuple, int] = {}
-    keep = []
+    keep, errors = [], []
     for key, ts, wm in records:
+        null = None in key and on_null_key != "group"
+        errors.append(null and on_null_key == "error")
+        if null:
+            keep.append(on_null_key == "keep")
+            continue
         t0 = state.get(key)
         kept = t0 is None or t0 + ttl <= wm or ts >= t0 + window
         if kept:
             state[key] = ts
         keep.append(kept)
-    return keep
+    return keep, errors
 
 
 def batch_bounds(n: int, cuts: Sequence[int], start: int = 0) -> list[tuple[int, int]]:
@@ -317,8 +505,9 @@ def batch_bounds(n: int, cuts: Sequence[int], start: int = 0) -> list[tuple[int,
 
 
 def feed(op: KeepFirstDedup, records: Sequence[Record], lo: int, hi: int,
-         kept: np.ndarray) -> None:
-    """Records ``lo .. hi-1`` as one batch (keys in fields a, b); marks the kept rows."""
+         kept: np.ndarray, errors: np.ndarray | None = None) -> None:
+    """Records ``lo .. hi-1`` as one batch (keys in fields a, b); marks the kept rows, and
+    the rows sent to errors."""
     part = records[lo:hi]
     wm_end = records[hi][2] if hi < len(records) else POS_INF
     rows = [{"a": k[0], "b": k[1], "i": lo + j} for j, (k, _, _) in enumerate(part)]
@@ -329,25 +518,31 @@ def feed(op: KeepFirstDedup, records: Sequence[Record], lo: int, hi: int,
                            seq=np.arange(lo, hi, dtype=np.int64), wm_end=wm_end))
     if len(out[MAIN]):
         kept[out[MAIN].data.get_column("i").to_numpy()] = True
+    if errors is not None and ERRORS in out:
+        errors[out[ERRORS].seq] = True
 
 
 def run_first(records: Sequence[Record], cuts: Sequence[int], window: int, ttl: int,
               hash_fn: Callable | None = None, restore_at: int | None = None,
-              ) -> tuple[list[bool], int]:
+              on_null_key: str = "group") -> tuple[list[bool], int, list[bool]]:
     """The operator over the records cut at ``cuts``; optionally snapshot after batch
-    ``restore_at`` and go on with a fresh operator. Returns keep flags and duplicates."""
+    ``restore_at`` and go on with a fresh operator. Returns keep flags, duplicates and
+    error flags."""
     def make() -> KeepFirstDedup:
-        return KeepFirstDedup(step(window, ttl, fields=("a", "b")), "p", hash_fn=hash_fn)
+        return KeepFirstDedup(step(window, ttl, fields=("a", "b"), on_null_key=on_null_key),
+                              "p", hash_fn=hash_fn)
 
     op = make()
     kept = np.zeros(len(records), dtype=bool)
+    errors = np.zeros(len(records), dtype=bool)
     for b, (lo, hi) in enumerate(batch_bounds(len(records), cuts)):
-        feed(op, records, lo, hi, kept)
+        feed(op, records, lo, hi, kept, errors)
         if b == restore_at:
             state = pickle.loads(pickle.dumps(op.snapshot()))
             op = make()
             op.restore(state)
-    return kept.tolist(), op.counters["duplicates"]
+    assert op.counters["errors"] == errors.sum()
+    return kept.tolist(), op.counters["duplicates"], errors.tolist()
 
 
 @st.composite
@@ -369,16 +564,19 @@ def streams(draw: st.DrawFn) -> tuple[list[Record], list[int], int, int]:
 
 
 PROPS = settings(max_examples=200, deadline=None)
+NULL_KEY_POLICIES = st.sampled_from(["error", "keep", "group"])
 
 
 @PROPS
-@given(streams(), st.sampled_from([None, three_hashes]))
-def test_vectorized_first_equals_the_record_by_record_rule(stream, hash_fn):
+@given(streams(), st.sampled_from([None, three_hashes]), NULL_KEY_POLICIES)
+def test_vectorized_first_equals_the_record_by_record_rule(stream, hash_fn, on_null_key):
     records, cuts, window, ttl = stream
-    kept, dups = run_first(records, cuts, window, ttl, hash_fn)
-    expected = reference_first(records, window, ttl)
+    kept, dups, errors = run_first(records, cuts, window, ttl, hash_fn,
+                                   on_null_key=on_null_key)
+    expected, expected_errors = reference_first(records, window, ttl, on_null_key)
     assert kept == expected
-    assert dups == expected.count(False)
+    assert errors == expected_errors
+    assert dups == len(records) - sum(expected) - sum(expected_errors)
 
 
 @PROPS
@@ -386,7 +584,7 @@ def test_vectorized_first_equals_the_record_by_record_rule(stream, hash_fn):
 def test_never_two_records_of_one_key_kept_inside_one_window(stream):
     records, cuts, window, _ = stream
     ttl = 10**9  # no expiry: then windows alone decide
-    kept, _ = run_first(records, cuts, window, ttl)
+    kept, _, _ = run_first(records, cuts, window, ttl)
     last: dict[tuple, int] = {}
     for (key, ts, _), k in zip(records, kept, strict=True):
         if k:
@@ -397,19 +595,21 @@ def test_never_two_records_of_one_key_kept_inside_one_window(stream):
 
 
 @PROPS
-@given(streams(), st.lists(st.integers(0, 60), max_size=8))
-def test_results_do_not_depend_on_batch_cuts(stream, other_cuts):
+@given(streams(), st.lists(st.integers(0, 60), max_size=8), NULL_KEY_POLICIES)
+def test_results_do_not_depend_on_batch_cuts(stream, other_cuts, policy):
     records, cuts, window, ttl = stream
-    assert run_first(records, cuts, window, ttl) == run_first(records, other_cuts, window, ttl)
-    assert run_first(records, cuts, window, ttl) == run_first(records, [], window, ttl)
+    whole = run_first(records, [], window, ttl, on_null_key=policy)
+    assert run_first(records, cuts, window, ttl, on_null_key=policy) == whole
+    assert run_first(records, other_cuts, window, ttl, on_null_key=policy) == whole
 
 
 @PROPS
-@given(streams(), st.integers(0, 6), st.sampled_from([None, three_hashes]))
-def test_snapshot_and_restore_at_a_batch_boundary_changes_nothing(stream, at, hash_fn):
+@given(streams(), st.integers(0, 6), st.sampled_from([None, three_hashes]), NULL_KEY_POLICIES)
+def test_snapshot_and_restore_at_a_batch_boundary_changes_nothing(stream, at, hash_fn, policy):
     records, cuts, window, ttl = stream
-    whole = run_first(records, cuts, window, ttl, hash_fn)
-    assert run_first(records, cuts, window, ttl, hash_fn, restore_at=at) == whole
+    whole = run_first(records, cuts, window, ttl, hash_fn, on_null_key=policy)
+    assert run_first(records, cuts, window, ttl, hash_fn, restore_at=at,
+                     on_null_key=policy) == whole
 
 
 Crash = tuple[list[int], int, int]  # (batch cuts, crash after this many batches, lost cps)
@@ -424,7 +624,8 @@ def run_first_with_crashes(records: Sequence[Record], window: int, ttl: int,
     reads on from its position with other cuts. Returns the flags of the kept rows as the
     sinks would have them (rows from the restored position on are produced again)."""
     def make() -> KeepFirstDedup:
-        return KeepFirstDedup(step(window, ttl, fields=("a", "b")), "p", hash_fn=hash_fn)
+        return KeepFirstDedup(step(window, ttl, fields=("a", "b"), on_null_key="group"), "p",
+                              hash_fn=hash_fn)
 
     kept = np.zeros(len(records), dtype=bool)
     op, pos = make(), 0
@@ -478,9 +679,145 @@ def test_checkpoints_through_the_store_and_crashes_change_nothing(stream, runs, 
     operators, with other batch cuts after each restart: the same records kept as record
     by record."""
     records, window, ttl = stream
-    expected = reference_first(records, window, ttl)
+    expected, _ = reference_first(records, window, ttl)
     with small_chunks(chunk=1, compact_min=0), tempfile.TemporaryDirectory() as d:
         kept, dups = run_first_with_crashes(records, window, ttl, runs, last_cuts, Path(d),
                                             hash_fn)
     assert kept == expected
     assert dups == expected.count(False)
+
+
+# -- keep last: properties ---------------------------------------------------------------
+Released = tuple[int, int, int, int]  # (input index, ts, wm, seq) of an output record
+
+
+def reference_last(records: Sequence[Record], window: int, ttl: int, on_null_key: str
+                   ) -> tuple[list[tuple[int, int]], int, list[int]]:
+    """SEMANTICS §4 for ``last``, record by record: returns the output records as (input
+    index, seq of the input record after which they come out), the duplicates count and
+    the indices sent to errors. A window is released once W >= t0 + window - 1, in order
+    of that time, then of creation."""
+    current: dict[tuple, dict] = {}
+    pending: list[dict] = []
+    out: list[tuple[int, int]] = []
+    errors: list[int] = []
+    dups, last = 0, -1
+
+    def release(w: float) -> None:
+        due = sorted((x for x in pending if x["t0"] + window - 1 <= w),
+                     key=lambda x: (x["t0"] + window - 1, x["order"]))
+        for x in due:
+            pending.remove(x)
+            x["emitted"] = True
+            out.append((x["i"], last))
+
+    for idx, (key, ts, wm) in enumerate(records):
+        release(wm)
+        if None in key and on_null_key != "group":
+            if on_null_key == "keep":
+                out.append((idx, idx))
+            else:
+                errors.append(idx)
+        else:
+            cur = current.get(key)
+            if cur is not None and cur["t0"] + ttl <= wm:
+                cur = None
+            if cur is None or ts >= cur["t0"] + window:
+                new = {"t0": ts, "i": idx, "order": idx, "emitted": False}
+                current[key] = new
+                pending.append(new)
+            else:
+                dups += 1
+                if not cur["emitted"]:
+                    cur["i"] = idx
+        last = idx
+    release(float("inf"))
+    return out, dups, errors
+
+
+def run_last(records: Sequence[Record], cuts: Sequence[int], window: int, ttl: int,
+             on_null_key: str, restore_at: int | None = None
+             ) -> tuple[list[Released], int, list[int]]:
+    """Keep-last over the records cut at ``cuts`` (and at ``restore_at``, where it is
+    snapshotted, copied as plain data and restored into a fresh operator). Returns the
+    output records, the duplicates count and the error indices."""
+    def make() -> KeepLastDedup:
+        return KeepLastDedup(step(window, ttl, fields=("a", "b"), strategy="last",
+                                  on_null_key=on_null_key), "p")
+
+    op = make()
+    out: list[Released] = []
+    errors: list[int] = []
+    all_cuts = [*cuts, restore_at] if restore_at is not None else list(cuts)
+    for lo, hi in batch_bounds(len(records), all_cuts):
+        part = records[lo:hi]
+        rows = [{"a": k[0], "b": k[1], "i": lo + j} for j, (k, _, _) in enumerate(part)]
+        data = pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
+        result = op.process(Batch(
+            data=data, ts=np.array([r[1] for r in part], dtype=np.int64),
+            wm=np.array([r[2] for r in part], dtype=np.int64),
+            seq=np.arange(lo, hi, dtype=np.int64),
+            wm_end=records[hi][2] if hi < len(records) else POS_INF))
+        main = result[MAIN]
+        marks = main.wm.tolist()
+        assert marks == sorted(marks), "wm decreases inside a batch"
+        assert main.wm_end <= (records[hi][2] if hi < len(records) else POS_INF)
+        if len(main):
+            out.extend(zip(main.data.get_column("i").to_list(), main.ts.tolist(),
+                           main.wm.tolist(), main.seq.tolist(), strict=True))
+        if ERRORS in result:
+            errors.extend(result[ERRORS].seq.tolist())
+        if hi == restore_at:
+            state = plain_copy(op.snapshot())
+            op = make()
+            op.restore(state)
+    assert op.counters["errors"] == len(errors)
+    return out, op.counters["duplicates"], errors
+
+
+@PROPS
+@given(streams(), NULL_KEY_POLICIES)
+def test_keep_last_equals_the_record_by_record_rule(stream, on_null_key):
+    records, cuts, window, ttl = stream
+    out, dups, errors = run_last(records, cuts, window, ttl, on_null_key)
+    expected, expected_dups, expected_errors = reference_last(records, window, ttl,
+                                                              on_null_key)
+    assert [(i, seq) for i, _, _, seq in out] == expected
+    assert (dups, errors) == (expected_dups, expected_errors)
+    # conservation: every record is output, a duplicate or an error, exactly once
+    assert len(out) + dups + len(errors) == len(records)
+
+
+@PROPS
+@given(streams(), NULL_KEY_POLICIES)
+def test_keep_last_output_is_on_time_when_its_input_was(stream, on_null_key):
+    """The output watermark (``wm`` of released records) stays below the event time of a
+    record that was on time when it came in, and never runs ahead of the input."""
+    records, cuts, window, ttl = stream
+    out, _, _ = run_last(records, cuts, window, ttl, on_null_key)
+    for i, ts, wm, seq in out:
+        _, in_ts, in_wm = records[i]
+        assert ts == in_ts
+        if in_ts > in_wm:
+            assert wm < ts, (i, ts, wm)
+        if seq >= 0:
+            assert wm <= records[seq][2]  # the input W before the record it comes after
+
+
+@PROPS
+@given(streams(), st.lists(st.integers(0, 60), max_size=8), NULL_KEY_POLICIES)
+def test_keep_last_does_not_depend_on_batch_cuts(stream, other_cuts, on_null_key):
+    records, cuts, window, ttl = stream
+    whole = run_last(records, [], window, ttl, on_null_key)
+    assert run_last(records, cuts, window, ttl, on_null_key) == whole
+    assert run_last(records, other_cuts, window, ttl, on_null_key) == whole
+    assert run_last(records, range(len(records) + 1), window, ttl, on_null_key) == whole
+
+
+@settings(max_examples=60, deadline=None)
+@given(streams(), NULL_KEY_POLICIES)
+def test_keep_last_restored_at_any_cut_equals_the_uncut_run(stream, on_null_key):
+    records, cuts, window, ttl = stream
+    whole = run_last(records, [], window, ttl, on_null_key)
+    for at in range(len(records) + 1):
+        assert run_last(records, cuts, window, ttl, on_null_key, restore_at=at) == whole, at

@@ -453,3 +453,45 @@ def test_snapshot_is_a_copy():
     for b in batches[1:]:
         op.process(b)
     assert pickle.dumps(state) == frozen
+
+
+# -- resource limits (issue 7, item 12) ---------------------------------------------------------
+def test_a_sliding_window_with_too_many_windows_per_record_is_refused_at_validation():
+    """1 day sliding by 1 ms validated, then died of MemoryError on three records."""
+    from pydantic import ValidationError
+
+    from surestream.model.spec import PipelineSpec
+
+    doc = {"pipeline": "p", "source": {"type": "memory", "records": []},
+           "steps": [{"type": "watermark", "timestamp_column": "ts"},
+                     {"type": "window", "name": "w", "kind": "sliding", "size_ms": 86_400_000,
+                      "slide_ms": 1, "aggregations": "n:count"}],
+           "outputs": {"main": {"type": "memory"}, "late_window": {"type": "memory"}}}
+    with pytest.raises(ValidationError) as info:
+        PipelineSpec.model_validate(doc)
+    message = str(info.value)
+    assert "size_ms 86400000 / slide_ms 1 = 86,400,000 windows per record, above the limit " \
+           "of 1,000 (max_windows_per_record)" in message
+    assert "steps.1" in message  # where in the spec
+
+
+def test_the_windows_per_record_limit_is_configurable():
+    with pytest.raises(ValueError, match="= 1,001 windows per record, above the limit of 1,000"):
+        WindowStep(kind="sliding", size_ms=1_001, slide_ms=1, aggregations="n:count")
+    with pytest.raises(ValueError, match="= 3 windows per record, above the limit of 2 "):
+        WindowStep(kind="sliding", size_ms=5, slide_ms=2, aggregations="n:count",
+                   max_windows_per_record=2)
+    step = WindowStep(kind="sliding", size_ms=86_400_000, slide_ms=1_000, aggregations="n:count",
+                      max_windows_per_record=86_400)
+    assert step.max_windows_per_record == 86_400
+
+
+def test_a_sliding_window_at_the_limit_runs():
+    from surestream.model.steps import WatermarkStep
+    from surestream.testing import run_steps
+
+    steps = [WatermarkStep(timestamp_column="ts"),
+             WindowStep(name="w", kind="sliding", size_ms=1_000, slide_ms=1,
+                        aggregations="n:count")]
+    out = run_steps([{"ts": 5_000}, {"ts": 5_000}, {"ts": 7_000}], steps)
+    assert len(out["main"]) == 2_000 and sum(r["n"] for r in out["main"]) == 3_000

@@ -11,6 +11,7 @@ the JSON Schema (``surestream schema``). A new key needs one; then regenerate do
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -27,12 +28,27 @@ from surestream.model.aggregations import (
     AggregationSpec,
     parse_aggregations,
 )
+from surestream.model.time_range import (
+    DEFAULT_MAX_TIMESTAMP,
+    DEFAULT_MIN_TIMESTAMP,
+    MAX_DURATION_MS,
+    format_epoch_ms,
+    to_epoch_ms,
+)
 
-# strict: a YAML ``true`` (or "5") is a mistake, not a number of milliseconds
-PositiveMs = Annotated[int, Field(gt=0, strict=True,
+# strict: a YAML ``true`` (or "5") is a mistake, not a number of milliseconds. Durations are
+# capped (time_range.MAX_DURATION_MS, ~31,700 years) so that no sum of event time and
+# durations can overflow an int64.
+PositiveMs = Annotated[int, Field(gt=0, le=MAX_DURATION_MS, strict=True,
                                   description="a duration in milliseconds, > 0")]
-NonNegativeMs = Annotated[int, Field(ge=0, strict=True,
+NonNegativeMs = Annotated[int, Field(ge=0, le=MAX_DURATION_MS, strict=True,
                                      description="a duration in milliseconds, >= 0")]
+OffsetMs = Annotated[int, Field(ge=-MAX_DURATION_MS, le=MAX_DURATION_MS, strict=True,
+                                description="an offset in milliseconds")]
+#: An event time given in a spec: epoch milliseconds, or ISO-8601 with a zone.
+TimestampBound = int | str
+#: Default of ``WindowStep.max_windows_per_record`` (a sliding window's size / slide).
+MAX_WINDOWS_PER_RECORD = 1_000
 Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
 Tag = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
 StepName = Annotated[Name, Field(description=(
@@ -85,6 +101,43 @@ class WatermarkStep(StepModel):
                           "in a replay of files")
     strategy: Literal["bounded_out_of_orderness"] = Field(
         "bounded_out_of_orderness", description="the watermark generator (the only one)")
+    min_timestamp: TimestampBound = Field(
+        DEFAULT_MIN_TIMESTAMP,
+        description="the earliest valid event time, included (epoch ms or ISO-8601 with a "
+                    "zone); an earlier record goes to `errors` (`timestamp_out_of_range`)")
+    max_timestamp: TimestampBound = Field(
+        DEFAULT_MAX_TIMESTAMP,
+        description="the latest valid event time, included; a later record goes to "
+                    "`errors` (a timestamp of int64 max or a year-9999 placeholder would "
+                    "otherwise end event time for every later record)")
+
+    @field_validator("min_timestamp", "max_timestamp", mode="before")
+    @classmethod
+    def _datetime_as_text(cls, value: Any) -> Any:
+        """YAML reads an unquoted ``2500-12-31T23:59:59Z`` as a datetime: keep it as text."""
+        return value.isoformat() if isinstance(value, dt.datetime) else value
+
+    @field_validator("min_timestamp", "max_timestamp")
+    @classmethod
+    def _readable_bound(cls, value: TimestampBound) -> TimestampBound:
+        ms = to_epoch_ms(value)
+        if abs(ms) > MAX_DURATION_MS:
+            raise ValueError(f"{value!r} is beyond +-{MAX_DURATION_MS} ms (about 31,700 years "
+                             "from 1970), the limit that keeps time arithmetic exact")
+        return value
+
+    @model_validator(mode="after")
+    def _check_range(self) -> WatermarkStep:
+        lo, hi = self.valid_range_ms
+        if lo > hi:
+            raise ValueError(f"min_timestamp {format_epoch_ms(lo)} is after max_timestamp "
+                             f"{format_epoch_ms(hi)}")
+        return self
+
+    @property
+    def valid_range_ms(self) -> tuple[int, int]:
+        """``(min_timestamp, max_timestamp)`` in epoch milliseconds, both included."""
+        return to_epoch_ms(self.min_timestamp), to_epoch_ms(self.max_timestamp)
 
 
 class LateMetadata(BaseModel):
@@ -140,6 +193,11 @@ class KeyedDedupStep(StepModel):
     duplicates_output_tag: Tag | None = Field(
         None, description="a tag that receives every dropped duplicate (an audit trail); "
                           "without it duplicates are only counted")
+    on_null_key: Literal["error", "keep", "group"] = Field(
+        "error", description="a record whose key has a null or missing field: `error` sends "
+                             "it to `errors` (no two such records are duplicates of each "
+                             "other), `keep` passes it through without deduplication, "
+                             "`group` treats null as one more key value")
 
     @model_validator(mode="after")
     def _ttl_covers_window(self) -> KeyedDedupStep:
@@ -174,7 +232,7 @@ class WindowStep(StepModel):
                                                           "most `size_ms`")
     gap_ms: PositiveMs | None = Field(None, description="session: a key's session closes "
                                                         "after this long without a record")
-    offset_ms: Annotated[int, Field(strict=True)] = Field(
+    offset_ms: OffsetMs = Field(
         0, description="tumbling and sliding: shift the window boundaries (e.g. to align "
                        "days on a time zone)")
     allowed_lateness_ms: NonNegativeMs = Field(
@@ -188,6 +246,11 @@ class WindowStep(StepModel):
                     "`avg(x)`, `min(x)`, `max(x)`, `first(x)`, `last(x)`, "
                     "`vwap(price, quantity)`; or the shorthand string "
                     "`\"clicks:count,revenue:sum\"`")
+    max_windows_per_record: Annotated[int, Field(gt=0, strict=True)] = Field(
+        MAX_WINDOWS_PER_RECORD,
+        description="a sliding record is in ceil(size_ms / slide_ms) windows, each with its "
+                    "own state: larger ratios are refused at validation instead of running "
+                    "out of memory")
 
     @field_validator("aggregations", mode="before")
     @classmethod
@@ -205,6 +268,15 @@ class WindowStep(StepModel):
                 raise ValueError(
                     f"slide_ms ({self.slide_ms}) is larger than size_ms ({self.size_ms}): "
                     "records between windows would be lost"
+                )
+            per_record = -(-self.size_ms // self.slide_ms)
+            if per_record > self.max_windows_per_record:
+                raise ValueError(
+                    f"size_ms {self.size_ms} / slide_ms {self.slide_ms} = {per_record:,} "
+                    f"windows per record, above the limit of {self.max_windows_per_record:,} "
+                    "(max_windows_per_record): every window holds its own state, so this "
+                    "would run out of memory; use a larger slide_ms, or raise "
+                    "max_windows_per_record if you have the memory"
                 )
         if self.kind == "tumbling" and self.slide_ms is not None:
             raise ValueError("slide_ms applies to sliding windows only")

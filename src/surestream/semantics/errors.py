@@ -45,6 +45,8 @@ MAX_TRACEBACK_CHARS = 10_000
 # Error categories shared by the producers (user-code errors use the exception class name).
 DESERIALIZATION_ERROR = "deserialization_error"
 MISSING_TIMESTAMP = "missing_timestamp"
+TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+NULL_KEY = "null_key"
 UNROUTABLE = "unroutable"
 UNDECLARED_SIDE_OUTPUT = "undeclared_side_output"
 INVALID_BROADCAST_UPDATE = "invalid_broadcast_update"

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from surestream.model.batch import Batch
+from surestream.model.batch import POS_INF, Batch
 from surestream.model.steps import LateDataStep, LateMetadata
 from surestream.semantics.operator import MAIN, Outputs
 
@@ -29,6 +29,14 @@ log = logging.getLogger("surestream.late")
 #: Metadata columns added to a late record (the window operator's late output uses them too).
 LATE_METADATA_COLUMNS = ("watermark_ms", "lateness_ms", "original_timestamp", "pipeline",
                          "operator")
+
+
+def lateness_ms(wm: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """``W - ts`` for late records (``ts <= W``), saturated at int64 max: the difference
+    is never negative, so a negative int64 result can only be an overflow (W at +infinity
+    and a timestamp before 1970, or event times beyond the watermark step's range)."""
+    diff = wm - ts
+    return np.where((diff < 0) & (ts <= wm), POS_INF, diff)
 
 
 def annotate_late(late: Batch, *, pipeline: str, operator: str,
@@ -41,7 +49,7 @@ def annotate_late(late: Batch, *, pipeline: str, operator: str,
     if meta.include_watermark:
         cols.append(pl.Series("watermark_ms", late.wm, dtype=pl.Int64))
     if meta.include_lateness_ms:
-        cols.append(pl.Series("lateness_ms", late.wm - late.ts, dtype=pl.Int64))
+        cols.append(pl.Series("lateness_ms", lateness_ms(late.wm, late.ts), dtype=pl.Int64))
     if meta.include_original_timestamp:
         cols.append(pl.Series("original_timestamp", late.ts, dtype=pl.Int64))
     cols.append(pl.Series("pipeline", [pipeline] * len(late), dtype=pl.String))

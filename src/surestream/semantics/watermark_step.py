@@ -1,7 +1,8 @@
 """The watermark step: event time from a column, then the per-record watermark.
 
-A record whose timestamp is missing or unparseable does not take part in event time: it
-goes to the errors output with the reason (SEMANTICS §1) and moves no watermark.
+A record whose timestamp is missing, unparseable or outside the step's valid range
+(``min_timestamp`` .. ``max_timestamp``) does not take part in event time: it goes to the
+errors output with the reason (SEMANTICS §1) and moves no watermark.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 
 from surestream.model.batch import Batch
 from surestream.model.steps import WatermarkStep
-from surestream.semantics.errors import MISSING_TIMESTAMP, error_batch
+from surestream.semantics.errors import MISSING_TIMESTAMP, TIMESTAMP_OUT_OF_RANGE, error_batch
 from surestream.semantics.event_time import extract_event_time
 from surestream.semantics.operator import ERRORS, MAIN, Outputs
 from surestream.semantics.watermarks import Clock, WatermarkTracker
@@ -27,6 +28,7 @@ class WatermarkOperator:
         self.pipeline = pipeline
         self.tracker = WatermarkTracker(step.max_out_of_orderness_ms,
                                         step.idle_source_timeout_ms, clock)
+        self.valid_range = step.valid_range_ms
         self.counters = {"errors": 0}
 
     @property
@@ -41,7 +43,7 @@ class WatermarkOperator:
 
     def process(self, batch: Batch) -> Outputs:
         times = extract_event_time(batch.data, self.step.timestamp_column,
-                                   self.step.timestamp_unit)
+                                   self.step.timestamp_unit, self.valid_range)
         ok = times.ok
         ended = batch.ended
         out: Outputs = {}
@@ -53,9 +55,12 @@ class WatermarkOperator:
             kept_before = np.cumsum(ok)
             ended = tuple((int(kept_before[i]) - 1 if i >= 0 else -1, p) for i, p in ended)
             errors_at = self.tracker.current
+            outside = times.out_of_range
+            kinds = [TIMESTAMP_OUT_OF_RANGE if outside is not None and outside[i]
+                     else MISSING_TIMESTAMP for i in rows.tolist()]
             out[ERRORS] = error_batch(
                 batch.data.filter(bad) if batch.data.width else [{}] * len(rows),
-                pipeline=self.pipeline, operator=self.name, error_type=MISSING_TIMESTAMP,
+                pipeline=self.pipeline, operator=self.name, error_type=kinds,
                 message=[times.reasons[i] for i in rows],
                 wm=np.full(len(rows), errors_at, dtype=np.int64), seq=batch.seq[bad],
                 wm_end=errors_at)
