@@ -1,20 +1,24 @@
 """``surestream checkpoints`` and ``surestream savepoint``: what is stored, and a clean stop.
 
 A savepoint is a checkpoint copied out of the rotating checkpoint directory, so retention
-never deletes it. ``run --from-savepoint PATH`` makes it the pipeline's latest checkpoint
-again (the older timeline's checkpoints are cleared) and resumes from it; sinks roll their
-output back to it.
+never deletes it (``runners/local/savepoints.py``). ``run --from-savepoint PATH`` makes it
+the pipeline's latest checkpoint again (the newer timeline is dropped) once the runner holds
+the folder and has checked that the savepoint fits, and resumes from it; sinks roll their
+output back to it. ``checkpoints`` only reads, so it works while a run holds the folder.
 """
 
 from __future__ import annotations
 
-import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from surestream.model.spec import PipelineSpec
-from surestream.runners.local.checkpoint_store import Checkpoint, CheckpointError, CheckpointStore
+from surestream.runners.local.checkpoint_store import Checkpoint, CheckpointStore
+from surestream.runners.local.savepoints import copy_checkpoint, load_savepoint
+
+__all__ = ["checkpoint_table", "copy_checkpoint", "default_savepoint_dir", "finished_refusal",
+           "load_savepoint", "savepoint_summary"]
 
 
 def checkpoint_table(spec: PipelineSpec) -> list[str]:
@@ -46,45 +50,18 @@ def checkpoint_table(spec: PipelineSpec) -> list[str]:
     return lines
 
 
-def copy_checkpoint(cp: Checkpoint, target: Path) -> Path:
-    """Copy one checkpoint (manifest and the state files it references) into ``target``."""
-    if target.resolve() == cp.store.dir.resolve():
-        raise CheckpointError(f"{target} is the checkpoint directory itself; a savepoint "
-                              "goes elsewhere (retention would delete it there)")
-    (target / "state").mkdir(parents=True, exist_ok=True)
-    manifest = f"chk-{cp.id:010d}.json"
-    for old in target.glob("chk-*.json"):  # an earlier savepoint here would shadow this one
-        if old.name != manifest:
-            old.unlink()
-    for name in cp.files():  # operator states and their chunk files
-        shutil.copy2(cp.store.dir / "state" / name, target / "state" / name)
-    shutil.copy2(cp.store.dir / manifest, target / manifest)
-    return target
-
-
 def default_savepoint_dir(spec: PipelineSpec, cp_id: int) -> Path:
     cp_dir = spec.checkpoint_dir()
     return cp_dir.parent / f"{cp_dir.name}-savepoints" / f"sp-{cp_id:010d}"
 
 
-def load_savepoint(path: Path) -> Checkpoint:
-    cp = CheckpointStore(path).latest()
-    if cp is None:
-        raise CheckpointError(f"{path} holds no readable checkpoint")
-    return cp
-
-
-def adopt_savepoint(spec: PipelineSpec, path: Path) -> Checkpoint:
-    """Make the savepoint the pipeline's latest checkpoint, clearing the old timeline."""
-    savepoint = load_savepoint(path)
-    store = CheckpointStore(spec.checkpoint_dir(), spec.checkpoint.retain)
-    if savepoint.store.dir.resolve() == store.dir.resolve():
-        return savepoint  # the checkpoint directory itself: its latest is the one
-    store.clear()
-    copy_checkpoint(savepoint, store.dir)
-    adopted = store.latest()
-    assert adopted is not None and adopted.id == savepoint.id
-    return adopted
+def finished_refusal(spec: PipelineSpec, latest: Checkpoint) -> str:
+    """Why ``savepoint`` does nothing to a pipeline whose latest checkpoint is finished."""
+    return (f"pipeline {spec.pipeline!r} has finished: checkpoint {latest.id} in "
+            f"{latest.store.dir} marks the end of its input, and its outputs are complete. "
+            "A savepoint resumes the pipeline, which here would start it afresh and rewrite "
+            "every output, so nothing was changed. Take a savepoint of a pipeline that has "
+            "not finished; to run this one again from the start, use `surestream run`")
 
 
 def savepoint_summary(meta: dict[str, Any], path: Path) -> str:

@@ -15,20 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from surestream.cli.checkpoint_cmds import (
-    adopt_savepoint,
     checkpoint_table,
     copy_checkpoint,
     default_savepoint_dir,
+    finished_refusal,
+    load_savepoint,
     savepoint_summary,
 )
 from surestream.cli.progress import ProgressLine
 from surestream.cli.query import add_query_parser
 from surestream.cli.simulate import add_simulate_parser
+from surestream.connectors.file_sinks import OutputOwnershipError
 from surestream.connectors.sink_protocol import SinkRecoveryError
 from surestream.connectors.sources import SourceError
+from surestream.io.lock import FolderLockError
 from surestream.model.loader import SpecError, load_spec
 from surestream.model.spec import PipelineSpec
-from surestream.runners.local.checkpoint_store import CheckpointError
+from surestream.runners.local.checkpoint_store import CheckpointError, CheckpointStore
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -71,6 +74,12 @@ def _execute(args: argparse.Namespace, spec: PipelineSpec,
         return EXIT_USAGE, None
     try:
         result = runner.run()
+    except FolderLockError as e:  # another process has (or took) the checkpoint folder
+        print(f"pipeline {spec.pipeline!r}: {e}", file=sys.stderr)
+        return EXIT_USAGE, runner
+    except OutputOwnershipError as e:
+        print(f"pipeline {spec.pipeline!r} cannot start: {e}", file=sys.stderr)
+        return EXIT_USAGE, runner
     except (CheckpointError, SinkRecoveryError) as e:
         print(f"pipeline {spec.pipeline!r} cannot resume: {e}", file=sys.stderr)
         return EXIT_USAGE, runner
@@ -96,13 +105,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     spec = _load(args)
     if spec is None:
         return EXIT_USAGE
+    savepoint = None
     if args.from_savepoint:
+        # read here, installed by the runner once it holds the checkpoint folder and has
+        # checked that the savepoint fits the pipeline
         try:
-            adopt_savepoint(spec, Path(args.from_savepoint))
+            savepoint = load_savepoint(Path(args.from_savepoint))
         except (CheckpointError, OSError) as e:
             print(f"--from-savepoint: {e}", file=sys.stderr)
             return EXIT_USAGE
-    return _execute(args, spec, allow_non_restored_state=args.allow_non_restored_state)[0]
+    return _execute(args, spec, allow_non_restored_state=args.allow_non_restored_state,
+                    from_savepoint=savepoint)[0]
 
 
 def _cmd_checkpoints(args: argparse.Namespace) -> int:
@@ -142,15 +155,35 @@ def _inspect(folder: Path) -> int:
 
 
 def _cmd_savepoint(args: argparse.Namespace) -> int:
+    """Resume, take one checkpoint, copy it out -- all while holding the checkpoint folder,
+    so no other run moves it on between the checkpoint and the copy. A finished pipeline is
+    refused: resuming it would start it afresh and rewrite every output."""
+    from surestream.runners.local.runner import lock_checkpoint_folder
+
     spec = _load(args)
     if spec is None:
         return EXIT_USAGE
-    code, runner = _execute(args, spec, stop_after_checkpoint=True)
-    if code != EXIT_OK:
-        return code
-    cp = runner.store.latest()
-    target = Path(args.to) if args.to else default_savepoint_dir(spec, cp.id)
-    copy_checkpoint(cp, target)
+    try:
+        lock = lock_checkpoint_folder(spec.checkpoint_dir(), holder="surestream savepoint")
+    except FolderLockError as e:
+        print(f"pipeline {spec.pipeline!r}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    with lock:
+        latest = CheckpointStore(spec.checkpoint_dir(), spec.checkpoint.retain).latest()
+        if latest is not None and latest.finished:
+            print(finished_refusal(spec, latest), file=sys.stderr)
+            return EXIT_USAGE
+        code, runner = _execute(args, spec, stop_after_checkpoint=True, lock=lock)
+        if code != EXIT_OK:
+            return code
+        cp = runner.store.latest()
+        target = Path(args.to) if args.to else default_savepoint_dir(spec, cp.id)
+        try:
+            copy_checkpoint(cp, target)
+        except (CheckpointError, OSError) as e:
+            print(f"savepoint {cp.id} was taken but cannot be copied to {target}: {e}",
+                  file=sys.stderr)
+            return EXIT_FAILURE
     print(savepoint_summary(cp.meta, target))
     return EXIT_OK
 

@@ -10,7 +10,14 @@ back to any retained checkpoint.
 
 Parquet: ``path`` is a dataset folder of part files ``part-<n>.parquet`` (one per
 checkpoint with data), staged in ``.staging/`` and renamed in at commit; parts newer than a
-restored checkpoint are deleted.
+restored checkpoint are deleted. The folder belongs to the output alone: one that holds
+anything but its part files, partition folders and ``.staging`` is refused before anything
+is deleted, and a fresh start deletes those, never the folder.
+
+Durability (power loss, not only a crash): every step that returns has fsynced what it
+did -- the part and its folder at pre-commit; the output file, then the commit log's folder
+after its rename, at commit; the truncation and the rolled-back log at recovery and at a
+fresh start; every folder created on the way into its parent (``makedirs_durable``).
 
 What each format cannot hold is said by ``reject`` (sink_protocol.py) before ``write``: a
 value is never changed to fit (polars would write a NaN as null in JSON, and cannot write a
@@ -22,6 +29,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -44,7 +52,7 @@ from surestream.connectors.sink_protocol import (
     shown,
     type_check,
 )
-from surestream.io import fsync_dir, write_atomic
+from surestream.io import fsync_dir, makedirs_durable, write_atomic
 
 LOG_HISTORY = 64  # commits remembered for roll-back (more than any checkpoint retention)
 
@@ -101,20 +109,28 @@ class LineFileSink:
             return []
 
     def _write_log(self, commits: list[dict[str, Any]]) -> None:
+        """Replace the log atomically and durably: the rename is only durable once the
+        folder is fsynced (without it, a power loss could bring back the previous log, and
+        the checkpoint after this commit would then find the file "rewritten")."""
         write_atomic(self.log_path, json.dumps({"commits": commits[-LOG_HISTORY:]}).encode())
+        fsync_dir(self.log_path.parent)
 
     def _committed_length(self, commits: list[dict[str, Any]]) -> int:
         return commits[-1]["length"] if commits else 0
 
     # -- protocol -------------------------------------------------------------------------
     def open(self, fresh: bool) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        makedirs_durable(self.path.parent)
         if fresh:
+            # durable before the new run's first checkpoint can be, else a power loss could
+            # pair that checkpoint with the previous run's log and file: the truncation by
+            # fsync, the log's removal by the fsync of the folder that making the staging
+            # folder anew does below
             shutil.rmtree(self.staging, ignore_errors=True)
             self.log_path.unlink(missing_ok=True)
-            with open(self.path, "wb"):
-                pass
-        self.staging.mkdir(exist_ok=True)
+            with open(self.path, "wb") as f:
+                os.fsync(f.fileno())
+        makedirs_durable(self.staging)
         self._start_pending()
 
     def _refuses(self, dtype: pl.DataType) -> str | None:
@@ -250,6 +266,7 @@ class LineFileSink:
                 f.unlink()  # staged after the restored checkpoint: never happened
         with open(self.path, "r+b" if self.path.exists() else "w+b") as out:
             out.truncate(self._committed_length(commits))
+            os.fsync(out.fileno())  # rolled-back records must not come back
         self.records = commits[-1]["records"] if commits else 0
         if committable is not None:
             self.commit(committable)
@@ -258,6 +275,11 @@ class LineFileSink:
         if self._pending is not None:
             self._pending.close()
             self._pending = None
+
+
+#: what a dataset folder may hold: its part files, hive partition folders, ``.staging``
+_PART_FILE = re.compile(r"^part-\d+\.parquet$")
+_PARTITION_FOLDER = re.compile(r"^[^.=][^=]*=.*$")
 
 
 def _hive_value(value: Any) -> str:
@@ -277,6 +299,10 @@ def dataset_parts(path: Path) -> list[Path]:
     return sorted(parts, key=lambda p: (str(p.parent), ParquetDatasetSink.part_id(p)))
 
 
+class OutputOwnershipError(SinkRecoveryError):
+    """An output's place holds what is not the output's own; nothing was touched."""
+
+
 class ParquetDatasetSink:
     """A folder of Parquet part files, one per checkpoint with data (and per partition,
     with ``partition_by``: ``date=2026-01-01/symbol=ABC/part-<n>.parquet``, hive style);
@@ -291,12 +317,64 @@ class ParquetDatasetSink:
         self.records = 0
         self._frames: list[pl.DataFrame] = []
 
+    def foreign_entries(self) -> list[Path]:
+        """What the dataset folder holds that is not the output's own: anything but part
+        files, partition folders of part files, and ``.staging`` (the path itself, if it
+        is not a folder)."""
+        if not self.path.exists() and not self.path.is_symlink():
+            return []
+        if not self.path.is_dir():
+            return [self.path]
+        foreign: list[Path] = []
+        folders = [self.path]
+        while folders:
+            folder = folders.pop()
+            for entry in sorted(folder.iterdir()):
+                if entry.is_symlink():
+                    foreign.append(entry)  # (never followed, never deleted through)
+                elif entry.is_dir() and entry == self.staging:
+                    continue
+                elif entry.is_dir() and _PARTITION_FOLDER.match(entry.name):
+                    folders.append(entry)
+                elif not (entry.is_file() and _PART_FILE.match(entry.name)):
+                    foreign.append(entry)
+        return foreign
+
+    def check_owned(self) -> None:
+        """Refuse (before anything is deleted) a dataset folder holding what is not ours."""
+        foreign = self.foreign_entries()
+        if foreign:
+            shown = ", ".join(str(p.relative_to(self.path)) if p != self.path else p.name
+                              for p in foreign[:5])
+            more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+            what = ("is a file, not a dataset folder" if foreign == [self.path] else
+                    f"holds {len(foreign)} entries that are not its part files ({shown}{more})")
+            raise OutputOwnershipError(
+                f"Parquet output {self.path} {what}; a dataset folder belongs to its output "
+                "alone and is emptied on a fresh start, so nothing was touched. Point the "
+                "output at a new or empty folder (or move those files out)")
+
     def open(self, fresh: bool) -> None:
         if fresh:
-            if self.path.is_file():
-                self.path.unlink()
-            shutil.rmtree(self.path, ignore_errors=True)
-        self.staging.mkdir(parents=True, exist_ok=True)
+            self.check_owned()
+            self._discard_all()
+        makedirs_durable(self.staging)
+
+    def _discard_all(self) -> None:
+        """Delete every part (committed and staged) and the partition folders they
+        leave empty -- never the folder itself, nor anything else in it. (All of it is
+        made durable by the fsync of the folder when ``open`` makes ``.staging`` anew.)"""
+        if not self.path.is_dir():
+            return
+        emptied: set[Path] = set()
+        for part in dataset_parts(self.path):
+            part.unlink()
+            emptied.add(part.parent)
+        shutil.rmtree(self.staging, ignore_errors=True)
+        for folder in sorted(emptied, key=lambda p: len(p.parts), reverse=True):
+            while folder != self.path and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()  # a partition folder of ours, now empty
+                folder = folder.parent
 
     def reject(self, data: pl.DataFrame) -> Rejection | None:
         """Parquet holds every polars type but opaque Python objects."""
@@ -328,7 +406,7 @@ class ParquetDatasetSink:
             for folder, group in self._groups(frame):
                 rel = folder / f"part-{checkpoint_id:010d}.parquet"
                 target = self.staging / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
+                makedirs_durable(target.parent)
                 tmp = target.with_name(f".{target.name}.tmp")
                 pq.write_table(group.to_arrow(), tmp)
                 with open(tmp, "rb") as f:
@@ -359,7 +437,7 @@ class ParquetDatasetSink:
                 raise SinkRecoveryError(f"{self.path}: the output of checkpoint "
                                         f"{committable['checkpoint']} is neither committed "
                                         "nor staged")
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            makedirs_durable(dest.parent)
             os.replace(self.staging / rel, dest)
             fsync_dir(dest.parent)
             self.records += rows
@@ -383,10 +461,14 @@ class ParquetDatasetSink:
                     f"parts hold {before}): it was rewritten by another run; restore a "
                     "newer checkpoint, or start afresh")
         staged = list(self.staging.rglob("part-*.parquet")) if self.staging.is_dir() else []
+        dropped: set[Path] = set()
         for f in [*rows, *staged]:
             if self.part_id(f) > checkpoint_id:
                 f.unlink()
                 rows.pop(f, None)
+                dropped.add(f.parent)
+        for folder in dropped:  # rolled-back parts must not come back after a power loss
+            fsync_dir(folder)
         self.records = sum(rows.values())
         if committable is not None:
             self.commit(committable)

@@ -5,6 +5,6 @@ checkpoint store use the same fsync discipline without one importing the other.
 """
 
 from surestream.io.chunked_state import ChunkedState
-from surestream.io.durable import fsync_dir, write_atomic
+from surestream.io.durable import fsync_dir, makedirs_durable, write_atomic
 
-__all__ = ["ChunkedState", "fsync_dir", "write_atomic"]
+__all__ = ["ChunkedState", "fsync_dir", "makedirs_durable", "write_atomic"]

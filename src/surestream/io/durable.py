@@ -2,7 +2,9 @@
 
 A rename is atomic but not durable until the folder holding it is fsynced; a file's bytes
 are not durable until the file is fsynced. Every commit path of surestream goes through
-these two helpers so that the rule is written once.
+these helpers so that the rule is written once: a folder created on a commit path is
+fsynced into its parent (``makedirs_durable``), a rename is followed by ``fsync_dir`` of its
+folder, a file's bytes by ``os.fsync``.
 """
 
 from __future__ import annotations
@@ -35,3 +37,24 @@ def write_atomic(path: Path, data: bytes, before_rename: Callable[[], None] | No
     if before_rename is not None:
         before_rename()
     os.replace(tmp, path)
+
+
+def makedirs_durable(path: Path) -> None:
+    """``mkdir -p`` whose every new folder survives a power loss: each one created is
+    fsynced into its parent before the next is made (a folder that exists is left alone).
+    A file written into a folder whose own entry was never fsynced can vanish with it."""
+    path = Path(path)
+    missing: list[Path] = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            if not folder.is_dir():
+                raise
+        fsync_dir(folder.parent)

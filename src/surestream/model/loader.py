@@ -147,6 +147,9 @@ def build_spec(doc: dict[str, Any], base_dir: str | Path | None = None,
         raise SpecError(problems, source)
     if base_dir is not None:
         spec.base_dir = str(base_dir)
+    problems = spec.output_path_problems()  # needs base_dir: relative paths resolve by it
+    if problems:
+        raise SpecError(problems, source)
     return spec
 
 

@@ -269,6 +269,15 @@ class PipelineSpec(_Strict):
         p = Path(path)
         return p if p.is_absolute() or self.base_dir is None else Path(self.base_dir) / p
 
+    def output_path_problems(self) -> list[tuple[str, str]]:
+        """``(field, reason)`` for each output or checkpoint path that is not its own: two
+        outputs on one path, an output that is (or holds) an input, one inside another's
+        dataset or checkpoint folder (``model/output_paths.py``). Paths resolve against
+        ``base_dir``, so the loader checks this once that is set, and the runner again."""
+        from surestream.model.output_paths import output_path_problems
+
+        return output_path_problems(self)
+
     # -- whole-spec rules ---------------------------------------------------------------
     @model_validator(mode="after")
     def _check_graph(self) -> PipelineSpec:

@@ -64,7 +64,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from surestream.io import ChunkedState, fsync_dir, state_codec, write_atomic
+from surestream.io import ChunkedState, fsync_dir, makedirs_durable, state_codec, write_atomic
 from surestream.runners.local import faults
 
 log = logging.getLogger("surestream.checkpoints")
@@ -249,7 +249,7 @@ class CheckpointStore:
         """Make checkpoint ``checkpoint_id`` durable; returns its manifest."""
         started = time.perf_counter()
         state_dir = self.dir / "state"
-        state_dir.mkdir(parents=True, exist_ok=True)
+        makedirs_durable(state_dir)  # a folder made and not fsynced can vanish with its files
         if not self._loaded:
             self._load_previous()
         batch = _Writes(self, checkpoint_id)
@@ -380,9 +380,14 @@ class CheckpointStore:
         return (ids[-1] + 1) if ids else 1
 
     def clear(self) -> None:
-        """Forget every checkpoint (a fresh run)."""
-        for cp_id in self._ids():
+        """Forget every checkpoint (a fresh run). The manifests go first, durably: were the
+        state files' removal durable first, a power loss could leave manifests whose state
+        is gone -- none verifies, and the pipeline would refuse to start."""
+        ids = self._ids()
+        for cp_id in ids:
             (self.dir / f"chk-{cp_id:010d}.json").unlink(missing_ok=True)
+        if ids:
+            fsync_dir(self.dir)
         state = self.dir / "state"
         if state.is_dir():
             for f in state.iterdir():

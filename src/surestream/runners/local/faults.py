@@ -3,7 +3,12 @@
 A point is a name in the code where a crash is interesting (inside a checkpoint write,
 between a sink's pre-commit and commit, in the middle of a batch). ``verify`` starts a run
 with ``SURESTREAM_FAULT=<point>:<n>``; the n-th time that point is reached the process
-kills itself with SIGKILL -- no cleanup, no flush, exactly like a machine losing power.
+kills itself with SIGKILL -- no cleanup, no Python-level flush: a process crash.
+
+It is not a power loss. The kernel outlives the process and keeps its page cache, so every
+write the process made -- fsynced or not, file bytes and folder entries alike -- is still
+there for the restart. A missing fsync is invisible here; ``tests/test_durability.py``
+models what a power loss keeps (only what was fsynced) and restarts from that.
 Without the variable, ``reached`` is one dictionary lookup and nothing else.
 """
 

@@ -19,12 +19,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from surestream.connectors.sinks import MemoryCollector, open_sink
 from surestream.connectors.sources import Interleaver, Partition, SourceError, open_source
+from surestream.io.lock import FolderLock
 from surestream.model.batch import NEG_INF, Batch, concat
 from surestream.model.spec import ERRORS_TAG, FileSink, PipelineSpec
 from surestream.runners.local import faults
@@ -41,6 +43,7 @@ from surestream.runners.local.checkpointing import (
     state_shape,
 )
 from surestream.runners.local.graph import CompiledStream, compile_streams
+from surestream.runners.local.savepoints import finish_interrupted_install, install_savepoint
 from surestream.runners.local.unwritable import check_errors_writable, divert_unwritable
 from surestream.semantics.errors import DESERIALIZATION_ERROR, error_batch
 from surestream.semantics.operator import MAIN
@@ -91,17 +94,36 @@ class RunResult:
         return self.collected[tag].rows() if tag in self.collected else []
 
 
+def lock_checkpoint_folder(folder: Path, holder: str = "surestream run") -> FolderLock:
+    """Take the checkpoint folder for this process alone (``io/lock.py``), first finishing
+    a savepoint installation a crash interrupted (``savepoints.py``). Raises
+    ``FolderInUseError`` naming the pid of the process that holds it."""
+    finish_interrupted_install(folder)
+    return FolderLock.acquire(folder, holder=holder)
+
+
 class LocalRunner:
     """Runs a ``PipelineSpec`` to the end of its bounded input, checkpointing on the way.
 
     It resumes from the latest checkpoint of ``checkpoint.dir`` when one exists (and is
-    not the mark of a finished run), or from ``from_checkpoint`` (a savepoint)."""
+    not the mark of a finished run); or from ``from_checkpoint``, a checkpoint read from
+    elsewhere, in place; or from ``from_savepoint``, which is first made the folder's
+    latest checkpoint (the newer timeline is dropped) once it is known to fit.
+
+    One run owns the checkpoint folder: ``run`` locks it before reading it (or uses
+    ``lock``, taken by the caller) and checks the lock before every checkpoint, so a second
+    run on the same folder is refused instead of interleaving with this one."""
 
     def __init__(self, spec: PipelineSpec, *, clock: Clock | None = None,
                  progress: Callable[[Progress], None] | None = None,
                  from_checkpoint: Checkpoint | None = None,
+                 from_savepoint: Checkpoint | None = None,
                  allow_non_restored_state: bool = False,
-                 stop_after_checkpoint: bool = False) -> None:
+                 stop_after_checkpoint: bool = False,
+                 lock: FolderLock | None = None) -> None:
+        problems = spec.output_path_problems()
+        if problems:
+            raise ValueError("; ".join(f"{field}: {reason}" for field, reason in problems))
         self.spec = spec
         self.progress = progress
         self.streams: list[CompiledStream] = compile_streams(spec, clock)
@@ -129,7 +151,9 @@ class LocalRunner:
             self.store, pipeline=spec.pipeline, interval_ms=spec.checkpoint.interval_ms,
             interval_records=spec.checkpoint.interval_records)
         self.from_checkpoint = from_checkpoint
+        self.from_savepoint = from_savepoint
         self.allow_non_restored_state = allow_non_restored_state
+        self._lock = lock
         self.stop_after_checkpoint = stop_after_checkpoint
         self.restored: Checkpoint | None = None
         self.records_in = 0
@@ -137,6 +161,39 @@ class LocalRunner:
 
     # -- start: restore or begin afresh ---------------------------------------------------
     def _start(self) -> None:
+        """Restore the checkpoint to resume from, or begin afresh. Nothing on disk changes
+        until every output is known to be ours and the checkpoint is known to fit."""
+        self._check_outputs_owned()
+        cp, adopt = self._checkpoint_to_restore()
+        if cp is None or cp.finished:
+            self._still_ours()
+            self.store.clear()
+            for sink in self.sinks.values():
+                sink.open(fresh=True)
+            return
+        self._restore_in_memory(cp)
+        if adopt:
+            cp = self._install(cp)
+        self._still_ours()
+        for tag, sink in self.sinks.items():
+            sink.open(fresh=False)
+            sink.recover(cp.committables.get(tag), cp.id)
+        self.coordinator.next_id = max(self.coordinator.next_id, cp.id + 1)
+        self.restored = cp
+
+    def _check_outputs_owned(self) -> None:
+        """Refuse outputs whose place holds what is not theirs (a dataset folder with other
+        files in it), before any sink deletes or truncates anything."""
+        for sink in self.sinks.values():
+            check = getattr(sink, "check_owned", None)
+            if check is not None:
+                check()
+
+    def _checkpoint_to_restore(self) -> tuple[Checkpoint | None, bool]:
+        """(the checkpoint to resume from, whether it is a savepoint to install first)."""
+        sp = self.from_savepoint
+        if sp is not None and sp.store.dir.resolve() != self.store.dir.resolve():
+            return sp, True
         cp = self.from_checkpoint or self.store.latest()
         if cp is None and self.store.list():
             # checkpoints exist but none verifies: starting afresh would discard committed
@@ -145,11 +202,11 @@ class LocalRunner:
                 f"no checkpoint in {self.store.dir} verifies (all are corrupt or "
                 "incomplete); restore them from a backup, or delete the folder to start "
                 "afresh (which rewrites every output)")
-        if cp is None or cp.finished:
-            self.store.clear()
-            for sink in self.sinks.values():
-                sink.open(fresh=True)
-            return
+        return cp, False
+
+    def _restore_in_memory(self, cp: Checkpoint) -> None:
+        """Operator states, counters and source positions of ``cp``; raises (naming the
+        operator or the source) if it does not fit the pipeline as it is now."""
         check_compatible(cp, self.slots, self.allow_non_restored_state)
         for name in cp.operator_names():
             if name in self.slots:
@@ -169,13 +226,26 @@ class LocalRunner:
             raise IncompatibleStateError(
                 f"checkpoint {cp.id} in {self.store.dir} does not match the pipeline's "
                 f"input as it is now: {e}") from e
-        for tag, sink in self.sinks.items():
-            sink.open(fresh=False)
-            sink.recover(cp.committables.get(tag), cp.id)
-        self.coordinator.next_id = max(self.coordinator.next_id, cp.id + 1)
-        self.restored = cp
+
+    def _install(self, savepoint: Checkpoint) -> Checkpoint:
+        """Make the savepoint the folder's latest checkpoint (copy, fsync, swap: the folder
+        is never left empty) and return it as read back from there."""
+        install_savepoint(savepoint, self.store.dir, self._lock)
+        cp = self.store.latest()
+        if cp is None or cp.id != savepoint.id:
+            raise CheckpointError(f"savepoint {savepoint.id} from {savepoint.store.dir} "
+                                  f"did not read back from {self.store.dir}")
+        self.coordinator.next_id = self.store.next_id()
+        return cp
+
+    def _still_ours(self) -> None:
+        """Before anything is committed or discarded: is the checkpoint folder still this
+        run's? (Not if it was deleted, or taken by another process, since we locked it.)"""
+        if self._lock is not None:
+            self._lock.verify()
 
     def checkpoint(self, finished: bool = False) -> dict[str, Any]:
+        self._still_ours()
         return self.coordinator.checkpoint(
             self.slots, self.sinks, self.interleaver.positions(),
             {"records_in": self.records_in, "source_errors": self.source_errors},
@@ -184,7 +254,10 @@ class LocalRunner:
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> RunResult:
         started = time.perf_counter()
+        owns_lock = self._lock is None
         try:
+            if owns_lock:
+                self._lock = lock_checkpoint_folder(self.store.dir)
             self._start()
             while True:
                 final = self.interleaver.exhausted
@@ -203,6 +276,9 @@ class LocalRunner:
             self.interleaver.close()
             for sink in self.sinks.values():
                 sink.close()
+            if owns_lock and self._lock is not None:
+                self._lock.release()
+                self._lock = None
         elapsed = time.perf_counter() - started
         p = self._progress(elapsed)
         return RunResult(
