@@ -15,7 +15,12 @@
 
 Each ``Stream`` method appends one step and returns the stream. ``stream.branch(name)``
 starts a new stream reading this one's results (fan-out); ``p.stream(name, from_tag)``
-reads a side-output tag.
+reads a side-output tag. ``p.spec()`` (and so ``p.run()``) checks the pipeline as
+``surestream validate`` checks a file: a mistake is a ``SpecError`` naming its path.
+
+``result.rows(tag)`` gives the records any output held when the run ended: kept in memory
+for ``memory()``, read back from the file, Parquet dataset or DuckDB table otherwise (the
+default errors file too); an unknown tag raises ``KeyError`` naming the outputs.
 
 Checkpoints go to ``checkpoint_dir``, by default ``.surestream/checkpoints/<name>`` in the
 current folder, where the next run of the script resumes from them -- unless every output
