@@ -164,6 +164,34 @@ def test_an_operator_state_of_another_layout_is_refused_naming_it(savepoint, tmp
     assert "operator 'dedup' saved its state in layout 7" in r.stderr
 
 
+def test_a_window_state_of_float_sums_is_refused_and_integer_sums_resume_exactly(savepoint,
+                                                                                 tmp_path):
+    """Window state layout 1 kept every sum as a float64 total; layout 2 keeps integer
+    sums exact. A layout-1 checkpoint is refused with the reason, never misread; a
+    layout-2 one resumes, and the sums stay integers."""
+    spec, sp = savepoint
+    rewrite_manifest(sp, lambda body: body["operators"]["per_symbol"].update(state_format=1))
+    r = cli("run", str(spec), "--from-savepoint", str(sp))
+    assert r.returncode == 2
+    assert "operator 'per_symbol' saved its state in layout 1" in r.stderr
+
+    fresh = tmp_path / "again"
+    fresh.mkdir()
+    spec = write_pipeline(fresh)
+    assert cli("savepoint", str(spec), "--to", str(fresh / "sp")).returncode == 0
+    r = cli("run", str(spec), "--from-savepoint", str(fresh / "sp"))
+    assert r.returncode == 0, r.stderr
+    # every trade id twice, the first kept: records 0, 2, 4, ... with qty i % 7 + 1
+    expected: dict[tuple[str, int], int] = {}
+    for i in range(0, N_TRADES, 2):
+        key = (f"S{i % 24:02d}", (1_767_225_600_000 + i * 1_000) // 60_000 * 60_000)
+        expected[key] = expected.get(key, 0) + i % 7 + 1
+    rows = [json.loads(line) for line in (fresh / "out" / "windows.jsonl").read_text()
+            .splitlines()]
+    assert {(r["symbol"], r["window_start"]): r["qty"] for r in rows} == expected
+    assert all(type(r["qty"]) is int for r in rows)
+
+
 def test_inspect_shows_each_operators_state(savepoint, tmp_path):
     spec, sp = savepoint
     # savepoint 2 = the second checkpoint, after one batch per run: records 0..199 read

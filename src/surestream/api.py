@@ -15,7 +15,12 @@
 
 Each ``Stream`` method appends one step and returns the stream. ``stream.branch(name)``
 starts a new stream reading this one's results (fan-out); ``p.stream(name, from_tag)``
-reads a side-output tag.
+reads a side-output tag. ``p.spec()`` (and so ``p.run()``) checks the pipeline as
+``surestream validate`` checks a file: a mistake is a ``SpecError`` naming its path.
+
+``result.rows(tag)`` gives the records any output held when the run ended: kept in memory
+for ``memory()``, read back from the file, Parquet dataset or DuckDB table otherwise (the
+default errors file too); an unknown tag raises ``KeyError`` naming the outputs.
 
 Checkpoints go to ``checkpoint_dir``, by default ``.surestream/checkpoints/<name>`` in the
 current folder, where the next run of the script resumes from them -- unless every output
@@ -31,6 +36,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from surestream.io.scratch import remove_scratch_dir, scratch_dir
+from surestream.model.loader import build_spec
 from surestream.model.spec import (
     ERRORS_TAG,
     DuckDBSink,
@@ -39,7 +45,6 @@ from surestream.model.spec import (
     GeneratorSource,
     MemorySink,
     PipelineSpec,
-    StreamSpec,
 )
 from surestream.model.steps import (
     MAX_WINDOWS_PER_RECORD,
@@ -229,21 +234,23 @@ class Pipeline:
                                           for s in self.outputs.values())
 
     def spec(self) -> PipelineSpec:
-        """The validated spec. A pipeline whose outputs are all in memory and that names no
-        checkpoint folder gets a new temporary one (and its errors in memory) each call."""
+        """The validated spec, checked as ``surestream validate`` checks a file: a mistake
+        raises ``SpecError`` with the path of each problem (``streams.main.steps[2]...``),
+        and user code is resolved and checked. A pipeline whose outputs are all in memory
+        and that names no checkpoint folder gets a new temporary one (and its errors in
+        memory) each call."""
         outputs, checkpoint = dict(self.outputs), dict(self.checkpoint)
         if self.in_memory_only() and not checkpoint.get("dir"):
             outputs.setdefault(ERRORS_TAG, MemorySink())
             checkpoint["dir"] = scratch_dir(f"surestream-{self.name}-")
-        return PipelineSpec(
-            pipeline=self.name,
-            sources=self.sources,
-            streams={n: StreamSpec(**{"from": s.from_, "steps": s.steps})
-                     for n, s in self.streams.items()},
-            outputs=outputs,
-            runtime=self.runtime,
-            checkpoint=checkpoint,
-        )
+        return build_spec({
+            "pipeline": self.name,
+            "sources": self.sources,
+            "streams": {n: {"from": s.from_, "steps": s.steps} for n, s in self.streams.items()},
+            "outputs": outputs,
+            "runtime": self.runtime,
+            "checkpoint": checkpoint,
+        }, source=f"pipeline {self.name!r}")
 
     def run(self, **kwargs: Any) -> Any:
         """Run with the local runner to the end of the input; returns a ``RunResult``."""

@@ -178,3 +178,139 @@ def test_snapshot_restore_roundtrip_into_other_slots():
     # the restored first/last still compare by (ts, seq) with new records
     feed(fresh, batch_input({"v": [1.0], "w": [1.0], "s": ["z"]}, [1], seq0=10), [6])
     assert row(fresh, 6)["first"] == 1.0 and row(fresh, 6)["last"] == 2.0
+
+
+# -- sum over integers: an exact integer, never wrapped ------------------------------------------
+I64_MAX, I64_MIN = 2**63 - 1, -(2**63)
+
+
+def int_input(values: list, ts0: int = 0, dtype: pl.DataType = pl.Int64) -> BatchInput:
+    return batch_input({"v": pl.Series(values, dtype=dtype)},
+                       list(range(ts0, ts0 + len(values))), seq0=ts0)
+
+
+def test_sum_of_integers_is_an_integer():
+    aggs = make({"sum": "sum(v)", "avg": "avg(v)"})
+    feed(aggs, int_input([5, None, 7]), [0, 0, 0])
+    total, avg = aggs.values(0)
+    assert total == 12 and type(total) is int
+    assert avg == 6.0 and type(avg) is float  # an average is a float, as in SQL
+    series = aggs.results(np.array([0, 1]))[0]
+    assert series.dtype == pl.Int64 and series.to_list() == [12, None]
+
+
+@pytest.mark.parametrize("dtype", [pl.Int8, pl.Int32, pl.UInt16, pl.UInt32])
+def test_sum_of_any_integer_type_is_an_int64(dtype):
+    aggs = make({"sum": "sum(v)"})
+    feed(aggs, int_input([100, 27], dtype=dtype), [0, 0])
+    assert aggs.values(0) == [127] and type(aggs.values(0)[0]) is int
+    assert aggs.results(np.array([0]))[0].dtype == pl.Int64
+
+
+def test_sum_of_booleans_counts_the_true_ones():
+    aggs = make({"sum": "sum(v)"})
+    feed(aggs, batch_input({"v": [True, False, None, True]}, [1, 2, 3, 4]), [0, 0, 0, 0])
+    assert aggs.values(0) == [2] and type(aggs.values(0)[0]) is int
+
+
+def test_sum_of_floats_stays_a_float():
+    aggs = make({"sum": "sum(v)"})
+    feed(aggs, batch_input({"v": [1.5, 2.5]}, [1, 2]), [0, 0])
+    assert aggs.values(0) == [4.0] and type(aggs.values(0)[0]) is float
+    assert aggs.results(np.array([0]))[0].dtype == pl.Float64
+
+
+def test_integer_sums_are_exact_where_a_float_would_round():
+    big = 2**53 + 1  # no float64 holds it
+    aggs = make({"sum": "sum(v)"})
+    feed(aggs, int_input([big, 2, big]), [0, 0, 0])
+    assert aggs.values(0) == [2 * big + 2]
+
+
+def test_a_sum_may_pass_beyond_int64_on_the_way_and_stays_exact():
+    values = [I64_MAX, I64_MAX, 5, -I64_MAX, -I64_MAX]  # partial sums reach 2**64
+    for cuts in ([], [1], [2], [1, 2, 3, 4]):
+        aggs = make({"sum": "sum(v)"})
+        for a, b in zip([0, *cuts], [*cuts, len(values)], strict=True):
+            feed(aggs, int_input(values[a:b], ts0=a), [0] * (b - a))
+        assert aggs.values(0) == [5], cuts
+        assert aggs.results(np.array([0]))[0].to_list() == [5]
+
+
+def test_a_sum_beyond_int64_is_refused_not_wrapped():
+    aggs = make({"sum": "sum(v)"})
+    feed(aggs, int_input([I64_MAX, 1]), [0, 0])
+    with pytest.raises(OverflowError, match=r"sum\(v\) of a window is 9223372036854775808"):
+        aggs.values(0)
+    with pytest.raises(OverflowError, match="CAST\\(v AS DOUBLE\\)"):
+        aggs.results(np.array([0]))
+    low = make({"sum": "sum(v)"})
+    feed(low, int_input([I64_MIN, -1]), [0, 0])
+    with pytest.raises(OverflowError, match="-9223372036854775809"):
+        low.results(np.array([0]))
+
+
+def test_unsigned_values_beyond_int64_sum_exactly():
+    aggs = make({"sum": "sum(v)"})
+    feed(aggs, int_input([2**64 - 1, 3], dtype=pl.UInt64), [0, 1])
+    assert aggs.values(1) == [3]
+    with pytest.raises(OverflowError):
+        aggs.values(0)  # 2**64 - 1 is beyond int64
+    for _ in range(2):
+        aggs.add_one(0, 0, int_input([-(2**62)]))
+    aggs.add_one(0, 0, int_input([-(2**63)]))  # 2**64 - 1 - 2**63 - 2**63 = -1
+    assert aggs.values(0) == [-1]
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), n=st.integers(1, 30))
+def test_integer_sums_equal_python_sums_however_added(data, n):
+    """Vectorized over any cuts, record by record, and merged: always Python's exact sum,
+    or a refusal when it is beyond int64 -- never another number."""
+    huge = st.integers(I64_MIN, I64_MAX)
+    small = st.integers(-1000, 1000)
+    values = data.draw(st.lists(st.one_of(st.none(), huge, small), min_size=n, max_size=n))
+    slots = data.draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))
+    cuts = sorted(data.draw(st.sets(st.integers(1, n), max_size=4)))
+    exact = {s: [v for v, t in zip(values, slots, strict=True) if t == s and v is not None]
+             for s in range(3)}
+    vectorized, one_by_one = make({"sum": "sum(v)"}), make({"sum": "sum(v)"})
+    for a, b in zip([0, *cuts], [*cuts, n], strict=True):
+        if a < b:
+            part = int_input(values[a:b], ts0=a)
+            feed(vectorized, part, slots[a:b])
+            for r in range(b - a):
+                one_by_one.add_one(slots[a + r], r, part)
+    for aggs in (vectorized, one_by_one):
+        aggs.merge(0, 2)  # slot 0 absorbs slot 2, as merging sessions do
+    exact[0] = exact[0] + exact[2]
+    for aggs in (vectorized, one_by_one):
+        for s in range(2):
+            expected = sum(exact[s]) if exact[s] else None
+            if expected is not None and not I64_MIN <= expected <= I64_MAX:
+                with pytest.raises(OverflowError):
+                    aggs.values(s)
+            else:
+                assert aggs.values(s) == [expected]
+
+
+def test_integer_sums_survive_a_snapshot_even_beyond_int64():
+    aggs = make({"sum": "sum(v)"})
+    feed(aggs, int_input([I64_MAX, I64_MAX, 7]), [0, 0, 1])
+    fresh = make({"sum": "sum(v)"})
+    fresh.restore(round_trip(aggs.snapshot(np.array([0, 1]))), np.array([3, 4]))
+    assert fresh.values(4) == [7] and type(fresh.values(4)[0]) is int
+    feed(fresh, int_input([-I64_MAX, -I64_MAX + 1], ts0=3), [3, 3])
+    assert fresh.values(3) == [1]
+
+
+def test_an_integer_sum_cannot_turn_into_a_float_sum():
+    aggs = make({"sum": "sum(v)"})
+    feed(aggs, int_input([1, 2]), [0, 0])
+    feed(aggs, batch_input({"v": pl.Series([None], dtype=pl.Float64)}, [3]), [0])  # no value
+    with pytest.raises(TypeError, match=r"held integers.*CAST\(v AS DOUBLE\)"):
+        feed(aggs, batch_input({"v": [2.5]}, [4]), [0])
+    floats = make({"sum": "sum(v)"})
+    feed(floats, batch_input({"v": [0.5]}, [1]), [0])
+    feed(floats, int_input([2], ts0=2), [0])  # integers join a float sum as floats
+    assert floats.values(0) == [2.5]

@@ -208,7 +208,9 @@ outputs:
 #: what each built-in aggregation computes
 AGGREGATION_MEANINGS: dict[str, str] = {
     "count": "records in the window",
-    "sum": "sum of the column (floats folded in arrival order: identical on every replay)",
+    "sum": "sum of the column: of integers (or booleans) an exact integer -- a sum beyond "
+           "64 bits stops the run, never wraps; of floats a float folded in arrival order "
+           "(identical on every replay)",
     "avg": "mean of the column",
     "min": "smallest value",
     "max": "largest value",

@@ -14,13 +14,16 @@ record-at-a-time paths (allowed-late records, sessions) use ``add_one``, which p
 very same float64 operations, so both paths agree bit for bit.
 
 Built-ins (``model.aggregations.BUILTIN_ARITY``): ``count`` (int64; with a column it counts
-that column's non-null values), ``sum``/``avg``/``vwap`` (float64), ``min``/``max``/``first``/
-``last`` (float64 for numeric inputs, the input's own type otherwise). ``sum``/``avg``/
-``vwap`` read text as numbers; a record whose value is not a number never gets here: the
-window operator sends it to errors first (``aggregate_inputs``). Null inputs are
-ignored; an aggregation that saw no value yields null (``vwap`` also when its weights sum
-to 0). ``first``/``last`` go by event time, ties by arrival. User ``AggregateFunction``s are
-called record by record in arrival order; ``merge`` is used when sessions merge.
+that column's non-null values), ``sum`` (int64 over integers and booleans, exact -- never
+wrapped, see ``SumAcc``; float64 over other numbers), ``avg``/``vwap`` (float64), ``min``/
+``max``/``first``/``last`` (float64 for numeric inputs, the input's own type otherwise).
+Integer sums are exact in any order, so only float folds need the rule above.
+``sum``/``avg``/``vwap`` read text as (float) numbers; a record whose value is not a number
+never gets here: the window operator sends it to errors first (``aggregate_inputs``). Null
+inputs are ignored; an aggregation that saw no value yields null (``vwap`` also when its
+weights sum to 0). ``first``/``last`` go by event time, ties by arrival. User
+``AggregateFunction``s are called record by record in arrival order; ``merge`` is used
+when sessions merge.
 """
 
 from __future__ import annotations
@@ -40,8 +43,10 @@ from surestream.model.aggregations import AggregateFunction, AggregationSpec
 from surestream.semantics.aggregate_inputs import float_values
 from surestream.semantics.user_state import codec_of
 
-_I64_MAX = np.iinfo(np.int64).max
-_I64_MIN = np.iinfo(np.int64).min
+_I64_MAX = int(np.iinfo(np.int64).max)
+_I64_MIN = int(np.iinfo(np.int64).min)
+#: an integer sum beyond int64 is kept as ``high * _HIGH_UNIT + low`` (``SumAcc``)
+_HIGH_UNIT = 2**62
 
 
 # -- inputs -------------------------------------------------------------------------------
@@ -53,6 +58,7 @@ class BatchInput:
         self.ts = ts
         self.seq = seq
         self._numeric: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+        self._integers: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
         self._objects: dict[str, tuple[list[Any], np.ndarray | None]] = {}
         self._records: list[dict[str, Any]] | None = None
         self._schema = data.schema  # polars rebuilds it on every access
@@ -83,6 +89,21 @@ class BatchInput:
         if column not in self._numeric:
             self._numeric[column] = float_values(self.data.get_column(column))
         return self._numeric[column]
+
+    def integers(self, column: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """Exact values of an integer or boolean column and a validity mask: int64 when
+        every value fits (null as 0), else Python integers (``object``; UInt64, Int128)."""
+        if column not in self._integers:
+            s = self.data.get_column(column)
+            valid = None if s.null_count() == 0 else s.is_not_null().to_numpy()
+            s = s.fill_null(0)
+            if s.dtype == pl.Boolean or s.dtype in _INT64_SAFE or (
+                    len(s) and s.min() >= _I64_MIN and s.max() <= _I64_MAX):
+                values = s.cast(pl.Int64).to_numpy()
+            else:
+                values = np.array(s.to_list(), dtype=object)
+            self._integers[column] = (values, valid)
+        return self._integers[column]
 
     def objects(self, column: str) -> tuple[list[Any], np.ndarray | None]:
         """Python values and a validity mask, for non-numeric columns."""
@@ -118,6 +139,24 @@ class Pairs:
 
 
 # -- helpers ------------------------------------------------------------------------------
+#: integer types whose every value is an int64
+_INT64_SAFE = frozenset({pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16,
+                         pl.UInt32})
+
+
+def _is_integer(dtype: pl.DataType) -> bool:
+    """Integers and booleans (true = 1): what ``sum`` adds exactly."""
+    return dtype.is_integer() or dtype == pl.Boolean
+
+
+def _max_abs(values: np.ndarray) -> int:
+    """The largest magnitude among int64 ``values`` as a Python integer (``abs`` of the
+    smallest int64 does not fit an int64)."""
+    if not len(values):
+        return 0
+    return max(abs(int(values.min())), abs(int(values.max())))
+
+
 def _grown(arr: np.ndarray, capacity: int, fill: Any) -> np.ndarray:
     """``arr`` extended to ``capacity`` entries, the new ones set to ``fill``."""
     if len(arr) >= capacity:
@@ -245,15 +284,14 @@ class CountAcc(_ArrayAccumulator):
         return int(self.n[slot])
 
 
-class SumAcc(_ArrayAccumulator):
-    """``sum(col)`` (or ``avg(col)`` with ``average=True``): a sequential float64 fold."""
+class AvgAcc(_ArrayAccumulator):
+    """``avg(col)``: a sequential float64 fold of the values, divided by their count."""
 
     FIELDS = {"total": (np.float64, 0.0), "n": (np.int64, 0)}
 
-    def __init__(self, column: str, average: bool = False) -> None:
+    def __init__(self, column: str) -> None:
         super().__init__()
         self.column = column
-        self.average = average
 
     def add(self, pairs: Pairs, inp: BatchInput) -> None:
         if inp.kind(self.column) == "null":
@@ -275,21 +313,188 @@ class SumAcc(_ArrayAccumulator):
         self.total[dst] += self.total[src]
         self.n[dst] += self.n[src]
 
-    def _finish(self, total: np.ndarray, n: np.ndarray) -> np.ndarray:
-        if not self.average:
-            return total
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return total / np.maximum(n, 1)
-
     def results(self, slots: np.ndarray) -> pl.Series:
         n = self.n[slots]
-        return _float_series(self._finish(self.total[slots], n), n > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return _float_series(self.total[slots] / np.maximum(n, 1), n > 0)
 
     def value(self, slot: int) -> Any:
         n = int(self.n[slot])
-        if n == 0:
+        return None if n == 0 else float(self.total[slot] / n)
+
+
+class SumOverflowError(OverflowError):
+    """An integer sum whose exact value no 64-bit integer column can hold."""
+
+
+def _cast_advice(column: str) -> str:
+    return (f"To sum {column!r} as floats (rounded), cast it before the window (with_columns: "
+            f"{{{column}: 'CAST({column} AS DOUBLE)'}}) and give the window another name "
+            "(its saved sums are integers)")
+
+
+class SumAcc(Accumulator):
+    """``sum(col)``: over an integer (or boolean) column an exact integer, over any other
+    number a sequential float64 fold in arrival order.
+
+    The kind is fixed by the first batch that brings a value (a source's columns keep
+    their type from batch to batch). Integer sums are exact whatever the order, so they
+    add per batch in int64 whenever the batch cannot leave the int64 range (a bound
+    checked first: the common case, one ``np.add.at``); otherwise that batch is added
+    with Python integers. A slot keeps its exact sum as ``high * 2**62 + low``, with
+    ``high == 0`` exactly when the sum fits an int64, so a sum may pass beyond int64 on
+    the way and come back; only a *result* beyond int64 is refused (``SumOverflowError``):
+    never a wrapped number.
+    """
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+        self.mode: str | None = None  # "int" | "float", fixed by the first value
+        self.n = np.zeros(0, dtype=np.int64)  # values added (0: the result is null)
+        self.total = np.zeros(0, dtype=np.float64)  # "float": the fold
+        self.low = np.zeros(0, dtype=np.int64)  # "int": the exact sum, see above
+        self.high = np.zeros(0, dtype=np.int64)
+
+    @property
+    def dtype(self) -> pl.DataType:  # type: ignore[override]
+        return pl.Int64 if self.mode == "int" else pl.Float64
+
+    # -- the kind of a batch's values ----------------------------------------------------
+    def _mode_for(self, inp: BatchInput, rows: np.ndarray) -> str | None:
+        """The batch's kind for the records at ``rows``, fixing the accumulator's on the
+        first value; None when those records bring no value to add."""
+        if inp.kind(self.column) == "null":
             return None
-        return float(self.total[slot] / n) if self.average else float(self.total[slot])
+        kind = "int" if _is_integer(inp.dtype(self.column)) else "float"
+        valid = (inp.integers(self.column) if kind == "int" else inp.numeric(self.column))[1]
+        if valid is not None and not valid[rows].any():
+            return None  # nulls only: nothing to add, and no type learnt from them
+        if self.mode is None:
+            self.mode = kind
+        elif kind == "float" and self.mode == "int":
+            raise TypeError(
+                f"sum({self.column}): column {self.column!r} held integers, and now holds "
+                f"{inp.dtype(self.column)} values; an integer sum stays exact and cannot "
+                f"turn into a float one halfway: give the column one type before the "
+                f"window (with_columns: {{{self.column}: 'CAST({self.column} AS DOUBLE)'}})")
+        return self.mode
+
+    # -- protocol --------------------------------------------------------------------------
+    def grow(self, capacity: int) -> None:
+        self.n = _grown(self.n, capacity, 0)
+        self.total = _grown(self.total, capacity, 0.0)
+        self.low = _grown(self.low, capacity, 0)
+        self.high = _grown(self.high, capacity, 0)
+
+    def reset(self, slots: np.ndarray) -> None:
+        self.n[slots] = 0
+        self.total[slots] = 0.0
+        self.low[slots] = 0
+        self.high[slots] = 0
+
+    def add(self, pairs: Pairs, inp: BatchInput) -> None:
+        mode = self._mode_for(inp, pairs.rows)
+        if mode is None:
+            return
+        if mode == "float":
+            values, valid = inp.numeric(self.column)
+            pairs = _valid_pairs(pairs, valid)
+            np.add.at(self.total, pairs.slots, values[pairs.rows])
+        else:
+            values, valid = inp.integers(self.column)
+            pairs = _valid_pairs(pairs, valid)
+            self._add_integers(pairs, values[pairs.rows])
+        self.n[pairs.gslots] += np.bincount(pairs.gid, minlength=len(pairs.gslots))
+
+    def _add_integers(self, pairs: Pairs, values: np.ndarray) -> None:
+        if not len(values):
+            return
+        if values.dtype == np.int64 and not self.high[pairs.gslots].any():
+            low = self.low[pairs.gslots]
+            bound = _max_abs(low) + _max_abs(values) * len(values)
+            if bound <= _I64_MAX:  # no partial sum of this batch can leave int64
+                np.add.at(self.low, pairs.slots, values)
+                return
+        sums = np.zeros(len(pairs.gslots), dtype=object)  # Python integers: exact
+        np.add.at(sums, pairs.gid, values.astype(object))
+        for slot, extra in zip(pairs.gslots.tolist(), sums.tolist(), strict=True):
+            self._set_exact(slot, self._exact(slot) + int(extra))
+
+    def _exact(self, slot: int) -> int:
+        return int(self.high[slot]) * _HIGH_UNIT + int(self.low[slot])
+
+    def _set_exact(self, slot: int, value: int) -> None:
+        if _I64_MIN <= value <= _I64_MAX:
+            self.high[slot], self.low[slot] = 0, value
+            return
+        high, low = divmod(value, _HIGH_UNIT)
+        if not _I64_MIN <= high <= _I64_MAX:  # beyond 2**125: only 128-bit inputs get here
+            raise SumOverflowError(f"sum({self.column}) of a window passed {value}, beyond "
+                                   "what surestream sums exactly; " + _cast_advice(self.column))
+        self.high[slot], self.low[slot] = high, low
+
+    def add_one(self, slot: int, row: int, inp: BatchInput) -> None:
+        mode = self._mode_for(inp, np.array([row]))
+        if mode is None:
+            return
+        if mode == "float":
+            values, _ = inp.numeric(self.column)
+            self.total[slot] += values[row]
+        else:
+            values, _ = inp.integers(self.column)
+            self._set_exact(slot, self._exact(slot) + int(values[row]))
+        self.n[slot] += 1
+
+    def merge(self, dst: int, src: int) -> None:
+        if self.mode == "int":
+            self._set_exact(dst, self._exact(dst) + self._exact(src))
+        else:
+            self.total[dst] += self.total[src]
+        self.n[dst] += self.n[src]
+
+    def _check_fits(self, slots: np.ndarray) -> None:
+        big = slots[self.high[slots] != 0]
+        if len(big):
+            value = self._exact(int(big[0]))
+            raise SumOverflowError(
+                f"sum({self.column}) of a window is {value}, beyond the 64-bit integers "
+                f"({_I64_MIN}..{_I64_MAX}) an output column holds; surestream does not wrap "
+                "it around or round it. " + _cast_advice(self.column))
+
+    def results(self, slots: np.ndarray) -> pl.Series:
+        ok = self.n[slots] > 0
+        if self.mode != "int":
+            return _float_series(self.total[slots], ok)
+        self._check_fits(slots)
+        values = self.low[slots]
+        if ok.all():
+            return pl.Series(values=values, dtype=pl.Int64)
+        return pl.Series(values=pa.array(values, mask=~ok), dtype=pl.Int64)
+
+    def value(self, slot: int) -> Any:
+        if self.n[slot] == 0:
+            return None
+        if self.mode != "int":
+            return float(self.total[slot])
+        self._check_fits(np.array([slot]))
+        return int(self.low[slot])
+
+    def snapshot(self, slots: np.ndarray) -> dict[str, Any]:
+        state: dict[str, Any] = {"mode": self.mode, "n": self.n[slots].copy()}
+        if self.mode == "int":
+            state.update(low=self.low[slots].copy(), high=self.high[slots].copy())
+        else:
+            state["total"] = self.total[slots].copy()
+        return state
+
+    def restore(self, state: dict[str, Any], slots: np.ndarray) -> None:
+        if state["mode"] is not None and self.mode is None:
+            self.mode = state["mode"]
+        self.n[slots] = state["n"]
+        if state["mode"] == "int":
+            self.low[slots], self.high[slots] = state["low"], state["high"]
+        else:
+            self.total[slots] = state["total"]
 
 
 class VwapAcc(_ArrayAccumulator):
@@ -633,7 +838,7 @@ class UdafAcc(Accumulator):
 _BUILDERS: dict[str, Callable[[tuple[str, ...]], Accumulator]] = {
     "count": lambda cols: CountAcc(cols[0] if cols else None),
     "sum": lambda cols: SumAcc(cols[0]),
-    "avg": lambda cols: SumAcc(cols[0], average=True),
+    "avg": lambda cols: AvgAcc(cols[0]),
     "min": lambda cols: MinMaxAcc(cols[0], largest=False),
     "max": lambda cols: MinMaxAcc(cols[0], largest=True),
     "first": lambda cols: FirstLastAcc(cols[0], last=False),

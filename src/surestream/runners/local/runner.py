@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from surestream.connectors.readback import CommittedOutput, committed_output
 from surestream.connectors.sinks import MemoryCollector, open_sink
 from surestream.connectors.sources import Interleaver, Partition, SourceError, open_source
 from surestream.io.lock import FolderLock
@@ -68,6 +69,13 @@ class Progress:
         return self.records_in / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
+class UnknownOutputError(KeyError):
+    """``RunResult.rows(tag)`` for a tag the run has no output for."""
+
+    def __str__(self) -> str:  # a KeyError would show its message quoted
+        return str(self.args[0])
+
+
 @dataclass
 class RunResult:
     pipeline: str
@@ -80,6 +88,8 @@ class RunResult:
     operator_counters: dict[str, dict[str, int]] = field(default_factory=dict)
     restored_from: int | None = None  # the checkpoint id the run resumed from
     checkpoints: int = 0  # checkpoints taken by this run
+    #: every output by tag (the default errors file included): what it held at the end
+    outputs: dict[str, CommittedOutput] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """Plain values for ``--summary`` and ``verify``."""
@@ -90,8 +100,20 @@ class RunResult:
                 "restored_from": self.restored_from, "checkpoints": self.checkpoints}
 
     def rows(self, tag: str = MAIN) -> list[dict[str, Any]]:
-        """Records of a tag with a memory output."""
-        return self.collected[tag].rows() if tag in self.collected else []
+        """The records output ``tag`` held when the run ended, in commit order: kept in
+        memory for a ``memory`` output, read back from the file, Parquet dataset or DuckDB
+        table otherwise -- ``rows("errors")`` too when the errors went to the default file
+        beside the checkpoints. A run resumed from a checkpoint reads the whole output,
+        what was committed before the restart included (it is one output).
+
+        Raises ``KeyError`` naming the run's outputs for a tag it has none for,
+        ``OutputChangedError`` when another run has written the output since (its records
+        are no longer this run's), ``OutputNotKeptError`` for standard output."""
+        if tag not in self.outputs:
+            raise UnknownOutputError(
+                f"pipeline {self.pipeline!r} has no output {tag!r}; its outputs are "
+                f"{', '.join(repr(t) for t in sorted(self.outputs))}")
+        return self.outputs[tag].rows()
 
 
 def lock_checkpoint_folder(folder: Path, holder: str = "surestream run") -> FolderLock:
@@ -287,7 +309,8 @@ class LocalRunner:
             {name: dict(getattr(slot.operator, "counters", {}))
              for name, slot in self.slots.items()},
             self.restored.id if self.restored else None,
-            self.coordinator.taken)
+            self.coordinator.taken,
+            {t: committed_output(t, s) for t, s in self.sinks.items()})
 
     def step(self, final: bool = False) -> None:
         """One micro-batch through every stream; ``final`` ends the input (W = +inf)."""
