@@ -66,6 +66,14 @@ class RunningCount(KeyedProcessFunction):
         return {"trade_id": record["trade_id"], "seen": self.seen}
 
 
+def keep(record):
+    return record["quantity"] > 1
+
+
+def explode(record):
+    return [record, record]
+
+
 def slow_feed():
     for i in range(100_000):
         time.sleep(0.05)
@@ -190,7 +198,9 @@ def test_records_a_step_removes_and_counts_are_accounted_for():
     assert not ok
 
 
-def test_a_filter_bounds_the_count_and_a_map_leaves_it_unjudged():
+def test_a_filter_bounds_the_count_and_a_map_leaves_it_unjudged(tmp_path, monkeypatch):
+    (tmp_path / "usercode.py").write_text(textwrap.dedent(USER_CODE))  # validate imports it
+    monkeypatch.syspath_prepend(str(tmp_path))
     user_filter = {"type": "filter", "name": "keep_some", "function": "usercode:keep"}
     ok, detail = judged(late_spec([user_filter]), summary({"quarantine": 40},
                                                           quarantine_late={"late": 43}))

@@ -314,3 +314,41 @@ def test_an_integer_sum_cannot_turn_into_a_float_sum():
     feed(floats, batch_input({"v": [0.5]}, [1]), [0])
     feed(floats, int_input([2], ts0=2), [0])  # integers join a float sum as floats
     assert floats.values(0) == [2.5]
+
+
+# -- values kept as they are (issue 7: nothing changes a good value) ---------------------------
+def _window(aggs: dict, kind: str = "tumbling"):
+    from surestream.model.steps import WatermarkStep, WindowStep
+
+    size = {"gap_ms": 10} if kind == "session" else {"size_ms": 10}
+    return [WatermarkStep(timestamp_column="ts"),
+            WindowStep(name="w", key_fields=["key"], kind=kind, aggregations=aggs, **size)]
+
+
+@pytest.mark.parametrize("kind", ["tumbling", "session"])
+@pytest.mark.parametrize("batch_size", [1, 2, 1000])
+def test_min_max_first_last_keep_integers_and_booleans_exact(kind, batch_size):
+    from surestream.testing import run_steps
+
+    big = 2**60 + 1  # not a float64: it would come back as 2**60
+    records = [{"key": "a", "ts": 0, "n": big, "b": True},
+               {"key": "a", "ts": 1, "n": None, "b": False},
+               {"key": "a", "ts": 2, "n": 3, "b": None}]
+    out = run_steps(records, _window({"lo": "min(n)", "hi": "max(n)", "f": "first(n)",
+                                      "l": "last(n)", "bmin": "min(b)", "bl": "last(b)"},
+                                     kind), batch_size=batch_size)
+    (row,) = out["main"]
+    assert (row["lo"], row["hi"], row["f"], row["l"]) == (3, big, big, 3)
+    assert all(type(row[c]) is int for c in ("lo", "hi", "f", "l"))
+    assert row["bmin"] is False and row["bl"] is False
+
+
+def test_an_aggregated_field_no_record_has_gives_nulls_not_a_crash():
+    from surestream.testing import run_steps
+
+    out = run_steps([{"key": "a", "ts": 0}, {"key": "a", "ts": 1}],
+                    _window({"n": "count()", "s": "sum(v)", "lo": "min(v)", "f": "first(v)",
+                             "a": "avg(v)", "w": "vwap(v, v)"}))
+    (row,) = out["main"]
+    assert row["n"] == 2 and out["errors"] == []
+    assert [row[c] for c in ("s", "lo", "f", "a", "w")] == [None] * 5

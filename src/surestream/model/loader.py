@@ -19,7 +19,7 @@ from surestream.model.spec import PipelineSpec
 from surestream.model.user_code import user_code_problems
 
 
-class SpecError(Exception):
+class SpecError(ValueError):
     """A spec that cannot be used; ``problems`` holds one ``(path, reason)`` per error."""
 
     def __init__(self, problems: list[tuple[str, str]], source: str = "spec") -> None:

@@ -77,24 +77,27 @@ class BatchInput:
         return kind
 
     def dtype(self, column: str) -> pl.DataType:
-        try:
-            return self._schema[column]
-        except KeyError:
-            raise KeyError(f"aggregation input column {column!r} is not in the records "
-                           f"(columns: {list(self._schema)})") from None
+        """The column's type; a column no record of the batch has is all null (``Null``):
+        a field is optional, and another cut of the input could hold it with nulls."""
+        return self._schema.get(column, pl.Null())
+
+    def column(self, column: str) -> pl.Series:
+        if column in self._schema:
+            return self.data.get_column(column)
+        return pl.Series(column, [None] * self.data.height, dtype=pl.Null)
 
     def numeric(self, column: str) -> tuple[np.ndarray, np.ndarray | None]:
         """float64 values and a validity mask (``None`` when every value counts); text is
         parsed per value (``aggregate_inputs.float_values``)."""
         if column not in self._numeric:
-            self._numeric[column] = float_values(self.data.get_column(column))
+            self._numeric[column] = float_values(self.column(column))
         return self._numeric[column]
 
     def integers(self, column: str) -> tuple[np.ndarray, np.ndarray | None]:
         """Exact values of an integer or boolean column and a validity mask: int64 when
         every value fits (null as 0), else Python integers (``object``; UInt64, Int128)."""
         if column not in self._integers:
-            s = self.data.get_column(column)
+            s = self.column(column)
             valid = None if s.null_count() == 0 else s.is_not_null().to_numpy()
             s = s.fill_null(0)
             if s.dtype == pl.Boolean or s.dtype in _INT64_SAFE or (
@@ -108,7 +111,7 @@ class BatchInput:
     def objects(self, column: str) -> tuple[list[Any], np.ndarray | None]:
         """Python values and a validity mask, for non-numeric columns."""
         if column not in self._objects:
-            s = self.data.get_column(column)
+            s = self.column(column)
             valid = None if s.null_count() == 0 else s.is_not_null().to_numpy()
             self._objects[column] = (s.to_list(), valid)
         return self._objects[column]
@@ -261,7 +264,7 @@ class CountAcc(_ArrayAccumulator):
     def _valid(self, inp: BatchInput) -> np.ndarray | None:
         if self.column is None:
             return None
-        column = inp.data.get_column(self.column)
+        column = inp.column(self.column)
         return column.is_not_null().to_numpy() if column.null_count() else None
 
     def add(self, pairs: Pairs, inp: BatchInput) -> None:
@@ -551,28 +554,42 @@ class VwapAcc(_ArrayAccumulator):
 
 
 # -- min, max, first, last ----------------------------------------------------------------------
+def _typed_mode(inp: BatchInput, column: str) -> str:
+    """How min/max/first/last keep a column's values exactly: ``integer`` (int64 arrays:
+    integers that fit, booleans), ``numeric`` (float64 arrays: floats), ``object`` (Python
+    values: text, dates, decimals, unsigned 64-bit integers) or ``null`` (nothing to add)."""
+    kind = inp.kind(column)
+    if kind != "numeric":
+        return kind
+    dtype = inp.dtype(column)
+    if dtype == pl.Boolean or dtype in _INT64_SAFE:
+        return "integer"
+    return "numeric" if dtype.is_float() else "object"
+
+
 class _TypedAccumulator(Accumulator):
-    """Shared by min/max/first/last: numeric inputs are kept in float64 arrays (vectorized),
-    any other type (strings, dates) as Python objects (record by record). The mode is fixed
-    by the first batch whose column has a type; until then every result is null."""
+    """Shared by min/max/first/last, which give a value of the column as it is (its type
+    too): integers and booleans are kept in int64 arrays and floats in float64 arrays
+    (vectorized), any other type (text, dates, decimals) as Python objects (record by
+    record). The mode is fixed by the first batch whose column has a type; until then every
+    result is null."""
 
     def __init__(self, column: str) -> None:
         self.column = column
-        self.mode: str | None = None  # "numeric" | "object"
+        self.mode: str | None = None  # "integer" | "numeric" | "object"
         self.dtype = pl.Float64
         self.has = np.zeros(0, dtype=bool)
         self.vals: np.ndarray = np.zeros(0, dtype=np.float64)
 
     def _mode_for(self, inp: BatchInput) -> str | None:
         """The batch's mode, fixing this accumulator's on first sight; None = nothing to add."""
-        kind = inp.kind(self.column)
+        kind = _typed_mode(inp, self.column)
         if kind == "null":
             return None
         if self.mode is None:
             self.mode = kind
             self.dtype = pl.Float64 if kind == "numeric" else inp.dtype(self.column)
-            if kind == "object":
-                self.vals = np.full(len(self.has), None, dtype=object)
+            self.vals = self._empty_array(len(self.has))
         elif kind != self.mode:
             raise TypeError(
                 f"column {self.column!r} changed type to {inp.dtype(self.column)} after "
@@ -582,7 +599,18 @@ class _TypedAccumulator(Accumulator):
         return kind
 
     def _empty_value(self) -> Any:
-        return None if self.mode == "object" else 0.0
+        return None if self.mode == "object" else 0 if self.mode == "integer" else 0.0
+
+    def _empty_array(self, n: int) -> np.ndarray:
+        dtype = object if self.mode == "object" else np.int64 if self.mode == "integer" \
+            else np.float64
+        return np.full(n, self._empty_value(), dtype=dtype)
+
+    def _values(self, inp: BatchInput, mode: str) -> tuple[Any, np.ndarray | None]:
+        """The batch's values of the column in this mode's representation, and validity."""
+        if mode == "integer":
+            return inp.integers(self.column)
+        return inp.numeric(self.column) if mode == "numeric" else inp.objects(self.column)
 
     def grow(self, capacity: int) -> None:
         self.has = _grown(self.has, capacity, False)
@@ -595,12 +623,20 @@ class _TypedAccumulator(Accumulator):
     def results(self, slots: np.ndarray) -> pl.Series:
         if self.mode == "object":
             return pl.Series(values=[self.value(int(s)) for s in slots], dtype=self.dtype)
+        if self.mode == "integer":
+            has = self.has[slots]
+            ints = pl.Series(values=self.vals[slots], dtype=pl.Int64)
+            if not has.all():
+                ints = pl.select(pl.when(pl.Series(has)).then(ints)).to_series()
+            return ints.cast(self.dtype)
         return _float_series(self.vals[slots].astype(np.float64), self.has[slots])
 
     def value(self, slot: int) -> Any:
         if not self.has[slot]:
             return None
         v = self.vals[slot]
+        if self.mode == "integer":
+            return bool(v) if self.dtype == pl.Boolean else int(v)
         return float(v) if self.mode == "numeric" else v
 
     def snapshot(self, slots: np.ndarray) -> dict[str, Any]:
@@ -610,8 +646,7 @@ class _TypedAccumulator(Accumulator):
     def restore(self, state: dict[str, Any], slots: np.ndarray) -> None:
         if state["mode"] is not None and self.mode is None:
             self.mode, self.dtype = state["mode"], state["dtype"]
-            if self.mode == "object":
-                self.vals = np.full(len(self.has), None, dtype=object)
+            self.vals = self._empty_array(len(self.has))
         self.has[slots] = state["has"]
         self.vals[slots] = copy.deepcopy(state["vals"])
 
@@ -636,7 +671,7 @@ class MinMaxAcc(_TypedAccumulator):
             for slot, row in zip(pairs.slots.tolist(), pairs.rows.tolist(), strict=True):
                 self.add_one(slot, row, inp)
             return
-        values, valid = inp.numeric(self.column)
+        values, valid = self._values(inp, mode)
         pairs = _valid_pairs(pairs, valid)
         if not len(pairs):
             return
@@ -665,7 +700,7 @@ class MinMaxAcc(_TypedAccumulator):
                 self.vals[slot] = v
                 self.has[slot] = True
             return
-        values, valid = inp.numeric(self.column)
+        values, valid = self._values(inp, mode)
         if valid is not None and not valid[row]:
             return
         v = values[row]
@@ -712,7 +747,7 @@ class FirstLastAcc(_TypedAccumulator):
             for slot, row in zip(pairs.slots.tolist(), pairs.rows.tolist(), strict=True):
                 self.add_one(slot, row, inp)
             return
-        values, valid = inp.numeric(self.column)
+        values, valid = self._values(inp, mode)
         pairs = _valid_pairs(pairs, valid)
         if not len(pairs):
             return
@@ -749,7 +784,7 @@ class FirstLastAcc(_TypedAccumulator):
         mode = self._mode_for(inp)
         if mode is None:
             return
-        values, valid = inp.numeric(self.column) if mode == "numeric" else inp.objects(self.column)
+        values, valid = self._values(inp, mode)
         if valid is not None and not valid[row]:
             return
         ts = int(inp.ts[row])

@@ -57,8 +57,10 @@ class WindowOperatorBase:
 
     sessions = False
     #: the layout of ``snapshot()`` (checkpointing.py refuses a checkpoint of another):
-    #: 2 since ``sum`` over integers keeps exact integer sums instead of a float64 total
-    STATE_FORMAT = 2
+    #: 2 since ``sum`` over integers keeps exact integer sums instead of a float64 total;
+    #: 3 since ``min``/``max``/``first``/``last`` keep integers, booleans and decimals as
+    #: they are instead of as float64
+    STATE_FORMAT = 3
 
     def __init__(self, step: WindowStep, pipeline: str) -> None:
         self.name = step.name
