@@ -12,6 +12,11 @@ sink adds no column of its own next to the user's: every column name -- ``_check
 included -- is the user's, and arrives in the table intact. (Databases written by earlier
 versions may still hold the single staging table with a ``_checkpoint`` column; recovery
 reads and cleans it.)
+
+Columns as the source widens them (docs/concepts.md, "Input typing"): a column that comes in
+a later checkpoint is added to the table (after its columns: first-seen order), and a
+column that holds only nulls so far (``Null`` typed: ``VARCHAR`` in the table, which takes
+any value) takes the type of its first values. Both happen in the commit's transaction.
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ COMMITS = "_surestream_commits"
 _STAGING_NAME = re.compile(r"^_surestream_cp([0-9]+)_staging_(.*)$", re.DOTALL)
 #: The checkpoint column of the single staging table of earlier versions.
 LEGACY_CHECKPOINT_COLUMN = "_checkpoint"
+#: DuckDB's type of a polars ``Null`` column (as ``describe`` spells it), and the type such a
+#: column has in the table: an ordinary one, which any value can be inserted into
+NULL_TYPE = '"NULL"'
+NULL_COLUMN_TYPE = "VARCHAR"
 
 
 class DuckDBTableSink:
@@ -146,8 +155,7 @@ class DuckDBTableSink:
         con.execute("begin")
         if committable["rows"]:
             source = self._staged_rows(n)
-            if not self._exists(self.table):
-                con.execute(f"create table {self._q(self.table)} as {source} limit 0")
+            self._fit_table(source)
             con.execute(f"insert into {self._q(self.table)} by name {source}")
             if self._exists(self.staging(n)):
                 con.execute(f"drop table {self._q(self.staging(n))}")
@@ -158,6 +166,32 @@ class DuckDBTableSink:
                                                                  committable["rows"]])
         con.execute("commit")
         self.records += committable["rows"]
+
+    def _fit_table(self, source: str) -> None:
+        """Give the table (made now, if need be) every column of the staged records: a
+        column it lacks is added; one that holds no value yet takes the staged type if it
+        differs (a field null so far, given its first values); a staged ``Null`` column
+        is a ``NULL_COLUMN_TYPE`` one. Other columns keep their type."""
+        con, table = self._con, self._q(self.table)
+        staged = [(name, dtype) for name, dtype, *_ in con.execute(f"describe {source}")
+                  .fetchall()]
+        if not self._exists(self.table):
+            con.execute(f"create table {table} as {source} limit 0")
+            have = dict(staged)
+        else:
+            have = {name: dtype for name, dtype, *_ in
+                    con.execute(f"describe {table}").fetchall()}
+        for name, dtype in staged:
+            column = self._q(name)
+            if name not in have:
+                typed = NULL_COLUMN_TYPE if dtype == NULL_TYPE else dtype
+                con.execute(f"alter table {table} add column {column} {typed}")
+            elif have[name] == NULL_TYPE:
+                typed = NULL_COLUMN_TYPE if dtype == NULL_TYPE else dtype
+                con.execute(f"alter table {table} alter column {column} set data type {typed}")
+            elif dtype not in (have[name], NULL_TYPE) and not con.execute(
+                    f"select count({column}) from {table}").fetchone()[0]:
+                con.execute(f"alter table {table} alter column {column} set data type {dtype}")
 
     def recover(self, committable: dict[str, Any] | None, checkpoint_id: int) -> None:
         newer = self._con.execute(

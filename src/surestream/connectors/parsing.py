@@ -8,8 +8,9 @@ treatment, down to small parts checked line by line: each bad line becomes an er
 its reason, alone; good lines still parse columnar. Never a crash, never a silent drop,
 never a silent conversion (value_types.py has the rules).
 
-A field the schema does not know stops the block at the line that brings it
-(``ParsedBlock.used``): the reader widens the schema there and reads on (source_schema.py).
+A field the schema does not know -- whatever its value, ``null`` included -- stops the block at
+the line that brings it (``ParsedBlock.used``), and so does the first value of a column that
+has held only nulls: the reader widens the schema there and reads on (source_schema.py).
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ class ParsedBlock:
     rows_from: list[int] | None  # line of each row; None: row i is line i
     bad: list[BadLine]
     used: int
-    #: fields line ``used`` brings that the schema lacks (or null columns it gives a value)
+    #: fields line ``used`` brings that the schema lacks (or null columns it gives a value),
+    #: in the record's key order
     new_fields: list[str] = field(default_factory=list)
 
 
@@ -152,17 +154,17 @@ def _exact_numbers(frame: pl.DataFrame, schema: pl.Schema) -> bool:
 
 def parse_json_lines(lines: list[bytes], schema: SourceSchema) -> ParsedBlock:
     """Line by line: decode, stop at a new field, then check values column by column."""
-    known = set(schema.columns)
     exact = _lines_with_long_numbers(lines)
     decoded: list[tuple[int, dict[str, Any]]] = []
     bad: list[BadLine] = []
     used, new_fields = len(lines), []
+    widening = _Widening(schema)
     for i, line in enumerate(lines):
         if not line.strip():
             continue  # a blank line is not a record
         record, problem = decode_object(line, i in exact)
-        if record is not None and not record.keys() <= known:
-            new = [k for k, v in record.items() if v is not None and k not in known]
+        if record is not None:
+            new = widening.fields_of(record)
             if new and schema.extra_fields == "keep":
                 used, new_fields = i, new
                 break
@@ -177,6 +179,27 @@ def parse_json_lines(lines: list[bytes], schema: SourceSchema) -> ParsedBlock:
     bad.extend(BadLine(decoded[j][0], lines[decoded[j][0]].decode("utf-8", errors="replace"),
                        msg) for j, msg in problems.items())
     return _json_rows(lines, good, bad, used=used, new_fields=new_fields, schema=schema)
+
+
+class _Widening:
+    """Which fields of a record widen the schema: the keys it lacks (a key holding ``null``
+    is a field too: it becomes a column, ``Null`` typed until its first value), and the
+    columns typed ``Null`` so far that the record gives a value. In the record's key order,
+    which is the order new columns take."""
+
+    __slots__ = ("known", "nulls")
+
+    def __init__(self, schema: SourceSchema) -> None:
+        self.known = schema.columns.keys()
+        self.nulls = frozenset(schema.null_columns())
+
+    def fields_of(self, record: dict[str, Any]) -> list[str]:
+        nulls = self.nulls
+        if record.keys() <= self.known and not (
+                nulls and any(record.get(c) is not None for c in nulls)):
+            return []  # (the usual case, without a loop in Python)
+        return [k for k, v in record.items()
+                if k not in self.known or (v is not None and k in nulls)]
 
 
 def _extra_problem(fields: list[str]) -> str:
@@ -279,13 +302,13 @@ def parse_records(rows: list[Any], schema: SourceSchema) -> ParsedBlock:
     bad: list[BadLine] = []
     used = len(rows)
     new_fields: list[str] = []
-    known = schema.columns
+    widening = _Widening(schema)
     for i, r in enumerate(rows):
         if not isinstance(r, dict):
             bad.append(BadLine(i, to_raw(r), "TypeError: a record must be a dict, got "
                                              f"{type(r).__name__}"))
             continue
-        new = [k for k, v in r.items() if v is not None and k not in known]
+        new = widening.fields_of(r)
         if new and schema.extra_fields == "keep":
             used, new_fields = i, new
             break
@@ -589,41 +612,35 @@ def _float_text_problem(line: bytes, header: bytes, floats: list[str],
 # -- type inference from a sample ----------------------------------------------------------
 def infer_json_types(lines: Iterable[bytes], fields: Iterable[str] | None = None
                      ) -> dict[str, pl.DataType]:
-    """Column types from sample lines, in first-seen order of a non-null value. Lines that
-    are not JSON objects say nothing. ``fields``: only these (the rest are known)."""
-    wanted = None if fields is None else set(fields)
-    values: dict[str, list[Any]] = {}
-    for line in lines:
-        if not line.strip():
-            continue
-        record, _ = decode_object(line)
-        if record is None:
-            continue
-        for k, v in record.items():
-            if v is not None and (wanted is None or k in wanted):
-                values.setdefault(k, []).append(v)
-    return _typed(values)
+    """Column types from sample lines: every key, in first-seen order (a key holding
+    ``null`` is seen too), typed by its non-null values -- ``Null`` if it has none. Lines
+    that are not JSON objects say nothing. ``fields``: only these (the rest are known)."""
+    records = (decode_object(line)[0] for line in lines if line.strip())
+    return _sample_types((r for r in records if r is not None), fields)
 
 
 def infer_record_types(records: Iterable[Any], fields: Iterable[str] | None = None
                        ) -> dict[str, pl.DataType]:
     """The same for Python records (a generator's first records)."""
+    return _sample_types((r for r in records if isinstance(r, dict)), fields)
+
+
+def _sample_types(records: Iterable[dict[str, Any]], fields: Iterable[str] | None
+                  ) -> dict[str, pl.DataType]:
     wanted = None if fields is None else set(fields)
     values: dict[str, list[Any]] = {}
-    for r in records:
-        if isinstance(r, dict):
-            for k, v in r.items():
-                if v is not None and (wanted is None or k in wanted):
-                    values.setdefault(k, []).append(v)
-    return _typed(values)
-
-
-def _typed(values: dict[str, list[Any]]) -> dict[str, pl.DataType]:
+    for record in records:
+        for k, v in record.items():
+            if wanted is None or k in wanted:
+                seen = values.get(k)
+                if seen is None:
+                    seen = values[k] = []
+                if v is not None:
+                    seen.append(v)
     out: dict[str, pl.DataType] = {}
     for k, vals in values.items():
         dtype = infer_type(vals)
-        if dtype is not None:
-            out[k] = dtype
+        out[k] = pl.Null() if dtype is None else dtype
     return out
 
 

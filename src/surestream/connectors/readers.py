@@ -174,7 +174,8 @@ class LineFileReader:
 
     def _widen(self, fields: list[str]) -> None:
         """Type new fields (or null columns given a value) from a sample of the input that
-        starts at the record bringing them -- the same sample whatever the batch size."""
+        starts at the record bringing them -- the same sample whatever the batch size. A
+        field null throughout it stays a ``Null`` column until its first value."""
         sample = self._sample_at(self.position)
         if self.fmt == "jsonl":
             found = infer_json_types(sample.split(b"\n"), fields)

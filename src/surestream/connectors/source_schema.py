@@ -2,11 +2,13 @@
 
 Every partition (file) of a source reads with the same ``SourceSchema``. It starts from the
 declared ``source.schema`` or from a sample of the first file, and *widens* when a record
-brings a field it does not know (``extra_fields: keep``, the default): the new column goes
-after the known ones, typed by the same rules from a sample of the input that starts at the
-record bringing it (value_types.py). A null-only column (a CSV header field empty in the
-sample) takes the type of its first non-null values the same way. No other type change
-happens: a value that does not fit goes to the errors output.
+brings a field it does not know (``extra_fields: keep``, the default) -- with a value or
+with ``null``: the new column goes after the known ones, typed by the same rules from a
+sample of the input that starts at the record bringing it (value_types.py). A column with
+only nulls in its sample (``Null`` typed: a JSON field null throughout it, a CSV header
+field empty throughout it) keeps its place and takes the type of its first non-null values
+the same way. No other type change happens: a value that does not fit goes to the errors
+output.
 
 Widening happens at a fixed record of the logical sequence, so the columns -- and their
 order -- never depend on the batch size; the schema is part of the source positions in a
