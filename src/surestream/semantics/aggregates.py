@@ -53,14 +53,15 @@ _HIGH_UNIT = 2**62
 class BatchInput:
     """One batch's columns as numpy arrays, converted once and shared by all accumulators."""
 
-    def __init__(self, data: pl.DataFrame, ts: np.ndarray, seq: np.ndarray) -> None:
+    def __init__(self, data: pl.DataFrame, ts: np.ndarray, seq: np.ndarray,
+                 records: list[dict[str, Any]] | None = None) -> None:
         self.data = data
         self.ts = ts
         self.seq = seq
         self._numeric: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
         self._integers: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
         self._objects: dict[str, tuple[list[Any], np.ndarray | None]] = {}
-        self._records: list[dict[str, Any]] | None = None
+        self._records = records  # the rows as dicts, if the caller has them already
         self._schema = data.schema  # polars rebuilds it on every access
         self._kinds: dict[str, str] = {}
 
@@ -817,41 +818,117 @@ class FirstLastAcc(_TypedAccumulator):
 
 
 # -- user aggregate functions ---------------------------------------------------------------------
+class UdafCallError(Exception):
+    """A call of a user aggregate function raised: which aggregation, which method, and the
+    user's exception (``cause``), for the error record that reports it."""
+
+    def __init__(self, aggregation: str, function: AggregateFunction, method: str,
+                 cause: Exception) -> None:
+        self.aggregation = aggregation
+        self.method = method
+        self.cause = cause
+        super().__init__(f"aggregation {aggregation!r} ({type(function).__name__}.{method}) "
+                         f"raised {type(cause).__name__}: {cause}")
+
+
+@dataclass(frozen=True, slots=True)
+class FailedResult:
+    """Stands for a firing's value that ``result`` raised on; the window operator sends such
+    a firing to errors instead of emitting it (``windows.output``)."""
+
+    error: UdafCallError
+
+
 class UdafAcc(Accumulator):
     """A user ``AggregateFunction`` (create/add/merge/result), one Python accumulator per
-    slot, fed record by record in arrival order (as Flink's AggregatingState)."""
+    slot, fed record by record in arrival order (as Flink's AggregatingState).
+
+    A failing user call must cost its record, not the run, and must leave the accumulator as
+    it was. The window operators therefore try each record's adds first
+    (``windows.udaf_adds``) and refuse a record whose ``add`` (or, for a session it would
+    merge, ``merge``) raises; the adds here then repeat calls that succeeded, and a failure
+    now means the function is not deterministic (the run stops, saying so). ``result`` is
+    called at firing time: a failure there is a ``FailedResult`` value, reported per firing.
+    """
 
     dtype = None
 
-    def __init__(self, function: AggregateFunction) -> None:
+    def __init__(self, function: AggregateFunction, name: str = "udf") -> None:
         self.function = function
+        self.name = name
         self.codec = codec_of(function)
         self.accs: list[Any] = []
 
+    # -- user calls, failures named --------------------------------------------------------
+    def create(self) -> Any:
+        """A new accumulator (``UdafCallError`` if ``create`` raises)."""
+        try:
+            return self.function.create()
+        except Exception as exc:  # user code may raise anything
+            raise UdafCallError(self.name, self.function, "create", exc) from exc
+
+    def added(self, acc: Any, record: dict[str, Any]) -> Any:
+        """``add(acc, record)`` (``UdafCallError`` if it raises; ``acc`` may be changed)."""
+        try:
+            return self.function.add(acc, record)
+        except Exception as exc:  # user code may raise anything
+            raise UdafCallError(self.name, self.function, "add", exc) from exc
+
+    def merged(self, a: Any, b: Any) -> Any:
+        """``merge(a, b)`` (``UdafCallError`` if it raises; ``a``/``b`` may be changed)."""
+        try:
+            return self.function.merge(a, b)
+        except Exception as exc:  # user code may raise anything
+            raise UdafCallError(self.name, self.function, "merge", exc) from exc
+
+    def result_of(self, acc: Any) -> Any:
+        """``result(acc)``, or a ``FailedResult`` when it raises."""
+        try:
+            return self.function.result(acc)
+        except Exception as exc:  # user code may raise anything
+            return FailedResult(UdafCallError(self.name, self.function, "result", exc))
+
+    def _not_deterministic(self, error: UdafCallError) -> RuntimeError:
+        return RuntimeError(
+            f"{error} on a record it accepted when the window tried it first: a user "
+            f"aggregate function must be deterministic (the same accumulator and record "
+            f"give the same outcome) and keep no state outside its accumulator")
+
+    # -- protocol ----------------------------------------------------------------------------
     def grow(self, capacity: int) -> None:
         self.accs.extend([None] * (capacity - len(self.accs)))
 
     def reset(self, slots: np.ndarray) -> None:
         for s in slots.tolist():
-            self.accs[s] = self.function.create()
+            self.accs[s] = self.create()
 
     def add(self, pairs: Pairs, inp: BatchInput) -> None:
         records = inp.records()
         add, accs = self.function.add, self.accs
         for slot, row in zip(pairs.slots.tolist(), pairs.rows.tolist(), strict=True):
-            accs[slot] = add(accs[slot], records[row])
+            try:
+                accs[slot] = add(accs[slot], records[row])
+            except Exception as exc:  # the window tried this add before: see the class doc
+                error = UdafCallError(self.name, self.function, "add", exc)
+                raise self._not_deterministic(error) from exc
 
     def add_one(self, slot: int, row: int, inp: BatchInput) -> None:
-        self.accs[slot] = self.function.add(self.accs[slot], inp.records()[row])
+        try:
+            self.accs[slot] = self.added(self.accs[slot], inp.records()[row])
+        except UdafCallError as error:
+            raise self._not_deterministic(error) from error.cause
 
     def merge(self, dst: int, src: int) -> None:
-        self.accs[dst] = self.function.merge(self.accs[dst], self.accs[src])
+        try:
+            self.accs[dst] = self.merged(self.accs[dst], self.accs[src])
+        except UdafCallError as error:
+            raise self._not_deterministic(error) from error.cause
 
     def results(self, slots: np.ndarray) -> list[Any]:
-        return [self.function.result(self.accs[s]) for s in slots.tolist()]
+        return [self.result_of(self.accs[s]) for s in slots.tolist()]
 
     def value(self, slot: int) -> Any:
-        return self.function.result(self.accs[slot])
+        return self.result_of(self.accs[slot])
 
     def snapshot(self, slots: np.ndarray) -> dict[str, Any]:
         """The accumulators as plain data (through the function's ``state_codec`` if it
@@ -882,10 +959,11 @@ _BUILDERS: dict[str, Callable[[tuple[str, ...]], Accumulator]] = {
 }
 
 
-def make_accumulator(spec: AggregationSpec) -> Accumulator:
-    """The accumulator for one aggregation spec."""
+def make_accumulator(spec: AggregationSpec, name: str = "") -> Accumulator:
+    """The accumulator for one aggregation spec (``name``: its output column, for
+    messages)."""
     if spec.udf is not None:
-        return UdafAcc(spec.udf)
+        return UdafAcc(spec.udf, name or str(spec))
     try:
         return _BUILDERS[spec.function](spec.columns)
     except KeyError:
@@ -897,7 +975,10 @@ class AggregateSet:
 
     def __init__(self, specs: dict[str, AggregationSpec]) -> None:
         self.names = list(specs)
-        self.accs = [make_accumulator(s) for s in specs.values()]
+        self.accs = [make_accumulator(s, n) for n, s in specs.items()]
+        #: the user aggregate functions, whose adds the window operators try first
+        self.udafs = [acc for acc in self.accs if isinstance(acc, UdafAcc)]
+        self._builtins = [acc for acc in self.accs if not isinstance(acc, UdafAcc)]
         self.capacity = 0
 
     def grow(self, capacity: int) -> None:
@@ -910,17 +991,25 @@ class AggregateSet:
         for acc in self.accs:
             acc.reset(slots)
 
-    def add(self, pairs: Pairs, inp: BatchInput) -> None:
+    def add(self, pairs: Pairs, inp: BatchInput, *, udaf_pairs: Pairs | None = None) -> None:
+        """Fold the pairs in; ``udaf_pairs``: the user functions get these instead (the
+        window operator set the others' accumulators from its trial)."""
         if len(pairs):
-            for acc in self.accs:
+            for acc in self._builtins:
                 acc.add(pairs, inp)
+            for acc in self.udafs:
+                acc.add(pairs if udaf_pairs is None else udaf_pairs, inp)
 
-    def add_one(self, slot: int, row: int, inp: BatchInput) -> None:
-        for acc in self.accs:
+    def add_one(self, slot: int, row: int, inp: BatchInput, *, udafs: bool = True) -> None:
+        """Fold one record into ``slot``; ``udafs=False``: the built-ins only (the caller
+        has added the record to the user functions' accumulators already)."""
+        for acc in self.accs if udafs else self._builtins:
             acc.add_one(slot, row, inp)
 
-    def merge(self, dst: int, src: int) -> None:
-        for acc in self.accs:
+    def merge(self, dst: int, src: int, *, udafs: bool = True) -> None:
+        """Fold ``src`` into ``dst``; ``udafs=False``: the built-ins only (the caller
+        installs the user functions' merged accumulators)."""
+        for acc in self.accs if udafs else self._builtins:
             acc.merge(dst, src)
 
     def results(self, slots: np.ndarray) -> list[pl.Series | list[Any]]:

@@ -10,6 +10,11 @@ dlq             the same record and metadata, to a dead-letter destination
 log_and_drop    logged with the metadata, counted, dropped
 drop            counted, dropped (must be configured explicitly)
 ==============  ============================================================
+
+The metadata columns keep their documented names (``watermark_ms``, ``lateness_ms``,
+``original_timestamp``, ``pipeline``, ``operator``): tools and queries read them there. A
+record's own column of such a name is not overwritten: it moves aside to
+``<name>__input`` (see ``move_aside``), whatever the batch held.
 """
 
 from __future__ import annotations
@@ -39,9 +44,45 @@ def lateness_ms(wm: np.ndarray, ts: np.ndarray) -> np.ndarray:
     return np.where((diff < 0) & (ts <= wm), POS_INF, diff)
 
 
+#: A record's own column named like a metadata column moves to ``<name>`` + this suffix.
+MOVED_ASIDE_SUFFIX = "__input"
+
+
+def moved_aside_name(column: str, metadata: set[str] | frozenset[str]) -> str | None:
+    """Where a record's column goes in the late output, or None when it stays.
+
+    A column is moved when it is a metadata name followed by zero or more
+    ``MOVED_ASIDE_SUFFIX`` (``operator``, ``operator__input``, ...): each moves one step
+    down that chain (``operator`` -> ``operator__input`` -> ``operator__input__input``).
+    The rule looks at the column's name only, never at the other columns of the batch, so
+    a record's late row is the same whatever batch it came in (the columns of a batch
+    built from records, as after a ``map``, are those its records happen to have), and
+    nothing a record holds is ever overwritten or merged into another column.
+    """
+    base = column
+    while base.endswith(MOVED_ASIDE_SUFFIX):
+        base = base[: -len(MOVED_ASIDE_SUFFIX)]
+    return column + MOVED_ASIDE_SUFFIX if base in metadata else None
+
+
+def move_aside(data: pl.DataFrame, metadata: set[str] | frozenset[str]) -> pl.DataFrame:
+    """``data`` with every column that would collide with ``metadata`` renamed
+    (``moved_aside_name``), so the metadata can be added under its documented names."""
+    renames = {c: new for c in data.columns
+               if (new := moved_aside_name(c, metadata)) is not None}
+    if not renames:
+        return data
+    log.debug("late output: the records' columns %s are kept as %s (late metadata names)",
+              sorted(renames), sorted(renames.values()))
+    return data.rename(renames)
+
+
 def annotate_late(late: Batch, *, pipeline: str, operator: str,
                   metadata: LateMetadata | None = None) -> Batch:
-    """``late`` with its metadata columns: W before the record, ``W - ts``, ``ts``, who."""
+    """``late`` with its metadata columns: W before the record, ``W - ts``, ``ts``, who.
+
+    The metadata always has its documented names; a record's own column of such a name is
+    kept under ``<name>__input`` (``move_aside``), never overwritten."""
     meta = metadata or LateMetadata()
     if late.ts is None:
         raise ValueError(f"{operator}: late records need event time (add a watermark step)")
@@ -54,7 +95,8 @@ def annotate_late(late: Batch, *, pipeline: str, operator: str,
         cols.append(pl.Series("original_timestamp", late.ts, dtype=pl.Int64))
     cols.append(pl.Series("pipeline", [pipeline] * len(late), dtype=pl.String))
     cols.append(pl.Series("operator", [operator] * len(late), dtype=pl.String))
-    return late.with_data(late.data.with_columns(cols))
+    data = move_aside(late.data, frozenset(c.name for c in cols))
+    return late.with_data(data.with_columns(cols))
 
 
 class LateDataOperator:

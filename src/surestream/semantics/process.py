@@ -33,6 +33,9 @@ on batch size and survive snapshot/restore at any batch boundary):
   is emitted *before* the watermark that fired it is passed on (as Flink emits onTimer
   output before forwarding the watermark), so its ``wm`` is the watermark before the
   advance and a downstream window does not see it as late. ``wm`` is non-decreasing.
+- A timer's timestamp must lie in ``ctx.timers.MIN_TIMESTAMP .. MAX_TIMESTAMP`` (+-10^15
+  ms): one outside fails the call that registers it (``timers.checked_timestamp``). A
+  timer at ``MAX_TIMESTAMP`` fires at the end of input, and at no other time.
 - Processing-time timers use an injected clock (milliseconds; default the wall clock) and
   fire at the start of each batch for which ``clock() >= ts``. They are *not*
   deterministic, and at the end of a bounded input they fire only if they are due then.
@@ -67,7 +70,12 @@ from surestream.semantics.state import (
     StateKind,
     ValueState,
 )
-from surestream.semantics.timers import TimerQueue
+from surestream.semantics.timers import (
+    TIMER_MAX_MS,
+    TIMER_MIN_MS,
+    TimerQueue,
+    checked_timestamp,
+)
 from surestream.semantics.user_functions import resolve_object
 from surestream.semantics.user_state import codec_of
 
@@ -122,16 +130,27 @@ def instantiate_function(spec: Any) -> Any:
 
 
 class TimerService:
-    """``ctx.timers``: timers of the current key."""
+    """``ctx.timers``: timers of the current key.
+
+    A timer's timestamp must lie in ``MIN_TIMESTAMP .. MAX_TIMESTAMP`` (+-10^15 ms, every
+    valid event time is inside): registering one outside raises ``TimerOutOfRangeError``,
+    so the call fails and its input goes to errors (``timers.checked_timestamp``). A timer
+    at ``MAX_TIMESTAMP`` fires at the end of input (Flink code registers ``Long.MAX_VALUE``
+    for that).
+    """
 
     __slots__ = ("_op",)
+
+    MIN_TIMESTAMP = TIMER_MIN_MS
+    MAX_TIMESTAMP = TIMER_MAX_MS
 
     def __init__(self, op: KeyedProcessOperator) -> None:
         self._op = op
 
     def register_event_time_timer(self, timestamp: int) -> None:
         ctx = self._op.ctx
-        self._op.event_timers.register(ctx.key, as_int(timestamp), ctx.journal)
+        self._op.event_timers.register(ctx.key, checked_timestamp(timestamp, "event-time"),
+                                       ctx.journal)
 
     def delete_event_time_timer(self, timestamp: int) -> None:
         ctx = self._op.ctx
@@ -139,7 +158,8 @@ class TimerService:
 
     def register_processing_time_timer(self, timestamp: int) -> None:
         ctx = self._op.ctx
-        self._op.processing_timers.register(ctx.key, as_int(timestamp), ctx.journal)
+        self._op.processing_timers.register(
+            ctx.key, checked_timestamp(timestamp, "processing-time"), ctx.journal)
 
     def delete_processing_time_timer(self, timestamp: int) -> None:
         ctx = self._op.ctx

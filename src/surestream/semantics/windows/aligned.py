@@ -5,6 +5,8 @@ rules (SEMANTICS §5): for a window w, the records added to it *on time* (``max_
 all arrive before the watermark crosses ``max_ts(w)``, and the *late-but-allowed* ones
 (``max_ts(w) <= W < cleanup(w)``) all arrive after. So a batch is processed as
 
+0. (with user aggregate functions) try every record's adds first, and refuse the records
+   an ``add`` raises on (``udaf_adds.TrialAdds``): they go to errors and join no window;
 1. assign every record its windows; drop the pairs whose window is late
    (``cleanup(w) <= W``); a record left with no window goes to the late output;
 2. fold all on-time pairs into their windows' accumulators (``ufunc.at``, arrival order);
@@ -26,8 +28,8 @@ import numpy as np
 
 from surestream.model.batch import Batch, concat
 from surestream.model.steps import WindowStep
-from surestream.semantics.aggregates import BatchInput, Pairs
-from surestream.semantics.operator import ERRORS, MAIN, Outputs
+from surestream.semantics.aggregates import BatchInput, Pairs, UdafCallError
+from surestream.semantics.operator import MAIN, Outputs
 from surestream.semantics.windows.assigners import (
     Assignment,
     saturating_add,
@@ -38,19 +40,25 @@ from surestream.semantics.windows.base import Timeline, WindowOperatorBase
 from surestream.semantics.windows.keys import normalize_key
 from surestream.semantics.windows.output import IMMEDIATE, FiringBuffer
 from surestream.semantics.windows.slots import SlotPool
+from surestream.semantics.windows.udaf_adds import TrialAdds, Tried
 
 _EMPTY = np.zeros(0, dtype=np.int64)
 _MAX_PAIRS = 1 << 22
 
 
-def _pieces(batch: Batch, rows: int) -> list[Batch]:
-    """``batch`` as consecutive batches of at most ``rows`` records."""
+def _pieces(batch: Batch, rows: int, tried: Tried | None, skip: np.ndarray | None
+            ) -> list[tuple[Batch, Tried | None, np.ndarray | None]]:
+    """``batch`` as consecutive batches of at most ``rows`` records (with their part of
+    what step 0 found and of the rows to skip)."""
     n = len(batch)
     out = []
     for a in range(0, n, rows):
         b = min(a + rows, n)
-        out.append(Batch(data=batch.data.slice(a, b - a), ts=batch.ts[a:b], wm=batch.wm[a:b],
-                         seq=batch.seq[a:b], wm_end=int(batch.wm[b]) if b < n else batch.wm_end))
+        out.append((Batch(data=batch.data.slice(a, b - a), ts=batch.ts[a:b], wm=batch.wm[a:b],
+                          seq=batch.seq[a:b],
+                          wm_end=int(batch.wm[b]) if b < n else batch.wm_end),
+                    None if tried is None else tried.piece(a, b),
+                    None if skip is None else skip[a:b]))
     return out
 
 
@@ -120,48 +128,93 @@ class AlignedWindowOperator(WindowOperatorBase):
 
     def process(self, batch: Batch) -> Outputs:
         self._check(batch)
-        batch, refused = self._refuse_unusable(batch)
+        skip, refused = self._refuse_unusable(batch)
         # A sliding window puts each record in up to ceil(size/slide) windows; cap the pairs
         # held at once by cutting the batch (results do not depend on the cut).
         per_record = 1 if self.slide is None else -(-self.size // self.slide)
         rows = max(1, _MAX_PAIRS // per_record)
+        failed, tried = None, None
+        if self.aggs.udafs and len(batch):
+            skip, failed, tried = self._refuse_failing_udafs(batch, rows, skip)
         if len(batch) <= rows:
-            out = self._process(batch)
+            out = self._process(batch, tried, skip)
         else:
-            parts = [self._process(piece) for piece in _pieces(batch, rows)]
+            parts = [self._process(*piece) for piece in _pieces(batch, rows, tried, skip)]
             out = {}
             for tag in dict.fromkeys(t for p in parts for t in p):
                 out[tag] = concat([p.get(tag) for p in parts], wm_end=parts[-1][MAIN].wm_end)
-        if refused is not None:
-            out[ERRORS] = refused
-        return out
+        return self._add_errors(out, refused, failed)
 
-    def _process(self, batch: Batch) -> Outputs:
+    def _refuse_failing_udafs(self, batch: Batch, piece_rows: int, skip: np.ndarray | None
+                              ) -> tuple[np.ndarray | None, Batch | None, Tried]:
+        """Step 0: try each record's user ``add`` calls, in arrival order, into the windows
+        steps 1-4 will add it to (the same lateness rule; rows in ``skip`` are left out), on
+        copies (``TrialAdds``). Returns ``skip`` with the records a call raised on, their
+        error records, and what steps 1-4 take from the trial."""
+        before = Timeline.of(batch, self.wm, self.last_seq).before
+        records = batch.data.to_dicts()
+        trial = TrialAdds(self.aggs.udafs, [dict(r) for r in records], self.index.get)
+        failures: dict[int, UdafCallError] = {}
+        refire: set[tuple[tuple, int]] = set()  # windows with late-but-allowed pairs
+        for lo in range(0, len(batch), piece_rows):  # pairs held at once, as in process()
+            hi = min(lo + piece_rows, len(batch))
+            a = self._assign(batch.ts[lo:hi])
+            wm = before[lo:hi][a.rows]
+            max_ts = a.starts + (self.size - 1)
+            kept = saturating_add(max_ts, self.lateness) > wm
+            if skip is not None:
+                kept &= ~skip[lo:hi][a.rows]
+            rows, starts = a.rows[kept] + lo, a.starts[kept]
+            if not len(rows):
+                continue
+            # (key, start) of each pair, built once per distinct window
+            gid, first = self.keys.group(batch.data, rows, starts)
+            gkeys = self.keys.tuples(batch.data, rows[first])
+            distinct = list(zip(gkeys, starts[first].tolist(), strict=True))
+            refire.update(distinct[g] for g in np.unique(gid[max_ts[kept] <= wm[kept]]).tolist())
+            failures.update(trial.try_pairs(rows, trial.ids(distinct)[gid]))
+        tried = Tried(records, trial.finals(refire))
+        if not failures:
+            return skip, None, tried
+        if skip is None:
+            skip = np.zeros(len(batch), dtype=bool)
+        skip[list(failures)] = True
+        return skip, self._udaf_errors(batch, failures), tried
+
+    def _process(self, batch: Batch, tried: Tried | None = None,
+                 skip: np.ndarray | None = None) -> Outputs:
+        """Steps 1-5 (``tried``: what step 0 found, with user aggregate functions; ``skip``:
+        the records refused, added to no window and not late)."""
         timeline = Timeline.of(batch, self.wm, self.last_seq)
         late_rows, allowed = _EMPTY, None
         if len(batch):
-            late_rows, allowed = self._add_on_time(batch, timeline)
-        firings = FiringBuffer(self.keys, self.aggs, sessions=False)
+            late_rows, allowed = self._add_on_time(batch, timeline, tried, skip)
+        firings = FiringBuffer(self.keys, self.aggs, sessions=False, pipeline=self.pipeline,
+                               operator=self.name)
         self._fire_due(timeline, firings)
         if allowed is not None:
             self._add_allowed(*allowed, firings)
         self._drop_expired(timeline.end)
         return self._outputs(batch, timeline, firings, late_rows)
 
-    def _add_on_time(self, batch: Batch, timeline: Timeline
+    def _add_on_time(self, batch: Batch, timeline: Timeline, tried: Tried | None = None,
+                     skip: np.ndarray | None = None
                      ) -> tuple[np.ndarray, tuple[Pairs, np.ndarray, BatchInput] | None]:
         """Steps 1-2. Returns the late rows and the late-but-allowed pairs (with their rank
-        among the record's windows) for step 4."""
+        among the record's windows) for step 4. A window the trial completed takes its
+        user functions' accumulators from there instead of adding its pairs again."""
         a = self._assign(batch.ts)
         wm = timeline.before[a.rows]
         max_ts = a.starts + (self.size - 1)
         kept = saturating_add(max_ts, self.lateness) > wm
+        if skip is not None:
+            kept &= ~skip[a.rows]
         late_rows = _EMPTY
         identity = self.slide is None
         if not kept.all():
             added = np.zeros(len(batch), dtype=bool)
             added[a.rows[kept]] = True
-            late_rows = np.flatnonzero(~added)
+            late_rows = np.flatnonzero(~added if skip is None else ~added & ~skip)
             a = Assignment(a.rows[kept], a.starts[kept], a.order[kept])
             wm, max_ts = wm[kept], max_ts[kept]
             identity = False
@@ -171,16 +224,36 @@ class AlignedWindowOperator(WindowOperatorBase):
         gkeys = self.keys.tuples(batch.data, a.rows[first])
         gslots = self._slots_for(gkeys, a.starts[first])
         pairs = Pairs(rows=a.rows, slots=gslots[gid], gid=gid, gslots=gslots)
-        inp = BatchInput(batch.data, batch.ts, batch.seq)
+        inp = BatchInput(batch.data, batch.ts, batch.seq,
+                         records=None if tried is None else tried.records)
         on_time = max_ts > wm
+        udaf_pairs = None
+        if tried is not None and tried.finals:
+            done = self._install_finals(tried.finals, gkeys, a.starts[first], gslots)
+            udaf_pairs = pairs.subset(on_time & ~done[gid])
         if on_time.all():
-            self.aggs.add(pairs, inp)
+            self.aggs.add(pairs, inp, udaf_pairs=udaf_pairs)
             self.timer[gslots] = True
             return late_rows, None
-        self.aggs.add(pairs.subset(on_time), inp)
+        self.aggs.add(pairs.subset(on_time), inp, udaf_pairs=udaf_pairs)
         self.timer[pairs.slots[on_time]] = True
         allowed = ~on_time
         return late_rows, (pairs.subset(allowed), a.order[allowed], inp)
+
+    def _install_finals(self, finals: dict[Any, list[Any]], keys: list[tuple],
+                        starts: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        """Give the batch's windows (``keys``/``starts``/``slots``, one per group) that the
+        trial completed their user functions' accumulators; which groups those are."""
+        done = np.zeros(len(slots), dtype=bool)
+        udafs = self.aggs.udafs
+        for g, (key, start, slot) in enumerate(zip(keys, starts.tolist(), slots.tolist(),
+                                                    strict=True)):
+            accs = finals.get((key, start))
+            if accs is not None:
+                for udaf, acc in zip(udafs, accs, strict=True):
+                    udaf.accs[slot] = acc
+                done[g] = True
+        return done
 
     def _fire_due(self, timeline: Timeline, firings: FiringBuffer) -> None:
         """Step 3: every pending window whose max_ts the watermark reaches in this batch."""

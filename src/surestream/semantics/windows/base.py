@@ -1,6 +1,6 @@
 """What tumbling, sliding and session window operators share: the watermark timeline of a
-batch, refusing records whose values an aggregation cannot use, the late output, and
-assembling the outputs by tag."""
+batch, refusing records whose values an aggregation cannot use or on which a user aggregate
+function raises, the late output, and assembling the outputs by tag."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from surestream.model.batch import NEG_INF, Batch
+from surestream.model.batch import NEG_INF, Batch, concat
 from surestream.model.steps import WindowStep
 from surestream.semantics.aggregate_inputs import CHECKED_FUNCTIONS, unusable_rows
-from surestream.semantics.aggregates import AggregateSet
-from surestream.semantics.errors import INVALID_VALUE, error_batch
-from surestream.semantics.operator import MAIN, Outputs
+from surestream.semantics.aggregates import AggregateSet, UdafCallError
+from surestream.semantics.errors import INVALID_VALUE, describe_exception, error_batch
+from surestream.semantics.operator import ERRORS, MAIN, Outputs
 from surestream.semantics.windows.keys import KeyColumns
 from surestream.semantics.windows.output import FiringBuffer, empty_output, late_output
 
@@ -86,34 +86,70 @@ class WindowOperatorBase:
                                  "watermark step before it")
             self.keys.observe(batch.data)
 
-    def _refuse_unusable(self, batch: Batch) -> tuple[Batch, Batch | None]:
-        """``batch`` without the records an aggregation cannot use, and their error records.
+    def _refuse_unusable(self, batch: Batch) -> tuple[np.ndarray | None, Batch | None]:
+        """The records an aggregation cannot use (a mask, None when there are none), and
+        their error records.
 
-        Refused records are added to no window, so they are not late either; removing them
-        keeps the watermark they moved (``Batch.filter``), so the other records see the same
-        watermark as in a run without the bad values -- one bad value costs one record."""
+        Refused records are added to no window, so they are not late either. They stay in
+        the batch, skipped, rather than being filtered out: the watermark they move and the
+        points where windows fire are then those of the input, whatever the batch cut --
+        one bad value costs one record."""
         if not self._checks_values or not len(batch):
-            return batch, None
+            return None, None
         rows, reasons = unusable_rows(batch.data, self.step.aggregations)
         if not len(rows):
-            return batch, None
+            return None, None
         self.counters["errors"] += len(rows)
         errors = error_batch(batch.data[rows], pipeline=self.pipeline, operator=self.name,
                              error_type=INVALID_VALUE, message=reasons, wm=batch.wm[rows],
                              seq=batch.seq[rows], wm_end=batch.wm_end, ts=batch.ts[rows])
-        keep = np.ones(len(batch), dtype=bool)
-        keep[rows] = False
-        return batch.filter(keep), errors
+        refused = np.zeros(len(batch), dtype=bool)
+        refused[rows] = True
+        return refused, errors
+
+    def _udaf_errors(self, batch: Batch, failures: dict[int, UdafCallError]) -> Batch:
+        """The error records of the rows of ``batch`` a user aggregate function failed on
+        (counted): the user's exception type, the call that raised, the traceback."""
+        rows = np.array(sorted(failures), dtype=np.int64)
+        self.counters["errors"] += len(rows)
+        errors = [failures[r] for r in rows.tolist()]
+        described = [describe_exception(e.cause) for e in errors]
+        return error_batch(
+            batch.data[rows], pipeline=self.pipeline, operator=self.name,
+            error_type=[kind for kind, _, _ in described],
+            message=[f"window {self.name!r}: {e}; the record is added to no window"
+                     for e in errors],
+            traceback=[trace for _, _, trace in described],
+            wm=batch.wm[rows], seq=batch.seq[rows], wm_end=batch.wm_end, ts=batch.ts[rows])
+
+    def _add_errors(self, out: Outputs, *errors: Batch | None) -> Outputs:
+        """Put the error batches into ``out`` as one, in input order (``seq``; the order
+        given for equal ``seq``), so the errors output does not depend on the cut."""
+        parts = [e for e in errors if e is not None and len(e)]
+        if ERRORS in out:
+            parts.insert(0, out.pop(ERRORS))
+        if not parts:
+            return out
+        merged = concat(parts)
+        if len(parts) > 1:
+            merged = merged.take(np.argsort(merged.seq, kind="stable"))
+        out[ERRORS] = merged
+        return out
 
     def _outputs(self, batch: Batch, timeline: Timeline, firings: FiringBuffer,
                  late_rows: np.ndarray) -> Outputs:
-        """Build the outputs and move the operator's watermark/sequence to the batch's end."""
+        """Build the outputs and move the operator's watermark/sequence to the batch's end.
+        A firing whose user ``result`` raised goes to ``errors`` (``FiringBuffer.build``)."""
         end = timeline.end
+        failed = None
         if len(firings):
-            main = firings.build(timeline.emit_wm, timeline.emit_seq, end)
+            main, failed = firings.build(timeline.emit_wm, timeline.emit_seq, end)
         else:
             main = empty_output(self.keys, self.aggs, self.sessions, end)
         out: Outputs = {MAIN: main}
+        if failed is not None:
+            self.counters["errors"] += len(failed)
+            out[ERRORS] = failed
         if len(late_rows):
             self.counters["late"] += len(late_rows)
             out[self.late_tag] = late_output(batch, late_rows, timeline.before[late_rows],

@@ -15,6 +15,10 @@ the absorbed firings ``[start, end, revision]`` in ``supersedes``, so that a sin
 retract them. The absorbed accumulators are merged in ascending start order into the
 earliest one (Flink picks "any" state window; we fix the order so float sums are
 reproducible).
+
+User aggregate functions (``udaf_adds.SlotAdds``): a record's ``add`` calls -- and the
+``merge`` calls of the sessions it would merge -- succeed together or the record goes to
+errors, joins no session and changes nothing (no merge happens either).
 """
 
 from __future__ import annotations
@@ -28,13 +32,14 @@ import numpy as np
 
 from surestream.model.batch import POS_INF, Batch
 from surestream.model.steps import WindowStep
-from surestream.semantics.aggregates import BatchInput
-from surestream.semantics.operator import ERRORS, Outputs
+from surestream.semantics.aggregates import BatchInput, FailedResult, UdafCallError
+from surestream.semantics.operator import Outputs
 from surestream.semantics.windows.assigners import session_window
 from surestream.semantics.windows.base import Timeline, WindowOperatorBase
 from surestream.semantics.windows.keys import normalize_key
 from surestream.semantics.windows.output import IMMEDIATE, WATERMARK, FiringBuffer
 from surestream.semantics.windows.slots import SlotPool
+from surestream.semantics.windows.udaf_adds import SlotAdds
 
 
 @dataclass(slots=True, eq=False)
@@ -101,7 +106,8 @@ class SessionWindowOperator(WindowOperatorBase):
         return s
 
     def _merge(self, absorbed: list[Session], start: int, end: int) -> Session:
-        """Merge ``absorbed`` (ascending start) into one new window ``[start, end)``."""
+        """Merge ``absorbed`` (ascending start) into one new window ``[start, end)``; the
+        user functions' accumulators are the caller's to install (``SlotAdds.merged``)."""
         target = absorbed[0]
         superseded: list[list[int]] = []
         for s in absorbed:
@@ -109,7 +115,7 @@ class SessionWindowOperator(WindowOperatorBase):
             if s.rev >= 0:
                 superseded.append([s.start, s.end, s.rev])
             if s is not target:
-                self.aggs.merge(target.slot, s.slot)
+                self.aggs.merge(target.slot, s.slot, udafs=False)
                 self.pool.release([s.slot])
                 self.by_gen.pop(s.gen, None)
         target.base = max(s.base for s in absorbed)
@@ -129,11 +135,13 @@ class SessionWindowOperator(WindowOperatorBase):
 
     def _fire(self, s: Session, pos: int, phase: int, firings: FiringBuffer) -> None:
         revision = s.base + 1
+        values = self.aggs.values(s.slot)
         firings.add_one(pos=pos, phase=phase, sub=0, start=s.start, end=s.end,
-                        revision=revision, key=s.key, values=self.aggs.values(s.slot),
+                        revision=revision, key=s.key, values=values,
                         supersedes=s.supersedes)
         s.rev = s.base = revision
-        s.supersedes = []
+        if not any(isinstance(v, FailedResult) for v in values):
+            s.supersedes = []  # else the firing went to errors: the next one retracts them
 
     def _advance(self, wm: int, pos: int, firings: FiringBuffer) -> None:
         """The watermark moves to ``wm`` after position ``pos``: fire due windows (ascending
@@ -154,31 +162,40 @@ class SessionWindowOperator(WindowOperatorBase):
     # -- processing --------------------------------------------------------------------------
     def process(self, batch: Batch) -> Outputs:
         self._check(batch)
-        batch, refused = self._refuse_unusable(batch)
+        skip, refused = self._refuse_unusable(batch)
         timeline = Timeline.of(batch, self.wm, self.last_seq)
-        firings = FiringBuffer(self.keys, self.aggs, sessions=True)
+        firings = FiringBuffer(self.keys, self.aggs, sessions=True, pipeline=self.pipeline,
+                               operator=self.name)
         late: list[int] = []
+        failures: dict[int, UdafCallError] = {}
         if len(batch):
             inp = BatchInput(batch.data, batch.ts, batch.seq)
+            adds = SlotAdds(self.aggs.udafs, inp.records()) if self.aggs.udafs else None
             keys = self.keys.tuples(batch.data)
             for i, (key, ts, wm) in enumerate(zip(keys, batch.ts.tolist(),
                                                   timeline.before.tolist(), strict=True)):
                 if wm > self.wm:
                     self._advance(wm, i - 1, firings)
-                if not self._add(key, ts, i, inp, firings):
-                    late.append(i)
+                if skip is not None and skip[i]:
+                    continue  # refused: added to nothing, not late (its time still counts)
+                try:
+                    if not self._add(key, ts, i, inp, adds, firings):
+                        late.append(i)
+                except UdafCallError as error:
+                    failures[i] = error
         self._advance(timeline.end, len(batch) - 1, firings)
+        failed = self._udaf_errors(batch, failures) if failures else None
         out = self._outputs(batch, timeline, firings, np.array(late, dtype=np.int64))
-        if refused is not None:
-            out[ERRORS] = refused
-        return out
+        return self._add_errors(out, refused, failed)
 
-    def _add(self, key: tuple, ts: int, row: int, inp: BatchInput,
+    def _add(self, key: tuple, ts: int, row: int, inp: BatchInput, adds: SlotAdds | None,
              firings: FiringBuffer) -> bool:
-        """Add one record; False when it is late (added to no window)."""
+        """Add one record; False when it is late (added to no window). With user aggregate
+        functions (``adds``), a ``UdafCallError`` means the record was added to nothing and
+        nothing changed."""
         wm = self.wm
         start, end = session_window(ts, self.gap)
-        sessions = self.by_key.setdefault(key, [])
+        sessions = self.by_key.get(key, [])
         hi = bisect.bisect_right(sessions, end, key=lambda s: s.start)
         lo = hi
         while lo > 0 and sessions[lo - 1].end >= start:
@@ -186,20 +203,26 @@ class SessionWindowOperator(WindowOperatorBase):
         if lo == hi:
             max_ts = end - 1
             if (POS_INF if max_ts > POS_INF - self.lateness else max_ts + self.lateness) <= wm:
-                if not sessions:
-                    del self.by_key[key]
                 return False
+            started = adds.started(row) if adds else None
             target = self._open(key, start, end)
-            sessions.insert(lo, target)
+            if adds:
+                adds.install(target.slot, started, started_by=row)
+            self.by_key.setdefault(key, sessions).insert(lo, target)
         else:
             absorbed = sessions[lo:hi]
             m_start, m_end = min(start, absorbed[0].start), max(end, absorbed[-1].end)
             if len(absorbed) == 1 and (m_start, m_end) == (absorbed[0].start, absorbed[0].end):
                 target = absorbed[0]  # inside an existing session: no merge (as Flink)
+                if adds:
+                    adds.add(row, target.slot)
             else:
+                merged = adds.merged([s.slot for s in absorbed], row) if adds else None
                 target = self._merge(absorbed, m_start, m_end)
+                if adds:
+                    adds.install(target.slot, merged)
                 sessions[lo:hi] = [target]
-        self.aggs.add_one(target.slot, row, inp)
+        self.aggs.add_one(target.slot, row, inp, udafs=False)
         if target.max_ts <= wm:
             self._fire(target, row, IMMEDIATE, firings)
         elif not target.timer:
