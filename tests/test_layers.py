@@ -83,8 +83,6 @@ def test_imports_point_down_the_layers():
         me = layer_of(module_name(path))
         for line, target in imported(path):
             them = layer_of(target)
-            if them == "__init__" and target != "surestream":
-                continue
             if LAYERS[them] > LAYERS[me] or (me == "io" and them != "io"):
                 upward.append(f"{path.relative_to(PACKAGE.parent)}:{line} ({me}) imports "
                               f"{target} ({them})")

@@ -214,7 +214,7 @@ class RuntimeSpec(_Strict):
     interleave_records: Annotated[int, Field(gt=0, strict=True)] = Field(
         1024, description="records taken from one partition before the next one's turn "
                           "(a fixed interleaving, so results never depend on timing)")
-    max_error_ratio: Annotated[float, Field(ge=0, le=1)] | None = Field(
+    max_error_ratio: Annotated[float, Field(ge=0, le=1, strict=True)] | None = Field(
         None, description="the share of input records (0 to 1) that may go to `errors` "
                           "before `surestream run` fails (exit 1) at the end of the input: "
                           "it fails when more than this share did. Unset, a run fails only "

@@ -431,7 +431,8 @@ class LocalRunner:
         p = self._progress(elapsed)
         resume_from = None
         if self.interrupted:
-            latest = self.store.latest()
+            with concerning(f"checkpoint folder {self.store.dir}"):
+                latest = self.store.latest()
             resume_from = latest.id if latest is not None and not latest.finished else None
         return RunResult(
             self.spec.pipeline, self.records_in, elapsed, p.watermark, p.counters,
