@@ -96,7 +96,12 @@ def test_run_summary_aligns_long_tag_names(tmp_path):
                     tag: {"type": "file", "path": "out/late.jsonl"}}}))
     r = cli("run", str(tmp_path / "spec.yaml"), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    lines = [line for line in r.stderr.splitlines() if line.endswith(" records")]
-    counts = {line.split()[0]: int(line.split()[-2].replace(",", "")) for line in lines}
-    assert counts == {"main": 3, tag: 1, "errors": 0}
-    assert len({line.index(" records") for line in lines}) == 1, lines  # one column
+    # the summary table: output, records, where
+    rows = [line.split() for line in r.stderr.splitlines()]
+    table = {row[0]: row for row in rows if len(row) == 3 and row[1].replace(",", "").isdigit()}
+    assert {t: int(row[1].replace(",", "")) for t, row in table.items()} == \
+        {"main": 3, tag: 1, "errors": 0}
+    assert table["main"][2] == "out/main.jsonl" and table[tag][2] == "out/late.jsonl"
+    lines = [line for line in r.stderr.splitlines() if line.split()[:1] in ([t] for t in table)]
+    assert len({line.index(table[line.split()[0]][1]) + len(table[line.split()[0]][1])
+                for line in lines}) == 1, lines  # the counts in one right-aligned column

@@ -88,7 +88,7 @@ def test_tag_without_output_is_an_error():
 
 def test_output_for_a_tag_nobody_produces_is_an_error():
     got = mutate(lambda d: d["outputs"].update(ghost={"type": "file", "path": "g.jsonl"}))
-    assert got[0][0] == "" and "outputs.ghost" in got[0][1]
+    assert got[0][0] == "outputs.ghost" and "no stream or step produces tag 'ghost'" in got[0][1]
 
 
 def test_window_before_watermark_is_an_error():

@@ -8,9 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from surestream.connectors.reference_data import load_reference
 from surestream.model.batch import POS_INF, Batch
 from surestream.model.steps import BroadcastEnrichStep
-from surestream.semantics.broadcast import build_broadcast_operator, load_reference
+from surestream.runners.local.graph import build_operator
+from surestream.semantics.broadcast import build_broadcast_operator
 from surestream.semantics.errors import INVALID_BROADCAST_UPDATE
 from surestream.semantics.operator import ERRORS, MAIN, Operator
 
@@ -26,7 +28,7 @@ def make_op(reference=None, *, fields=("sector", "lot"), unknown="UNKNOWN", base
         reference={"rows": REFERENCE} if reference is None else reference or None,
         updates="reference_updates",
     )
-    return build_broadcast_operator(step, "trades", base_dir=base_dir)
+    return build_operator(step, "trades", base_dir=base_dir)  # reads the reference data
 
 
 def main_batch(syms, seq=None, **columns):
@@ -154,7 +156,7 @@ def test_without_reference_the_first_updates_define_the_table():
 def test_main_key_type_differs_from_reference():
     step = BroadcastEnrichStep(name="e", key_fields=["id"], fields=["name"],
                                reference={"rows": [{"id": "7", "name": "seven"}]})
-    op = build_broadcast_operator(step, "p")
+    op = build_operator(step, "p")
     b = Batch.from_rows([{"id": 7}, {"id": 8}], ts=[1, 2], wm=[0, 0], wm_end=0)
     assert op.process(b)[MAIN].data.rows() == [(7, "seven"), (8, "UNKNOWN")]
 
@@ -171,6 +173,19 @@ def test_reference_errors_name_the_problem(tmp_path):
         load_reference({"path": "r.txt", "format": "xml"}, ["sym"], ["x"])
     with pytest.raises(ValueError, match="unknown keys"):
         load_reference({"path": "r.csv", "sep": ";"}, ["sym"], ["x"])
+
+
+def test_the_operator_starts_from_the_frame_it_is_handed_and_reads_no_file():
+    """Reading the reference file is the runner's job (connectors.reference_data); the
+    operator gets the table as a frame, and refuses a reference nobody loaded for it."""
+    step = BroadcastEnrichStep(name="e", key_fields=["sym"], fields=["sector"],
+                               reference={"path": "nowhere.parquet"})
+    frame = pl.DataFrame({"sym": ["A"], "sector": ["tech"]})
+    op = build_broadcast_operator(step, "p", reference=frame)
+    b = Batch.from_rows([{"sym": "A"}, {"sym": "B"}], ts=[1, 2], wm=[0, 0], wm_end=0)
+    assert op.process(b)[MAIN].data.rows() == [("A", "tech"), ("B", "UNKNOWN")]
+    with pytest.raises(ValueError, match="reference data was not loaded"):
+        build_broadcast_operator(step, "p")
 
 
 def test_reference_duplicates_keep_the_last_row():

@@ -1,8 +1,8 @@
 """The ``surestream`` command: validate, run, verify, checkpoints, savepoint, schema,
 simulate, query, demo.
 
-Exit codes (docs/spec.md): 0 success, 1 a pipeline failure at run time, 2 a usage or
-spec error.
+Exit codes (docs/spec.md): 0 success, 1 a pipeline failure at run time (an error budget
+exceeded included), 2 a usage or spec error, 130 stopped by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from surestream.cli.checkpoint_cmds import (
     load_savepoint,
     savepoint_summary,
 )
-from surestream.cli.progress import ProgressLine
+from surestream.cli.interrupt import EXIT_INTERRUPTED, stop_on_ctrl_c
 from surestream.cli.query import add_query_parser
 from surestream.cli.simulate import add_simulate_parser
 from surestream.connectors.file_sinks import OutputOwnershipError
@@ -31,7 +31,12 @@ from surestream.connectors.sources import SourceError
 from surestream.io.lock import FolderLockError
 from surestream.model.loader import SpecError, load_spec
 from surestream.model.spec import PipelineSpec
+from surestream.ops.progress import ProgressDisplay
+from surestream.ops.tables import outputs_table
 from surestream.runners.local.checkpoint_store import CheckpointError, CheckpointStore
+from surestream.runners.local.error_budget import budget_problem
+from surestream.runners.local.failures import RunFailure
+from surestream.runners.local.results import RunResult
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -63,38 +68,96 @@ def _load(args: argparse.Namespace) -> PipelineSpec | None:
 
 def _execute(args: argparse.Namespace, spec: PipelineSpec,
              **runner_kwargs: Any) -> tuple[int, Any]:
-    """Run ``spec`` with a progress line; print per-output counts. (exit code, runner)"""
+    """Run ``spec`` with a progress display; print per-output counts. (exit code, runner)"""
     from surestream.runners.local.runner import LocalRunner
 
-    line = ProgressLine()
+    display = ProgressDisplay(live=False if _records_to_terminal(spec) else None)
     try:
-        runner = LocalRunner(spec, progress=line, **runner_kwargs)
+        runner = LocalRunner(spec, progress=display, **runner_kwargs)
     except (SourceError, ValueError) as e:
         print(f"{args.spec}: {e}", file=sys.stderr)
         return EXIT_USAGE, None
-    try:
-        result = runner.run()
-    except FolderLockError as e:  # another process has (or took) the checkpoint folder
-        print(f"pipeline {spec.pipeline!r}: {e}", file=sys.stderr)
-        return EXIT_USAGE, runner
-    except OutputOwnershipError as e:
-        print(f"pipeline {spec.pipeline!r} cannot start: {e}", file=sys.stderr)
-        return EXIT_USAGE, runner
-    except (CheckpointError, SinkRecoveryError) as e:
-        print(f"pipeline {spec.pipeline!r} cannot resume: {e}", file=sys.stderr)
-        return EXIT_USAGE, runner
-    except Exception as e:  # noqa: BLE001 - report, exit 1
-        print(f"pipeline {spec.pipeline!r} failed: {type(e).__name__}: {e}", file=sys.stderr)
-        return EXIT_FAILURE, runner
-    line.done(runner._progress(result.elapsed_s))
+    code, result = _run_to_end(runner, spec, display)
+    display.close()  # the live line goes before anything else is printed
+    if result is None:
+        return code, runner
+    if result.interrupted:
+        print(stopped_line(result), file=sys.stderr)
+        return EXIT_INTERRUPTED, runner
+    display.done(result.progress())
     if result.restored_from is not None:
         print(f"  resumed from checkpoint {result.restored_from}", file=sys.stderr)
-    width = max((len(tag) for tag in result.written), default=0)
-    for tag, n in sorted(result.written.items()):
-        print(f"  {tag:<{width}} {n:>12,} records", file=sys.stderr)
+    display.console.print(outputs_table(result.written, result.outputs))
     if getattr(args, "summary", None):
         Path(args.summary).write_text(json.dumps(result.summary(), default=str))
+    problem = None if runner_kwargs.get("stop_after_checkpoint") else \
+        budget_problem(result, spec.runtime.max_error_ratio)
+    if problem:
+        print(f"pipeline {spec.pipeline!r} failed: {problem}", file=sys.stderr)
+        return EXIT_FAILURE, runner
     return EXIT_OK, runner
+
+
+def _run_to_end(runner: Any, spec: PipelineSpec,
+                display: ProgressDisplay) -> tuple[int, RunResult | None]:
+    """(exit code, the result; None when the run did not end): each failure is one line
+    naming what it concerns; the live line is gone before it is printed."""
+    def stop() -> None:
+        runner.request_stop()
+        display.notice("stopping after this batch, with a checkpoint to resume from "
+                       "(Ctrl-C again to stop at once)")
+
+    try:
+        with stop_on_ctrl_c(stop):
+            return EXIT_OK, runner.run()
+    except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - one line each, no traceback
+        display.close()  # the live line goes first
+        code, line = _failure(f"pipeline {spec.pipeline!r}", runner, e)
+        print(line, file=sys.stderr)
+        return code, None
+
+
+def _failure(name: str, runner: Any, e: BaseException) -> tuple[int, str]:
+    """(exit code, the one line) for a run that did not end."""
+    if isinstance(e, KeyboardInterrupt):  # the second Ctrl-C
+        return EXIT_INTERRUPTED, aborted_line(runner)
+    if isinstance(e, FolderLockError):  # another process has (or took) the folder
+        return EXIT_USAGE, f"{name}: {e}"
+    if isinstance(e, OutputOwnershipError):
+        return EXIT_USAGE, f"{name} cannot start: {e}"
+    if isinstance(e, CheckpointError | SinkRecoveryError):
+        return EXIT_USAGE, f"{name} cannot resume: {e}"
+    if isinstance(e, RunFailure):  # names the input, output or checkpoint folder
+        return EXIT_FAILURE, f"{name} failed: {e}"
+    return EXIT_FAILURE, f"{name} failed: {type(e).__name__}: {e}"
+
+
+def _records_to_terminal(spec: PipelineSpec) -> bool:
+    """Does an output print records on the terminal? Then a live line would fight them
+    for it: the display writes plain lines instead."""
+    return sys.stdout.isatty() and any(o.type == "stdout" for o in spec.outputs.values())
+
+
+def stopped_line(result: RunResult) -> str:
+    """The one line of a run stopped by Ctrl-C."""
+    head = f"stopped by Ctrl-C after {result.records_in:,} records"
+    if result.stop_note is None:
+        return f"{head}; checkpoint {result.resume_from} taken; run again to resume"
+    again = (f"resume from checkpoint {result.resume_from}" if result.resume_from is not None
+             else "start afresh")
+    return f"{head}; no checkpoint taken ({result.stop_note}); run again to {again}"
+
+
+def aborted_line(runner: Any) -> str:
+    """The one line of a run stopped by a second Ctrl-C, without a final checkpoint."""
+    try:
+        latest = runner.store.latest()
+    except (CheckpointError, OSError):
+        latest = None
+    again = (f"resume from checkpoint {latest.id}" if latest is not None and not latest.finished
+             else "start afresh")
+    return (f"stopped by a second Ctrl-C after {runner.records_in:,} records, without a "
+            f"final checkpoint; run again to {again}")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -204,7 +267,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 DESCRIPTION = "surestream: stream processing whose first promise is correctness."
 EPILOG = """\
-exit codes: 0 success, 1 a pipeline failure at run time, 2 a usage or spec error.
+exit codes: 0 success, 1 a pipeline failure at run time, 2 a usage or spec error,
+130 stopped by Ctrl-C.
 spec keys: docs/spec.md (also `surestream schema --markdown`); `surestream COMMAND --help`
 for a command's options."""
 
@@ -242,8 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_validate)
     p = sub.add_parser("run", help="run a pipeline spec to the end of its input",
                        description="Run a pipeline to the end of its bounded input, resuming "
-                                   "from the latest checkpoint if there is one. Exit 0; 1 on "
-                                   "a run-time failure; 2 on a spec error.")
+                                   "from the latest checkpoint if there is one. Ctrl-C stops "
+                                   "it after the batch in hand, with a checkpoint to resume "
+                                   "from (a second Ctrl-C stops at once). Exit 0; 1 on a "
+                                   "run-time failure, or when more records went to errors "
+                                   "than runtime.max_error_ratio allows (by default: every "
+                                   "one); 2 on a spec error; 130 when stopped by Ctrl-C.")
     _add_spec(p)
     p.add_argument("--runner", default="local", choices=["local"],
                    help="where to run: local, embedded in this process (default %(default)s; "
@@ -327,7 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C outside a run's own handling (demo, verify, ...)
+        print("stopped by Ctrl-C", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -552,8 +552,10 @@ def _command_line() -> list[str]:
     parser = build_parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     out = ["## Command line", "", "`surestream COMMAND ...` (or `python -m surestream`). "
-           "Exit codes: 0 success, 1 a pipeline failure at run time, 2 a usage or spec "
-           "error. `surestream --version` prints the version.", ""]
+           "Exit codes: 0 success, 1 a pipeline failure at run time (a run in which "
+           "every record went to `errors` included: `runtime.max_error_ratio`), 2 a usage "
+           "or spec error, 130 stopped by Ctrl-C. `surestream --version` prints the "
+           "version.", ""]
     helps = {a.dest: a.help for a in subparsers._choices_actions}
     for name, sub in subparsers.choices.items():
         out += [f"### surestream {name}", "", _text(sub.description or helps.get(name)), "",

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from surestream.model.problems import SpecProblems
 from surestream.model.spec import PipelineSpec
 from surestream.model.user_code import user_code_problems
 
@@ -65,8 +66,16 @@ def _field_path(loc: tuple[Any, ...]) -> str:
 
 
 def format_validation_error(err: ValidationError) -> list[tuple[str, str]]:
+    """One ``(field path, reason)`` per problem; a whole-spec rule's ``SpecProblems`` gives
+    each of its problems with its own path (below the location pydantic reports)."""
     problems = []
     for e in err.errors():
+        found = (e.get("ctx") or {}).get("error")
+        if isinstance(found, SpecProblems):
+            base = _field_path(e["loc"])
+            problems.extend((".".join(p for p in (base, path) if p), reason)
+                            for path, reason in found.problems)
+            continue
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; the keys are in docs/spec.md)"

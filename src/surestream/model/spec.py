@@ -20,18 +20,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from surestream.model.steps import (
-    USER_CODE,
-    BroadcastEnrichStep,
-    LateDataStep,
-    Name,
-    Step,
-    WatermarkStep,
-    WindowStep,
+from surestream.model.problems import SpecProblems, key_path
+from surestream.model.steps import USER_CODE, Name, Step
+from surestream.model.stream_graph import (  # noqa: F401 - re-exported: the spec's names
+    ERRORS_TAG,
+    MAIN_STREAM,
+    graph_problems,
+    step_side_tags,
 )
-
-MAIN_STREAM = "main"
-ERRORS_TAG = "errors"
 
 
 class _Strict(BaseModel):
@@ -211,13 +207,18 @@ class CheckpointSpec(_Strict):
 
 
 class RuntimeSpec(_Strict):
-    """Speed knobs: results never depend on them."""
+    """Speed knobs, and how many errors a run may have: results never depend on them."""
 
     batch_size: Annotated[int, Field(gt=0, le=10_000_000, strict=True)] = Field(
         65536, description="records per micro-batch (an integer: `true` is refused)")
     interleave_records: Annotated[int, Field(gt=0, strict=True)] = Field(
         1024, description="records taken from one partition before the next one's turn "
                           "(a fixed interleaving, so results never depend on timing)")
+    max_error_ratio: Annotated[float, Field(ge=0, le=1, strict=True)] | None = Field(
+        None, description="the share of input records (0 to 1) that may go to `errors` "
+                          "before `surestream run` fails (exit 1) at the end of the input: "
+                          "it fails when more than this share did. Unset, a run fails only "
+                          "when every input record went to `errors`; 1 never fails")
 
 
 class PipelineSpec(_Strict):
@@ -241,7 +242,7 @@ class PipelineSpec(_Strict):
         description="tag -> sink; every tag produced must go to an output or a stream; "
                     "`errors` defaults to a file next to the checkpoint folder")
     checkpoint: CheckpointSpec = Field(CheckpointSpec(), description="checkpointing")
-    runtime: RuntimeSpec = Field(RuntimeSpec(), description="speed knobs")
+    runtime: RuntimeSpec = Field(RuntimeSpec(), description="speed knobs and the error budget")
     #: where relative paths resolve (the spec file's folder); not a spec key
     base_dir: SkipJsonSchema[str | None] = Field(default=None, exclude=True)
 
@@ -281,99 +282,40 @@ class PipelineSpec(_Strict):
     # -- whole-spec rules ---------------------------------------------------------------
     @model_validator(mode="after")
     def _check_graph(self) -> PipelineSpec:
-        if self.source is not None and self.sources:
-            raise ValueError("give either `source` or `sources`, not both")
-        if not self.all_sources:
-            raise ValueError("no source: add `source:` (or `sources:`)")
-        if self.checkpoint.periodic:
-            _check_resumable_generators(self)
+        """The rules no single field can check, each reported with its field path
+        (``SpecProblems``): where the input comes from, then how streams are wired
+        (``stream_graph.graph_problems``)."""
+        problems = _source_problems(self)
         if self.steps and self.streams:
-            raise ValueError("give either top-level `steps` or `streams`, not both")
-        streams = self.all_streams
-        produced: dict[str, str] = {}  # tag -> producer description
-        for sname, stream in streams.items():
-            produced[sname] = f"stream {sname!r}"
-            for step in stream.steps:
-                for tag in step_side_tags(step):
-                    if tag in produced and tag != ERRORS_TAG:
-                        raise ValueError(f"tag {tag!r} of step {step.name!r} is already "
-                                         f"produced by {produced[tag]}; tags must be unique")
-                    produced[tag] = f"step {step.name!r}"
-        names = [s.name for st in streams.values() for s in st.steps]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ValueError(f"step names must be unique (they identify state): {dup}")
-        readable = set(produced) | set(self.all_sources)
-        consumed: set[str] = set()
-        for sname, stream in streams.items():
-            if stream.from_ not in readable:
-                raise ValueError(f"streams.{sname}.from: {stream.from_!r} is neither a source "
-                                 f"nor a stream or tag (known: {sorted(readable)})")
-            if stream.from_ == sname:
-                raise ValueError(f"streams.{sname}.from: a stream cannot read itself")
-            consumed.add(stream.from_)
-            _check_time_order(sname, stream.steps,
-                              has_time=stream.from_ not in self.all_sources)
-            for step in stream.steps:
-                if isinstance(step, BroadcastEnrichStep) and step.updates is not None:
-                    if step.updates not in readable:
-                        raise ValueError(f"step {step.name!r}: updates stream "
-                                         f"{step.updates!r} does not exist")
-                    consumed.add(step.updates)
-        for tag in self.outputs:
-            if tag not in produced and tag != ERRORS_TAG:
-                raise ValueError(f"outputs.{tag}: no stream or step produces tag {tag!r} "
-                                 f"(produced: {sorted(produced)})")
-        missing = [t for t in produced if t not in self.outputs and t not in consumed
-                   and t != ERRORS_TAG]
-        if missing:
-            raise ValueError(
-                "these tags are produced but go nowhere (add them under `outputs` or read them "
-                f"from a stream; nothing is dropped silently): {sorted(missing)}")
+            problems.append(("streams", "give either top-level `steps` or `streams`, not "
+                                        "both"))
+        if not problems:  # the graph rules read the sources and streams checked above
+            problems = graph_problems(self)
+        if problems:
+            raise SpecProblems(problems)
         return self
 
 
-def _check_resumable_generators(spec: PipelineSpec) -> None:
+def _source_problems(spec: PipelineSpec) -> list[tuple[str, str]]:
+    """One source or named sources; with periodic checkpoints, generators that restart."""
+    if spec.source is not None and spec.sources:
+        return [("sources", "give either `source` or `sources`, not both")]
+    if not spec.all_sources:
+        return [("source", "no source: add `source:` (or `sources:`)")]
+    return _check_resumable_generators(spec) if spec.checkpoint.periodic else []
+
+
+def _check_resumable_generators(spec: PipelineSpec) -> list[tuple[str, str]]:
     """With periodic checkpoints a run may resume: its generators must restart."""
+    problems = []
     for name, src in spec.all_sources.items():
         if isinstance(src, GeneratorSource) and src.function is not None \
                 and not isinstance(src.function, str) and not restartable(src.function):
-            where = "source" if spec.source is not None else f"sources.{name}"
-            raise ValueError(
-                f"{where}.function: a {type(src.function).__name__} object cannot be read "
-                "again from its start, so a run cannot resume from a checkpoint; give a "
-                "function that returns a fresh iterator (or `records: [...]`), or turn "
-                "off checkpoint.interval_ms / interval_records")
-
-
-def step_side_tags(step: Any) -> list[str]:
-    """The side-output tags a step may emit to (besides its stream's results and errors)."""
-    from surestream.model.steps import KeyedDedupStep, ProcessStep, RouteStep
-
-    if isinstance(step, LateDataStep):
-        return [step.output_tag] if step.emits_records else []
-    if isinstance(step, WindowStep):
-        return [step.late_output_tag]
-    if isinstance(step, KeyedDedupStep):
-        return [step.duplicates_output_tag] if step.duplicates_output_tag else []
-    if isinstance(step, RouteStep):
-        tags = {t for t in step.routes.values() if t != "main"}
-        if step.default and step.default != "main":
-            tags.add(step.default)
-        return sorted(tags)
-    if isinstance(step, ProcessStep):
-        return list(step.side_outputs)
-    return []
-
-
-def _check_time_order(stream: str, steps: list[Any], has_time: bool) -> None:
-    """Steps that need event time must come after a watermark step (a stream that reads
-    another stream's output inherits its event time)."""
-    from surestream.model.steps import KeyedDedupStep
-
-    for step in steps:
-        if isinstance(step, WatermarkStep):
-            has_time = True
-        elif isinstance(step, LateDataStep | KeyedDedupStep | WindowStep) and not has_time:
-            raise ValueError(f"streams.{stream}: step {step.name!r} ({step.type}) needs event "
-                             "time; put a `watermark` step before it")
+            where = "source" if spec.source is not None else key_path("sources", name)
+            problems.append((
+                f"{where}.function",
+                f"a {type(src.function).__name__} object cannot be read again from its "
+                "start, so a run cannot resume from a checkpoint; give a function that "
+                "returns a fresh iterator (or `records: [...]`), or turn off "
+                "checkpoint.interval_ms / interval_records"))
+    return problems

@@ -2,13 +2,14 @@
 second stream keeps up to date.
 
 The broadcast state is one table, ``key fields -> enrichment fields``, unique by key. It
-is loaded at start from ``reference`` (``{path, format: parquet|csv|jsonl}``, or inline
-``{rows: [...]}``) and changed by the records of the update stream: an update replaces the
-fields of its key (a field the update lacks becomes null). Every record of the main
-stream gets the ``fields`` of its key appended (replacing a column of the same name); a
-key not in the table -- or with a null in any key field -- gets ``unknown_value`` in each
-field (a dict gives one value per field), stays in its place in the output, and is
-counted in ``unknown_count``.
+starts as the step's ``reference`` data (``{path, format: parquet|csv|jsonl}``, or inline
+``{rows: [...]}``), which the runner reads (``connectors.reference_data``: this module does
+no I/O) and hands over as a frame, and is changed by the records of the update stream:
+an update replaces the fields of its key (a field the update lacks becomes null). Every
+record of the main stream gets the ``fields`` of its key appended (replacing a column of
+the same name); a key not in the table -- or with a null in any key field -- gets
+``unknown_value`` in each field (a dict gives one value per field), stays in its place in
+the output, and is counted in ``unknown_count``.
 
 Determinism: an update applies before every main record with a larger ``seq``, and
 before one with an equal ``seq`` (reference data first). ``process_with_updates`` takes
@@ -27,7 +28,6 @@ batch, whether or not the batch holds an unknown key.
 from __future__ import annotations
 
 import io
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -37,14 +37,6 @@ from surestream.model.steps import BroadcastEnrichStep
 from surestream.semantics.errors import INVALID_BROADCAST_UPDATE, error_batch
 from surestream.semantics.operator import ERRORS, MAIN, Outputs
 
-_READERS = {
-    "parquet": pl.read_parquet,
-    "csv": pl.read_csv,
-    "jsonl": pl.read_ndjson,
-    "ndjson": pl.read_ndjson,
-}
-_SUFFIX_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv",
-                   ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _ROW, _MSEQ, _USEQ, _HIT, _UHIT = "__ss_row", "__ss_mseq", "__ss_useq", "__ss_hit", "__ss_uhit"
 
 
@@ -58,51 +50,11 @@ def _with_columns(data: pl.DataFrame, defaults: dict[str, Any]) -> pl.DataFrame:
     return data.hstack(missing) if data.width else pl.DataFrame(missing)
 
 
-def load_reference(
-    spec: dict[str, Any], key_fields: list[str], fields: list[str], base_dir: Path | None = None
-) -> pl.DataFrame:
-    """The initial broadcast table from a ``reference`` spec, unique by key (last row wins).
-
-    Raises ``ValueError`` naming the file and what is wrong: unknown spec keys, an unknown
-    format, missing columns, or rows with a null key (they could never match).
-    """
-    unknown = set(spec) - {"path", "format", "rows"}
-    if unknown:
-        raise ValueError(f"reference: unknown keys {sorted(unknown)} (expected path and "
-                         "format, or rows)")
-    if "rows" in spec:
-        source = "reference.rows"
-        frame = pl.DataFrame(spec["rows"], infer_schema_length=None)
-    else:
-        if "path" not in spec:
-            raise ValueError("reference: give a path (with format) or inline rows")
-        path = Path(spec["path"])
-        if base_dir is not None and not path.is_absolute():
-            path = Path(base_dir) / path
-        fmt = spec.get("format") or _SUFFIX_FORMATS.get(path.suffix.lower())
-        if fmt not in _READERS:
-            what = f"format {fmt!r} is not" if fmt else "the file suffix does not name"
-            raise ValueError(f"reference {path}: {what} one of parquet, csv, jsonl; "
-                             "set reference.format")
-        source = str(path)
-        frame = _READERS[fmt](path)
-    missing = [c for c in (*key_fields, *fields) if c not in frame.columns]
-    if missing:
-        raise ValueError(f"reference {source}: missing columns {missing} "
-                         f"(has {frame.columns})")
-    null_keys = frame.select(pl.any_horizontal(pl.col(key_fields).is_null()).sum()).item()
-    if null_keys:
-        raise ValueError(f"reference {source}: {null_keys} rows have a null key field; "
-                         "every reference row needs a key")
-    return (frame.select(*key_fields, *fields)
-            .unique(subset=key_fields, keep="last", maintain_order=True))
-
-
 class BroadcastEnrichOperator:
     """Enrich the main stream from broadcast state; see the module docstring."""
 
     def __init__(self, step: BroadcastEnrichStep, pipeline: str, *,
-                 base_dir: Path | None = None) -> None:
+                 reference: pl.DataFrame | None = None) -> None:
         self.name = step.name
         self.pipeline = pipeline
         self.key_fields = list(step.key_fields)
@@ -112,8 +64,13 @@ class BroadcastEnrichOperator:
         unknown = step.unknown_value
         self._unknown = {f: (unknown.get(f) if isinstance(unknown, dict) else unknown)
                          for f in self.fields}
-        if step.reference is not None:
-            self._table = load_reference(step.reference, self.key_fields, self.fields, base_dir)
+        if step.reference is not None and reference is None:
+            raise ValueError(f"step {step.name!r}: its reference data was not loaded; "
+                             "read it with connectors.reference_data.load_reference and "
+                             "pass it as `reference`")
+        if reference is not None:
+            # as loaded (connectors.reference_data): key and enrichment columns, unique by key
+            self._table = reference.select(*self.key_fields, *self.fields)
         else:
             self._table = pl.DataFrame(schema={c: pl.Null for c in (*self.key_fields,
                                                                      *self.fields)})
@@ -267,8 +224,8 @@ class BroadcastEnrichOperator:
 
 
 def build_broadcast_operator(
-    step: BroadcastEnrichStep, pipeline: str, *, base_dir: Path | None = None
+    step: BroadcastEnrichStep, pipeline: str, *, reference: pl.DataFrame | None = None
 ) -> BroadcastEnrichOperator:
-    """The executable operator for a ``broadcast_enrich`` step; a relative reference path
-    resolves against ``base_dir`` (the spec file's folder)."""
-    return BroadcastEnrichOperator(step, pipeline, base_dir=base_dir)
+    """The executable operator for a ``broadcast_enrich`` step, starting from ``reference``
+    (the step's reference data as ``connectors.reference_data.load_reference`` reads it)."""
+    return BroadcastEnrichOperator(step, pipeline, reference=reference)

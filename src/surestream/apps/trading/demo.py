@@ -25,14 +25,16 @@ from typing import Any
 import numpy as np
 import orjson
 import polars as pl
+from rich.table import Table
 
 from surestream.apps.trading.analytics import TradingAnalytics
 from surestream.apps.trading.reference import load_reference
 from surestream.apps.trading.simulator import MarketSimulation
 from surestream.apps.trading.truth import MarketTruth
-from surestream.cli.progress import ProgressLine, format_watermark
 from surestream.connectors.file_sinks import read_parquet_dataset
 from surestream.model.loader import build_spec, load_spec_dict
+from surestream.ops.progress import ExtraCounts, ProgressDisplay
+from surestream.ops.tables import plain_table, render_plain
 from surestream.runners.local.runner import LocalRunner, Progress, RunResult
 
 JOBS = ("router", "aggregation", "alerts", "orderbook", "enrichment")
@@ -87,46 +89,26 @@ class JobRun:
     result: RunResult
 
 
-class JobProgress(ProgressLine):
-    """The progress line, prefixed with the job's name."""
+def job_counts(job: str) -> ExtraCounts:
+    """What the demo adds to a job's progress line: the records routed to dead-letter
+    outputs (``dlq.*``; ``errors`` is on every line), and the alerts job's alerts."""
 
-    def __init__(self, job: str) -> None:
-        super().__init__()
-        self.job = job
+    def counts(p: Progress) -> list[tuple[str, int]]:
+        dlq = sum(n for tag, n in p.written.items() if tag.startswith("dlq."))
+        found = [("dlq", dlq)] if any(t.startswith("dlq.") for t in p.written) else []
+        if job == "alerts":
+            found.append(("alerts", p.written.get("main", 0)))
+        return found
 
-    def __call__(self, p: Progress) -> None:
-        now = time.monotonic()
-        if self.enabled and now - self._last >= self.interval:
-            self._last = now
-            self.stream.write("\r" + job_line(self.job, p)[:200])
-            self.stream.flush()
-
-    def done(self, p: Progress) -> None:
-        if self.enabled:
-            self.stream.write("\r" + " " * 200 + "\r")
-        self.stream.write(job_line(self.job, p) + "\n")
-        self.stream.flush()
-
-
-def job_line(job: str, p: Progress) -> str:
-    c = p.counters
-    alerts = p.written.get("main", 0) if job == "alerts" else None
-    dlq = p.written.get("errors", 0) + p.written.get("dlq.trades.unroutable", 0)
-    lag = (f"{p.watermark_lag_ms / 1000:.1f} s" if p.watermark_lag_ms is not None
-           else format_watermark(p.watermark).split(" ")[0])
-    return (f"{job:<12} {p.records_in:>10,} events {p.records_per_s:>10,.0f}/s  "
-            f"watermark lag {lag:<6}  late {c.get('late', 0):,}  "
-            f"dups {c.get('duplicates', 0):,}  dlq {dlq:,}"
-            + (f"  alerts {alerts:,}" if alerts is not None else ""))
+    return counts
 
 
 def run_job(job: str, workspace: Path) -> JobRun:
     spec_file = job_spec_file(job)
     spec = build_spec(load_spec_dict(str(spec_file)), workspace, str(spec_file))
-    line = JobProgress(job)
-    runner = LocalRunner(spec, progress=line)
-    result = runner.run()
-    line.done(runner._progress(result.elapsed_s))
+    with ProgressDisplay(job, extra=job_counts(job)) as display:
+        result = LocalRunner(spec, progress=display).run()
+        display.done(result.progress())
     return JobRun(job, result)
 
 
@@ -183,36 +165,22 @@ def run_demo(args: argparse.Namespace) -> int:
 def build_report(runs: dict[str, JobRun], checks: list[tuple[str, int, int]],
                  truth: MarketTruth, ref: dict[str, Any], warehouse: Path, workspace: Path,
                  elapsed: float) -> str:
-    lines = [f"\n== report ({elapsed:.1f} s for {truth.events:,} events) ==", "",
-             "jobs and outputs:"]
-    for job, run in runs.items():
-        r = run.result
-        lines.append(f"  {job:<12} {r.records_in:>10,} events in {r.elapsed_s:5.1f} s "
-                     f"({r.records_in / max(r.elapsed_s, 1e-9):>9,.0f}/s)")
-        for tag, n in sorted(r.written.items()):
-            if n or tag != "main":
-                lines.append(f"      {tag:<36} {n:>10,}")
-    lines += ["", "reconciliation with the simulator's ground truth (router job):"]
-    for check, found, want in checks:
-        lines.append(f"  {check:<42} {found:>10,}  injected/expected {want:>10,}  "
-                     f"{'OK' if found == want else 'MISMATCH'}")
+    """The report as plain text (printed, and saved as report.txt): rich tables rendered
+    without colour, so the file reads the same as the terminal."""
     enrich = runs["enrichment"].result.operator_counters.get("reference_data", {})
-    lines.append(f"  enrichment: {enrich.get('unknown_keys', 0):,} trades with symbols "
-                 f"missing from the reference ({', '.join(ref['missing'])}; "
-                 f"{ref['readded']} added back by the update stream while running)")
     with TradingAnalytics(warehouse) as a:
         top = a.top_symbols(limit=5)
         alerts = a.alerts_by_severity()
-    lines += ["", "top 5 symbols by traded value:"]
-    for row in top.iter_rows(named=True):
-        lines.append(f"  {row['symbol']:<6} {row['trades']:>7,} trades  "
-                     f"{row['volume']:>12,.0f} shares  {row['value']:>16,.2f} value  "
-                     f"vwap {row['vwap']:.2f}")
-    lines += ["", "price alerts by severity:"]
-    for row in alerts.iter_rows(named=True):
-        lines.append(f"  {row['severity']:<9} {row['alerts']:>5,}  ({row['up']} up, "
-                     f"{row['down']} down)")
-    lines += ["", f"outputs: {warehouse} (Parquet datasets, one folder per stream); "
+    parts = [f"\n== report ({elapsed:.1f} s for {truth.events:,} events) ==", "",
+             "jobs and outputs:", _indent(render_plain(jobs_table(runs))), "",
+             "reconciliation with the simulator's ground truth (router job):",
+             _indent(render_plain(reconciliation_table(checks))),
+             f"  enrichment: {enrich.get('unknown_keys', 0):,} trades with symbols "
+             f"missing from the reference ({', '.join(ref['missing'])}; "
+             f"{ref['readded']} added back by the update stream while running)", "",
+             "top 5 symbols by traded value:", _indent(render_plain(top_table(top))), "",
+             "price alerts by severity:", _indent(render_plain(alerts_table(alerts)))]
+    parts += ["", f"outputs: {warehouse} (Parquet datasets, one folder per stream); "
               f"raw inputs and truth.json in {workspace / 'data'}", "", "next:",
               f"  surestream query top-symbols --warehouse {warehouse}",
               f"  surestream query portfolio --warehouse {warehouse} --format csv",
@@ -222,7 +190,53 @@ def build_report(runs: dict[str, JobRun], checks: list[tuple[str, int, int]],
               f"--set checkpoint.dir={workspace / '.surestream/checkpoints/trading-router'}",
               f"  surestream verify {job_spec_file('router')} "
               f"--set source.path={workspace / 'data' / 'raw.trades.jsonl'} --crash-points 5"]
-    return "\n".join(lines)
+    return "\n".join(parts)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line if line else line for line in text.splitlines())
+
+
+def jobs_table(runs: dict[str, JobRun]) -> Table:
+    """Per job: its events, time and rate, then each output it wrote to and the count."""
+    table = plain_table("job / output", "records", "seconds", "per second",
+                        right=("records", "seconds", "per second"))
+    for job, run in runs.items():
+        r = run.result
+        table.add_row(job, f"{r.records_in:,}", f"{r.elapsed_s:.1f}",
+                      f"{r.records_in / max(r.elapsed_s, 1e-9):,.0f}", style="bold")
+        for tag, n in sorted(r.written.items()):
+            if n or tag != "main":
+                table.add_row(f"  {tag}", f"{n:,}", "", "")
+    return table
+
+
+def reconciliation_table(checks: list[tuple[str, int, int]]) -> Table:
+    """One row per check: found by the pipeline, injected/expected, OK or MISMATCH."""
+    table = plain_table("check", "found", "", "injected", "",
+                        right=("found", "injected"))
+    table.show_header = False
+    for check, found, want in checks:
+        table.add_row(check, f"{found:,}", "injected/expected", f"{want:,}",
+                      "OK" if found == want else "MISMATCH")
+    return table
+
+
+def top_table(top: pl.DataFrame) -> Table:
+    table = plain_table("symbol", "trades", "shares", "value", "vwap",
+                        right=("trades", "shares", "value", "vwap"))
+    for row in top.iter_rows(named=True):
+        table.add_row(row["symbol"], f"{row['trades']:,}", f"{row['volume']:,.0f}",
+                      f"{row['value']:,.2f}", f"{row['vwap']:.2f}")
+    return table
+
+
+def alerts_table(alerts: pl.DataFrame) -> Table:
+    table = plain_table("severity", "alerts", "up", "down", right=("alerts", "up", "down"))
+    for row in alerts.iter_rows(named=True):
+        table.add_row(row["severity"], f"{row['alerts']:,}", f"{row['up']:,}",
+                      f"{row['down']:,}")
+    return table
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import shutil
 import sys
 import tempfile
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from surestream.cli.verify.diagnosis import (
@@ -134,53 +135,83 @@ def _crash_recovery(v: Verifier, clean: RunOutcome, crash_points: int,
     except RunFailed as e:
         return report(False, "crash recovery", f"the run with small batches and no crash "
                                                f"failed: {e.message}"), []
-    counts = json.loads((counting.folder / "fault_counts.json").read_text())
-    rng = random.Random(seed)
-    points = [p for p in faults.POINTS if counts.get(p, 0) > 0]
-    if not points:
+    plan = _crash_plan(json.loads((counting.folder / "fault_counts.json").read_text()),
+                       crash_points, seed)
+    if not plan:
         return report(False, "crash recovery", "not judged: a run over this input passes no "
                                                "point where a crash could be injected (is "
                                                "the input empty?)"), [counting]
-    plan = [(points[i % len(points)], rng.randint(1, counts[points[i % len(points)]]))
-            for i in range(crash_points)]
-    rng.shuffle(plan)
-
     base = compare_runs(v, clean, counting)
     if base:  # no crash needed to differ: the batch size decides
         return report(False, "crash recovery", batch_dependent(
             v.spec, base, v.spec.runtime.batch_size, crash)), [counting]
+    crashes = _run_crashes(v, clean, crash, plan)
+    return _report_crashes(v, crash, plan, crashes), [counting, *crashes.runs]
 
-    differing: list[CrashDiff] = []
-    failures: list[str] = []
-    crashed, by_point = 0, Counter()
-    runs = [counting]
+
+def _crash_plan(counts: dict[str, int], crash_points: int, seed: int) -> list[tuple[str, int]]:
+    """``crash_points`` (fault point, hit) pairs, seeded: the points the counting run
+    passed, taken in turn, each at a random one of its hits; empty if it passed none."""
+    rng = random.Random(seed)
+    points = [p for p in faults.POINTS if counts.get(p, 0) > 0]
+    if not points:
+        return []
+    plan = [(points[i % len(points)], rng.randint(1, counts[points[i % len(points)]]))
+            for i in range(crash_points)]
+    rng.shuffle(plan)
+    return plan
+
+
+@dataclass
+class CrashRuns:
+    """What the crash runs gave: the runs that finished, those that differ from the clean
+    run, and the ones that failed or did not crash."""
+
+    runs: list[RunOutcome] = field(default_factory=list)
+    differing: list[CrashDiff] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    crashed: int = 0
+    by_point: Counter[str] = field(default_factory=Counter)
+
+
+def _run_crashes(v: Verifier, clean: RunOutcome, crash: CrashConfig,
+                 plan: list[tuple[str, int]]) -> CrashRuns:
+    """Each planned run killed at its point and restarted until done, compared with the
+    clean run. A time-out propagates (``RunTimedOut``)."""
+    found = CrashRuns()
     for i, (point, hit) in enumerate(plan):
         name = f"crash-{i:03d}"
-        by_point[POINT_LABELS[point]] += 1
+        found.by_point[POINT_LABELS[point]] += 1
         try:
             outcome = v.run(name, crash, fault=f"{point}:{hit}")
         except RunTimedOut:
             raise
         except RunFailed as e:
-            failures.append(f"{name} ({point}:{hit}): recovery failed: {e.message}")
+            found.failures.append(f"{name} ({point}:{hit}): recovery failed: {e.message}")
             continue
-        crashed += outcome.crashed
-        runs.append(outcome)
+        found.crashed += outcome.crashed
+        found.runs.append(outcome)
         if not outcome.crashed:
-            failures.append(f"{name} ({point}:{hit}): did not crash")
+            found.failures.append(f"{name} ({point}:{hit}): did not crash")
         d = compare_runs(v, clean, outcome)
         if d:
-            differing.append(CrashDiff(name, f"{point}:{hit}", d))
-    if not differing and not failures:
+            found.differing.append(CrashDiff(name, f"{point}:{hit}", d))
+    return found
+
+
+def _report_crashes(v: Verifier, crash: CrashConfig, plan: list[tuple[str, int]],
+                    found: CrashRuns) -> bool:
+    """The PASS/FAIL line of check (b); a difference is explained (``diagnosis``)."""
+    if not found.differing and not found.failures:
         return report(True, "crash recovery", (
-            f"{crashed}/{len(plan)} runs killed with SIGKILL and restarted, each equal to "
-            f"the clean run (batch {crash.batch_size}, checkpoint every "
+            f"{found.crashed}/{len(plan)} runs killed with SIGKILL and restarted, each equal "
+            f"to the clean run (batch {crash.batch_size}, checkpoint every "
             f"{crash.interval_records} records; kill points: " + ", ".join(
-                f"{n} {label}" for label, n in by_point.most_common()) + ")")), runs
-    details = list(failures)
-    if differing:
+                f"{n} {label}" for label, n in found.by_point.most_common()) + ")"))
+    details = list(found.failures)
+    if found.differing:
         state = probe_user_state(v, crash) if user_steps(v.spec) else []
-        details.append(stateful(state, differing, len(plan)) if state else
-                       f"recovery differs from the clean run in {len(differing)}/"
-                       f"{len(plan)} runs: {crash_differences(differing)}")
-    return report(False, "crash recovery", "; ".join(details)), runs
+        details.append(stateful(state, found.differing, len(plan)) if state else
+                       f"recovery differs from the clean run in {len(found.differing)}/"
+                       f"{len(plan)} runs: {crash_differences(found.differing)}")
+    return report(False, "crash recovery", "; ".join(details))

@@ -24,6 +24,7 @@ from typing import Any
 
 from surestream.runners.local import faults
 from surestream.runners.local.checkpoint_store import Checkpoint, CheckpointError, CheckpointStore
+from surestream.runners.local.failures import concerning
 
 
 class IncompatibleStateError(CheckpointError):
@@ -135,23 +136,32 @@ class CheckpointCoordinator:
 
     def checkpoint(self, slots: dict[str, OperatorSlot], sinks: dict[str, Any],
                    positions: dict[str, Any], runner_state: dict[str, Any],
-                   records_in: int, finished: bool = False) -> dict[str, Any]:
-        """Take checkpoint ``next_id``: snapshot, pre-commit, make durable, commit."""
+                   records_in: int, finished: bool = False,
+                   labels: dict[str, str] | None = None) -> dict[str, Any]:
+        """Take checkpoint ``next_id``: snapshot, pre-commit, make durable, commit. A disk
+        error names the output (``labels``: tag -> ``output 'main' (path)``) or the
+        checkpoint folder it happened in (``failures.RunFailure``)."""
         n = self.next_id
+        labels = labels or {}
         states = {name: s.operator.snapshot() for name, s in slots.items()}
         states["__runner__"] = runner_state
         info = {name: {**s.info, "stateful": states[name] is not None}
                 for name, s in slots.items()}
-        committables = {tag: sink.pre_commit(n) for tag, sink in sinks.items()}
+        committables = {}
+        for tag, sink in sinks.items():
+            with concerning(labels.get(tag, f"output {tag!r}")):
+                committables[tag] = sink.pre_commit(n)
         faults.reached("checkpoint.pre_committed")
-        meta = self.store.write(n, states, positions=positions, sinks=committables,
-                                pipeline=self.pipeline, operators_info=info,
-                                finished=finished, extra={"records_in": records_in})
+        with concerning(f"checkpoint folder {self.store.dir}"):
+            meta = self.store.write(n, states, positions=positions, sinks=committables,
+                                    pipeline=self.pipeline, operators_info=info,
+                                    finished=finished, extra={"records_in": records_in})
         faults.reached("checkpoint.durable")
         for i, (tag, sink) in enumerate(sinks.items()):
             if i == 1:
                 faults.reached("checkpoint.commit_partial")
-            sink.commit(committables[tag])
+            with concerning(labels.get(tag, f"output {tag!r}")):
+                sink.commit(committables[tag])
         self.next_id = n + 1
         self._last_time = time.monotonic()
         self._last_records = records_in

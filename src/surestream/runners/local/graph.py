@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from surestream.model.spec import PipelineSpec, step_side_tags
+from surestream.connectors.reference_data import load_reference
+from surestream.model.spec import PipelineSpec
 from surestream.model.steps import (
     BroadcastEnrichStep,
     FilterStep,
@@ -21,6 +23,7 @@ from surestream.model.steps import (
     WindowStep,
     WithColumnsStep,
 )
+from surestream.model.stream_graph import stream_order
 from surestream.semantics.broadcast import build_broadcast_operator
 from surestream.semantics.dedup import build_dedup_operator
 from surestream.semantics.expressions import (
@@ -38,7 +41,7 @@ from surestream.semantics.windows import build_window_operator
 
 
 class GraphError(ValueError):
-    """The streams cannot be ordered (a cycle) or wired."""
+    """A step the runner has no operator for."""
 
 
 @dataclass
@@ -66,8 +69,18 @@ BUILDERS: dict[type, Callable[[Any, str, Clock | None, str | None], Any]] = {
     MapStep: lambda s, p, _, __: build_map_operator(s, p),
     FilterStep: lambda s, p, _, __: build_filter_operator(s, p),
     ProcessStep: lambda s, p, clock, _: build_process_operator(s, p, clock=clock),
-    BroadcastEnrichStep: lambda s, p, _, base: build_broadcast_operator(s, p, base_dir=base),
+    BroadcastEnrichStep: lambda s, p, _, base: build_broadcast_operator(
+        s, p, reference=_reference(s, base)),
 }
+
+
+def _reference(step: BroadcastEnrichStep, base_dir: str | None) -> Any:
+    """The step's reference data, read here (I/O) for the operator (pure semantics)."""
+    if step.reference is None:
+        return None
+    keys = list(step.key_fields)
+    return load_reference(step.reference, keys, [f for f in step.fields if f not in keys],
+                          Path(base_dir) if base_dir is not None else None)
 
 
 def build_operator(step: Any, pipeline: str, clock: Clock | None = None,
@@ -81,30 +94,11 @@ def build_operator(step: Any, pipeline: str, clock: Clock | None = None,
 
 
 def compile_streams(spec: PipelineSpec, clock: Clock | None = None) -> list[CompiledStream]:
-    """Streams in an order where every stream comes after those it reads from."""
+    """Streams in an order where every stream comes after those it reads from
+    (``model.stream_graph.stream_order``; validation has refused cycles)."""
     streams = spec.all_streams
-    producer: dict[str, str] = {}
-    for name, stream in streams.items():
-        producer[name] = name
-        for step in stream.steps:
-            for tag in step_side_tags(step):
-                producer[tag] = name
-    deps: dict[str, set[str]] = {}
-    for name, stream in streams.items():
-        needs = {stream.from_} | {s.updates for s in stream.steps
-                                  if isinstance(s, BroadcastEnrichStep) and s.updates}
-        deps[name] = {producer[t] for t in needs if t in producer} - {name}
-    order: list[str] = []
-    pending = dict(deps)
-    while pending:
-        ready = [n for n in streams if n in pending and not (pending[n] - set(order))]
-        if not ready:
-            raise GraphError(f"streams read from each other in a cycle: {sorted(pending)}")
-        for n in ready:
-            order.append(n)
-            del pending[n]
     compiled = []
-    for name in order:
+    for name in stream_order(streams):
         stream = streams[name]
         ops = [build_operator(step, spec.pipeline, clock, spec.base_dir)
                for step in stream.steps]

@@ -12,21 +12,31 @@ One step of the loop (DESIGN.md, "data flow of one micro-batch"):
 
 When every partition has ended, the final step carries the watermark to +infinity, which
 fires every pending window and timer. Results never depend on the batch size.
+
+A run asked to stop early (``request_stop``, which ``surestream run`` calls on Ctrl-C)
+finishes the batch in hand, takes a checkpoint when its inputs can be read again from it,
+and returns a result marked ``interrupted``; a rerun resumes from that checkpoint. A disk
+or network error names the input, output or checkpoint folder it concerns (``failures``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from surestream.connectors.readback import CommittedOutput, committed_output
+from surestream.connectors.readback import committed_output
 from surestream.connectors.sinks import MemoryCollector, open_sink
-from surestream.connectors.sources import Interleaver, Partition, SourceError, open_source
+from surestream.connectors.sources import (
+    Interleaver,
+    Partition,
+    SourceError,
+    SourceSlice,
+    open_source,
+)
 from surestream.io.lock import FolderLock
 from surestream.model.batch import NEG_INF, Batch, concat
 from surestream.model.spec import ERRORS_TAG, FileSink, PipelineSpec
@@ -43,7 +53,14 @@ from surestream.runners.local.checkpointing import (
     check_compatible,
     state_shape,
 )
+from surestream.runners.local.failures import (
+    RunFailure,
+    concerning,
+    input_label,
+    output_label,
+)
 from surestream.runners.local.graph import CompiledStream, compile_streams
+from surestream.runners.local.results import Progress, RunResult
 from surestream.runners.local.savepoints import finish_interrupted_install, install_savepoint
 from surestream.runners.local.unwritable import check_errors_writable, divert_unwritable
 from surestream.semantics.errors import DESERIALIZATION_ERROR, error_batch
@@ -51,69 +68,7 @@ from surestream.semantics.operator import MAIN
 from surestream.semantics.watermark_step import WatermarkOperator
 from surestream.semantics.watermarks import Clock
 
-
-@dataclass
-class Progress:
-    """What the progress line shows, after each step."""
-
-    records_in: int
-    elapsed_s: float
-    watermark: int
-    counters: dict[str, int]
-    written: dict[str, int]
-    #: event time the watermark trails the newest record by (None before/after time)
-    watermark_lag_ms: int | None = None
-
-    @property
-    def records_per_s(self) -> float:
-        return self.records_in / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-
-class UnknownOutputError(KeyError):
-    """``RunResult.rows(tag)`` for a tag the run has no output for."""
-
-    def __str__(self) -> str:  # a KeyError would show its message quoted
-        return str(self.args[0])
-
-
-@dataclass
-class RunResult:
-    pipeline: str
-    records_in: int
-    elapsed_s: float
-    watermark: int
-    counters: dict[str, int]
-    written: dict[str, int]  # tag -> records written
-    collected: dict[str, MemoryCollector] = field(default_factory=dict)
-    operator_counters: dict[str, dict[str, int]] = field(default_factory=dict)
-    restored_from: int | None = None  # the checkpoint id the run resumed from
-    checkpoints: int = 0  # checkpoints taken by this run
-    #: every output by tag (the default errors file included): what it held at the end
-    outputs: dict[str, CommittedOutput] = field(default_factory=dict)
-
-    def summary(self) -> dict[str, Any]:
-        """Plain values for ``--summary`` and ``verify``."""
-        return {"pipeline": self.pipeline, "records_in": self.records_in,
-                "elapsed_s": self.elapsed_s, "watermark": self.watermark,
-                "counters": self.counters, "written": self.written,
-                "operator_counters": self.operator_counters,
-                "restored_from": self.restored_from, "checkpoints": self.checkpoints}
-
-    def rows(self, tag: str = MAIN) -> list[dict[str, Any]]:
-        """The records output ``tag`` held when the run ended, in commit order: kept in
-        memory for a ``memory`` output, read back from the file, Parquet dataset or DuckDB
-        table otherwise -- ``rows("errors")`` too when the errors went to the default file
-        beside the checkpoints. A run resumed from a checkpoint reads the whole output,
-        what was committed before the restart included (it is one output).
-
-        Raises ``KeyError`` naming the run's outputs for a tag it has none for,
-        ``OutputChangedError`` when another run has written the output since (its records
-        are no longer this run's), ``OutputNotKeptError`` for standard output."""
-        if tag not in self.outputs:
-            raise UnknownOutputError(
-                f"pipeline {self.pipeline!r} has no output {tag!r}; its outputs are "
-                f"{', '.join(repr(t) for t in sorted(self.outputs))}")
-        return self.outputs[tag].rows()
+__all__ = ["LocalRunner", "Progress", "RunResult", "lock_checkpoint_folder", "run"]
 
 
 def lock_checkpoint_folder(folder: Path, holder: str = "surestream run") -> FolderLock:
@@ -149,17 +104,7 @@ class LocalRunner:
         self.spec = spec
         self.progress = progress
         self.streams: list[CompiledStream] = compile_streams(spec, clock)
-        partitions: list[Partition] = []
-        for name, src in spec.all_sources.items():
-            partitions.extend(open_source(name, src, spec.resolve,
-                                          resumable=spec.checkpoint.periodic))
-        self.interleaver = Interleaver(partitions, spec.runtime.interleave_records)
-        for stream in self.streams:
-            if stream.reads_source:
-                ids = self.interleaver.source_partitions(stream.from_)
-                for op in stream.operators:
-                    if isinstance(op, WatermarkOperator):
-                        op.declare_partitions(ids)
+        self.interleaver = self._open_inputs()
         outputs = dict(spec.outputs)
         outputs.setdefault(ERRORS_TAG, FileSink(path=str(spec.errors_default_path())))
         self.sinks = {tag: open_sink(s, spec.resolve) for tag, s in outputs.items()}
@@ -180,36 +125,66 @@ class LocalRunner:
         self.restored: Checkpoint | None = None
         self.records_in = 0
         self.source_errors = 0
+        #: tag -> "output 'main' (path)", for errors that concern an output
+        self.labels = {tag: output_label(tag, sink) for tag, sink in self.sinks.items()}
+        #: records written to each sink since its last commit (live counts = committed + these)
+        self._pending: dict[str, int] = {}
+        self.first_error: str | None = None
+        self._stop_requested = False
+        self.interrupted = False
+        self.stop_note: str | None = None
+
+    def _open_inputs(self) -> Interleaver:
+        """Every source's partitions in one fixed sequence; each watermark step that reads
+        a source learns its partitions (the watermark waits for all of them)."""
+        spec = self.spec
+        partitions: list[Partition] = []
+        for name, src in spec.all_sources.items():
+            partitions.extend(open_source(name, src, spec.resolve,
+                                          resumable=spec.checkpoint.periodic))
+        interleaver = Interleaver(partitions, spec.runtime.interleave_records)
+        for stream in self.streams:
+            if stream.reads_source:
+                ids = interleaver.source_partitions(stream.from_)
+                for op in stream.operators:
+                    if isinstance(op, WatermarkOperator):
+                        op.declare_partitions(ids)
+        return interleaver
 
     # -- start: restore or begin afresh ---------------------------------------------------
     def _start(self) -> None:
         """Restore the checkpoint to resume from, or begin afresh. Nothing on disk changes
         until every output is known to be ours and the checkpoint is known to fit."""
         self._check_outputs_owned()
-        cp, adopt = self._checkpoint_to_restore()
+        with concerning(f"checkpoint folder {self.store.dir}"):
+            cp, adopt = self._checkpoint_to_restore()
         if cp is None or cp.finished:
             self._still_ours()
-            self.store.clear()
-            for sink in self.sinks.values():
-                sink.open(fresh=True)
+            with concerning(f"checkpoint folder {self.store.dir}"):
+                self.store.clear()
+            for tag, sink in self.sinks.items():
+                with concerning(self.labels[tag]):
+                    sink.open(fresh=True)
             return
         self._restore_in_memory(cp)
         if adopt:
             cp = self._install(cp)
         self._still_ours()
         for tag, sink in self.sinks.items():
-            sink.open(fresh=False)
-            sink.recover(cp.committables.get(tag), cp.id)
+            with concerning(self.labels[tag]):
+                sink.open(fresh=False)
+                sink.recover(cp.committables.get(tag), cp.id)
         self.coordinator.next_id = max(self.coordinator.next_id, cp.id + 1)
         self.restored = cp
 
     def _check_outputs_owned(self) -> None:
         """Refuse outputs whose place holds what is not theirs (a dataset folder with other
         files in it), before any sink deletes or truncates anything."""
-        for sink in self.sinks.values():
+        for tag, sink in self.sinks.items():
             check = getattr(sink, "check_owned", None)
             if check is not None:
-                check()
+                with concerning(self.labels[tag]):
+                    check()
 
     def _checkpoint_to_restore(self) -> tuple[Checkpoint | None, bool]:
         """(the checkpoint to resume from, whether it is a savepoint to install first)."""
@@ -242,6 +217,7 @@ class LocalRunner:
                         "give the step another name to start it empty") from e
         runner = cp.state("__runner__")
         self.records_in, self.source_errors = runner["records_in"], runner["source_errors"]
+        self.first_error = runner.get("first_error")
         try:
             self.interleaver.seek(cp.positions)
         except (SourceError, ValueError) as e:
@@ -268,10 +244,37 @@ class LocalRunner:
 
     def checkpoint(self, finished: bool = False) -> dict[str, Any]:
         self._still_ours()
-        return self.coordinator.checkpoint(
+        meta = self.coordinator.checkpoint(
             self.slots, self.sinks, self.interleaver.positions(),
-            {"records_in": self.records_in, "source_errors": self.source_errors},
-            self.records_in, finished=finished)
+            {"records_in": self.records_in, "source_errors": self.source_errors,
+             "first_error": self.first_error},
+            self.records_in, finished=finished, labels=self.labels)
+        self._pending.clear()  # committed: the sinks count these records now
+        return meta
+
+    # -- stopping early (Ctrl-C) ----------------------------------------------------------
+    def request_stop(self) -> None:
+        """Stop after the batch in hand, with a checkpoint a rerun resumes from when the
+        inputs allow it. Only sets a flag, so a signal handler may call it."""
+        self._stop_requested = True
+
+    def _stop_early(self) -> None:
+        """The end of a run asked to stop: a checkpoint if a rerun could resume from it."""
+        self.interrupted = True
+        blocker = self._resume_blocker()
+        if blocker is None:
+            self.checkpoint()
+        else:
+            self.stop_note = blocker
+
+    def _resume_blocker(self) -> str | None:
+        """Why a checkpoint taken now could not be resumed from (None: it could): an input
+        that cannot be read again from its start (an iterator object)."""
+        for part in self.interleaver.partitions:
+            if not getattr(part.reader, "restartable", True):
+                return (f"input {part.source!r} cannot be read again from its start, so a "
+                        "rerun could not resume from a checkpoint")
+        return None
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -281,47 +284,59 @@ class LocalRunner:
             if owns_lock:
                 self._lock = lock_checkpoint_folder(self.store.dir)
             self._start()
-            while True:
-                final = self.interleaver.exhausted
-                self.step(final)
-                if final:
-                    self.checkpoint(finished=True)
-                elif self.stop_after_checkpoint or self.coordinator.due(self.records_in):
-                    self.checkpoint()
-                    if self.stop_after_checkpoint:
-                        break
-                if self.progress:
-                    self.progress(self._progress(time.perf_counter() - started))
-                if final:
-                    break
+            self._loop(started)
         finally:
+            self._close(release_lock=owns_lock)
+        return self._result(time.perf_counter() - started)
+
+    def _loop(self, started: float) -> None:
+        """Steps until the input ends (a finished checkpoint), a savepoint's one
+        checkpoint is taken, or a stop is requested."""
+        while True:
+            if self._stop_requested:
+                self._stop_early()
+                return
+            final = self.interleaver.exhausted
+            self.step(final)
+            if final:
+                self.checkpoint(finished=True)
+            elif self.stop_after_checkpoint or self.coordinator.due(self.records_in):
+                self.checkpoint()
+            if self.progress:
+                self.progress(self._progress(time.perf_counter() - started))
+            if final or self.stop_after_checkpoint:
+                return
+
+    def _close(self, release_lock: bool) -> None:
+        """Close inputs and outputs, and release the checkpoint folder whatever happens."""
+        try:
             self.interleaver.close()
-            for sink in self.sinks.values():
-                sink.close()
-            if owns_lock and self._lock is not None:
+            for tag, sink in self.sinks.items():
+                with concerning(self.labels[tag]):
+                    sink.close()
+        finally:
+            if release_lock and self._lock is not None:
                 self._lock.release()
                 self._lock = None
-        elapsed = time.perf_counter() - started
-        p = self._progress(elapsed)
-        return RunResult(
-            self.spec.pipeline, self.records_in, elapsed, p.watermark, p.counters, p.written,
-            {t: s for t, s in self.sinks.items() if isinstance(s, MemoryCollector)},
-            {name: dict(getattr(slot.operator, "counters", {}))
-             for name, slot in self.slots.items()},
-            self.restored.id if self.restored else None,
-            self.coordinator.taken,
-            {t: committed_output(t, s) for t, s in self.sinks.items()})
 
     def step(self, final: bool = False) -> None:
         """One micro-batch through every stream; ``final`` ends the input (W = +inf)."""
-        slices = self.interleaver.next_slice(self.spec.runtime.batch_size) if not final else {
-            name: None for name in self.spec.all_sources}
-        tags: dict[str, Batch] = {}
+        tags, emitted = self._read_inputs(final)
         tag_wm: dict[str, int] = {}
+        for stream in self.streams:
+            self._run_stream(stream, tags, tag_wm, emitted, final)
+        emitted = divert_unwritable(emitted, self.sinks, self.spec.pipeline)
+        faults.reached("batch.mid")
+        self._write(_errors_in_input_order(emitted))
+
+    def _read_inputs(self, final: bool) -> tuple[dict[str, Batch], list[tuple[str, Batch]]]:
+        """The next slice of every source by name, and the error records of its lines that
+        did not parse; nothing at the end of the input."""
+        tags: dict[str, Batch] = {}
         emitted: list[tuple[str, Batch]] = []
-        for name, sl in slices.items():
-            if sl is None:
-                continue
+        if final:
+            return tags, emitted
+        for name, sl in self._next_slice().items():
             self.records_in += len(sl.batch) + len(sl.bad)
             if sl.bad:
                 self.source_errors += len(sl.bad)
@@ -331,45 +346,62 @@ class LocalRunner:
                     message=[f"{b[1]}: {b[3]}" for b in sl.bad],
                     wm=[NEG_INF] * len(sl.bad), seq=[b[0] for b in sl.bad], wm_end=NEG_INF)))
             tags[name] = sl.batch
-        for stream in self.streams:
-            batch = tags.get(stream.from_)
-            if batch is None:
-                if final and stream.reads_source:
-                    batch = self._end_of_source(stream.from_)
-                else:
-                    batch = Batch.empty(tag_wm.get(stream.from_, NEG_INF), with_ts=True)
-            for i, op in enumerate(stream.operators):
-                if i in stream.updates:
-                    upd = tags.get(stream.updates[i])
-                    outs = op.process_with_updates(
-                        batch, upd if upd is not None else Batch.empty(NEG_INF))
-                else:
-                    outs = op.process(batch)
-                in_wm = batch.wm_end
-                main = outs.pop(MAIN, None)  # (an empty batch is falsy: test for None)
-                batch = main if main is not None else Batch.empty(in_wm)
-                for tag, out in outs.items():
-                    tag_wm[tag] = in_wm
-                    if tag != ERRORS_TAG and tag in tags:
-                        raise RuntimeError(f"tag {tag!r} produced twice in one step")
-                    tags[tag] = out
-                    emitted.append((tag, out))
-            tags[stream.name] = batch
-            tag_wm[stream.name] = batch.wm_end
-            emitted.append((stream.name, batch))
-        emitted = divert_unwritable(emitted, self.sinks, self.spec.pipeline)
-        errors = [b for tag, b in emitted if tag == ERRORS_TAG and len(b)]
-        if len(errors) > 1:  # sources and operators report in input order, not stage order
-            merged = concat(errors)
-            emitted = [(t, b) for t, b in emitted if t != ERRORS_TAG]
-            emitted.append((ERRORS_TAG, merged.take(np.argsort(merged.seq, kind="stable"))))
-        faults.reached("batch.mid")
+        return tags, emitted
+
+    def _next_slice(self) -> dict[str, SourceSlice]:
+        """The interleaver's next slice; a read error names the input being read (the
+        partition whose turn it is: the turn moves on only after a read returns)."""
+        try:
+            return self.interleaver.next_slice(self.spec.runtime.batch_size)
+        except OSError as e:
+            part = self.interleaver.partitions[self.interleaver.turn]
+            raise RunFailure(input_label(part.source, part.name), e) from e
+
+    def _run_stream(self, stream: CompiledStream, tags: dict[str, Batch],
+                    tag_wm: dict[str, int], emitted: list[tuple[str, Batch]],
+                    final: bool) -> None:
+        """``stream``'s operators in order over what it reads; every tag they produce is
+        added to ``tags`` (for the streams after it) and to ``emitted`` (for the sinks)."""
+        batch = tags.get(stream.from_)
+        if batch is None:
+            if final and stream.reads_source:
+                batch = self._end_of_source(stream.from_)
+            else:
+                batch = Batch.empty(tag_wm.get(stream.from_, NEG_INF), with_ts=True)
+        for i, op in enumerate(stream.operators):
+            if i in stream.updates:
+                upd = tags.get(stream.updates[i])
+                outs = op.process_with_updates(
+                    batch, upd if upd is not None else Batch.empty(NEG_INF))
+            else:
+                outs = op.process(batch)
+            in_wm = batch.wm_end
+            main = outs.pop(MAIN, None)  # (an empty batch is falsy: test for None)
+            batch = main if main is not None else Batch.empty(in_wm)
+            for tag, out in outs.items():
+                tag_wm[tag] = in_wm
+                if tag != ERRORS_TAG and tag in tags:
+                    raise RuntimeError(f"tag {tag!r} produced twice in one step")
+                tags[tag] = out
+                emitted.append((tag, out))
+        tags[stream.name] = batch
+        tag_wm[stream.name] = batch.wm_end
+        emitted.append((stream.name, batch))
+
+    def _write(self, emitted: list[tuple[str, Batch]]) -> None:
+        """Each tag's records to its sink, in production order (inside the open
+        checkpoint: visible at its commit)."""
         for tag, out in emitted:
             sink = self.sinks.get(tag)
-            if sink is not None and len(out):
-                if tag == ERRORS_TAG:
-                    check_errors_writable(sink, out)
+            if sink is None or not len(out):
+                continue
+            if tag == ERRORS_TAG:
+                check_errors_writable(sink, out)
+                if self.first_error is None and "error_message" in out.data.columns:
+                    self.first_error = str(out.data.get_column("error_message")[0])
+            with concerning(self.labels[tag]):
                 sink.write(out.data)
+            self._pending[tag] = self._pending.get(tag, 0) + len(out)
 
     def _end_of_source(self, source: str) -> Batch:
         """An empty batch that ends every partition of ``source`` (W -> +infinity)."""
@@ -391,9 +423,39 @@ class LocalRunner:
                     op_lag = op.tracker.lag_ms()
                     if op_lag is not None:
                         lag = op_lag if lag is None else max(lag, op_lag)
-        written = {t: s.records for t, s in self.sinks.items()}
+        written = {t: s.records + self._pending.get(t, 0) for t, s in self.sinks.items()}
         counters["errors"] = written.get(ERRORS_TAG, counters["errors"])
         return Progress(self.records_in, elapsed, watermark, counters, written, lag)
+
+    def _result(self, elapsed: float) -> RunResult:
+        p = self._progress(elapsed)
+        resume_from = None
+        if self.interrupted:
+            with concerning(f"checkpoint folder {self.store.dir}"):
+                latest = self.store.latest()
+            resume_from = latest.id if latest is not None and not latest.finished else None
+        return RunResult(
+            self.spec.pipeline, self.records_in, elapsed, p.watermark, p.counters,
+            {t: s.records for t, s in self.sinks.items()},
+            {t: s for t, s in self.sinks.items() if isinstance(s, MemoryCollector)},
+            {name: dict(getattr(slot.operator, "counters", {}))
+             for name, slot in self.slots.items()},
+            self.restored.id if self.restored else None,
+            self.coordinator.taken,
+            {t: committed_output(t, s) for t, s in self.sinks.items()},
+            interrupted=self.interrupted, resume_from=resume_from,
+            stop_note=self.stop_note, first_error=self.first_error)
+
+
+def _errors_in_input_order(emitted: list[tuple[str, Batch]]) -> list[tuple[str, Batch]]:
+    """Sources and operators report errors in stage order; the errors output holds them in
+    input order (by ``seq``), as one batch written after the step's other tags."""
+    errors = [b for tag, b in emitted if tag == ERRORS_TAG and len(b)]
+    if len(errors) <= 1:
+        return emitted
+    merged = concat(errors)
+    kept = [(t, b) for t, b in emitted if t != ERRORS_TAG]
+    return [*kept, (ERRORS_TAG, merged.take(np.argsort(merged.seq, kind="stable")))]
 
 
 def run(spec: PipelineSpec, **kwargs: Any) -> RunResult:

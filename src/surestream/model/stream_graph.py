@@ -1,0 +1,240 @@
+"""The wiring of a pipeline's streams, and the whole-graph rules ``validate`` checks.
+
+A stream reads a source, another stream's results or a side-output tag (``from``), and a
+broadcast step may read a second stream (``updates``). From that wiring come the order
+streams run in (``stream_order``: every stream after those it reads) and the rules a
+valid spec obeys (``graph_problems``): tags are unique, every ``from`` names something
+that exists, no stream reads itself or reads in a cycle, steps that need event time come
+after a watermark, every output has a producer and every tag a destination.
+
+Each rule is a small function returning ``(field path, reason)`` pairs, so a mistake is
+reported at the key to change (``streams.quarantine.from``) and all mistakes at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from surestream.model.problems import key_path
+from surestream.model.steps import (
+    BroadcastEnrichStep,
+    KeyedDedupStep,
+    LateDataStep,
+    ProcessStep,
+    RouteStep,
+    WatermarkStep,
+    WindowStep,
+)
+
+if TYPE_CHECKING:
+    from surestream.model.spec import PipelineSpec
+
+MAIN_STREAM = "main"
+ERRORS_TAG = "errors"
+
+Problem = tuple[str, str]
+
+
+def step_side_tags(step: Any) -> list[str]:
+    """The side-output tags a step may emit to (besides its stream's results and errors)."""
+    if isinstance(step, LateDataStep):
+        return [step.output_tag] if step.emits_records else []
+    if isinstance(step, WindowStep):
+        return [step.late_output_tag]
+    if isinstance(step, KeyedDedupStep):
+        return [step.duplicates_output_tag] if step.duplicates_output_tag else []
+    if isinstance(step, RouteStep):
+        tags = {t for t in step.routes.values() if t != "main"}
+        if step.default and step.default != "main":
+            tags.add(step.default)
+        return sorted(tags)
+    if isinstance(step, ProcessStep):
+        return list(step.side_outputs)
+    return []
+
+
+def stream_inputs(stream: Any) -> list[str]:
+    """What a stream reads: its ``from`` and the ``updates`` of its broadcast steps."""
+    return [stream.from_] + [s.updates for s in stream.steps
+                             if isinstance(s, BroadcastEnrichStep) and s.updates]
+
+
+def producers(streams: dict[str, Any]) -> dict[str, str]:
+    """tag -> the stream that produces it (a stream produces its own name as a tag)."""
+    found: dict[str, str] = {}
+    for name, stream in streams.items():
+        found[name] = name
+        for step in stream.steps:
+            for tag in step_side_tags(step):
+                found.setdefault(tag, name)
+    return found
+
+
+class StreamCycleError(ValueError):
+    """Streams read from each other in a cycle, so no order can run them."""
+
+    def __init__(self, cycle: list[str]) -> None:
+        self.cycle = cycle
+        super().__init__("streams read from each other in a cycle: " + " -> ".join(cycle))
+
+
+def stream_order(streams: dict[str, Any]) -> list[str]:
+    """The streams in an order where each comes after every stream it reads from (spec
+    order among those that are ready together). Raises ``StreamCycleError`` naming one
+    cycle (``a -> b -> a``)."""
+    made_by = producers(streams)
+    deps = {name: {made_by[t] for t in stream_inputs(s) if t in made_by} - {name}
+            for name, s in streams.items()}
+    order: list[str] = []
+    pending = dict(deps)
+    while pending:
+        ready = [n for n in streams if n in pending and not (pending[n] - set(order))]
+        if not ready:
+            raise StreamCycleError(_one_cycle(pending))
+        for n in ready:
+            order.append(n)
+            del pending[n]
+    return order
+
+
+def _one_cycle(pending: dict[str, set[str]]) -> list[str]:
+    """Follow unresolved dependencies from the first pending stream until one repeats."""
+    path = [next(iter(pending))]
+    while True:
+        nxt = sorted(d for d in pending[path[-1]] if d in pending)[0]
+        if nxt in path:
+            return path[path.index(nxt):] + [nxt]
+        path.append(nxt)
+
+
+# -- the rules ---------------------------------------------------------------------------
+def stream_prefix(spec: PipelineSpec, stream: str) -> str:
+    """Where a stream's keys are in the file: top-level ``steps`` are the stream ``main``."""
+    return "" if not spec.streams else key_path("streams", stream)
+
+
+def step_path(spec: PipelineSpec, stream: str, index: int) -> str:
+    prefix = stream_prefix(spec, stream)
+    return f"{prefix}.steps[{index}]" if prefix else f"steps[{index}]"
+
+
+def _steps(spec: PipelineSpec) -> Iterator[tuple[str, int, Any]]:
+    for sname, stream in spec.all_streams.items():
+        for i, step in enumerate(stream.steps):
+            yield sname, i, step
+
+
+def graph_problems(spec: PipelineSpec) -> list[Problem]:
+    """Every whole-graph mistake of ``spec``, each with its field path."""
+    problems = (_unique_tags(spec) + _unique_step_names(spec) + _unknown_inputs(spec)
+                + _time_order(spec) + _outputs(spec))
+    if not problems:  # a cycle only means something once every input exists
+        problems += _cycles(spec)
+    return problems
+
+
+def _produced(spec: PipelineSpec) -> dict[str, str]:
+    """tag -> a description of what produces it (the first producer)."""
+    produced: dict[str, str] = {}
+    for sname, _, step in _steps(spec):
+        produced.setdefault(sname, f"stream {sname!r}")
+        for tag in step_side_tags(step):
+            produced.setdefault(tag, f"step {step.name!r}")
+    for sname in spec.all_streams:
+        produced.setdefault(sname, f"stream {sname!r}")
+    return produced
+
+
+def _unique_tags(spec: PipelineSpec) -> list[Problem]:
+    seen: dict[str, str] = {name: f"stream {name!r}" for name in spec.all_streams}
+    problems = []
+    for sname, i, step in _steps(spec):
+        for tag in step_side_tags(step):
+            if tag in seen and tag != ERRORS_TAG:
+                problems.append((step_path(spec, sname, i),
+                                 f"tag {tag!r} of step {step.name!r} is already produced by "
+                                 f"{seen[tag]}; tags must be unique"))
+            seen.setdefault(tag, f"step {step.name!r}")
+    return problems
+
+
+def _unique_step_names(spec: PipelineSpec) -> list[Problem]:
+    first: dict[str, str] = {}
+    problems = []
+    for sname, i, step in _steps(spec):
+        path = step_path(spec, sname, i)
+        if step.name in first:
+            problems.append((f"{path}.name", f"step name {step.name!r} is already used at "
+                                             f"{first[step.name]}; step names must be unique "
+                                             "(they identify state)"))
+        first.setdefault(step.name, path)
+    return problems
+
+
+def _unknown_inputs(spec: PipelineSpec) -> list[Problem]:
+    """Every ``from`` and ``updates`` names a source, a stream or a tag; none is itself."""
+    readable = set(_produced(spec)) | set(spec.all_sources)
+    problems = []
+    for sname, stream in spec.all_streams.items():
+        where = f"{stream_prefix(spec, sname)}.from"
+        if stream.from_ not in readable:
+            problems.append((where, f"{stream.from_!r} is neither a source nor a stream or "
+                                    f"tag (known: {sorted(readable)})"))
+        elif stream.from_ == sname:
+            problems.append((where, "a stream cannot read itself"))
+        for i, step in enumerate(stream.steps):
+            if isinstance(step, BroadcastEnrichStep) and step.updates is not None \
+                    and step.updates not in readable:
+                problems.append((f"{step_path(spec, sname, i)}.updates",
+                                 f"step {step.name!r}: updates stream {step.updates!r} does "
+                                 f"not exist (known: {sorted(readable)})"))
+    return problems
+
+
+def _time_order(spec: PipelineSpec) -> list[Problem]:
+    """Steps that need event time come after a watermark step (a stream that reads another
+    stream's output inherits its event time)."""
+    problems = []
+    for sname, stream in spec.all_streams.items():
+        has_time = stream.from_ not in spec.all_sources
+        for i, step in enumerate(stream.steps):
+            if isinstance(step, WatermarkStep):
+                has_time = True
+            elif isinstance(step, LateDataStep | KeyedDedupStep | WindowStep) and not has_time:
+                problems.append((step_path(spec, sname, i),
+                                 f"step {step.name!r} ({step.type}) needs event time; put a "
+                                 "`watermark` step before it"))
+    return problems
+
+
+def _outputs(spec: PipelineSpec) -> list[Problem]:
+    """Every output has a producer; every produced tag goes to an output or a stream."""
+    produced = _produced(spec)
+    problems = [(key_path("outputs", tag), f"no stream or step produces tag {tag!r} "
+                                           f"(produced: {sorted(produced)})")
+                for tag in spec.outputs if tag not in produced and tag != ERRORS_TAG]
+    consumed = {t for s in spec.all_streams.values() for t in stream_inputs(s)}
+    missing = [t for t in produced
+               if t not in spec.outputs and t not in consumed and t != ERRORS_TAG]
+    if missing:
+        problems.append(("outputs", "these tags are produced but go nowhere (add them under "
+                                    "`outputs` or read them from a stream; nothing is "
+                                    f"dropped silently): {sorted(missing)}"))
+    return problems
+
+
+def _cycles(spec: PipelineSpec) -> list[Problem]:
+    streams = spec.all_streams
+    try:
+        stream_order(streams)
+    except StreamCycleError as e:
+        first = e.cycle[0]
+        via_from = producers(streams).get(streams[first].from_) == e.cycle[1]
+        where = (f"{stream_prefix(spec, first)}.from" if via_from else
+                 next(f"{step_path(spec, first, i)}.updates"
+                      for i, s in enumerate(streams[first].steps)
+                      if isinstance(s, BroadcastEnrichStep) and s.updates))
+        return [(where, f"{e}; a stream cannot read, directly or through other streams, "
+                        "what it produces")]
+    return []
