@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from surestream.model.csv_outputs import csv_output_problems
 from surestream.model.steps import (
     USER_CODE,
     BroadcastEnrichStep,
@@ -153,6 +154,13 @@ class FileSink(_SinkBase):
     def _partitioning(self) -> FileSink:
         if self.partition_by and self.format != "parquet":
             raise ValueError("partition_by needs format: parquet (a dataset folder)")
+        for column in self.partition_by or ():
+            if not column or column.startswith(".") or any(c in column for c in "/=\\\0"):
+                raise ValueError(
+                    f"partition_by: {column!r} cannot name a partition folder "
+                    "(`<column>=<value>`): a column name there may not be empty, start with "
+                    "'.' (a hidden folder readers skip) or hold '/', '=', '\\' or NUL; "
+                    "rename the column first (e.g. in a with_columns step)")
         return self
 
 
@@ -330,6 +338,9 @@ class PipelineSpec(_Strict):
             raise ValueError(
                 "these tags are produced but go nowhere (add them under `outputs` or read them "
                 f"from a stream; nothing is dropped silently): {sorted(missing)}")
+        problems = csv_output_problems(self)
+        if problems:
+            raise ValueError("; ".join(f"{field}: {reason}" for field, reason in problems))
         return self
 
 
