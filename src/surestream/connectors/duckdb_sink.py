@@ -13,14 +13,20 @@ included -- is the user's, and arrives in the table intact. (Databases written b
 versions may still hold the single staging table with a ``_checkpoint`` column; recovery
 reads and cleans it.)
 
-Columns as the source widens them (docs/concepts.md, "Input typing"): a column that comes in
-a later checkpoint is added to the table (after its columns: first-seen order), and a
-column that holds only nulls so far (``Null`` typed: ``VARCHAR`` in the table, which takes
-any value) takes the type of its first values. Both happen in the commit's transaction.
+Column types (``duckdb_types.py``): the table takes its columns from the first records;
+a column seen later is added, one that held only nulls takes the type of its first values,
+and a value its column would change (``2.5`` into ``BIGINT``, text into a number) goes to
+the errors output instead (``reject``), so no commit can fail forever on a type.
+
+Output that is not there any more: each committable records the records committed before
+it (``before``); a restart finding fewer in ``_surestream_commits`` (the database file was
+deleted or replaced), or no table although records were committed to it (it was dropped),
+is refused rather than going on with the earlier records lost.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 from typing import Any
@@ -28,24 +34,31 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from surestream.connectors.committables import check_duckdb_committable
+from surestream.connectors.duckdb_types import (
+    NULL_TYPE,
+    changed_by_cast,
+    first_changed,
+    frame_types,
+    table_types,
+)
 from surestream.connectors.sink_protocol import (
+    ColumnCheck,
     Guarantee,
     Rejection,
     SinkRecoveryError,
     blank_refused_columns,
     refuses_objects,
     reject_rows,
+    shown,
     type_check,
 )
+from surestream.io import makedirs_durable
 
 COMMITS = "_surestream_commits"
 _STAGING_NAME = re.compile(r"^_surestream_cp([0-9]+)_staging_(.*)$", re.DOTALL)
 #: The checkpoint column of the single staging table of earlier versions.
 LEGACY_CHECKPOINT_COLUMN = "_checkpoint"
-#: DuckDB's type of a polars ``Null`` column (as ``describe`` spells it), and the type such a
-#: column has in the table: an ordinary one, which any value can be inserted into
-NULL_TYPE = '"NULL"'
-NULL_COLUMN_TYPE = "VARCHAR"
 
 
 class DuckDBTableSink:
@@ -57,6 +70,14 @@ class DuckDBTableSink:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._frames: list[pl.DataFrame] = []
         self.records = 0
+        #: column -> the DuckDB type its values are held as: the table's, then the first
+        #: written; ``NULL_TYPE`` while a column has held only nulls
+        self._types: dict[str, str] = {}
+        self._type_names: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+
+    @property
+    def output(self) -> str:
+        return f"DuckDB table {self.table!r} in {self.path}"
 
     def _q(self, name: str) -> str:
         return '"' + name.replace('"', '""') + '"'
@@ -70,7 +91,7 @@ class DuckDBTableSink:
     def _exists(self, name: str) -> bool:
         return bool(self._con.execute(
             "select count(*) from information_schema.tables where table_name = ?",
-            [name]).fetchone()[0])
+            [name]).fetchall()[0][0])
 
     def _staged_checkpoints(self) -> list[int]:
         """Checkpoints with a staging table of this sink's table (exact names only)."""
@@ -93,7 +114,7 @@ class DuckDBTableSink:
                                   f"where {LEGACY_CHECKPOINT_COLUMN} > ?", [newer_than])
 
     def open(self, fresh: bool) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        makedirs_durable(self.path.parent)  # DuckDB fsyncs its file, not the folders made
         self._con = duckdb.connect(str(self.path))
         self._con.execute(f"create table if not exists {COMMITS} "
                           "(tbl varchar, checkpoint bigint, records bigint, "
@@ -102,35 +123,80 @@ class DuckDBTableSink:
             self._con.execute(f"drop table if exists {self._q(self.table)}")
             self._drop_staging()
             self._con.execute(f"delete from {COMMITS} where tbl = ?", [self.table])
+        self._types = self._table_types()
+
+    def _table_types(self) -> dict[str, str]:
+        return table_types(self._con, self._q(self.table)) if self._exists(self.table) else {}
 
     def reject(self, data: pl.DataFrame) -> Rejection | None:
-        """DuckDB holds every polars type but opaque Python objects."""
+        """DuckDB holds every polars type but opaque Python objects; and a column holds
+        values of its own type, or values that cast to it exactly (duckdb_types.py)."""
         if not data.height:
             return None
-        return reject_rows(data, [type_check(
-            refuses_objects, f"DuckDB table {self.table!r} in {self.path}",
-            "convert it to a plain type first")])
+        checks = [type_check(refuses_objects, self.output, "convert it to a plain type first")]
+        if self._types:
+            checks.append(self._type_check(self._frame_types(data)))
+        return reject_rows(data, checks)
+
+    def _frame_types(self, data: pl.DataFrame) -> dict[str, str]:
+        """The DuckDB types of a frame's columns, asked once per polars schema (a batch's
+        schema rarely changes; asking DuckDB costs milliseconds)."""
+        key = tuple((name, repr(dtype)) for name, dtype in data.schema.items())
+        found = self._type_names.get(key)
+        if found is None:
+            if len(self._type_names) >= 256:
+                self._type_names.clear()
+            found = self._type_names[key] = frame_types(self._con, data)
+        return found
+
+    def _type_check(self, incoming: dict[str, str]) -> ColumnCheck:
+        def check(name: str, series: pl.Series) -> tuple[Any, Any] | None:
+            have, got = self._types.get(name), incoming.get(name)
+            if have in (None, NULL_TYPE, got) or got in (None, NULL_TYPE):
+                return None
+            mask = changed_by_cast(self._con, series, have, got)
+            if not mask.any():
+                return None
+            return mask, lambda value: (
+                f"{self.output} holds column {name!r} as {have}, which cannot hold the "
+                f"{got} value {shown(value)} as it is; give the column one type before this "
+                "output (e.g. a cast in a with_columns step), or write to a new table")
+        return check
 
     def write(self, data: pl.DataFrame) -> None:
-        if data.height:
-            self._frames.append(blank_refused_columns(data, refuses_objects))
+        if not data.height:
+            return
+        data = blank_refused_columns(data, refuses_objects)
+        for name, typ in self._frame_types(data).items():
+            if self._types.get(name, NULL_TYPE) == NULL_TYPE:
+                self._types[name] = typ  # a column's first type, once it has values
+        self._frames.append(data)
 
     def pre_commit(self, checkpoint_id: int) -> dict[str, Any]:
+        """Stage the records in a table of the columns' types, frame by frame (never
+        concatenated first, which would widen an int column to text or float to match
+        another frame's)."""
         rows = sum(f.height for f in self._frames)
         if rows:
-            frame = pl.concat(self._frames, how="diagonal_relaxed")  # noqa: F841 - scanned
             staging = self._q(self.staging(checkpoint_id))
-            self._con.execute("begin")
-            self._con.execute(f"drop table if exists {staging}")  # a torn earlier attempt
-            self._con.execute(f"create table {staging} as select * from frame")
-            self._con.execute("commit")
+            columns = ", ".join(f"{self._q(c)} {t}" for c, t in self._types.items())
+            con = self._con
+            con.execute("begin")
+            con.execute(f"drop table if exists {staging}")  # a torn earlier attempt
+            con.execute(f"create table {staging} ({columns})")
+            for frame in self._frames:
+                con.register("_surestream_frame", frame.to_arrow())
+                con.execute(f"insert into {staging} by name select * from _surestream_frame")
+                con.unregister("_surestream_frame")
+            con.execute("commit")
         self._frames = []
-        return {"checkpoint": checkpoint_id, "rows": rows}
+        # "before": the records committed ahead of this checkpoint, which recovery checks
+        return {"checkpoint": checkpoint_id, "rows": rows, "before": self.records}
 
     def _landed(self, checkpoint_id: int) -> bool:
         return bool(self._con.execute(
             f"select count(*) from {COMMITS} where tbl = ? and checkpoint = ?",
-            [self.table, checkpoint_id]).fetchone()[0])
+            [self.table, checkpoint_id]).fetchall()[0][0])
 
     def _staged_rows(self, checkpoint_id: int) -> str:
         """A query of checkpoint n's staged records (in an earlier version's table, if
@@ -142,8 +208,27 @@ class DuckDBTableSink:
                 f"{self._q(self.legacy_staging)} "
                 f"where {LEGACY_CHECKPOINT_COLUMN} = {int(checkpoint_id)}")
 
+    def _committed(self, before: int | None = None) -> int:
+        """Records committed to the table (by checkpoints before ``before``, if given)."""
+        query = f"select coalesce(sum(records), 0) from {COMMITS} where tbl = ?"
+        if before is None:
+            return int(self._con.execute(query, [self.table]).fetchall()[0][0])
+        return int(self._con.execute(f"{query} and checkpoint < ?",
+                                     [self.table, before]).fetchall()[0][0])
+
+    def _check_table_kept(self) -> None:
+        """Refuse to go on when records were committed but the table is gone: making it
+        again would hold only the later records."""
+        committed = self._committed()
+        if committed and not self._exists(self.table):
+            raise SinkRecoveryError(
+                f"{self.output} was dropped by something else: the {committed:,} records "
+                "committed to it are gone; restore it, or delete the checkpoint folder to "
+                "start afresh (which rewrites every output)")
+
     def commit(self, committable: dict[str, Any]) -> None:
-        n = int(committable["checkpoint"])
+        check_duckdb_committable(committable, self.output)
+        n = committable["checkpoint"]
         if self._landed(n):
             return
         con = self._con
@@ -152,63 +237,85 @@ class DuckDBTableSink:
             raise SinkRecoveryError(
                 f"duckdb table {self.table!r} in {self.path}: the output of checkpoint {n} "
                 "is neither committed nor staged")
+        self._check_table_kept()
         con.execute("begin")
-        if committable["rows"]:
-            source = self._staged_rows(n)
-            self._fit_table(source)
-            con.execute(f"insert into {self._q(self.table)} by name {source}")
-            if self._exists(self.staging(n)):
-                con.execute(f"drop table {self._q(self.staging(n))}")
-            else:
-                con.execute(f"delete from {self._q(self.legacy_staging)} "
-                            f"where {LEGACY_CHECKPOINT_COLUMN} = ?", [n])
-        con.execute(f"insert into {COMMITS} values (?, ?, ?)", [self.table, n,
-                                                                 committable["rows"]])
-        con.execute("commit")
+        try:
+            if committable["rows"]:
+                self._insert_staged(n)
+            con.execute(f"insert into {COMMITS} values (?, ?, ?)",
+                        [self.table, n, committable["rows"]])
+            con.execute("commit")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):  # (a failure may have ended it)
+                con.execute("rollback")
+            raise
         self.records += committable["rows"]
 
-    def _fit_table(self, source: str) -> None:
-        """Give the table (made now, if need be) every column of the staged records: a
-        column it lacks is added; one that holds no value yet takes the staged type if it
-        differs (a field null so far, given its first values); a staged ``Null`` column
-        is a ``NULL_COLUMN_TYPE`` one. Other columns keep their type."""
+    def _insert_staged(self, checkpoint_id: int) -> None:
+        """Move a checkpoint's staged records into the table (inside the commit's
+        transaction): columns the table lacks are added, a column that held only nulls
+        takes the staged type; a staged value its column would change is refused, naming
+        both types -- it can only come from a staging table of an earlier version, or a
+        table someone altered, since ``reject`` keeps such values out."""
         con, table = self._con, self._q(self.table)
-        staged = [(name, dtype) for name, dtype, *_ in con.execute(f"describe {source}")
-                  .fetchall()]
+        source = self._staged_rows(checkpoint_id)
         if not self._exists(self.table):
             con.execute(f"create table {table} as {source} limit 0")
-            have = dict(staged)
+        have = table_types(con, table)
+        for column, got in table_types(con, source).items():
+            held = have.get(column)
+            if held is None:
+                con.execute(f"alter table {table} add column {self._q(column)} {got}")
+            elif held == NULL_TYPE and got != NULL_TYPE:
+                con.execute(f"alter table {table} alter {self._q(column)} type {got}")
+            elif held != got and got != NULL_TYPE:
+                bad = first_changed(con, source, column, held, got)
+                if bad is not None:
+                    raise SinkRecoveryError(
+                        f"{self.output} holds column {column!r} as {held}, but checkpoint "
+                        f"{checkpoint_id} staged it as {got}, with the value {shown(bad[0])} "
+                        f"that {held} would not keep as it is; alter the table's column "
+                        f"(ALTER TABLE {table} ALTER {self._q(column)} TYPE {got}) and run "
+                        "again, or delete the checkpoint folder to start afresh")
+        con.execute(f"insert into {table} by name {source}")
+        if self._exists(self.staging(checkpoint_id)):
+            con.execute(f"drop table {self._q(self.staging(checkpoint_id))}")
         else:
-            have = {name: dtype for name, dtype, *_ in
-                    con.execute(f"describe {table}").fetchall()}
-        for name, dtype in staged:
-            column = self._q(name)
-            if name not in have:
-                typed = NULL_COLUMN_TYPE if dtype == NULL_TYPE else dtype
-                con.execute(f"alter table {table} add column {column} {typed}")
-            elif have[name] == NULL_TYPE:
-                typed = NULL_COLUMN_TYPE if dtype == NULL_TYPE else dtype
-                con.execute(f"alter table {table} alter column {column} set data type {typed}")
-            elif dtype not in (have[name], NULL_TYPE) and not con.execute(
-                    f"select count({column}) from {table}").fetchone()[0]:
-                con.execute(f"alter table {table} alter column {column} set data type {dtype}")
+            con.execute(f"delete from {self._q(self.legacy_staging)} "
+                        f"where {LEGACY_CHECKPOINT_COLUMN} = ?", [checkpoint_id])
 
     def recover(self, committable: dict[str, Any] | None, checkpoint_id: int) -> None:
+        """Back to checkpoint ``checkpoint_id``: drop newer staging, commit its own.
+        Refused when the table holds a newer checkpoint (it cannot be rolled back), or no
+        longer holds what was committed before this one."""
+        if committable is not None:
+            check_duckdb_committable(committable, self.output, checkpoint_id)
         newer = self._con.execute(
             f"select max(checkpoint) from {COMMITS} where tbl = ? and checkpoint > ?",
-            [self.table, checkpoint_id]).fetchone()[0]
+            [self.table, checkpoint_id]).fetchall()[0][0]
         if newer is not None:
             raise SinkRecoveryError(
                 f"duckdb table {self.table!r} in {self.path} already holds checkpoint {newer}, "
                 f"newer than the restored checkpoint {checkpoint_id} (the newer checkpoint "
                 "file is corrupt or was removed); restore it, or start afresh by deleting "
                 "the checkpoint directory")
+        if committable is not None and "before" in committable:
+            held = self._committed(before=checkpoint_id)
+            if held != committable["before"]:
+                why = ("the database file (or the table's commit records) was deleted or "
+                       "replaced by something else" if held < committable["before"] else
+                       "another run has written it since")
+                raise SinkRecoveryError(
+                    f"{self.output}: checkpoint {checkpoint_id} was taken after "
+                    f"{committable['before']:,} committed records, but the database records "
+                    f"{held:,}: {why}; restore it, or delete the checkpoint folder to start "
+                    "afresh (which rewrites every output)")
+        self._check_table_kept()
         self._drop_staging(newer_than=checkpoint_id)
-        self.records = int(self._con.execute(
-            f"select coalesce(sum(records), 0) from {COMMITS} where tbl = ?",
-            [self.table]).fetchone()[0])
+        self.records = self._committed()
         if committable is not None:
             self.commit(committable)
+        self._types = self._table_types()
 
     def close(self) -> None:
         if self._con is not None:

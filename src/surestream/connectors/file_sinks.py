@@ -39,6 +39,12 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
+from surestream.connectors.committables import (
+    check_line_committable,
+    check_parquet_committable,
+    line_part_name,
+    parquet_part_name,
+)
 from surestream.connectors.sink_protocol import (
     ColumnCheck,
     Guarantee,
@@ -55,6 +61,7 @@ from surestream.connectors.sink_protocol import (
 from surestream.io import fsync_dir, makedirs_durable, write_atomic
 
 LOG_HISTORY = 64  # commits remembered for roll-back (more than any checkpoint retention)
+_LINE_PART = re.compile(r"^part-\d+$")  # a line file's staged part (``pending`` is not one)
 
 
 # -- what each format can hold (sink_protocol: reject before write) ----------------------
@@ -118,6 +125,22 @@ class LineFileSink:
     def _committed_length(self, commits: list[dict[str, Any]]) -> int:
         return commits[-1]["length"] if commits else 0
 
+    def _check_holds_commits(self, commits: list[dict[str, Any]]) -> None:
+        """Refuse a file shorter than its committed length: it was deleted or truncated by
+        something else, and "truncating" it up to that length would fill it with NUL bytes
+        in place of the committed records -- a silent loss with exit 0."""
+        length = self._committed_length(commits)
+        size = self.path.stat().st_size if self.path.exists() else 0
+        if size < length:
+            raise SinkRecoveryError(
+                f"{self.path} holds {size:,} bytes but checkpoint {commits[-1]['checkpoint']} "
+                f"committed {length:,}: it was deleted or truncated by something else; "
+                "restore it, or delete the checkpoint folder to start afresh (which rewrites "
+                "every output)")
+
+    def _describe(self) -> str:
+        return f"{'CSV' if self.fmt == 'csv' else 'JSON lines'} file {self.path}"
+
     # -- protocol -------------------------------------------------------------------------
     def open(self, fresh: bool) -> None:
         makedirs_durable(self.path.parent)
@@ -142,7 +165,7 @@ class LineFileSink:
         the file's header (fixed by the first records written) does not have."""
         if not data.height:
             return None
-        output = f"{'CSV' if self.fmt == 'csv' else 'JSON lines'} file {self.path}"
+        output = self._describe()
         advice = CSV_TYPE_ADVICE if self.fmt == "csv" else JSON_TYPE_ADVICE
         checks = [type_check(self._refuses, output, advice)]
         if self.fmt == "jsonl":
@@ -200,7 +223,7 @@ class LineFileSink:
         self._pending.close()
         part = None
         if self._pending_rows:
-            part = f"part-{checkpoint_id:010d}"
+            part = line_part_name(checkpoint_id)
             os.replace(self.staging / "pending", self.staging / part)
             fsync_dir(self.staging)
         rows = self._pending_rows
@@ -216,12 +239,14 @@ class LineFileSink:
         return committable
 
     def commit(self, committable: dict[str, Any]) -> None:
+        check_line_committable(committable, self._describe())  # before any file is touched
         n = committable["checkpoint"]
         commits = self._log()
         if any(c["checkpoint"] == n for c in commits):
             self._drop_part(committable)  # landed already: commit is idempotent
             return
         length = self._committed_length(commits)
+        self._check_holds_commits(commits)
         part = committable["part"]
         if part is not None and not (self.staging / part).exists():
             raise SinkRecoveryError(
@@ -249,10 +274,21 @@ class LineFileSink:
             (self.staging / committable["part"]).unlink(missing_ok=True)
 
     def recover(self, committable: dict[str, Any] | None, checkpoint_id: int) -> None:
-        """Back to checkpoint ``checkpoint_id``: roll back newer commits, commit its own."""
+        """Back to checkpoint ``checkpoint_id``: roll back newer commits, commit its own.
+        Refused, before anything changes, when the checkpoint's commit record names what
+        this sink never writes, or the file no longer holds what was committed."""
+        if committable is not None:
+            check_line_committable(committable, self._describe(), checkpoint_id)
         commits = [c for c in self._log() if c["checkpoint"] <= checkpoint_id]
         if committable is not None and "offset" in committable:
             before = [c for c in commits if c["checkpoint"] < committable["checkpoint"]]
+            if not before and committable["offset"] and not self.log_path.exists():
+                raise SinkRecoveryError(
+                    f"{self.path}: its commit log {self.log_path.name} is gone, but "
+                    f"checkpoint {checkpoint_id} was taken after {committable['offset']:,} "
+                    "committed bytes: the output was deleted by something else; restore "
+                    "it with its commit log, or delete the checkpoint folder to start "
+                    "afresh (which rewrites every output)")
             if self._committed_length(before) != committable["offset"]:
                 raise SinkRecoveryError(
                     f"{self.path} does not hold the output the restored checkpoint "
@@ -260,9 +296,10 @@ class LineFileSink:
                     f"commit log has {self._committed_length(before)}): it was rewritten by "
                     f"another run, or the checkpoint is older than the {LOG_HISTORY} "
                     "commits the log remembers; restore a newer checkpoint, or start afresh")
+        self._check_holds_commits(commits)
         self._write_log(commits)
         for f in self.staging.iterdir() if self.staging.is_dir() else ():
-            if f.name.startswith("part-") and int(f.name.split("-")[1]) > checkpoint_id:
+            if _LINE_PART.match(f.name) and int(f.name.split("-")[1]) > checkpoint_id:
                 f.unlink()  # staged after the restored checkpoint: never happened
         with open(self.path, "r+b" if self.path.exists() else "w+b") as out:
             out.truncate(self._committed_length(commits))
@@ -376,11 +413,14 @@ class ParquetDatasetSink:
                 folder.rmdir()  # a partition folder of ours, now empty
                 folder = folder.parent
 
+    def _describe(self) -> str:
+        return f"Parquet dataset {self.path}"
+
     def reject(self, data: pl.DataFrame) -> Rejection | None:
         """Parquet holds every polars type but opaque Python objects."""
         if not data.height:
             return None
-        return reject_rows(data, [type_check(refuses_objects, f"Parquet dataset {self.path}",
+        return reject_rows(data, [type_check(refuses_objects, self._describe(),
                                              "convert it to a plain type first")])
 
     def write(self, data: pl.DataFrame) -> None:
@@ -404,7 +444,7 @@ class ParquetDatasetSink:
         if rows:
             frame = pl.concat(self._frames, how="diagonal_relaxed")
             for folder, group in self._groups(frame):
-                rel = folder / f"part-{checkpoint_id:010d}.parquet"
+                rel = folder / parquet_part_name(checkpoint_id)
                 target = self.staging / rel
                 makedirs_durable(target.parent)
                 tmp = target.with_name(f".{target.name}.tmp")
@@ -429,14 +469,17 @@ class ParquetDatasetSink:
     def commit(self, committable: dict[str, Any]) -> None:
         """Rename each staged part into place; a part already in place has landed, so a
         commit interrupted half-way finishes the rest when repeated."""
+        check_parquet_committable(committable, self._describe())  # before any rename
         for rel, rows in self._parts_of(committable):
             dest = self.path / rel
             if dest.exists():
                 continue
             if not (self.staging / rel).exists():
-                raise SinkRecoveryError(f"{self.path}: the output of checkpoint "
-                                        f"{committable['checkpoint']} is neither committed "
-                                        "nor staged")
+                raise SinkRecoveryError(
+                    f"{self.path}: the part {rel} of checkpoint {committable['checkpoint']} "
+                    "is neither in the dataset nor staged: it was deleted by something "
+                    "else; restore it, or delete the checkpoint folder to start afresh "
+                    "(which rewrites every output)")
             makedirs_durable(dest.parent)
             os.replace(self.staging / rel, dest)
             fsync_dir(dest.parent)
@@ -450,17 +493,24 @@ class ParquetDatasetSink:
         return int(path.name.split("-")[1].split(".")[0])
 
     def recover(self, committable: dict[str, Any] | None, checkpoint_id: int) -> None:
+        """Back to checkpoint ``checkpoint_id``: delete newer parts, commit its own.
+        Refused, before anything changes, when its commit record names what this sink
+        never writes, or the dataset no longer holds the rows committed before it."""
+        if committable is not None:
+            check_parquet_committable(committable, self._describe(), checkpoint_id)
         rows = {p: pq.ParquetFile(p).metadata.num_rows for p in self._parts()}
         if committable is not None and "before" in committable:
             before = sum(n for p, n in rows.items()
                          if self.part_id(p) < committable["checkpoint"])
             if before != committable["before"]:
                 raise SinkRecoveryError(
-                    f"{self.path} does not hold the output the restored checkpoint "
-                    f"{checkpoint_id} was taken after ({committable['before']} rows; its "
-                    f"parts hold {before}): it was rewritten by another run; restore a "
-                    "newer checkpoint, or start afresh")
-        staged = list(self.staging.rglob("part-*.parquet")) if self.staging.is_dir() else []
+                    f"{self.path} holds {before:,} rows in the parts before checkpoint "
+                    f"{checkpoint_id} but {committable['before']:,} were committed before it: "
+                    "part files were deleted by something else, or another run rewrote the "
+                    "dataset since; restore them (or a newer checkpoint), or delete the "
+                    "checkpoint folder to start afresh (which rewrites every output)")
+        staged = [p for p in self.staging.rglob("part-*.parquet")
+                  if _PART_FILE.match(p.name)] if self.staging.is_dir() else []
         dropped: set[Path] = set()
         for f in [*rows, *staged]:
             if self.part_id(f) > checkpoint_id:

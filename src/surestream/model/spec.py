@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from surestream.model.csv_outputs import csv_output_problems
 from surestream.model.problems import SpecProblems, key_path
 from surestream.model.steps import USER_CODE, Name, Step
 from surestream.model.stream_graph import (  # noqa: F401 - re-exported: the spec's names
@@ -149,6 +150,13 @@ class FileSink(_SinkBase):
     def _partitioning(self) -> FileSink:
         if self.partition_by and self.format != "parquet":
             raise ValueError("partition_by needs format: parquet (a dataset folder)")
+        for column in self.partition_by or ():
+            if not column or column.startswith(".") or any(c in column for c in "/=\\\0"):
+                raise ValueError(
+                    f"partition_by: {column!r} cannot name a partition folder "
+                    "(`<column>=<value>`): a column name there may not be empty, start with "
+                    "'.' (a hidden folder readers skip) or hold '/', '=', '\\' or NUL; "
+                    "rename the column first (e.g. in a with_columns step)")
         return self
 
 
@@ -291,6 +299,8 @@ class PipelineSpec(_Strict):
                                         "both"))
         if not problems:  # the graph rules read the sources and streams checked above
             problems = graph_problems(self)
+        if not problems:  # which outputs session results reach needs a sound graph
+            problems = csv_output_problems(self)
         if problems:
             raise SpecProblems(problems)
         return self

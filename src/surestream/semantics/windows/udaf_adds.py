@@ -20,8 +20,8 @@ Two uses:
 - ``TrialAdds`` (tumbling and sliding windows): before the batch is windowed, every record's
   adds are tried on working copies, in arrival order, into the windows the record will join
   (its late windows left out). The records that fail are skipped by the rest of the
-  operator, as the records ``sum`` cannot use are. A window that got only on-time records in the batch
-  takes the trial's accumulators as they are (``Tried.finals``): its records all come
+  operator, as the records ``sum`` cannot use are. A window that got only on-time records
+  in the batch takes the trial's accumulators as they are (``Tried.finals``): its records all come
   before it can fire, so nothing reads it in between. A window that also got
   late-but-allowed records fires in the middle of the batch, between adds, so the operator
   calls ``add`` once more for its pairs, with the same accumulators and records.
