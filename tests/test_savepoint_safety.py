@@ -158,6 +158,11 @@ def test_adopting_a_savepoint_replaces_the_newer_timeline_and_keeps_the_folder_l
     assert sorted(p.name for p in tmp_path.iterdir()) == ["later", "out", "sp"]
 
 
+class PowerCut(BaseException):
+    """The process ends here (not an exception the run may catch: not KeyboardInterrupt,
+    which a run takes as Ctrl-C and answers with a final checkpoint)."""
+
+
 def test_adoption_without_an_atomic_swap_finishes_after_a_crash_between_its_renames(
         data, clean, tmp_path, monkeypatch):
     """Where the file system cannot exchange two folders, the live folder is renamed
@@ -172,11 +177,11 @@ def test_adoption_without_an_atomic_swap_finishes_after_a_crash_between_its_rena
 
     def crash_on_the_second(src, dst):
         if Path(src).name == ".chk.incoming":
-            raise KeyboardInterrupt("power cut")
+            raise PowerCut("between the two renames")
         return real_rename(src, dst)
 
     monkeypatch.setattr(savepoints.os, "rename", crash_on_the_second)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(PowerCut):
         main(["run", str(SPEC), *sets(data, out), "--from-savepoint", str(sp)])
     monkeypatch.undo()
     assert not (out / "chk").exists() and (out / ".chk.incoming").is_dir()
