@@ -120,7 +120,7 @@ def reconcile(router: RunResult, truth: MarketTruth) -> list[tuple[str, int, int
     return [
         ("duplicates removed", router.counters.get("duplicates", 0), t.duplicates),
         ("late trades quarantined", w.get("quarantine.trades.late", 0), t.late),
-        ("malformed -> dlq.deserialization", w.get("errors", 0), t.malformed),
+        ("malformed -> dlq.deserialization", w.get("dlq.deserialization", 0), t.malformed),
         ("unknown status -> dlq.trades.unroutable", w.get("dlq.trades.unroutable", 0),
          t.unknown_status),
         ("processed.trades.new", w.get("processed.trades.new", 0), on_time.get("NEW", 0)),
