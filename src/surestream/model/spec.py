@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from surestream.model.csv_outputs import csv_output_problems
@@ -147,6 +147,19 @@ class _SinkBase(_Strict):
                           "`exception` hold the error's category and exception class, "
                           "`recorded_at_ms` the processing time it was recorded at (one "
                           "per checkpoint). Default: the first six")
+
+    @field_validator("error_fields", mode="before")
+    @classmethod
+    def _known_error_fields(cls, value: Any) -> Any:
+        """One plain message for a field that is not an error field (the union of a list
+        and a mapping would report it twice, in pydantic's type names)."""
+        sources = list(value.values()) if isinstance(value, dict) else value
+        if isinstance(sources, list):
+            unknown = [x for x in sources if x not in ERROR_FIELD_SOURCES]
+            if unknown:
+                raise ValueError(f"{unknown[0]!r} is not an error field; the error fields "
+                                 "are " + ", ".join(ERROR_FIELD_SOURCES))
+        return value
 
     @model_validator(mode="after")
     def _guarantee(self) -> _SinkBase:
