@@ -9,6 +9,7 @@ late-path accounting is also checked on its own, on figures given by hand.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -72,6 +73,12 @@ def keep(record):
 
 def explode(record):
     return [record, record]
+
+
+def refuse_big(record):
+    if record["quantity"] > 450:
+        raise ValueError("quantity above 450")
+    return record
 
 
 def slow_feed():
@@ -153,6 +160,38 @@ def test_late_records_read_by_a_quarantine_stream_are_counted(trades, tmp_path):
     assert checks["late path counted"] == (
         f"PASS late path counted: quarantine {late:,} records = quarantine_late.late "
         f"{late:,} (late read by stream quarantine)")
+
+
+def test_error_outputs_split_by_kind_pass_and_account_for_every_record(tmp_path):
+    """Issue 9, item 3: malformed lines to one dead-letter output, user-code exceptions to
+    another, both stamped with the processing time (which verify leaves out); every check
+    passes, and the run's figures account for every input record."""
+    path = tmp_path / "trades.jsonl"
+    truth = TradeSimulation(events=2_000, seed=9, malformed_rate=0.01,
+                            late_rate=0.01).write(str(path))
+    assert truth.malformed > 5 and truth.late > 5
+    fields = {"original_value": "raw", "error_type": "exception",
+              "error_message": "error_message", "stacktrace": "traceback",
+              "timestamp_ms": "recorded_at_ms"}
+    doc = trades_spec(path, {"type": "map", "name": "refuse_big",
+                             "function": "usercode:refuse_big"})
+    doc["outputs"].update({
+        "dlq.deserialization": {"type": "file", "path": "out/dlq_deserialization.jsonl",
+                                "error_kinds": ["input"], "error_fields": fields},
+        "dlq.processing-errors": {"type": "file", "path": "out/dlq_processing.jsonl",
+                                  "error_kinds": ["processing"],
+                                  "error_fields": {**fields, "operator": "operator"}}})
+    write_spec(tmp_path, doc)
+    proc, checks = verify(tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert set(checks) == {"replay identity", "crash recovery", "no duplicate keys",
+                           "late path counted"}
+    assert f"(dlq.deserialization {truth.malformed:,}, " in checks["replay identity"]
+    run = json.loads((tmp_path / "runs" / "clean-1" / "summary.json").read_text())
+    w, c = run["written"], run["counters"]
+    assert w["dlq.processing-errors"] > 0 and w["errors"] == 0
+    assert c["errors"] == w["dlq.deserialization"] + w["dlq.processing-errors"]
+    assert run["records_in"] == w["main"] + w["late"] + c["errors"]  # conservation
 
 
 def late_spec(quarantine_steps: list[dict], *, also_output_late: bool = False) -> dict:

@@ -63,8 +63,12 @@ from surestream.model.steps import (
 )
 
 
-def jsonl(path: str, *, key: list[str] | None = None) -> FileSink:
-    return FileSink(path=path, format="jsonl", key=key)
+def jsonl(path: str, *, key: list[str] | None = None, error_kinds: list[str] | None = None,
+          error_fields: list[str] | dict[str, str] | None = None) -> FileSink:
+    """A JSON-lines file; with ``error_kinds``, an error output (a dead-letter file for
+    those kinds of error, shaped by ``error_fields``; docs/concepts.md, 'Errors')."""
+    return FileSink(path=path, format="jsonl", key=key, error_kinds=error_kinds,
+                    error_fields=error_fields)
 
 
 def parquet(path: str, *, key: list[str] | None = None,

@@ -150,24 +150,66 @@ def test_router_unknown_status_goes_to_unroutable(router: Job) -> None:
 
 
 def test_router_malformed_lines_go_to_dlq_deserialization(router: Job) -> None:
+    """Exactly the plan's fields (issue 9, item 3): the line as it came, the exception
+    class, its message, the stack (none: no exception was raised in code), the time."""
     errors = router.jsonl("dlq_deserialization.jsonl")
     assert len(errors) == 2
     trades_file = router.workspace / "in" / "trades.jsonl"
     for e in errors:
-        assert e["pipeline"] == "trading-router"
-        assert e["operator"] == "source:source"
-        assert e["error_type"] == "deserialization_error"
+        assert list(e) == ["original_value", "error_type", "error_message", "stacktrace",
+                           "timestamp_ms"]
+        assert e["error_type"] == "JSONDecodeError"
         # the file, then the parser's reason
-        assert e["error_message"].startswith(f"{trades_file}: ")
-        assert len(e["error_message"]) > len(f"{trades_file}: ")
-        assert e["traceback"] is None
-    assert errors[0]["raw"] == BROKEN  # the line exactly as it came
+        assert e["error_message"].startswith(f"{trades_file}: not valid JSON")
+        assert e["stacktrace"] is None
+        assert isinstance(e["timestamp_ms"], int) and e["timestamp_ms"] > 1_600_000_000_000
+    assert errors[0]["original_value"] == BROKEN  # the line exactly as it came
+    # nothing else went wrong: no exception in a step, no other error
+    assert router.result.written["dlq.processing-errors"] == 0
+    assert router.result.written["errors"] == 0
 
 
 def test_router_truncates_a_huge_raw_value_at_10000_chars(router: Job) -> None:
     huge = router.jsonl("dlq_deserialization.jsonl")[1]
-    assert len(huge["raw"]) == 10_000
-    assert huge["raw"] == HUGE[:10_000]
+    assert len(huge["original_value"]) == 10_000
+    assert huge["original_value"] == HUGE[:10_000]
+
+
+class HaltedSymbolError(Exception):
+    """What the user function below raises."""
+
+
+def refuse_halted(record: dict[str, Any]) -> dict[str, Any]:
+    """User code that raises on one symbol."""
+    if record["symbol"] == "HALT":
+        raise HaltedSymbolError(f"{record['symbol']} is halted")
+    return record
+
+
+def test_router_exception_in_user_code_goes_to_dlq_processing_errors(tmp_path) -> None:
+    def with_user_step(doc: dict[str, Any]) -> list[str]:
+        at = step_index(doc, "trade_date") + 1
+        doc["steps"].insert(at, {"type": "map", "name": "check_halts",
+                                 "function": refuse_halted})
+        return []
+
+    trades = write_lines(tmp_path / "in" / "trades.jsonl", [
+        trade("h-ok", "AAA", 1 * S), trade("h-bad", "HALT", 2 * S), "{not json"])
+    job = run_job("router", tmp_path, [f"source.path={trades}"], doc_overrides=with_user_step)
+    [failed] = job.jsonl("dlq_processing_errors.jsonl")
+    assert list(failed) == ["original_value", "error_type", "error_message", "stacktrace",
+                            "timestamp_ms", "operator"]
+    assert json.loads(failed["original_value"])["trade_id"] == "h-bad"
+    assert (failed["error_type"], failed["error_message"]) == \
+        ("HaltedSymbolError", "HALT is halted")
+    assert failed["operator"] == "check_halts"
+    assert "refuse_halted" in failed["stacktrace"]
+    assert isinstance(failed["timestamp_ms"], int)
+    # the malformed line to the other DLQ; the good trade on; the job did not fail
+    assert [e["error_type"] for e in job.jsonl("dlq_deserialization.jsonl")] == \
+        ["JSONDecodeError"]
+    assert ids(job.dataset("processed_trades_filled")) == ["h-ok"]
+    assert job.result.written["errors"] == 0
 
 
 def test_router_removes_the_duplicate(router: Job) -> None:
@@ -195,7 +237,8 @@ def test_router_accounts_for_every_line(router: Job) -> None:
     assert router.result.records_in == len(ROUTER_INPUT) == 14
     placed = (w["processed.trades.new"] + w["processed.trades.filled"]
               + w["processed.trades.cancelled"] + w["processed.trades.rejected"]
-              + w["dlq.trades.unroutable"] + w["quarantine.trades.late"] + w["errors"]
+              + w["dlq.trades.unroutable"] + w["quarantine.trades.late"]
+              + w["dlq.deserialization"] + w["dlq.processing-errors"] + w["errors"]
               + router.result.counters["duplicates"])
     assert placed == 14
     assert w["main"] == 0  # every status is routed to a named stream or the DLQ

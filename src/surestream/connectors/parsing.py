@@ -15,6 +15,7 @@ has held only nulls: the reader widens the schema there and reads on (source_sch
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -47,11 +48,14 @@ _LONG_DIGITS = re.compile(rb"\d{19}")
 
 @dataclass(frozen=True, slots=True)
 class BadLine:
-    """A line that could not be parsed: its index in the block, text and reason."""
+    """A line that could not be parsed: its index in the block, text and reason, and the
+    class of the exception that stands for the reason (``JSONDecodeError`` for a line that
+    is not JSON; a value that does not fit its column is a ``ValueError``)."""
 
     index: int
     raw: str
     message: str
+    exception: str = "ValueError"
 
 
 @dataclass(slots=True)
@@ -110,7 +114,7 @@ def parse_json_block(block: bytes, n_lines: int, schema: SourceSchema) -> Parsed
         done = parse_json_lines(lines[lo:hi], schema)
         rows = list(range(done.frame.height)) if done.rows_from is None else done.rows_from
         pieces.append((done.frame, [lo + r for r in rows]))
-        bad.extend(BadLine(lo + b.index, b.raw, b.message) for b in done.bad)
+        bad.extend(dataclasses.replace(b, index=lo + b.index) for b in done.bad)
         if done.new_fields:
             stop.append((lo + done.used, done.new_fields))
             return False, 1.0
@@ -162,16 +166,17 @@ def parse_json_lines(lines: list[bytes], schema: SourceSchema) -> ParsedBlock:
     for i, line in enumerate(lines):
         if not line.strip():
             continue  # a blank line is not a record
-        record, problem = decode_object(line, i in exact)
+        record, problem, exception = decode_object(line, i in exact)
         if record is not None:
             new = widening.fields_of(record)
             if new and schema.extra_fields == "keep":
                 used, new_fields = i, new
                 break
             if new:
-                problem = _extra_problem(new)
+                problem, exception = _extra_problem(new), "ValueError"
         if problem:
-            bad.append(BadLine(i, line.decode("utf-8", errors="replace"), problem))
+            bad.append(BadLine(i, line.decode("utf-8", errors="replace"), problem,
+                               exception))
         else:
             decoded.append((i, record))
     problems = _column_problems([r for _, r in decoded], schema)
@@ -228,7 +233,7 @@ def _json_rows(lines: list[bytes], good: list[int], bad: list[BadLine], *, used:
         except Exception as e:  # noqa: BLE001 - polars refuses a line the checks passed
             if len(idx) == 1:
                 bad.append(BadLine(idx[0], lines[idx[0]].decode("utf-8", errors="replace"),
-                                   f"{type(e).__name__}: {e}"))
+                                   f"{type(e).__name__}: {e}", type(e).__name__))
                 return
             mid = len(idx) // 2
             solve(idx[:mid])
@@ -242,21 +247,23 @@ def _json_rows(lines: list[bytes], good: list[int], bad: list[BadLine], *, used:
 
 
 def decode_object(line: bytes, long_numbers: bool = True
-                  ) -> tuple[dict[str, Any] | None, str | None]:
-    """The JSON object on ``line`` with its integers exact, or the reason it is not one.
+                  ) -> tuple[dict[str, Any] | None, str | None, str | None]:
+    """The JSON object on ``line`` with its integers exact, or the reason it is not one and
+    the exception class of that reason (``JSONDecodeError``, ``TypeError``).
     ``long_numbers``: the line may hold an integer beyond 64 bits (orjson would read it as
     a float; Python's json keeps it exact)."""
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError as e:
-        return None, f"not valid JSON: {e}"
+        return None, f"not valid JSON: {e}", type(e).__name__
     if type(record) is not dict:
-        return None, f"a record must be a JSON object, not {_kind_phrase(record)}"
+        return (None, f"a record must be a JSON object, not {_kind_phrase(record)}",
+                "TypeError")
     if line.count(b":") > len(record):  # nested keys, ":" in strings -- or a key twice:
-        return json.loads(line, object_pairs_hook=_first_wins), None  # polars' reading
+        return json.loads(line, object_pairs_hook=_first_wins), None, None  # polars' way
     if long_numbers and _LONG_DIGITS.search(line):
         record = json.loads(line)
-    return record, None
+    return record, None, None
 
 
 def _first_wins(items: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -306,7 +313,7 @@ def parse_records(rows: list[Any], schema: SourceSchema) -> ParsedBlock:
     for i, r in enumerate(rows):
         if not isinstance(r, dict):
             bad.append(BadLine(i, to_raw(r), "TypeError: a record must be a dict, got "
-                                             f"{type(r).__name__}"))
+                                             f"{type(r).__name__}", "TypeError"))
             continue
         new = widening.fields_of(r)
         if new and schema.extra_fields == "keep":
@@ -321,7 +328,7 @@ def parse_records(rows: list[Any], schema: SourceSchema) -> ParsedBlock:
         bad.extend(BadLine(good[j], to_raw(rows[good[j]]), msg) for j, msg in problems.items())
         good = [i for j, i in enumerate(good) if j not in problems]
     frame, rows_from, more_bad = _rows_to_frame([rows[i] for i in good], schema.polars())
-    bad.extend(BadLine(good[b.index], b.raw, b.message) for b in more_bad)
+    bad.extend(dataclasses.replace(b, index=good[b.index]) for b in more_bad)
     bad.sort(key=lambda b: b.index)
     rows_from = [good[j] for j in rows_from]
     identity = not bad and rows_from == list(range(used))
@@ -386,7 +393,8 @@ def _rows_to_frame(rows: list[dict], schema: pl.Schema) -> tuple[pl.DataFrame, l
             rows_from.extend(range(lo, hi))
         except Exception as e:  # noqa: BLE001 - the data's fault
             if hi - lo == 1:
-                bad.append(BadLine(lo, to_raw(rows[lo]), f"{type(e).__name__}: {e}"))
+                bad.append(BadLine(lo, to_raw(rows[lo]), f"{type(e).__name__}: {e}",
+                                   type(e).__name__))
                 return
             mid = (lo + hi) // 2
             solve(lo, mid)
@@ -530,7 +538,8 @@ def _bisect(lines: list[bytes], parse: Callable[[bytes], pl.DataFrame],
             if len(idx) == 1:
                 line = lines[idx[0]]
                 bad.append(BadLine(idx[0], line.decode("utf-8", errors="replace"),
-                                   reason(line, e) if reason else f"{type(e).__name__}: {e}"))
+                                   reason(line, e) if reason else f"{type(e).__name__}: {e}",
+                                   type(e).__name__))
                 return
             mid = len(idx) // 2
             solve(idx[:mid])

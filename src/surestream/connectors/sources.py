@@ -125,7 +125,8 @@ class SourceSlice:
     """What one source contributes to one step: its records, bad lines, ended partitions."""
 
     batch: Batch  # partition ids set; ts None; wm NEG_INF
-    bad: list[tuple[int, str, str, str]] = field(default_factory=list)  # (seq, part, raw, msg)
+    #: (seq, partition, raw, message, exception class) of each line that did not parse
+    bad: list[tuple[int, str, str, str, str]] = field(default_factory=list)
 
 
 class Interleaver:
@@ -191,7 +192,8 @@ class Interleaver:
             seqs.append(start + (np.arange(rows, dtype=np.int64) if chunk.rows_from is None
                                  else np.asarray(chunk.rows_from, dtype=np.int64)))
             name = self.partitions[pid].name
-            bad.extend((start + b.index, name, b.raw, b.message) for b in chunk.bad)
+            bad.extend((start + b.index, name, b.raw, b.message, b.exception)
+                       for b in chunk.bad)
         if not frames:
             data = pl.DataFrame()
         elif len(frames) == 1:

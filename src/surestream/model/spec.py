@@ -17,16 +17,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from surestream.model.csv_outputs import csv_output_problems
+from surestream.model.error_kinds import ERROR_CATEGORIES, ERROR_FIELD_SOURCES, ERROR_KINDS
+from surestream.model.error_outputs import error_output_problems
 from surestream.model.problems import SpecProblems, key_path
 from surestream.model.steps import USER_CODE, Name, Step
 from surestream.model.stream_graph import (  # noqa: F401 - re-exported: the spec's names
     ERRORS_TAG,
     MAIN_STREAM,
     graph_problems,
+    graph_tags,
     step_side_tags,
 )
 
@@ -111,6 +114,11 @@ SINK_GUARANTEES = {"file": "exactly_once", "duckdb": "exactly_once", "memory": "
                    "stdout": "at_least_once"}
 
 
+ErrorKind = Literal[(*ERROR_KINDS, *ERROR_CATEGORIES)]  # type: ignore[valid-type]
+ErrorField = Literal[ERROR_FIELD_SOURCES]  # type: ignore[valid-type]
+FieldName = Annotated[str, Field(min_length=1)]
+
+
 class _SinkBase(_Strict):
     exactly_once: bool | None = Field(
         None, description="demand exactly-once delivery: `validate` refuses it for a sink "
@@ -124,6 +132,34 @@ class _SinkBase(_Strict):
         None, description="the records' idempotency key, which `verify` checks is unique in "
                           "this output; by default the key of the stream's last keyed step "
                           "(dedup or window)")
+    error_kinds: list[ErrorKind] | None = Field(
+        None, description="make this an error output: it takes the error records of these "
+                          "kinds -- `input` (does not parse, no event time or key), "
+                          "`processing` (user code, SQL or a step failed on it), `output` "
+                          "(no output can hold it) -- or single categories "
+                          "(`deserialization_error`, `user_code_error`, ...); the "
+                          "`errors` output keeps the rest (docs/concepts.md, 'Errors')")
+    error_fields: Annotated[list[ErrorField], Field(min_length=1)] \
+        | Annotated[dict[FieldName, ErrorField], Field(min_length=1)] | None = Field(
+        None, description="an error output's fields: a list of error fields, or output "
+                          "field -> error field (`{original_value: raw, error_type: "
+                          "exception, timestamp_ms: recorded_at_ms}`); `category` and "
+                          "`exception` hold the error's category and exception class, "
+                          "`recorded_at_ms` the processing time it was recorded at (one "
+                          "per checkpoint). Default: the first six")
+
+    @field_validator("error_fields", mode="before")
+    @classmethod
+    def _known_error_fields(cls, value: Any) -> Any:
+        """One plain message for a field that is not an error field (the union of a list
+        and a mapping would report it twice, in pydantic's type names)."""
+        sources = list(value.values()) if isinstance(value, dict) else value
+        if isinstance(sources, list):
+            unknown = [x for x in sources if x not in ERROR_FIELD_SOURCES]
+            if unknown:
+                raise ValueError(f"{unknown[0]!r} is not an error field; the error fields "
+                                 "are " + ", ".join(ERROR_FIELD_SOURCES))
+        return value
 
     @model_validator(mode="after")
     def _guarantee(self) -> _SinkBase:
@@ -301,6 +337,8 @@ class PipelineSpec(_Strict):
             problems = graph_problems(self)
         if not problems:  # which outputs session results reach needs a sound graph
             problems = csv_output_problems(self)
+        if not problems:
+            problems = error_output_problems(self, graph_tags(self))
         if problems:
             raise SpecProblems(problems)
         return self

@@ -208,12 +208,21 @@ def _time_order(spec: PipelineSpec) -> list[Problem]:
     return problems
 
 
+def graph_tags(spec: PipelineSpec) -> set[str]:
+    """The tags the pipeline's steps and streams produce, and those its streams read."""
+    return set(_produced(spec)) | {t for s in spec.all_streams.values()
+                                   for t in stream_inputs(s)}
+
+
 def _outputs(spec: PipelineSpec) -> list[Problem]:
-    """Every output has a producer; every produced tag goes to an output or a stream."""
+    """Every output has a producer (error outputs are fed by every step: ``errors`` and
+    those with ``error_kinds``); every produced tag goes to an output or a stream."""
     produced = _produced(spec)
     problems = [(key_path("outputs", tag), f"no stream or step produces tag {tag!r} "
                                            f"(produced: {sorted(produced)})")
-                for tag in spec.outputs if tag not in produced and tag != ERRORS_TAG]
+                for tag, sink in spec.outputs.items()
+                if tag not in produced and tag != ERRORS_TAG
+                and not getattr(sink, "error_kinds", None)]
     consumed = {t for s in spec.all_streams.values() for t in stream_inputs(s)}
     missing = [t for t in produced
                if t not in spec.outputs and t not in consumed and t != ERRORS_TAG]

@@ -12,7 +12,16 @@ sink, the dead-letter tooling and the tests see one schema:
 ``error_message``  a human-readable reason
 ``raw``            the record as compact JSON, or the raw input text, cut to 10,000 chars
 ``traceback``      the Python traceback for exceptions, else null
+``category``       the category below (``user_code_error`` for exceptions in user code)
+``exception``      the exception class: the user's own (``ZeroDivisionError``), the
+                   decoder's for input that does not parse (``JSONDecodeError``), else the
+                   class standing for what the engine found (``ValueError``, ``TypeError``)
 =================  =====================================================================
+
+The last two are what error outputs route and shape by (``PipelineSpec`` outputs'
+``error_kinds`` / ``error_fields``): the default ``errors`` output writes the first six.
+Each category belongs to one *kind* (``input``, ``processing``, ``output``;
+``ERROR_KINDS``), so a spec can send, say, every input problem to a dead-letter output.
 
 Error records keep the ``wm``/``seq`` (and ``ts`` when known) of the record they describe,
 so the errors output is ordered like the input and is itself deterministic.
@@ -29,31 +38,36 @@ import orjson
 import polars as pl
 
 from surestream.model.batch import Batch
+from surestream.model.error_kinds import (  # noqa: F401 - re-exported: the producers' names
+    DEFAULT_ERROR_FIELDS,
+    DESERIALIZATION_ERROR,
+    ENGINE_EXCEPTION,
+    ERROR_CATEGORIES,
+    ERROR_COLUMNS,
+    ERROR_FIELD_SOURCES,
+    ERROR_KINDS,
+    EXPRESSION_ERROR,
+    INVALID_BROADCAST_UPDATE,
+    INVALID_VALUE,
+    MISSING_TIMESTAMP,
+    NULL_KEY,
+    RECORDED_AT,
+    TIMESTAMP_OUT_OF_RANGE,
+    UNDECLARED_SIDE_OUTPUT,
+    UNROUTABLE,
+    UNWRITABLE,
+    USER_CODE_ERROR,
+    USER_FUNCTION_ERROR,
+)
 from surestream.semantics.operator import ERRORS
 from surestream.semantics.records import RecordBuffer
 
-ERROR_COLUMNS: tuple[str, ...] = (
-    "pipeline", "operator", "error_type", "error_message", "raw", "traceback",
-)
 ERROR_SCHEMA = pl.Schema({column: pl.String for column in ERROR_COLUMNS})
 
 #: ``raw`` is cut to this many characters so one huge record cannot blow up the sink.
 MAX_RAW_CHARS = 10_000
 #: Tracebacks keep their *last* characters: the innermost frames say what went wrong.
 MAX_TRACEBACK_CHARS = 10_000
-
-# Error categories shared by the producers (user-code errors use the exception class name).
-DESERIALIZATION_ERROR = "deserialization_error"
-MISSING_TIMESTAMP = "missing_timestamp"
-TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
-NULL_KEY = "null_key"
-UNROUTABLE = "unroutable"
-UNDECLARED_SIDE_OUTPUT = "undeclared_side_output"
-INVALID_BROADCAST_UPDATE = "invalid_broadcast_update"
-#: a value a step cannot use (``sum`` over ``"n/a"``); the message names step, column, value
-INVALID_VALUE = "invalid_value"
-#: a record an output cannot hold (a nested value bound for CSV); the message names both
-UNWRITABLE = "unwritable"
 
 _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
@@ -83,6 +97,17 @@ def describe_exception(exc: BaseException) -> tuple[str, str, str]:
     return type(exc).__name__, str(exc), text[-MAX_TRACEBACK_CHARS:]
 
 
+def classify(error_type: str, exception: str | None = None) -> tuple[str, str]:
+    """``(category, exception class)`` of an error record from its ``error_type``: a
+    category names itself (its exception defaults to ``ENGINE_EXCEPTION``); anything else
+    is the class of an exception user code raised."""
+    if error_type in ERROR_CATEGORIES:
+        return error_type, exception or ENGINE_EXCEPTION
+    if error_type == USER_FUNCTION_ERROR:
+        return USER_CODE_ERROR, exception or "Exception"
+    return USER_CODE_ERROR, exception or error_type
+
+
 def _per_row(value: Any, n: int, name: str) -> list[Any]:
     if value is None or isinstance(value, str):
         return [value] * n
@@ -104,21 +129,28 @@ def error_batch(
     seq: Sequence[int] | np.ndarray,
     wm_end: int,
     ts: Sequence[int] | np.ndarray | None = None,
+    exception: str | None | Sequence[str | None] = None,
 ) -> Batch:
     """Error records for many inputs at once (vectorized producers: router, parsers).
 
     ``records`` are dicts, raw strings/bytes, or a DataFrame whose rows are the records.
-    ``error_type``, ``message`` and ``traceback`` are one value for all or one per record.
+    ``error_type``, ``message``, ``traceback`` and ``exception`` (the exception class, when
+    ``error_type`` is a category; see ``classify``) are one value for all or one per record.
     """
     rows = records.to_dicts() if isinstance(records, pl.DataFrame) else list(records)
     n = len(rows)
+    types = _per_row(error_type, n, "error_type")
+    classes = [classify(t, x) for t, x in zip(types, _per_row(exception, n, "exception"),
+                                              strict=True)]
     columns = {
         "pipeline": [pipeline] * n,
         "operator": [operator] * n,
-        "error_type": _per_row(error_type, n, "error_type"),
+        "error_type": types,
         "error_message": _per_row(message, n, "message"),
         "raw": [to_raw(r) for r in rows],
         "traceback": _per_row(traceback, n, "traceback"),
+        "category": [c for c, _ in classes],
+        "exception": [x for _, x in classes],
     }
     return Batch(
         data=pl.DataFrame(columns, schema=ERROR_SCHEMA),
@@ -156,7 +188,9 @@ class ErrorCollector:
         wm: int,
         seq: int,
         ts: int | None = None,
+        exception: str | None = None,
     ) -> None:
+        category, exception = classify(error_type, exception)
         row = {
             "pipeline": self.pipeline,
             "operator": self.operator,
@@ -164,6 +198,8 @@ class ErrorCollector:
             "error_message": message,
             "raw": to_raw(record),
             "traceback": traceback,
+            "category": category,
+            "exception": exception,
         }
         self._buffer.append(row, ts, wm, seq)
 

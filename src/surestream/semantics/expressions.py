@@ -28,12 +28,15 @@ import polars as pl
 
 from surestream.model.batch import Batch
 from surestream.model.steps import MapBatchesStep, WhereStep, WithColumnsStep
-from surestream.semantics.errors import describe_exception, error_batch
+from surestream.semantics.errors import (
+    EXPRESSION_ERROR,
+    USER_FUNCTION_ERROR,
+    describe_exception,
+    error_batch,
+)
 from surestream.semantics.operator import ERRORS, MAIN, Outputs
 from surestream.semantics.row_isolation import isolate_failures
 from surestream.semantics.user_functions import resolve_callable
-
-EXPRESSION_ERROR = "expression_error"
 
 
 class FrameTransformOperator:
@@ -119,6 +122,7 @@ class FrameTransformOperator:
                            message=[f"{kind}: {text.splitlines()[0] if text else ''}"
                                     for kind, text, _ in described],
                            traceback=[trace for _, _, trace in described],
+                           exception=[kind for kind, _, _ in described],
                            wm=batch.wm[rows], seq=batch.seq[rows], wm_end=batch.wm_end,
                            ts=None if batch.ts is None else batch.ts[rows])
 
@@ -161,6 +165,6 @@ class WhereOperator(FrameTransformOperator):
 
 def build_map_batches_operator(step: MapBatchesStep, pipeline: str) -> FrameTransformOperator:
     op = FrameTransformOperator(step.name, pipeline, resolve_callable(step.function))
-    op.error_type = "user_function_error"
+    op.error_type = USER_FUNCTION_ERROR
     op.empty_frame_decides = False
     return op

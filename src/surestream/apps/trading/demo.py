@@ -89,13 +89,19 @@ class JobRun:
     result: RunResult
 
 
+#: the jobs' error outputs (``error_kinds``): counted as ``errors``, not again as ``dlq``
+ERROR_DLQS = frozenset({"dlq.deserialization", "dlq.processing-errors"})
+
+
 def job_counts(job: str) -> ExtraCounts:
     """What the demo adds to a job's progress line: the records routed to dead-letter
-    outputs (``dlq.*``; ``errors`` is on every line), and the alerts job's alerts."""
+    outputs (``dlq.*``; the error outputs among them are in ``errors``, on every line), and
+    the alerts job's alerts."""
 
     def counts(p: Progress) -> list[tuple[str, int]]:
-        dlq = sum(n for tag, n in p.written.items() if tag.startswith("dlq."))
-        found = [("dlq", dlq)] if any(t.startswith("dlq.") for t in p.written) else []
+        routed = [t for t in p.written if t.startswith("dlq.") and t not in ERROR_DLQS]
+        dlq = sum(p.written[t] for t in routed)
+        found = [("dlq", dlq)] if routed else []
         if job == "alerts":
             found.append(("alerts", p.written.get("main", 0)))
         return found
@@ -120,7 +126,7 @@ def reconcile(router: RunResult, truth: MarketTruth) -> list[tuple[str, int, int
     return [
         ("duplicates removed", router.counters.get("duplicates", 0), t.duplicates),
         ("late trades quarantined", w.get("quarantine.trades.late", 0), t.late),
-        ("malformed -> dlq.deserialization", w.get("errors", 0), t.malformed),
+        ("malformed -> dlq.deserialization", w.get("dlq.deserialization", 0), t.malformed),
         ("unknown status -> dlq.trades.unroutable", w.get("dlq.trades.unroutable", 0),
          t.unknown_status),
         ("processed.trades.new", w.get("processed.trades.new", 0), on_time.get("NEW", 0)),

@@ -2,10 +2,11 @@
 
 Every run writes each output tag under ``<run folder>/out/<tag>.<format>``. Two runs are
 compared output by output: JSON lines and CSV byte for byte, Parquet datasets and DuckDB
-tables record by record, declared ``processing_time_columns`` left out (they hold wall
-clock by design). A difference is reported with the first record that differs in each
-run, numbered from 1 in the output's order, and the columns where they differ -- enough
-for a user to see *what* changed, not only that something did.
+tables record by record, declared ``processing_time_columns`` and error outputs'
+``recorded_at_ms`` fields left out (they hold wall clock by design). A difference is
+reported with the first record that differs in each run, numbered from 1 in the output's
+order, and the columns where they differ -- enough for a user to see *what* changed, not
+only that something did.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import polars as pl
 
 from surestream.connectors.duckdb_util import fetch_frame
 from surestream.connectors.file_sinks import read_parquet_dataset
+from surestream.model.error_outputs import recorded_at_fields
 
 #: characters of a record shown in a message before it is cut
 RECORD_CHARS = 300
@@ -82,7 +84,7 @@ def read_output(folder: Path, tag: str, sink: Any) -> OutputData:
     errors file)."""
     kind = getattr(sink, "type", "file")
     fmt = getattr(sink, "format", "jsonl")
-    drop = list(getattr(sink, "processing_time_columns", []) or [])
+    drop = [*(getattr(sink, "processing_time_columns", []) or []), *recorded_at_fields(sink)]
     path = output_path(folder, tag, sink)
     if kind == "duckdb":
         frame = pl.DataFrame()

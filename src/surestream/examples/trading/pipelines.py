@@ -15,6 +15,10 @@ WATERMARK_MS = 5_000
 DEDUP_WINDOW_MS, DEDUP_TTL_MS = 600_000, 3_600_000
 EXECUTED = "status IN ('FILLED', 'PARTIALLY_FILLED')"
 DATE_OF = "CAST(CAST({} * 1000 AS TIMESTAMP) AS DATE)"
+#: the plan's dead-letter records (docs/concepts.md, 'Errors'): output field -> error field
+DLQ_FIELDS = {"original_value": "raw", "error_type": "exception",
+              "error_message": "error_message", "stacktrace": "traceback",
+              "timestamp_ms": "recorded_at_ms"}
 ALERT_PARAMS = {"window_ms": 300_000, "threshold_pct": 2.0, "cooldown_ms": 60_000,
                 "state_ttl_ms": 600_000,
                 "severities": {"MEDIUM": 2.0, "HIGH": 5.0, "CRITICAL": 10.0}}
@@ -23,6 +27,16 @@ ALERT_PARAMS = {"window_ms": 300_000, "threshold_pct": 2.0, "cooldown_ms": 60_00
 def _pipeline(name: str) -> Pipeline:
     return Pipeline(f"trading-{name}", checkpoint_dir=f".surestream/checkpoints/trading-{name}",
                     checkpoint_interval_ms=5_000)
+
+
+def _dead_letters(p: Pipeline, prefix: str) -> None:
+    """Input that does not parse to ``dlq.deserialization``, exceptions in steps to
+    ``dlq.processing-errors`` (with the operator); other errors stay on ``errors``."""
+    p.output("dlq.deserialization", jsonl(f"warehouse/{prefix}dlq_deserialization.jsonl",
+                                          error_kinds=["input"], error_fields=DLQ_FIELDS))
+    p.output("dlq.processing-errors", jsonl(
+        f"warehouse/{prefix}dlq_processing_errors.jsonl", error_kinds=["processing"],
+        error_fields={**DLQ_FIELDS, "operator": "operator"}))
 
 
 def _dedup(stream: Stream) -> Stream:
@@ -51,7 +65,8 @@ def router() -> Pipeline:
     p.output("quarantine.trades.late",
              parquet("warehouse/quarantine_trades_late", partition_by=["date"]))
     p.output("main", jsonl("warehouse/router_unused.jsonl"))
-    p.output("errors", jsonl("warehouse/dlq_deserialization.jsonl"))
+    _dead_letters(p, "")
+    p.output("errors", jsonl("warehouse/router_errors.jsonl"))
     return p
 
 
@@ -89,6 +104,7 @@ def aggregation() -> Pipeline:
              "date": DATE_OF.format("window_start")}, name=f"ratio_{size}")
          .to(parquet(f"warehouse/trade_aggregates_{size}", partition_by=["date"])))
         p.output(f"late_{size}", parquet(f"warehouse/quarantine_aggregation_late_{size}"))
+    _dead_letters(p, "aggregation_")
     p.output("errors", jsonl("warehouse/aggregation_errors.jsonl"))
     return p
 
@@ -105,6 +121,7 @@ def alerts() -> Pipeline:
      .with_columns({"date": DATE_OF.format("alert_ts")}, name="alert_date")
      .to(parquet("warehouse/price_alerts", key=["symbol", "alert_ts"], partition_by=["date"])))
     p.output("quarantine.prices.late", parquet("warehouse/quarantine_prices_late"))
+    _dead_letters(p, "alerts_")
     p.output("errors", jsonl("warehouse/alerts_errors.jsonl"))
     return p
 
@@ -118,6 +135,7 @@ def orderbook() -> Pipeline:
      .with_columns({"date": DATE_OF.format("timestamp_ms")}, name="book_date")
      .to(parquet("warehouse/orderbook_metrics", partition_by=["date"])))
     p.output("quarantine.orderbook.late", parquet("warehouse/quarantine_orderbook_late"))
+    _dead_letters(p, "orderbook_")
     p.output("errors", jsonl("warehouse/orderbook_errors.jsonl"))
     return p
 
@@ -140,6 +158,7 @@ def enrichment() -> Pipeline:
      .to(parquet("warehouse/enriched_trades", key=["trade_id"],
                  partition_by=["date", "symbol"])))
     p.output("quarantine.enrichment.late", parquet("warehouse/quarantine_enrichment_late"))
+    _dead_letters(p, "enrichment_")
     p.output("errors", jsonl("warehouse/enrichment_errors.jsonl"))
     return p
 

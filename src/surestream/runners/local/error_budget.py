@@ -14,7 +14,6 @@ of the whole run, the part before a restart included.
 
 from __future__ import annotations
 
-from surestream.model.spec import ERRORS_TAG
 from surestream.runners.local.results import RunResult
 
 
@@ -30,7 +29,7 @@ def over_budget(records: int, errors: int, max_error_ratio: float | None) -> boo
 def budget_problem(result: RunResult, max_error_ratio: float | None) -> str | None:
     """The one-line reason the run fails its error budget, or None when it does not."""
     records = result.records_in
-    errors = result.written.get(ERRORS_TAG, 0)
+    errors = sum(result.written.get(tag, 0) for tag in result.error_tags)
     if not over_budget(records, errors, max_error_ratio):
         return None
     if errors >= records:
@@ -39,8 +38,9 @@ def budget_problem(result: RunResult, max_error_ratio: float | None) -> str | No
         what = (f"{errors:,} of the {records:,} input records ({errors / records:.1%}) went "
                 f"to errors, more than runtime.max_error_ratio {max_error_ratio:g} allows")
     first = f" (first reason: {_short(result.first_error)})" if result.first_error else ""
-    output = result.outputs.get(ERRORS_TAG)
-    where = f"; see {output.path}" if output is not None and output.path is not None else ""
+    paths = [str(o.path) for o in (result.outputs.get(t) for t in result.error_tags)
+             if o is not None and o.path is not None]
+    where = f"; see {', '.join(paths)}" if paths else ""
     fix = ("set runtime.max_error_ratio to allow this" if max_error_ratio is None
            else "raise runtime.max_error_ratio to allow this")
     return f"{what}{first}{where}; fix the input or the spec, or {fix}"

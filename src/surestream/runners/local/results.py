@@ -59,6 +59,8 @@ class RunResult:
     stop_note: str | None = None
     #: the reason given by the first error record of the run (``errors`` output), if any
     first_error: str | None = None
+    #: the outputs that hold error records: ``errors`` and those with ``error_kinds``
+    error_tags: tuple[str, ...] = ("errors",)
 
     def progress(self) -> Progress:
         """The run's final figures as a progress report (the display's last line)."""

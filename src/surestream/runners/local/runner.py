@@ -8,7 +8,8 @@ One step of the loop (DESIGN.md, "data flow of one micro-batch"):
    and returns outputs by tag; a tag read by another stream is handed to it in the same
    step, so fan-out needs no buffering and stays deterministic;
 3. every tag's records are written to its sink, in production order; records a sink
-   cannot hold go to the errors output instead (``unwritable``).
+   cannot hold go to the errors output instead (``unwritable``); error records go, in
+   input order, to the error output their category is routed to (``error_outputs``).
 
 When every partition has ended, the final step carries the watermark to +infinity, which
 fires every pending window and timer. Results never depend on the batch size.
@@ -53,6 +54,7 @@ from surestream.runners.local.checkpointing import (
     check_compatible,
     state_shape,
 )
+from surestream.runners.local.error_outputs import ErrorOutputs
 from surestream.runners.local.failures import (
     RunFailure,
     concerning,
@@ -65,6 +67,7 @@ from surestream.runners.local.savepoints import finish_interrupted_install, inst
 from surestream.runners.local.unwritable import check_errors_writable, divert_unwritable
 from surestream.semantics.errors import DESERIALIZATION_ERROR, error_batch
 from surestream.semantics.operator import MAIN
+from surestream.semantics.process import wall_clock_ms
 from surestream.semantics.watermark_step import WatermarkOperator
 from surestream.semantics.watermarks import Clock
 
@@ -108,6 +111,9 @@ class LocalRunner:
         outputs = dict(spec.outputs)
         outputs.setdefault(ERRORS_TAG, FileSink(path=str(spec.errors_default_path())))
         self.sinks = {tag: open_sink(s, spec.resolve) for tag, s in outputs.items()}
+        self.error_outputs = ErrorOutputs(outputs)
+        #: processing time, read once per checkpoint (``error_outputs``: recorded_at_ms)
+        self.clock = clock or wall_clock_ms
         self.slots = {op.name: OperatorSlot(op.name, op, step.type,
                                             list(getattr(step, "key_fields", []) or []),
                                             state_shape(step))
@@ -159,6 +165,7 @@ class LocalRunner:
         with concerning(f"checkpoint folder {self.store.dir}"):
             cp, adopt = self._checkpoint_to_restore()
         if cp is None or cp.finished:
+            self.error_outputs.recorded_at_ms = self.clock()
             self._still_ours()
             with concerning(f"checkpoint folder {self.store.dir}"):
                 self.store.clear()
@@ -218,6 +225,9 @@ class LocalRunner:
         runner = cp.state("__runner__")
         self.records_in, self.source_errors = runner["records_in"], runner["source_errors"]
         self.first_error = runner.get("first_error")
+        recorded_at = runner.get("recorded_at_ms")  # (absent from older checkpoints)
+        self.error_outputs.recorded_at_ms = self.clock() if recorded_at is None \
+            else recorded_at
         try:
             self.interleaver.seek(cp.positions)
         except (SourceError, ValueError) as e:
@@ -244,10 +254,14 @@ class LocalRunner:
 
     def checkpoint(self, finished: bool = False) -> dict[str, Any]:
         self._still_ours()
+        # the processing time of the epoch this checkpoint opens, stored with it so a run
+        # resumed from here stamps the records it processes again the same way
+        self.error_outputs.recorded_at_ms = self.clock()
         meta = self.coordinator.checkpoint(
             self.slots, self.sinks, self.interleaver.positions(),
             {"records_in": self.records_in, "source_errors": self.source_errors,
-             "first_error": self.first_error},
+             "first_error": self.first_error,
+             "recorded_at_ms": self.error_outputs.recorded_at_ms},
             self.records_in, finished=finished, labels=self.labels)
         self._pending.clear()  # committed: the sinks count these records now
         return meta
@@ -327,7 +341,7 @@ class LocalRunner:
             self._run_stream(stream, tags, tag_wm, emitted, final)
         emitted = divert_unwritable(emitted, self.sinks, self.spec.pipeline)
         faults.reached("batch.mid")
-        self._write(_errors_in_input_order(emitted))
+        self._write(self._route_errors(_errors_in_input_order(emitted)))
 
     def _read_inputs(self, final: bool) -> tuple[dict[str, Batch], list[tuple[str, Batch]]]:
         """The next slice of every source by name, and the error records of its lines that
@@ -344,6 +358,7 @@ class LocalRunner:
                     [b[2] for b in sl.bad], pipeline=self.spec.pipeline,
                     operator=f"source:{name}", error_type=DESERIALIZATION_ERROR,
                     message=[f"{b[1]}: {b[3]}" for b in sl.bad],
+                    exception=[b[4] for b in sl.bad],
                     wm=[NEG_INF] * len(sl.bad), seq=[b[0] for b in sl.bad], wm_end=NEG_INF)))
             tags[name] = sl.batch
         return tags, emitted
@@ -388,17 +403,26 @@ class LocalRunner:
         tag_wm[stream.name] = batch.wm_end
         emitted.append((stream.name, batch))
 
+    def _route_errors(self, emitted: list[tuple[str, Batch]]) -> list[tuple[str, Batch]]:
+        """``emitted`` with the step's error records (one batch, in input order, last)
+        split into their error outputs and shaped for each (``error_outputs``)."""
+        if not emitted or emitted[-1][0] != ERRORS_TAG or not len(emitted[-1][1]):
+            return [(t, b) for t, b in emitted if t != ERRORS_TAG]
+        errors = emitted[-1][1]
+        if self.first_error is None:
+            self.first_error = str(errors.data.get_column("error_message")[0])
+        return [*emitted[:-1], *self.error_outputs.split(errors)]
+
     def _write(self, emitted: list[tuple[str, Batch]]) -> None:
         """Each tag's records to its sink, in production order (inside the open
         checkpoint: visible at its commit)."""
+        error_tags = self.error_outputs.tags
         for tag, out in emitted:
             sink = self.sinks.get(tag)
             if sink is None or not len(out):
                 continue
-            if tag == ERRORS_TAG:
-                check_errors_writable(sink, out)
-                if self.first_error is None and "error_message" in out.data.columns:
-                    self.first_error = str(out.data.get_column("error_message")[0])
+            if tag in error_tags:
+                check_errors_writable(sink, out, tag)
             with concerning(self.labels[tag]):
                 sink.write(out.data)
             self._pending[tag] = self._pending.get(tag, 0) + len(out)
@@ -424,7 +448,7 @@ class LocalRunner:
                     if op_lag is not None:
                         lag = op_lag if lag is None else max(lag, op_lag)
         written = {t: s.records + self._pending.get(t, 0) for t, s in self.sinks.items()}
-        counters["errors"] = written.get(ERRORS_TAG, counters["errors"])
+        counters["errors"] = sum(written.get(t, 0) for t in self.error_outputs.tags)
         return Progress(self.records_in, elapsed, watermark, counters, written, lag)
 
     def _result(self, elapsed: float) -> RunResult:
@@ -444,17 +468,20 @@ class LocalRunner:
             self.coordinator.taken,
             {t: committed_output(t, s) for t, s in self.sinks.items()},
             interrupted=self.interrupted, resume_from=resume_from,
-            stop_note=self.stop_note, first_error=self.first_error)
+            stop_note=self.stop_note, first_error=self.first_error,
+            error_tags=tuple(self.error_outputs.tags))
 
 
 def _errors_in_input_order(emitted: list[tuple[str, Batch]]) -> list[tuple[str, Batch]]:
-    """Sources and operators report errors in stage order; the errors output holds them in
-    input order (by ``seq``), as one batch written after the step's other tags."""
+    """Sources and operators report errors in stage order; the error outputs hold them in
+    input order (by ``seq``): one batch, last, written after the step's other tags."""
     errors = [b for tag, b in emitted if tag == ERRORS_TAG and len(b)]
-    if len(errors) <= 1:
-        return emitted
-    merged = concat(errors)
     kept = [(t, b) for t, b in emitted if t != ERRORS_TAG]
+    if not errors:
+        return kept
+    if len(errors) == 1:  # one producer's records are in its order already
+        return [*kept, (ERRORS_TAG, errors[0])]
+    merged = concat(errors)
     return [*kept, (ERRORS_TAG, merged.take(np.argsort(merged.seq, kind="stable")))]
 
 

@@ -46,11 +46,11 @@ def divert_unwritable(emitted: list[tuple[str, Batch]], sinks: dict[str, Sink],
     return out
 
 
-def check_errors_writable(sink: Sink, errors: Batch) -> None:
-    """Stop the run when the errors output cannot hold one of its own records."""
+def check_errors_writable(sink: Sink, errors: Batch, tag: str = ERRORS_TAG) -> None:
+    """Stop the run when an error output cannot hold one of its own records."""
     rejection = sink.reject(errors.data)
     if rejection is not None and len(rejection):
         raise UnwritableError(
-            f"the errors output cannot hold {len(rejection)} error record(s), so they have "
-            f"nowhere to go: {rejection.reasons[0]}. Give outputs.{ERRORS_TAG} a format "
+            f"the {tag} output cannot hold {len(rejection)} error record(s), so "
+            f"they have nowhere to go: {rejection.reasons[0]}. Give outputs.{tag} a format "
             "that holds them (jsonl), or a new path")
