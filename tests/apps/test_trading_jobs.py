@@ -432,9 +432,10 @@ def test_aggregation_too_late_trade_goes_to_the_window_late_output(lateness: Job
     # the 5-minute window [0, 300 s) had not even fired: l3 is on time there
     assert lateness.dataset("quarantine_aggregation_late_5m") == []
     assert lateness.dataset("quarantine_aggregation_late_15m") == []
-    # l1, l2, l3: value 200 + 660 + 125 = 985; l3 (235 s) is the latest: the close
+    # l1, l2, l3: value 200 + 660 + 125 = 985, vwap 985 / 45 = 21.8888.. -> 21.8889;
+    # l3 (235 s) is the latest: the close
     assert_windows(windows(lateness, "5m", "LAT"), [window_row(
-        "LAT", 0, "5m", revision=0, total_volume=45.0, total_value=985.0, vwap=21.8889,  # 985 / 45 = 21.8888..
+        "LAT", 0, "5m", revision=0, total_volume=45.0, total_value=985.0, vwap=21.8889,
         trade_count=3, buy_count=2, sell_count=1, buy_sell_ratio=2.0, high_price=25.0,
         low_price=20.0, open_price=20.0, close_price=25.0)])
 
