@@ -41,7 +41,7 @@ CASES = [
     ("trading/enrichment.yaml", 4, 25, lambda d: [
         f"sources.trades.path={market(d)['raw.trades']}",
         f"sources.reference_updates.path={d / 'market' / 'reference_updates.jsonl'}",
-        f"streams.enriched.steps[4].reference.path="
+        f"streams.enriched.steps[5].reference.path="
         f"{d / 'market' / 'reference' / 'symbols.parquet'}"]),
 ]
 

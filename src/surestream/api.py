@@ -54,6 +54,7 @@ from surestream.model.steps import (
     LateDataStep,
     MapBatchesStep,
     MapStep,
+    ProcessingTimeStep,
     ProcessStep,
     RouteStep,
     WatermarkStep,
@@ -72,10 +73,12 @@ def jsonl(path: str, *, key: list[str] | None = None, error_kinds: list[str] | N
 
 
 def parquet(path: str, *, key: list[str] | None = None,
-            partition_by: list[str] | None = None) -> FileSink:
+            partition_by: list[str] | None = None,
+            processing_time_columns: list[str] | None = None) -> FileSink:
     """A Parquet dataset folder (one part file per checkpoint with data, in hive-style
     ``col=value`` folders with ``partition_by``)."""
-    return FileSink(path=path, format="parquet", key=key, partition_by=partition_by)
+    return FileSink(path=path, format="parquet", key=key, partition_by=partition_by,
+                    processing_time_columns=processing_time_columns or [])
 
 
 def csv(path: str, *, key: list[str] | None = None) -> FileSink:
@@ -94,7 +97,7 @@ def memory() -> MemorySink:
 class Stream:
     """A named stream under construction: steps in order, results tagged with its name."""
 
-    def __init__(self, pipeline: Pipeline, name: str, from_: str) -> None:
+    def __init__(self, pipeline: Pipeline, name: str, from_: str | list[str]) -> None:
         self.pipeline = pipeline
         self.name = name
         self.from_ = from_
@@ -114,8 +117,11 @@ class Stream:
             idle_source_timeout_ms=idle_source_timeout_ms, **valid_range))
 
     def late_data(self, output_tag: str = "late", *, strategy: str = "quarantine",
-                  name: str = "late_data") -> Stream:
-        return self._add(LateDataStep(name=name, output_tag=output_tag, strategy=strategy))
+                  name: str = "late_data", flag_column: str = "is_late") -> Stream:
+        """Late records (``ts <= W``) to ``output_tag``, or with ``strategy="flag"`` kept in
+        the stream with ``flag_column`` true."""
+        return self._add(LateDataStep(name=name, output_tag=output_tag, strategy=strategy,
+                                      flag_column=flag_column))
 
     def dedup(self, key_fields: list[str], *, time_window_ms: int,
               state_ttl_ms: int | None = None, strategy: str = "first", name: str = "dedup",
@@ -153,6 +159,13 @@ class Stream:
                     name: str = "map_batches") -> Stream:
         """A vectorized user function over the batch's polars DataFrame (same rows out)."""
         return self._add(MapBatchesStep(name=name, function=function))
+
+    def processing_time(self, column: str, *, unit: str = "ms",
+                        name: str = "processing_time") -> Stream:
+        """Add ``column``: the wall clock, one value per checkpoint interval, stored with
+        the checkpoint (a recovery reproduces it); list it in the output's
+        ``processing_time_columns``."""
+        return self._add(ProcessingTimeStep(name=name, column=column, unit=unit))
 
     def map(self, function: Callable[[dict], Any] | str, *, name: str = "map") -> Stream:
         return self._add(MapStep(name=name, function=function))
@@ -221,12 +234,17 @@ class Pipeline:
                        stream: str = "main", source: str = "source", **params: Any) -> Stream:
         return self._source(GeneratorSource(function=function, params=params), stream, source)
 
-    def stream(self, name: str, from_: str) -> Stream:
+    def stream(self, name: str, from_: str | list[str]) -> Stream:
         """A new named stream reading a source, a stream or a side-output tag."""
         if name in self.streams:
             raise ValueError(f"stream {name!r} exists already")
         s = self.streams[name] = Stream(self, name, from_)
         return s
+
+    def union(self, name: str, inputs: Iterable[Stream | str]) -> Stream:
+        """A new stream holding the records of several streams or tags (``from`` as a
+        list): in the order they were produced, ties in the order given."""
+        return self.stream(name, [i.name if isinstance(i, Stream) else i for i in inputs])
 
     def output(self, tag: str, sink: Any) -> Pipeline:
         self.outputs[tag] = sink

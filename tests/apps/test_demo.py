@@ -21,13 +21,14 @@ from surestream.connectors.file_sinks import dataset_parts, read_parquet_dataset
 EVENTS = 30_000
 CHECKS = [
     "duplicates removed",
-    "late trades quarantined",
+    "late trades routed, flagged is_late",
     "malformed -> dlq.deserialization",
     "unknown status -> dlq.trades.unroutable",
     "processed.trades.new",
     "processed.trades.filled",
     "processed.trades.cancelled",
     "processed.trades.rejected",
+    "enrichment: processed.trades.filled enriched",
 ]
 #: warehouse dataset folder -> (job, output tag) that writes it
 DATASETS = {
@@ -36,10 +37,7 @@ DATASETS = {
     "processed_trades_cancelled": ("router", "processed.trades.cancelled"),
     "processed_trades_rejected": ("router", "processed.trades.rejected"),
     "dlq_trades_unroutable": ("router", "dlq.trades.unroutable"),
-    "quarantine_trades_late": ("router", "quarantine.trades.late"),
-    "trade_aggregates_1m": ("aggregation", "agg_1m"),
-    "trade_aggregates_5m": ("aggregation", "agg_5m"),
-    "trade_aggregates_15m": ("aggregation", "agg_15m"),
+    "trade_aggregates": ("aggregation", "analytics.trade-aggregates"),
     "quarantine_aggregation_late_1m": ("aggregation", "late_1m"),
     "quarantine_aggregation_late_5m": ("aggregation", "late_5m"),
     "quarantine_aggregation_late_15m": ("aggregation", "late_15m"),
@@ -48,7 +46,6 @@ DATASETS = {
     "orderbook_metrics": ("orderbook", "main"),
     "quarantine_orderbook_late": ("orderbook", "quarantine.orderbook.late"),
     "enriched_trades": ("enrichment", "enriched"),
-    "quarantine_enrichment_late": ("enrichment", "quarantine.enrichment.late"),
 }
 
 
@@ -97,17 +94,21 @@ def test_demo_report_json_found_equals_injected(demo: dict[str, Any]) -> None:
 
 def test_demo_expected_counts_come_from_the_truth_file(demo: dict[str, Any]) -> None:
     t = demo["truth"]["streams"]["raw.trades"]
-    on_time = t["on_time_statuses"]
+    # the router routes late trades too (flagged): every unique trade of a status, on time
+    # or not
+    statuses = t["statuses"]
     injected = {c["check"]: c["injected"] for c in demo["report"]["reconciliation"]}
     assert injected == {
         "duplicates removed": t["duplicates"],
-        "late trades quarantined": t["late"],
+        "late trades routed, flagged is_late": t["late"],
         "malformed -> dlq.deserialization": t["malformed"],
         "unknown status -> dlq.trades.unroutable": t["unknown_status"],
-        "processed.trades.new": on_time["NEW"],
-        "processed.trades.filled": on_time["FILLED"] + on_time["PARTIALLY_FILLED"],
-        "processed.trades.cancelled": on_time["CANCELLED"],
-        "processed.trades.rejected": on_time["REJECTED"],
+        "processed.trades.new": statuses["NEW"],
+        "processed.trades.filled": statuses["FILLED"] + statuses["PARTIALLY_FILLED"],
+        "processed.trades.cancelled": statuses["CANCELLED"],
+        "processed.trades.rejected": statuses["REJECTED"],
+        "enrichment: processed.trades.filled enriched":
+            statuses["FILLED"] + statuses["PARTIALLY_FILLED"],
     }
     assert demo["truth"]["events"] == EVENTS
 
@@ -128,6 +129,15 @@ def test_demo_warehouse_holds_what_the_jobs_wrote(demo: dict[str, Any]) -> None:
     assert filled.height == found["processed.trades.filled"]
     assert filled["trade_id"].n_unique() == filled.height  # no trade twice
     assert set(filled["status"].unique()) == {"FILLED", "PARTIALLY_FILLED"}
+    # every injected late trade reached processed.* with is_late true, and no other did
+    routed = [read_parquet_dataset(warehouse / name) for name in DATASETS
+              if DATASETS[name][0] == "router" and name.startswith(("processed", "dlq"))]
+    assert sum(int(f["is_late"].sum()) for f in routed) == demo["truth"]["streams"][
+        "raw.trades"]["late"] > 0
+    # the aggregates: one dataset, the three sizes, the planned columns
+    aggregates = read_parquet_dataset(warehouse / "trade_aggregates")
+    assert sorted(aggregates["window_size"].unique().to_list()) == ["15m", "1m", "5m"]
+    assert aggregates["computed_at"].null_count() == 0
     # enrichment writes every executed trade the router filed as filled
     assert jobs["enrichment"]["written"]["enriched"] == found["processed.trades.filled"]
     assert jobs["enrichment"]["operator_counters"]["reference_data"]["unknown_keys"] > 0

@@ -108,12 +108,12 @@ ROUTER_INPUT: list[dict[str, Any] | str] = [
     trade("r-rej", "BBB", 5 * S, status="REJECTED"),
     trade("r-exp", "AAA", 6 * S, status="EXPIRED"),      # not a known status
     trade("r-null", "AAA", 6500, status=None),           # no status at all
-    trade("r-lower", "AAA", 7 * S, status="filled"),     # statuses are case-sensitive
+    trade("r-lower", "AAA", 7 * S, status="filled"),     # upper-cased: FILLED
     BROKEN,
     HUGE,
     trade("r-fill", "AAA", 2 * S, status="FILLED"),      # re-sent: a duplicate
     trade("r-ahead", "AAA", 20 * S),                     # W after it: T0 + 20000 - 5001
-    trade("r-late", "AAA", 10 * S),                      # 10000 <= 14999: late by 4999
+    trade("r-late", "AAA", 10 * S),                      # 10000 <= 14999: late, routed
     trade("r-edge", "BBB", 15 * S),                      # exactly 5 s behind: on time
 ]
 
@@ -130,23 +130,24 @@ def test_router_sends_each_status_to_its_stream(router: Job) -> None:
     # PARTIALLY_FILLED shares the filled stream with FILLED (a dataset partitioned by date
     # and symbol keeps arrival order within a partition only)
     assert sorted(ids(router.dataset("processed_trades_filled"))) == sorted(
-        ["r-fill", "r-part", "r-ahead", "r-edge"])
+        ["r-fill", "r-part", "r-lower", "r-ahead", "r-late", "r-edge"])
     assert ids(router.dataset("processed_trades_cancelled")) == ["r-canc"]
     assert ids(router.dataset("processed_trades_rejected")) == ["r-rej"]
     filled = {r["trade_id"]: r for r in router.dataset("processed_trades_filled")}
+    # status upper-cased before routing: the lowercase `filled` is a FILLED trade
     assert {i: r["status"] for i, r in filled.items()} == {
-        "r-fill": "FILLED", "r-part": "PARTIALLY_FILLED", "r-ahead": "FILLED",
-        "r-edge": "FILLED"}
-    # the record unchanged, every field (plus the date it is partitioned by)
-    assert {k: v for k, v in filled["r-fill"].items() if k != "date"} == \
+        "r-fill": "FILLED", "r-part": "PARTIALLY_FILLED", "r-lower": "FILLED",
+        "r-ahead": "FILLED", "r-late": "FILLED", "r-edge": "FILLED"}
+    # the record unchanged, every field (plus the date it is partitioned by, and the flag)
+    assert {k: v for k, v in filled["r-fill"].items() if k not in ("date", "is_late")} == \
         trade("r-fill", "AAA", 2 * S)
 
 
 def test_router_unknown_status_goes_to_unroutable(router: Job) -> None:
     rows = router.dataset("dlq_trades_unroutable")
-    assert ids(rows) == ["r-exp", "r-null", "r-lower"]
-    assert [r["status"] for r in rows] == ["EXPIRED", None, "filled"]
-    assert router.result.written["dlq.trades.unroutable"] == 3
+    assert ids(rows) == ["r-exp", "r-null"]
+    assert [r["status"] for r in rows] == ["EXPIRED", None]
+    assert router.result.written["dlq.trades.unroutable"] == 2
 
 
 def test_router_malformed_lines_go_to_dlq_deserialization(router: Job) -> None:
@@ -218,18 +219,19 @@ def test_router_removes_the_duplicate(router: Job) -> None:
     assert ids(router.dataset("processed_trades_filled")).count("r-fill") == 1
 
 
-def test_router_quarantines_the_late_trade(router: Job) -> None:
-    late = router.dataset("quarantine_trades_late")
-    assert len(late) == 1
-    row = late[0]
-    assert row["trade_id"] == "r-late"
-    assert row["watermark_ms"] == T0 + 20 * S - 5001
-    assert row["lateness_ms"] == 4999
-    assert row["original_timestamp"] == T0 + 10 * S
-    assert (row["pipeline"], row["operator"]) == ("trading-router", "quarantine_late_trades")
-    assert router.result.counters["late"] == 1
+def test_router_routes_the_late_trade_flagged(router: Job) -> None:
+    # r-late (10 s) arrives after r-ahead (20 s): W = 20000 - 5001 = 14999 >= 10000, so it is
+    # late -- and still routed by its status, with is_late true; nothing is quarantined
+    routed = [r for name in ("processed_trades_new", "processed_trades_filled",
+                             "processed_trades_cancelled", "processed_trades_rejected",
+                             "dlq_trades_unroutable") for r in router.dataset(name)]
+    assert {r["trade_id"] for r in routed if r["is_late"]} == {"r-late"}
+    assert router.frame("processed_trades_filled")["is_late"].dtype == pl.Boolean
+    assert router.result.operator_counters["flag_late_trades"] == {"late_flagged": 1}
+    assert "quarantine.trades.late" not in router.result.written
     # the trade exactly 5 s behind the newest one is not late (W = max - 5000 - 1)
-    assert "r-edge" in ids(router.dataset("processed_trades_filled"))
+    edge = next(r for r in routed if r["trade_id"] == "r-edge")
+    assert edge["is_late"] is False
 
 
 def test_router_accounts_for_every_line(router: Job) -> None:
@@ -237,7 +239,7 @@ def test_router_accounts_for_every_line(router: Job) -> None:
     assert router.result.records_in == len(ROUTER_INPUT) == 14
     placed = (w["processed.trades.new"] + w["processed.trades.filled"]
               + w["processed.trades.cancelled"] + w["processed.trades.rejected"]
-              + w["dlq.trades.unroutable"] + w["quarantine.trades.late"]
+              + w["dlq.trades.unroutable"]
               + w["dlq.deserialization"] + w["dlq.processing-errors"] + w["errors"]
               + router.result.counters["duplicates"])
     assert placed == 14
@@ -274,18 +276,35 @@ def window_row(symbol: str, start: int, size: str, **values: Any) -> dict[str, A
 def single(price: float, quantity: int, side: str) -> dict[str, Any]:
     """The aggregates of a window holding one trade."""
     buy = int(side == "BUY")
-    return {"revision": 0, "total_volume": quantity, "total_value": price * quantity,
+    return {"revision": 0, "total_volume": float(quantity), "total_value": price * quantity,
             "vwap": price, "trade_count": 1, "buy_count": buy, "sell_count": 1 - buy,
-            "buy_sell_ratio": None if buy else 0.0, "high": price, "low": price,
-            "open": price, "close": price}
+            "buy_sell_ratio": math.inf if buy else 0.0, "high_price": price,
+            "low_price": price, "open_price": price, "close_price": price}
 
 
-# AAA a1..a5: volume 100+300+200+50+50 = 700; value 1000+3600+2200+450+650 = 7900;
-# buys a1 a3 a4, sells a2 a5: ratio 3/2; high 13 (a5), low 9 (a4); open 11 (a3, earliest
-# event time though it arrived third), close 9 (a4, latest event time though a5 came after)
-AAA_1M = {"revision": 0, "total_volume": 700, "total_value": 7900.0, "vwap": 7900 / 700,
-          "trade_count": 5, "buy_count": 3, "sell_count": 2, "buy_sell_ratio": 1.5,
-          "high": 13.0, "low": 9.0, "open": 11.0, "close": 9.0}
+# AAA 1m [60 s, 120 s), every status: a1 a2 a3 a4 a5 + n1 (NEW) + c1 (CANCELLED), a1 once.
+# volume 100+300+200+50+50+1000+1000 = 2700; value 1000+3600+2200+450+650+99000+1000 =
+# 107900; vwap 107900 / 2700 = 39.96296.. -> 39.963; buys a1 a3 a4 n1 c1, sells a2 a5:
+# ratio 5/2; high 99 (n1), low 1 (c1); open 11 (a3, earliest event time though it arrived
+# third), close 9 (a4, latest event time though a5 came after)
+AAA_1M = {"revision": 0, "total_volume": 2700.0, "total_value": 107900.0, "vwap": 39.963,
+          "trade_count": 7, "buy_count": 5, "sell_count": 2, "buy_sell_ratio": 2.5,
+          "high_price": 99.0, "low_price": 1.0, "open_price": 11.0, "close_price": 9.0}
+# the same window with the executed-only option: a1..a5 only: volume 700, value 7900,
+# vwap 11.285714.. -> 11.2857, 3 buys / 2 sells, high 13 (a5), low 9 (a4)
+AAA_1M_EXECUTED = {"revision": 0, "total_volume": 700.0, "total_value": 7900.0,
+                   "vwap": 11.2857, "trade_count": 5, "buy_count": 3, "sell_count": 2,
+                   "buy_sell_ratio": 1.5, "high_price": 13.0, "low_price": 9.0,
+                   "open_price": 11.0, "close_price": 9.0}
+PLANNED_TYPES = {
+    "symbol": pl.String, "window_start": pl.Int64, "window_end": pl.Int64,
+    "window_size": pl.String, "total_volume": pl.Float64, "total_value": pl.Float64,
+    "vwap": pl.Float64, "trade_count": pl.Int64, "buy_count": pl.Int64,
+    "sell_count": pl.Int64, "buy_sell_ratio": pl.Float64, "high_price": pl.Float64,
+    "low_price": pl.Float64, "open_price": pl.Float64, "close_price": pl.Float64,
+    "computed_at": pl.Datetime("ms", "UTC"), "revision": pl.Int64, "date": pl.Date}
+EXECUTED_ONLY = ("streams.trades.steps[2].condition="
+                 "UPPER(status) IN ('FILLED', 'PARTIALLY_FILLED')")
 
 
 @pytest.fixture(scope="module")
@@ -296,18 +315,31 @@ def aggregation(tmp_path_factory: pytest.TempPathFactory) -> Job:
 
 
 def windows(job: Job, size: str, symbol: str) -> list[dict[str, Any]]:
-    rows = [r for r in job.dataset(f"trade_aggregates_{size}") if r["symbol"] == symbol]
+    rows = [r for r in job.dataset("trade_aggregates")
+            if r["symbol"] == symbol and r["window_size"] == size]
     return sorted(rows, key=lambda r: (r["window_start"], r["revision"]))
 
 
 def assert_windows(actual: list[dict[str, Any]], expected: list[dict[str, Any]]) -> None:
     assert len(actual) == len(expected)
     for got, want in zip(actual, expected, strict=True):
-        got = {k: v for k, v in got.items() if k != "date"}  # the partition column
+        # the partition column and the processing time (tested on their own)
+        got = {k: v for k, v in got.items() if k not in ("date", "computed_at")}
         assert set(got) == set(want), sorted(set(got) ^ set(want))
         for column, value in want.items():
             assert got[column] == (pytest.approx(value) if isinstance(value, float)
-                                   else value), column
+                                   and math.isfinite(value) else value), column
+
+
+def test_aggregation_one_output_with_the_planned_columns_and_types(aggregation: Job) -> None:
+    frame = aggregation.frame("trade_aggregates")
+    assert dict(frame.schema) == PLANNED_TYPES
+    assert sorted(frame["window_size"].unique().to_list()) == ["15m", "1m", "5m"]
+    assert set(aggregation.result.written) == {
+        "analytics.trade-aggregates", "late_1m", "late_5m", "late_15m", "errors",
+        "dlq.deserialization", "dlq.processing-errors"}
+    # processing time: one value per checkpoint interval (this run takes one, at its end)
+    assert frame["computed_at"].n_unique() == 1 and frame["computed_at"].null_count() == 0
 
 
 def test_aggregation_single_trade_window(aggregation: Job) -> None:
@@ -316,25 +348,39 @@ def test_aggregation_single_trade_window(aggregation: Job) -> None:
                        [window_row("SGL", 0, size, **single(50.0, 100, "BUY"))])
 
 
-def test_aggregation_ratio_is_null_without_sells_and_zero_without_buys(
+def test_aggregation_ratio_is_infinite_without_sells_and_zero_without_buys(
         aggregation: Job) -> None:
     sgl = windows(aggregation, "1m", "SGL")[0]
-    assert (sgl["buy_count"], sgl["sell_count"], sgl["buy_sell_ratio"]) == (1, 0, None)
+    assert (sgl["buy_count"], sgl["sell_count"], sgl["buy_sell_ratio"]) == (1, 0, math.inf)
     sll = windows(aggregation, "1m", "SLL")[0]
     assert (sll["buy_count"], sll["sell_count"], sll["buy_sell_ratio"]) == (0, 2, 0.0)
-    # never infinity or NaN, in any dataset
-    for size in ("1m", "5m", "15m"):
-        ratios = aggregation.frame(f"trade_aggregates_{size}")["buy_sell_ratio"].drop_nulls()
-        assert all(math.isfinite(x) for x in ratios)
 
 
-def test_aggregation_vwap_counts_ohlc_by_event_time(aggregation: Job) -> None:
-    # only executed trades count (n1 NEW and c1 CANCELLED are left out), the re-sent a1 once
+def test_aggregation_ratio_option_gives_null_without_sells(tmp_path: Path) -> None:
+    trades = write_lines(tmp_path / "in" / "trades.jsonl", AGG_INPUT)
+    null_ratio = ("streams.aggregates.steps[1].columns.buy_sell_ratio=CASE WHEN sell_count = 0 "
+                  "THEN NULL ELSE ROUND(CAST(buy_count AS DOUBLE) / sell_count, 4) END")
+    job = run_job("aggregation", tmp_path, [f"source.path={trades}", null_ratio])
+    assert windows(job, "1m", "SGL")[0]["buy_sell_ratio"] is None
+    assert windows(job, "1m", "AAA")[0]["buy_sell_ratio"] == 2.5
+
+
+def test_aggregation_counts_every_status_and_ohlc_by_event_time(aggregation: Job) -> None:
+    # n1 NEW and c1 CANCELLED count like the fills (the plan); the re-sent a1 once
     assert_windows(windows(aggregation, "1m", "AAA"),
                    [window_row("AAA", 60 * S, "1m", **AAA_1M),
                     window_row("AAA", 360 * S, "1m", **single(15.0, 1000, "BUY"))])
-    assert aggregation.result.operator_counters["executed_only"]["filtered"] == 2
+    assert aggregation.result.operator_counters["trade_scope"]["filtered"] == 0
     assert aggregation.result.counters["duplicates"] == 1
+
+
+def test_aggregation_executed_only_option(tmp_path: Path) -> None:
+    trades = write_lines(tmp_path / "in" / "trades.jsonl", AGG_INPUT)
+    job = run_job("aggregation", tmp_path, [f"source.path={trades}", EXECUTED_ONLY])
+    assert_windows(windows(job, "1m", "AAA"),
+                   [window_row("AAA", 60 * S, "1m", **AAA_1M_EXECUTED),
+                    window_row("AAA", 360 * S, "1m", **single(15.0, 1000, "BUY"))])
+    assert job.result.operator_counters["trade_scope"]["filtered"] == 2
 
 
 def test_aggregation_two_trades_merge_into_one_window(aggregation: Job) -> None:
@@ -343,9 +389,10 @@ def test_aggregation_two_trades_merge_into_one_window(aggregation: Job) -> None:
     assert_windows(windows(aggregation, "1m", "MRG"),
                    [window_row("MRG", 60 * S, "1m", **single(100.0, 10, "BUY")),
                     window_row("MRG", 120 * S, "1m", **single(102.0, 30, "SELL"))])
-    merged = {"revision": 0, "total_volume": 40, "total_value": 4060.0, "vwap": 101.5,
+    merged = {"revision": 0, "total_volume": 40.0, "total_value": 4060.0, "vwap": 101.5,
               "trade_count": 2, "buy_count": 1, "sell_count": 1, "buy_sell_ratio": 1.0,
-              "high": 102.0, "low": 100.0, "open": 100.0, "close": 102.0}
+              "high_price": 102.0, "low_price": 100.0, "open_price": 100.0,
+              "close_price": 102.0}
     assert_windows(windows(aggregation, "5m", "MRG"), [window_row("MRG", 0, "5m", **merged)])
     assert_windows(windows(aggregation, "15m", "MRG"), [window_row("MRG", 0, "15m", **merged)])
 
@@ -354,20 +401,39 @@ def test_aggregation_5m_and_15m_windows(aggregation: Job) -> None:
     assert_windows(windows(aggregation, "5m", "AAA"),
                    [window_row("AAA", 0, "5m", **AAA_1M),
                     window_row("AAA", 300 * S, "5m", **single(15.0, 1000, "BUY"))])
-    # a1..a6: volume 1700, value 7900 + 15000 = 22900; 4 buys, 2 sells; close a6 (400 s)
+    # + a6: volume 3700, value 107900 + 15000 = 122900, vwap 33.21621.. -> 33.2162;
+    # 6 buys, 2 sells; close a6 (400 s)
     assert_windows(windows(aggregation, "15m", "AAA"), [window_row(
-        "AAA", 0, "15m", revision=0, total_volume=1700, total_value=22900.0,
-        vwap=22900 / 1700, trade_count=6, buy_count=4, sell_count=2, buy_sell_ratio=2.0,
-        high=15.0, low=9.0, open=11.0, close=15.0)])
+        "AAA", 0, "15m", revision=0, total_volume=3700.0, total_value=122900.0,
+        vwap=33.2162, trade_count=8, buy_count=6, sell_count=2, buy_sell_ratio=3.0,
+        high_price=99.0, low_price=1.0, open_price=11.0, close_price=15.0)])
+
+
+def test_aggregation_rounds_vwap_and_ratio_to_4_decimals(tmp_path: Path) -> None:
+    # 2 buys and 3 sells at 10.00, 10.01, 10.03 x 1, 1, 1 and 20.00 x 2 -- hand-computed:
+    # value 10 + 10.01 + 10.03 + 40 = 70.04 over 5 shares: vwap 14.008; ratio 2/3 = 0.6667
+    rows = [trade("v1", "RND", 1 * S, price=10.0, quantity=1, side="BUY"),
+            trade("v2", "RND", 2 * S, price=10.01, quantity=1, side="SELL"),
+            trade("v3", "RND", 3 * S, price=10.03, quantity=1, side="SELL"),
+            trade("v4", "RND", 4 * S, price=20.0, quantity=2, side="BUY"),
+            trade("v5", "RND", 5 * S, price=10.0, quantity=0, side="SELL")]
+    job = run_job("aggregation", tmp_path,
+                  [f"source.path={write_lines(tmp_path / 'in' / 't.jsonl', rows)}"])
+    row = windows(job, "1m", "RND")[0]
+    assert (row["vwap"], row["buy_sell_ratio"]) == (14.008, 0.6667)
+    # 10.0 + 10.01 + 10.03 + 40 -> three buys of 1/3 would need more decimals: rounded
+    three = [trade(f"w{i}", "THR", i * S, price=p, quantity=1, side="BUY")
+             for i, p in enumerate((10.0, 10.0, 10.01), start=1)]
+    job = run_job("aggregation", tmp_path / "b",
+                  [f"source.path={write_lines(tmp_path / 'in' / 'w.jsonl', three)}"])
+    assert windows(job, "1m", "THR")[0]["vwap"] == 10.0033  # 30.01 / 3 = 10.00333..
 
 
 def test_aggregation_window_size_column(aggregation: Job) -> None:
-    for size in ("1m", "5m", "15m"):
-        frame = aggregation.frame(f"trade_aggregates_{size}")
-        assert frame["window_size"].unique().to_list() == [size]
-        assert (frame["window_end"] - frame["window_start"]).unique().to_list() == [
-            {"1m": MIN, "5m": 5 * MIN, "15m": 15 * MIN}[size]]
-        assert frame["buy_count"].dtype == pl.Int64 and frame["sell_count"].dtype == pl.Int64
+    frame = aggregation.frame("trade_aggregates")
+    for size, span in (("1m", MIN), ("5m", 5 * MIN), ("15m", 15 * MIN)):
+        sized = frame.filter(pl.col("window_size") == size)
+        assert (sized["window_end"] - sized["window_start"]).unique().to_list() == [span]
     # nothing in this input is late for any window
     for late in ("quarantine_aggregation_late_1m", "quarantine_aggregation_late_5m",
                  "quarantine_aggregation_late_15m"):
@@ -395,9 +461,10 @@ def test_aggregation_late_but_allowed_trade_refires_with_revision_1(lateness: Jo
     # l1 + l2: volume 40, value 200 + 660 = 860, vwap 21.5
     assert_windows(windows(lateness, "1m", "LAT"), [
         window_row("LAT", 180 * S, "1m", **single(20.0, 10, "BUY")),
-        window_row("LAT", 180 * S, "1m", revision=1, total_volume=40, total_value=860.0,
+        window_row("LAT", 180 * S, "1m", revision=1, total_volume=40.0, total_value=860.0,
                    vwap=21.5, trade_count=2, buy_count=1, sell_count=1, buy_sell_ratio=1.0,
-                   high=22.0, low=20.0, open=20.0, close=22.0)])
+                   high_price=22.0, low_price=20.0, open_price=20.0,
+                   close_price=22.0)])
 
 
 def test_aggregation_too_late_trade_goes_to_the_window_late_output(lateness: Job) -> None:
@@ -409,11 +476,12 @@ def test_aggregation_too_late_trade_goes_to_the_window_late_output(lateness: Job
     # the 5-minute window [0, 300 s) had not even fired: l3 is on time there
     assert lateness.dataset("quarantine_aggregation_late_5m") == []
     assert lateness.dataset("quarantine_aggregation_late_15m") == []
-    # l1, l2, l3: value 200 + 660 + 125 = 985; l3 (235 s) is the latest: the close
+    # l1, l2, l3: value 200 + 660 + 125 = 985, vwap 985 / 45 = 21.8888.. -> 21.8889;
+    # l3 (235 s) is the latest: the close
     assert_windows(windows(lateness, "5m", "LAT"), [window_row(
-        "LAT", 0, "5m", revision=0, total_volume=45, total_value=985.0, vwap=985 / 45,
-        trade_count=3, buy_count=2, sell_count=1, buy_sell_ratio=2.0, high=25.0, low=20.0,
-        open=20.0, close=25.0)])
+        "LAT", 0, "5m", revision=0, total_volume=45.0, total_value=985.0, vwap=21.8889,
+        trade_count=3, buy_count=2, sell_count=1, buy_sell_ratio=2.0, high_price=25.0,
+        low_price=20.0, open_price=20.0, close_price=25.0)])
 
 
 # ---- job 3: price alerts ---------------------------------------------------------------
@@ -615,7 +683,7 @@ ORDERBOOK_INPUT = [
     {"symbol": "EMPTY", "timestamp_ms": T0 + 4 * S, "bids": [], "asks": []},
     {"symbol": "LATE", "timestamp_ms": T0 - 60 * S, "bids": DEEP_BIDS, "asks": THIN_ASKS},
 ]
-METRICS = ["best_bid", "best_ask", "mid", "spread", "spread_bps",
+METRICS = ["best_bid", "best_ask", "mid_price", "spread", "spread_bps",
            *(f"{side}_depth_{n}" for side in ("bid", "ask") for n in (5, 10, 20)),
            *(f"imbalance_{n}" for n in (5, 10, 20))]
 
@@ -633,40 +701,40 @@ def book(job: Job, symbol: str) -> dict[str, Any]:
 
 
 def assert_metrics(row: dict[str, Any], **expected: float) -> None:
-    assert {k: row[k] for k in METRICS} == {k: pytest.approx(v, abs=1e-9)
-                                            for k, v in expected.items()}
+    assert {k: row[k] for k in METRICS} == expected
 
 
 def test_orderbook_columns(orderbook: Job) -> None:
     frame = orderbook.frame("orderbook_metrics")
     assert frame.columns[:2] == ["symbol", "timestamp_ms"]
     # the level lists are dropped; `date` is the dataset's partition column
-    assert sorted(frame.columns[2:]) == sorted([*METRICS, "date"])
+    assert sorted(frame.columns[2:]) == sorted([*METRICS, *DELTAS, "date"])
     assert frame["symbol"].to_list() == ["OB1", "NOBID", "NOASK", "EMPTY"]
 
 
 def test_orderbook_spread_depth_and_imbalance(orderbook: Job) -> None:
-    # mid (100.00 + 100.02) / 2 = 100.01; spread 0.02 = 0.02 / 100.01 * 10^4 bps
+    # mid (100.00 + 100.02) / 2 = 100.01; spread 0.02 (4 decimals: 0.02, not 0.0199999..);
+    # 0.02 / 100.01 * 10^4 = 1.99980.. bps -> 2.0 (2 decimals)
     # bid depth: 1+..+5 = 15, 1+..+10 = 55, 1+..+20 = 210 (levels 21-25 ignored);
-    # ask depth: 10+20+30 = 60 at every depth (only 3 levels)
-    assert_metrics(book(orderbook, "OB1"), best_bid=100.0, best_ask=100.02, mid=100.01,
-                   spread=0.02, spread_bps=0.02 / 100.01 * 10_000,
+    # ask depth: 10+20+30 = 60 at every depth (only 3 levels); imbalance (4 decimals):
+    # -45/75 = -0.6, -5/115 = -0.043478.. -> -0.0435, 150/270 = 0.5555.. -> 0.5556
+    assert_metrics(book(orderbook, "OB1"), best_bid=100.0, best_ask=100.02, mid_price=100.01,
+                   spread=0.02, spread_bps=2.0,
                    bid_depth_5=15, bid_depth_10=55, bid_depth_20=210,
                    ask_depth_5=60, ask_depth_10=60, ask_depth_20=60,
-                   imbalance_5=(15 - 60) / 75, imbalance_10=(55 - 60) / 115,
-                   imbalance_20=(210 - 60) / 270)
+                   imbalance_5=-0.6, imbalance_10=-0.0435, imbalance_20=0.5556)
 
 
 def test_orderbook_empty_bid_side_gives_zeros(orderbook: Job) -> None:
     # no mid, spread or bps without both sides; the imbalance is all on the ask side (-1)
-    assert_metrics(book(orderbook, "NOBID"), best_bid=0, best_ask=50.0, mid=0, spread=0,
+    assert_metrics(book(orderbook, "NOBID"), best_bid=0, best_ask=50.0, mid_price=0, spread=0,
                    spread_bps=0, bid_depth_5=0, bid_depth_10=0, bid_depth_20=0,
                    ask_depth_5=15, ask_depth_10=21, ask_depth_20=21,
                    imbalance_5=-1, imbalance_10=-1, imbalance_20=-1)
 
 
 def test_orderbook_empty_ask_side_gives_zeros(orderbook: Job) -> None:
-    assert_metrics(book(orderbook, "NOASK"), best_bid=20.0, best_ask=0, mid=0, spread=0,
+    assert_metrics(book(orderbook, "NOASK"), best_bid=20.0, best_ask=0, mid_price=0, spread=0,
                    spread_bps=0, bid_depth_5=10, bid_depth_10=10, bid_depth_20=10,
                    ask_depth_5=0, ask_depth_10=0, ask_depth_20=0,
                    imbalance_5=1, imbalance_10=1, imbalance_20=1)
@@ -677,6 +745,45 @@ def test_orderbook_both_sides_empty_all_zeros(orderbook: Job) -> None:
     assert orderbook.result.counters["errors"] == 0
 
 
+DELTAS = ["mid_price_change", "spread_change", "spread_bps_change", "imbalance_5_change",
+          "imbalance_10_change", "imbalance_20_change", "ms_since_previous"]
+# one symbol's snapshots: best bid/ask and one level a side, quantities for the imbalance
+DELTA_INPUT = [
+    {"symbol": "DLT", "timestamp_ms": T0 + 1 * S, "bids": levels([(10.0, 30)]),
+     "asks": levels([(10.02, 10)])},                       # mid 10.01, spread 0.02, imb 0.5
+    {"symbol": "DLT", "timestamp_ms": T0 + 61 * S, "bids": levels([(10.1, 10)]),
+     "asks": levels([(10.11, 30)])},                       # mid 10.105, spread 0.01, imb -0.5
+    {"symbol": "DLT", "timestamp_ms": T0 + 361 * S + 1, "bids": levels([(10.0, 10)]),
+     "asks": levels([(10.02, 10)])},                       # 300.001 s later: beyond the TTL
+    {"symbol": "OTH", "timestamp_ms": T0 + 362 * S, "bids": levels([(5.0, 1)]),
+     "asks": levels([(5.02, 1)])},                         # another symbol: no previous
+    {"symbol": "DLT", "timestamp_ms": T0 + 661 * S + 1, "bids": levels([(10.0, 10)]),
+     "asks": levels([(10.04, 10)])},                       # exactly 300 s later: within
+]
+
+
+def test_orderbook_deltas_against_the_previous_snapshot_of_the_symbol(tmp_path: Path) -> None:
+    books = write_lines(tmp_path / "in" / "books.jsonl", DELTA_INPUT)
+    job = run_job("orderbook", tmp_path, [f"source.path={books}"])
+    rows = job.dataset("orderbook_metrics")
+    first, second, expired, other, within = ({k: r[k] for k in DELTAS} for r in rows)
+    nothing = dict.fromkeys(DELTAS)
+    assert first == nothing  # no previous snapshot
+    # mid 10.105 - 10.01 = 0.095; spread 0.01 - 0.02 = -0.01; bps: 0.01/10.105*1e4 = 9.90
+    # minus 0.02/10.01*1e4 = 19.98 -> -10.08; imbalance -0.5 - 0.5 = -1 at every depth
+    assert second == {"mid_price_change": 0.095, "spread_change": -0.01,
+                      "spread_bps_change": -10.08, "imbalance_5_change": -1.0,
+                      "imbalance_10_change": -1.0, "imbalance_20_change": -1.0,
+                      "ms_since_previous": 60_000}
+    assert expired == nothing  # the previous one is 300,001 ms old: past the 5-minute TTL
+    assert other == nothing
+    # mid 10.02 - 10.01 = 0.01; spread 0.04 - 0.02; bps 39.92 - 19.98 = 19.94
+    assert within == {"mid_price_change": 0.01, "spread_change": 0.02,
+                      "spread_bps_change": 19.94, "imbalance_5_change": 0.0,
+                      "imbalance_10_change": 0.0, "imbalance_20_change": 0.0,
+                      "ms_since_previous": 300_000}
+
+
 def test_orderbook_late_snapshot_quarantined(orderbook: Job) -> None:
     late = orderbook.dataset("quarantine_orderbook_late")
     assert [r["symbol"] for r in late] == ["LATE"]
@@ -685,17 +792,18 @@ def test_orderbook_late_snapshot_quarantined(orderbook: Job) -> None:
 
 # ---- job 5: enrichment -----------------------------------------------------------------
 
-FIELDS = ("company_name", "sector", "industry", "market_cap_tier", "ref_exchange")
+FIELDS = ("company_name", "sector", "industry", "market_cap_tier", "listed_exchange")
 REFERENCE = [
     {"symbol": "AAA", "company_name": "Alpha Corp.", "sector": "Information Technology",
-     "industry": "Software", "market_cap_tier": "LARGE", "ref_exchange": "NASDAQ"},
+     "industry": "Software", "market_cap_tier": "LARGE", "listed_exchange": "NASDAQ"},
     {"symbol": "BBB", "company_name": "Beta Inc.", "sector": "Energy",
-     "industry": "Oil & Gas", "market_cap_tier": "MID", "ref_exchange": "NYSE"},
+     "industry": "Oil & Gas", "market_cap_tier": "MID", "listed_exchange": "NYSE"},
 ]
 UPDATES = [
     {**REFERENCE[0], "sector": "Reclassified"},                     # AAA moves sector
     {"symbol": "ZZZ", "company_name": "Zeta Holdings", "sector": "Utilities",
-     "industry": "Electric Utilities", "market_cap_tier": "SMALL", "ref_exchange": "NYSE"},
+     "industry": "Electric Utilities", "market_cap_tier": "SMALL",
+     "listed_exchange": "NYSE"},
 ]
 # with runtime.interleave_records=2 the sequence is: e1, e2 (trades), both updates, e3, ...
 ENRICH_TRADES = [
@@ -706,7 +814,9 @@ ENRICH_TRADES = [
     trade("e5", "BBB", 5 * S, status="NEW"),                # not executed: filtered out
     trade("e6", "BBB", 6 * S),
     trade("e1", "AAA", 1 * S),                              # duplicate
-    trade("e7", "AAA", -60 * S),                            # late
+    trade("e7", "AAA", -60 * S),                            # late: enriched, flagged
+    trade("e8", "BBB", 7 * S, status="filled"),             # upper-cased: FILLED
+    trade("e9", "BBB", 8 * S, status="cancelled"),          # CANCELLED: not filled
 ]
 
 
@@ -731,17 +841,23 @@ def test_enrichment_known_unknown_and_updated(tmp_path: Path, batch_size: int) -
         "runtime.interleave_records=2", f"runtime.batch_size={batch_size}"],
         doc_overrides=reference_path)
     rows = job.dataset("enriched_trades")
-    assert sorted(ids(rows)) == ["e1", "e2", "e3", "e4", "e6"]
+    # processed.trades.filled as the router makes it: late e7 and lowercase e8 included
+    assert sorted(ids(rows)) == ["e1", "e2", "e3", "e4", "e6", "e7", "e8"]
     by_id = {r["trade_id"]: r for r in rows}
     assert {k: by_id["e1"][k] for k in FIELDS} == enriched(REFERENCE[0])   # known
     assert {k: by_id["e2"][k] for k in FIELDS} == enriched(None)           # unknown
     assert {k: by_id["e3"][k] for k in FIELDS} == enriched(UPDATES[0])     # updated
     assert {k: by_id["e4"][k] for k in FIELDS} == enriched(UPDATES[1])     # added
     assert {k: by_id["e6"][k] for k in FIELDS} == enriched(REFERENCE[1])
-    # the trade's own columns pass through unchanged (its exchange beside ref_exchange)
+    # the trade's own columns pass through unchanged (its exchange beside listed_exchange)
     assert {k: by_id["e3"][k] for k in trade("e3", "AAA", 3 * S)} == \
         trade("e3", "AAA", 3 * S, status="PARTIALLY_FILLED")
+    assert by_id["e8"]["status"] == "FILLED"
+    assert {i for i, r in by_id.items() if r["is_late"]} == {"e7"}
     assert job.result.operator_counters["reference_data"] == {"unknown_keys": 1, "errors": 0}
     assert job.result.counters["duplicates"] == 1
-    assert ids(job.dataset("quarantine_enrichment_late")) == ["e7"]
-    assert job.result.operator_counters["executed_only"]["filtered"] == 1
+    assert job.result.operator_counters["filled_only"]["filtered"] == 2  # e5 NEW, e9
+    # enriched_at_ms: processing time in epoch ms, one value per checkpoint interval
+    frame = job.frame("enriched_trades")
+    assert frame["enriched_at_ms"].dtype == pl.Int64
+    assert frame["enriched_at_ms"].n_unique() == 1 and frame["enriched_at_ms"].min() > T0

@@ -54,3 +54,18 @@ def test_dropping_strategies_count_but_emit_nothing(strategy, caplog):
 def test_dlq_strategy_emits_like_quarantine():
     out = run_steps(RECORDS, steps("dlq"))
     assert [r["id"] for r in out["late"]] == ["b", "c", "f"]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 100])
+def test_flag_strategy_keeps_every_record_and_marks_the_late_ones(batch_size):
+    from surestream.runners.local.runner import LocalRunner
+    from surestream.testing import memory_spec
+
+    flag = [WatermarkStep(timestamp_column="ts", max_out_of_orderness_ms=2000),
+            LateDataStep(name="q", strategy="flag", flag_column="is_late")]
+    result = LocalRunner(memory_spec(RECORDS, flag, batch_size=batch_size)).run()
+    # the same rule as the quarantine: b, c (W 7999) and f (W 17999) are late; none leaves
+    assert [(r["id"], r["is_late"]) for r in result.rows("main")] == [
+        ("a", False), ("b", True), ("c", True), ("d", False), ("e", False), ("f", True)]
+    assert "late" not in result.collected
+    assert result.operator_counters["q"] == {"late_flagged": 3}

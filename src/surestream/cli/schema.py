@@ -136,6 +136,10 @@ STEP_EXAMPLES: dict[str, str] = {
   function: surestream.apps.trading.jobs.alerts:PriceAlerts   # process_element(record, ctx)
   params: {window_ms: 300000, threshold_pct: 2.0}             # -> open(params)
 """,
+    "processing_time": """\
+- {type: processing_time, name: stamp_computed_at, column: computed_at, unit: timestamp}
+# the output lists it: processing_time_columns: [computed_at]
+""",
     "broadcast_enrich": """\
 - type: broadcast_enrich
   name: reference_data

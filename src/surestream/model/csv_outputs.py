@@ -78,7 +78,8 @@ def session_column_tags(spec: Any) -> dict[str, str]:
         if name in visiting:  # a cycle: refused elsewhere; nothing to say here
             return None
         visiting.add(name)
-        carried = carried_by(streams[name].from_)
+        carried = next((c for c in map(carried_by, streams[name].inputs) if c is not None),
+                       None)
         for step in streams[name].steps:
             carried = _after_step(step, carried, side)
         results[name] = carried

@@ -225,10 +225,22 @@ class StreamSpec(_Strict):
     """A named stream: steps applied in order to what it reads. Its results carry the
     stream's name as their tag."""
 
-    from_: str = Field(alias="from",
-                       description="what the stream reads: a source, another stream (its "
-                                   "results), or a side-output tag such as `late` (fan-out)")
+    from_: str | Annotated[list[str], Field(min_length=2)] = Field(
+        alias="from",
+        description="what the stream reads: a source, another stream (its results), or a "
+                    "side-output tag such as `late` (fan-out); or a list of two or more "
+                    "streams/tags: their union (e.g. 1-, 5- and 15-minute windows into one "
+                    "output), records in the order they were produced, ties in list order")
     steps: list[Step] = Field(default_factory=list, description="applied in order")
+
+    @property
+    def inputs(self) -> list[str]:
+        """What the stream reads, as a list (one entry unless it is a union)."""
+        return list(self.from_) if isinstance(self.from_, list) else [self.from_]
+
+    @property
+    def is_union(self) -> bool:
+        return isinstance(self.from_, list)
 
 
 class CheckpointSpec(_Strict):

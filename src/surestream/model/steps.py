@@ -159,11 +159,15 @@ class LateDataStep(StepModel):
     name: StepName = "late_data"
     output_tag: Tag = Field("late", description="the tag late records go to (an `outputs` "
                                                 "entry or a stream's `from`)")
-    strategy: Literal["quarantine", "side_output", "dlq", "log_and_drop", "drop"] = Field(
+    strategy: Literal["quarantine", "side_output", "dlq", "log_and_drop", "drop", "flag"] = Field(
         "quarantine", description="`quarantine`, `side_output`, `dlq`: late records go to "
                                   "`output_tag` with the metadata columns; `log_and_drop`: "
                                   "logged and counted; `drop`: only counted (must be asked "
-                                  "for by name)")
+                                  "for by name); `flag`: every record stays in the stream, "
+                                  "`flag_column` says whether it is late (counted as "
+                                  "`late_flagged`)")
+    flag_column: Name = Field("is_late", description="`flag` only: the boolean column "
+                                                     "written to every record (true: late)")
     metadata: LateMetadata = Field(LateMetadata(), description="the columns added to each "
                                                                "late record")
 
@@ -416,8 +420,24 @@ class BroadcastEnrichStep(StepModel):
                                                       "`unknown_keys`)")
 
 
+class ProcessingTimeStep(StepModel):
+    """Stamp each record with processing time (the wall clock) the way SEMANTICS §1 allows
+    it: one value per checkpoint interval, taken when the interval's checkpoint opens and
+    stored in the checkpoint, so a recovery gives the records it processes again the value
+    they had. (``CURRENT_TIMESTAMP`` in ``with_columns`` reads the clock per batch instead.)
+    List the column in the output's ``processing_time_columns``: it differs between runs."""
+
+    type: Literal["processing_time"] = "processing_time"
+    name: StepName = "processing_time"
+    column: Name = Field(description="the column to write (replaced if the records have it)")
+    unit: Literal["ms", "timestamp"] = Field(
+        "ms", description="`ms`: epoch milliseconds (an integer); `timestamp`: a UTC "
+                          "timestamp with millisecond precision")
+
+
 Step = Annotated[
     WatermarkStep | LateDataStep | KeyedDedupStep | WindowStep | RouteStep | WithColumnsStep
-    | WhereStep | MapBatchesStep | MapStep | FilterStep | ProcessStep | BroadcastEnrichStep,
+    | WhereStep | MapBatchesStep | MapStep | FilterStep | ProcessStep | BroadcastEnrichStep
+    | ProcessingTimeStep,
     Field(discriminator="type"),
 ]

@@ -56,7 +56,7 @@ def step_side_tags(step: Any) -> list[str]:
 
 def stream_inputs(stream: Any) -> list[str]:
     """What a stream reads: its ``from`` and the ``updates`` of its broadcast steps."""
-    return [stream.from_] + [s.updates for s in stream.steps
+    return list(stream.inputs) + [s.updates for s in stream.steps
                              if isinstance(s, BroadcastEnrichStep) and s.updates]
 
 
@@ -178,11 +178,18 @@ def _unknown_inputs(spec: PipelineSpec) -> list[Problem]:
     problems = []
     for sname, stream in spec.all_streams.items():
         where = f"{stream_prefix(spec, sname)}.from"
-        if stream.from_ not in readable:
-            problems.append((where, f"{stream.from_!r} is neither a source nor a stream or "
-                                    f"tag (known: {sorted(readable)})"))
-        elif stream.from_ == sname:
-            problems.append((where, "a stream cannot read itself"))
+        for read in stream.inputs:
+            if read not in readable:
+                problems.append((where, f"{read!r} is neither a source nor a stream or "
+                                        f"tag (known: {sorted(readable)})"))
+            elif read == sname:
+                problems.append((where, "a stream cannot read itself"))
+            elif stream.is_union and read in spec.all_sources:
+                problems.append((where, f"a union reads streams or tags, not the source "
+                                        f"{read!r}: read several files as one source (a "
+                                        "list of paths) or give the source a stream first"))
+        if stream.is_union and len(set(stream.inputs)) != len(stream.inputs):
+            problems.append((where, "a union names each stream or tag once"))
         for i, step in enumerate(stream.steps):
             if isinstance(step, BroadcastEnrichStep) and step.updates is not None \
                     and step.updates not in readable:
@@ -194,10 +201,18 @@ def _unknown_inputs(spec: PipelineSpec) -> list[Problem]:
 
 def _time_order(spec: PipelineSpec) -> list[Problem]:
     """Steps that need event time come after a watermark step (a stream that reads another
-    stream's output inherits its event time)."""
+    stream's output inherits its event time), and never after a union (``_after_union``)."""
     problems = []
+    unions = _after_union(spec)
     for sname, stream in spec.all_streams.items():
-        has_time = stream.from_ not in spec.all_sources
+        has_time = not any(read in spec.all_sources for read in stream.inputs)
+        if sname in unions:
+            problems += [(step_path(spec, sname, i),
+                          f"step {step.name!r} ({step.type}) judges records against the "
+                          f"watermark, which a union ({unions[sname]!r}) does not define "
+                          "record by record; put it before the union, in each stream it reads")
+                         for i, step in enumerate(stream.steps) if _uses_watermark(step)]
+            continue
         for i, step in enumerate(stream.steps):
             if isinstance(step, WatermarkStep):
                 has_time = True
@@ -212,6 +227,34 @@ def graph_tags(spec: PipelineSpec) -> set[str]:
     """The tags the pipeline's steps and streams produce, and those its streams read."""
     return set(_produced(spec)) | {t for s in spec.all_streams.values()
                                    for t in stream_inputs(s)}
+
+
+def _uses_watermark(step: Any) -> bool:
+    return isinstance(step, LateDataStep | KeyedDedupStep | WindowStep | ProcessStep
+                      | WatermarkStep)
+
+
+def _after_union(spec: PipelineSpec) -> dict[str, str]:
+    """stream -> the union it reads, directly or through other streams and their tags.
+
+    A union's records keep the event time and the watermark they had in the stream they
+    come from; the union as a whole has no per-record watermark (its inputs advance theirs
+    independently), so steps that judge records against one are refused after it."""
+    streams = spec.all_streams
+    made_by = producers(streams)
+    found = {name: name for name, s in streams.items() if s.is_union}
+    changed = True
+    while changed:
+        changed = False
+        for name, s in streams.items():
+            if name in found:
+                continue
+            up = next((found[made_by[t]] for t in s.inputs
+                       if t in made_by and made_by[t] in found), None)
+            if up is not None:
+                found[name] = up
+                changed = True
+    return found
 
 
 def _outputs(spec: PipelineSpec) -> list[Problem]:
@@ -239,7 +282,8 @@ def _cycles(spec: PipelineSpec) -> list[Problem]:
         stream_order(streams)
     except StreamCycleError as e:
         first = e.cycle[0]
-        via_from = producers(streams).get(streams[first].from_) == e.cycle[1]
+        via_from = any(producers(streams).get(t) == e.cycle[1]
+                       for t in streams[first].inputs)
         where = (f"{stream_prefix(spec, first)}.from" if via_from else
                  next(f"{step_path(spec, first, i)}.updates"
                       for i, s in enumerate(streams[first].steps)

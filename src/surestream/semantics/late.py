@@ -9,7 +9,13 @@ side_output     the same (Flink's name for it)
 dlq             the same record and metadata, to a dead-letter destination
 log_and_drop    logged with the metadata, counted, dropped
 drop            counted, dropped (must be configured explicitly)
+flag            kept in the stream; a boolean column (``is_late``) says so
 ==============  ============================================================
+
+``flag`` is for a stage where lateness matters downstream but not here (a router sends
+every record on; the windows after it judge lateness themselves): no record leaves the
+stream, each carries ``flag_column`` (true when late), and the late ones are counted as
+``late_flagged`` -- not ``late``, which counts records taken out of the stream.
 
 The metadata columns keep their documented names (``watermark_ms``, ``lateness_ms``,
 ``original_timestamp``, ``pipeline``, ``operator``): tools and queries read them there. A
@@ -106,7 +112,7 @@ class LateDataOperator:
         self.step = step
         self.name = step.name
         self.pipeline = pipeline
-        self.counters = {"late": 0}
+        self.counters = {"late_flagged": 0} if step.strategy == "flag" else {"late": 0}
 
     def output_tags(self) -> set[str]:
         return {self.step.output_tag} if self.step.emits_records else set()
@@ -115,6 +121,10 @@ class LateDataOperator:
         if batch.ts is None:
             raise ValueError(f"{self.name}: needs event time; put a watermark step before it")
         late_mask = batch.ts <= batch.wm
+        if self.step.strategy == "flag":
+            self.counters["late_flagged"] += int(late_mask.sum())
+            flag = pl.Series(self.step.flag_column, late_mask, dtype=pl.Boolean)
+            return {MAIN: batch.with_data(batch.data.with_columns(flag))}
         n_late = int(late_mask.sum())
         if n_late == 0:
             return {MAIN: batch}

@@ -4,7 +4,8 @@
    duplicates, late events, malformed lines and unknown statuses, and their ground truth;
 2. run the five jobs -- router, aggregation, price alerts, order book analytics,
    enrichment -- through the engine with checkpointing, into the Parquet warehouse;
-3. reconcile the router's counters and outputs against the ground truth, exactly;
+3. reconcile the router's and the enrichment's counters and outputs against the ground
+   truth, exactly;
 4. report: counts per job and output, top symbols, alerts by severity, where the outputs
    are, and the next commands to try.
 """
@@ -51,7 +52,7 @@ def job_spec_file(job: str) -> Any:
 def prepare_reference(data: Path, seed: int) -> dict[str, Any]:
     """The reference file enrichment loads (a few symbols missing) and the update stream
     that re-adds one and moves another to a new sector while the job runs."""
-    ref = load_reference().rename({"exchange": "ref_exchange"}).sort("symbol")
+    ref = load_reference().rename({"exchange": "listed_exchange"}).sort("symbol")
     missing = ref["symbol"].tail(MISSING_SYMBOLS).to_list()
     (data / "reference").mkdir(parents=True, exist_ok=True)
     ref.filter(~pl.col("symbol").is_in(missing)).write_parquet(
@@ -118,24 +119,43 @@ def run_job(job: str, workspace: Path) -> JobRun:
     return JobRun(job, result)
 
 
-def reconcile(router: RunResult, truth: MarketTruth) -> list[tuple[str, int, int]]:
-    """(check, found by the pipeline, injected/expected) -- each pair must be equal."""
+#: the router's routed datasets, each a Parquet folder under warehouse/
+ROUTED_DATASETS = ("processed_trades_new", "processed_trades_filled",
+                   "processed_trades_cancelled", "processed_trades_rejected",
+                   "dlq_trades_unroutable")
+
+
+def flagged_late(warehouse: Path) -> int:
+    """Trades the router routed with ``is_late`` true, counted in its outputs."""
+    return sum(int(read_parquet_dataset(warehouse / name)["is_late"].sum())
+               for name in ROUTED_DATASETS if (warehouse / name).exists())
+
+
+def reconcile(router: RunResult, enrichment: RunResult, truth: MarketTruth,
+              warehouse: Path) -> list[tuple[str, int, int]]:
+    """(check, found by the pipeline, injected/expected) -- each pair must be equal.
+
+    The router routes every trade, late ones included (flagged ``is_late``), so each route
+    holds every unique well-formed trade of its statuses (``statuses``, late or not); the
+    late ones are found by their flag in the routed outputs."""
     t = truth.streams["raw.trades"]
     w = router.written
-    on_time = t.on_time_statuses
+    statuses = t.statuses
+    filled = statuses.get("FILLED", 0) + statuses.get("PARTIALLY_FILLED", 0)
     return [
         ("duplicates removed", router.counters.get("duplicates", 0), t.duplicates),
-        ("late trades quarantined", w.get("quarantine.trades.late", 0), t.late),
+        ("late trades routed, flagged is_late", flagged_late(warehouse), t.late),
         ("malformed -> dlq.deserialization", w.get("dlq.deserialization", 0), t.malformed),
         ("unknown status -> dlq.trades.unroutable", w.get("dlq.trades.unroutable", 0),
          t.unknown_status),
-        ("processed.trades.new", w.get("processed.trades.new", 0), on_time.get("NEW", 0)),
-        ("processed.trades.filled", w.get("processed.trades.filled", 0),
-         on_time.get("FILLED", 0) + on_time.get("PARTIALLY_FILLED", 0)),
+        ("processed.trades.new", w.get("processed.trades.new", 0), statuses.get("NEW", 0)),
+        ("processed.trades.filled", w.get("processed.trades.filled", 0), filled),
         ("processed.trades.cancelled", w.get("processed.trades.cancelled", 0),
-         on_time.get("CANCELLED", 0)),
+         statuses.get("CANCELLED", 0)),
         ("processed.trades.rejected", w.get("processed.trades.rejected", 0),
-         on_time.get("REJECTED", 0)),
+         statuses.get("REJECTED", 0)),
+        ("enrichment: processed.trades.filled enriched", enrichment.written.get("enriched", 0),
+         filled),
     ]
 
 
@@ -156,7 +176,7 @@ def run_demo(args: argparse.Namespace) -> int:
     warehouse = workspace / "warehouse"
     write_history(warehouse, read_parquet_dataset(warehouse / "processed_trades_filled"),
                   args.seed)
-    checks = reconcile(runs["router"].result, truth)
+    checks = reconcile(runs["router"].result, runs["enrichment"].result, truth, warehouse)
     elapsed = time.perf_counter() - started
     report = build_report(runs, checks, truth, ref, warehouse, workspace, elapsed)
     print(report)
@@ -179,7 +199,7 @@ def build_report(runs: dict[str, JobRun], checks: list[tuple[str, int, int]],
         alerts = a.alerts_by_severity()
     parts = [f"\n== report ({elapsed:.1f} s for {truth.events:,} events) ==", "",
              "jobs and outputs:", _indent(render_plain(jobs_table(runs))), "",
-             "reconciliation with the simulator's ground truth (router job):",
+             "reconciliation with the simulator's ground truth (router and enrichment jobs):",
              _indent(render_plain(reconciliation_table(checks))),
              f"  enrichment: {enrich.get('unknown_keys', 0):,} trades with symbols "
              f"missing from the reference ({', '.join(ref['missing'])}; "

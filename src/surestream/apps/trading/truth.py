@@ -11,9 +11,10 @@ Counts are per stream and cover exactly the lines produced (a run cut short by
   timestamp before them in the stream -- late for any watermark delay of at most that;
 * ``malformed``: lines that are not valid JSON;
 * ``unknown_status``: trades whose status is not one of the five known ones;
-* ``statuses``: unique well-formed trades per status value (unknown values by name);
+* ``statuses``: unique well-formed trades per status value (unknown values by name) --
+  what the router, which routes late trades too (flagged), sends to each route;
   ``on_time_statuses``: the same without late trades -- what a pipeline that quarantines
-  late data and routes by status sends to each route.
+  late data before routing by status would send.
 """
 
 from __future__ import annotations

@@ -117,9 +117,12 @@ class _Follower:
         if tag in self.spec.outputs:
             results.append(self.judge(tag, expected, via))
         for name, stream in self.streams.items():
-            if stream.from_ == tag:
+            if tag in stream.inputs:
                 hop = f"{tag} read by stream {name}"
-                results.extend(self.tag(name, self.through(stream.steps, expected),
+                reaching = expected if not stream.is_union else replace(
+                    expected, unknown=f"stream {name!r} is a union: it holds the records "
+                                      "of the other streams it reads too")
+                results.extend(self.tag(name, self.through(stream.steps, reaching),
                                         [*via, hop]))
         return results
 

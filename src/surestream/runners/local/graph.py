@@ -7,7 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import polars as pl
+
 from surestream.connectors.reference_data import load_reference
+from surestream.model.batch import Batch
 from surestream.model.spec import PipelineSpec
 from surestream.model.steps import (
     BroadcastEnrichStep,
@@ -16,6 +20,7 @@ from surestream.model.steps import (
     LateDataStep,
     MapBatchesStep,
     MapStep,
+    ProcessingTimeStep,
     ProcessStep,
     RouteStep,
     WatermarkStep,
@@ -33,6 +38,7 @@ from surestream.semantics.expressions import (
 )
 from surestream.semantics.late import LateDataOperator
 from surestream.semantics.process import build_process_operator
+from surestream.semantics.processing_time import ProcessingTimeOperator
 from surestream.semantics.router import build_route_operator
 from surestream.semantics.user_functions import build_filter_operator, build_map_operator
 from surestream.semantics.watermark_step import WatermarkOperator
@@ -47,7 +53,7 @@ class GraphError(ValueError):
 @dataclass
 class CompiledStream:
     name: str
-    from_: str
+    from_: str | list[str]  # a list: a union of streams/tags (``union_of``)
     operators: list[Any]
     reads_source: bool
     steps: list[Any] = field(default_factory=list)  # the specs of ``operators``
@@ -69,6 +75,7 @@ BUILDERS: dict[type, Callable[[Any, str, Clock | None, str | None], Any]] = {
     MapStep: lambda s, p, _, __: build_map_operator(s, p),
     FilterStep: lambda s, p, _, __: build_filter_operator(s, p),
     ProcessStep: lambda s, p, clock, _: build_process_operator(s, p, clock=clock),
+    ProcessingTimeStep: lambda s, p, clock, _: ProcessingTimeOperator(s, p, clock),
     BroadcastEnrichStep: lambda s, p, _, base: build_broadcast_operator(
         s, p, reference=_reference(s, base)),
 }
@@ -105,6 +112,26 @@ def compile_streams(spec: PipelineSpec, clock: Clock | None = None) -> list[Comp
         updates = {i: s.updates for i, s in enumerate(stream.steps)
                    if isinstance(s, BroadcastEnrichStep) and s.updates}
         compiled.append(CompiledStream(name, stream.from_, ops,
-                                       stream.from_ in spec.all_sources, list(stream.steps),
+                                       not stream.is_union and stream.from_ in spec.all_sources,
+                                       list(stream.steps),
                                        updates))
     return compiled
+
+
+def union_of(batches: list[Batch]) -> Batch:
+    """One batch of the records of several streams in one step (a ``from`` list).
+
+    Records are ordered by their emission point in the logical sequence (``seq``), ties in
+    the order of ``from``: a cut of the input into other batches gives the same order. Each
+    record keeps its event time and watermark; the union's watermark at the end of the step
+    is the smallest of its inputs' (no step that judges lateness may follow a union)."""
+    end = min(b.wm_end for b in batches)
+    rows = [b for b in batches if len(b)]
+    if not rows:
+        return Batch.empty(end, with_ts=True)
+    has_ts = all(b.ts is not None for b in rows)
+    merged = Batch(
+        data=pl.concat([b.data for b in rows], how="diagonal_relaxed"),
+        wm=np.concatenate([b.wm for b in rows]), seq=np.concatenate([b.seq for b in rows]),
+        wm_end=end, ts=np.concatenate([b.ts for b in rows]) if has_ts else None)
+    return merged.take(np.argsort(merged.seq, kind="stable"))

@@ -61,7 +61,7 @@ from surestream.runners.local.failures import (
     input_label,
     output_label,
 )
-from surestream.runners.local.graph import CompiledStream, compile_streams
+from surestream.runners.local.graph import CompiledStream, compile_streams, union_of
 from surestream.runners.local.results import Progress, RunResult
 from surestream.runners.local.savepoints import finish_interrupted_install, install_savepoint
 from surestream.runners.local.unwritable import check_errors_writable, divert_unwritable
@@ -377,7 +377,11 @@ class LocalRunner:
                     final: bool) -> None:
         """``stream``'s operators in order over what it reads; every tag they produce is
         added to ``tags`` (for the streams after it) and to ``emitted`` (for the sinks)."""
-        batch = tags.get(stream.from_)
+        if isinstance(stream.from_, list):
+            batch = union_of([tags[t] if t in tags else Batch.empty(tag_wm.get(t, NEG_INF))
+                              for t in stream.from_])
+        else:
+            batch = tags.get(stream.from_)
         if batch is None:
             if final and stream.reads_source:
                 batch = self._end_of_source(stream.from_)
