@@ -82,7 +82,7 @@ def history_rows() -> list[dict]:
     return [{"symbol": s, "date": d, "volume": v} for s, d, v in rows]
 
 
-#: (symbol, alert_ts, severity, direction, change_pct)
+#: (symbol, detected_at_ms, severity, direction, signed change in %)
 ALERTS = [("BBL", T0, "HIGH", "UP", 6.0), ("BHC", T0 + MIN, "MEDIUM", "DOWN", -2.5),
           ("BGD", T0 + 2 * MIN, "HIGH", "DOWN", -7.0),
           ("BBL", T0 + 3 * MIN, "CRITICAL", "UP", 12.0)]
@@ -113,9 +113,11 @@ def build_warehouse(root: Path) -> Path:
     # an older 5m writer without buy_sell_ratio
     write_part(wh / "trade_aggregates_5m", pl.DataFrame(
         [window("BBL", T0, 0, 300, "5m", 5 * MIN)]).drop("buy_sell_ratio"), 1)
-    alerts = pl.DataFrame([{"symbol": s, "alert_ts": ts, "window_start": ts - MIN,
-                            "baseline_price": 100.0, "price": 100.0 + c, "change_pct": c,
-                            "direction": d, "severity": sev} for s, ts, sev, d, c in ALERTS])
+    alerts = pl.DataFrame([{"alert_type": "PRICE_MOVEMENT", "symbol": s, "direction": d,
+                            "baseline_price": 100.0, "current_price": 100.0 + c,
+                            "pct_change": abs(c), "window_start_ms": ts - MIN,
+                            "detected_at_ms": ts, "severity": sev}
+                           for s, ts, sev, d, c in ALERTS])
     # hive-partitioned folders, as later writers may lay datasets out
     write_part(wh / "price_alerts" / "day=1", alerts.head(2), 1)
     write_part(wh / "price_alerts" / "day=2", alerts.tail(2), 2)

@@ -34,7 +34,8 @@ _OPTION_FLAGS = {"limit": "--limit", "account_id": "--account", "symbol": "--sym
                  "size": "--size", "side": "--side"}
 #: integer columns holding epoch milliseconds, shown as UTC times in a table
 _TIME_COLUMNS = frozenset({"timestamp_ms", "window_start", "window_end", "alert_ts",
-                           "first_alert_ts", "last_alert_ts"})
+                           "first_alert_ts", "last_alert_ts", "window_start_ms",
+                           "detected_at_ms"})
 
 
 def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:

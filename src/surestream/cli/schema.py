@@ -133,7 +133,7 @@ STEP_EXAMPLES: dict[str, str] = {
 - type: process
   name: price_alerts
   key_fields: [symbol]
-  function: surestream.apps.trading.jobs.alerts:PriceAlerts   # process_element(record, ctx)
+  function: surestream.apps.trading.jobs.alerts:PriceAlerts   # process_run(run, state)
   params: {window_ms: 300000, threshold_pct: 2.0}             # -> open(params)
 """,
     "processing_time": """\

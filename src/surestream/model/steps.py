@@ -387,7 +387,10 @@ class ProcessStep(StepModel):
     function: Any = Field(json_schema_extra={"type": "string"},
                           description="a class with process_element(record, ctx) (and "
                                       "optionally open(params), on_timer(timestamp, ctx)), "
-                                      "built without arguments, or a function (record, ctx): "
+                                      "built without arguments, or a function (record, ctx); "
+                                      "or a class with process_run(run, state), which gets "
+                                      "each key's records in event-time order as arrays "
+                                      "(docs/concepts.md): "
                                       f"{USER_CODE}")
     side_outputs: list[Tag] = Field(default_factory=list,
                                     description="the tags the function may emit to besides "

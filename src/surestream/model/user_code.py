@@ -137,20 +137,28 @@ def check_record_function(spec: Any, kind: str) -> None:
 
 
 def check_process_function(spec: Any) -> None:
-    """``process``: a class with ``process_element(record, ctx)`` built without arguments,
-    an instance with that method, or a function ``(record, ctx)``."""
+    """``process``: a class with ``process_element(record, ctx)`` (or ``process_run(run,
+    state)``, ``semantics.key_runs``) built without arguments, an instance with that method,
+    or a function ``(record, ctx)``."""
     obj = resolve_object(spec)
     what = _described(spec)
+    signature = ("process_run(run, state)" if callable(getattr(obj, "process_run", None))
+                 else "process_element(record, ctx)")
     if isinstance(obj, type):
         problem = _takes(obj)
         if problem:
             raise UserCodeError(f"process class {what} must be constructible without "
                                 f"arguments (configuration goes to open(params)); {problem}")
-        method = getattr(obj, "process_element", None)
-        if not callable(method):
-            raise UserCodeError(f"process class {what} has no process_element(record, ctx) "
-                                "method")
-        problem = _takes(method, "self", "record", "ctx")
+        if callable(getattr(obj, "process_run", None)):  # a function over runs (key_runs)
+            problem = _takes(obj.process_run, "self", "run", "state")
+        else:
+            method = getattr(obj, "process_element", None)
+            if not callable(method):
+                raise UserCodeError(f"process class {what} has no process_element(record, "
+                                    "ctx) method (or process_run(run, state))")
+            problem = _takes(method, "self", "record", "ctx")
+    elif callable(getattr(obj, "process_run", None)):
+        problem = _takes(obj.process_run, "run", "state")
     elif callable(getattr(obj, "process_element", None)):
         problem = _takes(obj.process_element, "record", "ctx")
     elif callable(obj):
@@ -161,7 +169,7 @@ def check_process_function(spec: Any) -> None:
                             "(record, ctx)")
     if problem:
         raise UserCodeError(f"process function {what} must be callable as "
-                            f"process_element(record, ctx); {problem}")
+                            f"{signature}; {problem}")
 
 
 def check_generator_function(spec: Any, params: dict[str, Any]) -> None:

@@ -46,6 +46,9 @@ on batch size and survive snapshot/restore at any batch boundary):
   (see ``state.Journal``); a fired timer stays consumed.
 - State, timers, the watermark and the registration counter are in ``snapshot()``.
   Attributes of the user object are not: keep per-key data in ``ctx`` state.
+
+A function that only judges each key's records in event-time order may define
+``process_run`` instead, and get each key's released records as arrays (``key_runs``).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ from surestream.io.state_codec import round_trip
 from surestream.model.batch import NEG_INF, Batch
 from surestream.model.steps import ProcessStep
 from surestream.semantics.errors import UNDECLARED_SIDE_OUTPUT, ErrorCollector
+from surestream.semantics.key_runs import KeyRunOperator, is_run_function
 from surestream.semantics.operator import ERRORS, MAIN, Outputs
 from surestream.semantics.records import RecordBuffer, iter_records
 from surestream.semantics.state import (
@@ -422,6 +426,9 @@ class KeyedProcessOperator:
 
 def build_process_operator(
     step: ProcessStep, pipeline: str, *, clock: Clock | None = None
-) -> KeyedProcessOperator:
-    """The executable operator for a ``process`` step; ``clock`` drives processing time."""
+) -> KeyedProcessOperator | KeyRunOperator:
+    """The executable operator for a ``process`` step; ``clock`` drives processing time.
+    A function with ``process_run`` runs over each key's runs of records (``key_runs``)."""
+    if is_run_function(step.function):
+        return KeyRunOperator(step, pipeline)
     return KeyedProcessOperator(step, pipeline, clock=clock)

@@ -55,9 +55,9 @@ _WINDOW_COLUMNS: dict[str, str] = {
     "close": "DOUBLE", "window_size": "VARCHAR",
 }
 _ALERT_COLUMNS: dict[str, str] = {
-    "symbol": "VARCHAR", "alert_ts": "BIGINT", "window_start": "BIGINT",
-    "baseline_price": "DOUBLE", "price": "DOUBLE", "change_pct": "DOUBLE",
-    "direction": "VARCHAR", "severity": "VARCHAR",
+    "alert_type": "VARCHAR", "symbol": "VARCHAR", "direction": "VARCHAR",
+    "baseline_price": "DOUBLE", "current_price": "DOUBLE", "pct_change": "DOUBLE",
+    "window_start_ms": "BIGINT", "detected_at_ms": "BIGINT", "severity": "VARCHAR",
 }
 _HISTORY_COLUMNS: dict[str, str] = {"symbol": "VARCHAR", "date": "DATE", "volume": "DOUBLE"}
 
@@ -186,10 +186,10 @@ SELECT severity,
        count(DISTINCT symbol)                        AS symbols,
        count(*) FILTER (direction = 'UP')            AS up,
        count(*) FILTER (direction = 'DOWN')          AS down,
-       avg(abs(change_pct))                          AS avg_abs_change_pct,
-       max(abs(change_pct))                          AS max_abs_change_pct,
-       min(alert_ts)                                 AS first_alert_ts,
-       max(alert_ts)                                 AS last_alert_ts
+       avg(pct_change)                               AS avg_abs_change_pct,
+       max(pct_change)                               AS max_abs_change_pct,
+       min(detected_at_ms)                           AS first_alert_ts,
+       max(detected_at_ms)                           AS last_alert_ts
 FROM price_alerts
 GROUP BY severity
 ORDER BY CASE severity WHEN 'CRITICAL' THEN 0 WHEN 'HIGH' THEN 1 WHEN 'MEDIUM' THEN 2

@@ -137,10 +137,12 @@ def alerts() -> Pipeline:
      .watermark("timestamp_ms", max_out_of_orderness_ms=WATERMARK_MS,
                 idle_source_timeout_ms=IDLE_MS, name="price_time")
      .late_data("quarantine.prices.late", name="quarantine_late_prices")
-     .where(f"trade_id IS NULL OR {EXECUTED}", name="traded_prices_only")
+     .where("trade_id IS NULL OR UPPER(status) IN ('FILLED', 'PARTIALLY_FILLED')",
+            name="traded_prices_only")
      .process(PriceAlerts, key_fields=["symbol"], params=ALERT_PARAMS, name="price_alerts")
-     .with_columns({"date": DATE_OF.format("alert_ts")}, name="alert_date")
-     .to(parquet("warehouse/price_alerts", key=["symbol", "alert_ts"], partition_by=["date"])))
+     .with_columns({"date": DATE_OF.format("detected_at_ms")}, name="alert_date")
+     .to(parquet("warehouse/price_alerts", key=["symbol", "detected_at_ms"],
+                 partition_by=["date"])))
     p.output("quarantine.prices.late", parquet("warehouse/quarantine_prices_late"))
     _dead_letters(p, "alerts_")
     p.output("errors", jsonl("warehouse/alerts_errors.jsonl"))

@@ -1,0 +1,234 @@
+"""Keyed process functions over runs: the columnar form of a ``process`` step.
+
+A record-at-a-time process function (``process.py``) costs a Python call, a state lookup
+and an event-time timer per record. A function that only judges each key's records in
+event-time order -- a scan with a little state per key, like the price alerts -- can do the
+same work over whole arrays. It defines ``process_run`` instead of ``process_element``::
+
+    class Alerts:
+        def open(self, params): ...
+        def process_run(self, run: KeyRun, state: Any) -> RunResult:
+            # run.key, run.ts (int64, event-time order), run.rows (a polars frame)
+            return RunResult(state=new_state, emitted=[(index_in_run, record), ...],
+                             expires_at=last_seen + ttl)
+
+Semantics (the same as a record-at-a-time function that holds each record in state until
+an event-time timer at its timestamp fires, and judges it then):
+
+- Each record waits until the operator's watermark reaches its event time. A record that
+  arrives at or behind the watermark waits for the next advance (as a timer registered for
+  a passed time does). The watermark advances before record ``i`` to ``wm[i]`` and at the
+  end of the batch to ``wm_end``, as in ``process.py``.
+- In each batch, each key's released records go to **one** ``process_run`` call, ordered
+  by (the advance that released them, event time, arrival). The function must give the
+  same result however a key's records are cut into runs, carrying ``state`` from one call
+  to the next: that is what makes the output independent of batch size and crashes.
+- A record the function emits because of run record ``j`` is stamped like timer output:
+  ``ts`` = record ``j``'s event time, ``wm`` = the watermark before the advance that
+  released it, ``seq`` = the last record before that advance. Output is in (advance, event
+  time, arrival) order.
+- ``state`` is the key's state (``None`` for a key never seen or forgotten), plain data
+  (``surestream.io.state_codec``) or translated by the function's ``state_codec``.
+  ``RunResult.state`` replaces it (``None`` forgets the key). ``expires_at`` lets the
+  operator drop the state once a batch ends with the watermark at or past it: the function
+  must then treat a state as gone for every record at or after ``expires_at`` itself, so
+  that dropping it is only a saving of memory, never a change of result.
+- An exception in ``process_run`` sends each record of the run to ``errors`` with the
+  reason; the key's state stays as it was before the call.
+- Records held back, every key's state and expiry, the watermark and the last ``seq`` are
+  in ``snapshot()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from surestream.io.state_codec import round_trip
+from surestream.model.batch import NEG_INF, Batch
+from surestream.model.steps import ProcessStep
+from surestream.semantics.errors import ErrorCollector
+from surestream.semantics.operator import ERRORS, MAIN, Outputs
+from surestream.semantics.records import RecordBuffer
+from surestream.semantics.state import Key
+from surestream.semantics.user_functions import resolve_object
+from surestream.semantics.user_state import codec_of
+
+#: Columns the operator adds to records it holds back (removed before the function sees them).
+_TS, _SEQ, _DUE = "__run_ts", "__run_seq", "__run_due"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRun:
+    """One key's records released in one batch, in (advance, event time, arrival) order."""
+
+    key: Key
+    #: event time of each record (ms), int64
+    ts: np.ndarray
+    #: the records' columns, row ``j`` belongs to ``ts[j]``
+    rows: pl.DataFrame
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """What ``process_run`` returns: the key's new state and what it emits."""
+
+    state: Any
+    #: ``(index in the run of the record that caused it, record)``, in emission order
+    emitted: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    #: event time from which the state no longer counts (None: never expires)
+    expires_at: int | None = None
+
+
+def is_run_function(spec: Any) -> bool:
+    """True for a process function written over runs: its class or object (``spec``, as in
+    the step's ``function``) has ``process_run``."""
+    return callable(getattr(resolve_object(spec), "process_run", None))
+
+
+def _freeze(value: Any) -> Hashable:
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple((k, _freeze(v)) for k, v in value.items())
+    return value
+
+
+class KeyRunOperator:
+    """Runs a ``process_run`` function over batches; see the module docstring."""
+
+    def __init__(self, step: ProcessStep, pipeline: str) -> None:
+        function = resolve_object(step.function)
+        if isinstance(function, type):
+            function = function()  # configuration goes to open(params)
+        if hasattr(function, "open"):
+            function.open(dict(step.params))
+        self.name = step.name
+        self.pipeline = pipeline
+        self.key_fields = list(step.key_fields)
+        self.side_outputs = tuple(dict.fromkeys(t for t in step.side_outputs if t != MAIN))
+        self.function = function
+        self.codec = codec_of(function)
+        #: key -> (state, expires_at)
+        self.states: dict[Key, tuple[Any, int | None]] = {}
+        #: records not yet released, with their event time, seq and due watermark
+        self.held: pl.DataFrame | None = None
+        self.watermark = NEG_INF
+        self._last_seq = -1
+        self.counters = {"errors": 0}
+
+    def output_tags(self) -> set[str]:
+        return {*self.side_outputs, ERRORS}
+
+    # -- processing ---------------------------------------------------------------------
+    def process(self, batch: Batch) -> Outputs:
+        if batch.ts is None:
+            raise ValueError(f"process step {self.name!r} over runs needs event time: put a "
+                             "watermark step before it")
+        n = len(batch)
+        before = self.watermark
+        # the watermark after the advance before row i (i < n) and at the end (i = n)
+        advances = np.maximum.accumulate(
+            np.append(np.maximum(batch.wm, before), max(batch.wm_end, before)))
+        arriving = batch.data.with_columns(
+            pl.Series(_TS, batch.ts, dtype=pl.Int64),
+            pl.Series(_SEQ, batch.seq, dtype=pl.Int64),
+            # due when the watermark reaches its time; at or behind it: the next advance
+            pl.Series(_DUE, np.maximum(batch.ts, advances[:n] + 1), dtype=pl.Int64))
+        pool = arriving if self.held is None else pl.concat([self.held, arriving],
+                                                            how="diagonal_relaxed")
+        release = np.searchsorted(advances, pool[_DUE].to_numpy(), side="left")
+        released = release <= n
+        self.held = pool.filter(pl.Series(~released))
+        out_main, errors = RecordBuffer(), ErrorCollector(self.pipeline, self.name)
+        if released.any():
+            self._run(pool.filter(pl.Series(released)), release[released], advances, before,
+                      batch, out_main, errors)
+        if n:
+            self._last_seq = int(batch.seq[-1])
+        self.watermark = int(advances[-1])
+        self._forget_expired()
+        outputs: Outputs = {MAIN: out_main.to_batch(batch.wm_end, operator=self.name,
+                                                    with_ts=True)}
+        for tag in self.side_outputs:
+            outputs[tag] = RecordBuffer().to_batch(batch.wm_end, operator=self.name,
+                                                   with_ts=True)
+        self.counters["errors"] += errors.emit_into(outputs, batch.wm_end, with_ts=True)
+        return outputs
+
+    def _run(self, rows: pl.DataFrame, release: np.ndarray, advances: np.ndarray,
+             before: int, batch: Batch, out: RecordBuffer, errors: ErrorCollector) -> None:
+        """Hand each key's released rows to the function; emit in (advance, ts, seq) order."""
+        rows = rows.with_columns(pl.Series("__run_release", release, dtype=pl.Int64))
+        rows = rows.sort(["__run_release", _TS, _SEQ])
+        emitted: list[tuple[int, int, int, dict[str, Any]]] = []
+        for key, run in self._runs(rows):
+            ts, seq = run[_TS].to_numpy(), run[_SEQ].to_numpy()
+            rel = run["__run_release"].to_numpy()
+            state, _ = self.states.get(key, (None, None))
+            user_rows = run.drop(_TS, _SEQ, _DUE, "__run_release")
+            try:
+                result = self.function.process_run(KeyRun(key, ts, user_rows), state)
+                records = [(int(j), dict(r)) for j, r in result.emitted]
+            except Exception as exc:  # user code may raise anything
+                for j, row in enumerate(user_rows.iter_rows(named=True)):
+                    wm, last = self._stamp(int(rel[j]), advances, before, batch)
+                    errors.add_exception(row, exc, wm=wm, seq=last, ts=int(ts[j]))
+                continue
+            if result.state is None:
+                self.states.pop(key, None)
+            else:
+                self.states[key] = (result.state, result.expires_at)
+            emitted.extend((int(rel[j]), int(ts[j]), int(seq[j]), r) for j, r in records)
+        emitted.sort(key=lambda e: e[:3])
+        for r, t, _, record in emitted:
+            wm, last = self._stamp(r, advances, before, batch)
+            out.append(record, t, wm, last)
+
+    def _runs(self, rows: pl.DataFrame) -> list[tuple[Key, pl.DataFrame]]:
+        """(key, its rows) per key, the rows keeping their order."""
+        for f in self.key_fields:
+            if f not in rows.columns:
+                rows = rows.with_columns(pl.lit(None).alias(f))
+        parts = rows.partition_by(self.key_fields, maintain_order=True, as_dict=True)
+        return [(tuple(_freeze(v) for v in key), part) for key, part in parts.items()]
+
+    def _stamp(self, release: int, advances: np.ndarray, before: int,
+               batch: Batch) -> tuple[int, int]:
+        """(wm, seq) of output released at advance ``release``: the watermark before it
+        and the last record processed before it."""
+        if release == 0:
+            return before, self._last_seq
+        return int(advances[release - 1]), int(batch.seq[release - 1])
+
+    def _forget_expired(self) -> None:
+        w = self.watermark
+        gone = [k for k, (_, exp) in self.states.items() if exp is not None and exp <= w]
+        for k in gone:
+            del self.states[k]
+
+    # -- checkpoints --------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """Held records (a frame), key states, the watermark and the last ``seq``, as data."""
+        encode = self.codec.encode if self.codec is not None else (lambda v: v)
+        state = {
+            "watermark": self.watermark,
+            "last_seq": self._last_seq,
+            "held": self.held,
+            "states": [[k, encode(s), exp] for k, (s, exp) in self.states.items()],
+            "counters": self.counters,
+        }
+        return round_trip(state, f"state of {self.name!r}")
+
+    def restore(self, state: dict[str, Any]) -> None:
+        state = round_trip(state, f"state of {self.name!r}")
+        decode = self.codec.decode if self.codec is not None else (lambda v: v)
+        self.watermark = state["watermark"]
+        self._last_seq = state["last_seq"]
+        self.held = state["held"]
+        self.states = {tuple(k): (decode(s), exp) for k, s, exp in state["states"]}
+        self.counters = state["counters"]
