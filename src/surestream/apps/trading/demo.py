@@ -140,7 +140,8 @@ def run_demo(args: argparse.Namespace) -> int:
         shutil.rmtree(workspace)
     data = workspace / "data"
     print(f"simulating {args.events:,} market events (seed {args.seed}) ...", flush=True)
-    truth = MarketSimulation(events=args.events, seed=args.seed).write(data)
+    truth = MarketSimulation(events=args.events, seed=args.seed,
+                             days=getattr(args, "days", 1)).write(data)
     ref = prepare_reference(data, args.seed)
     print(f"  {truth.streams['raw.trades'].events:,} trades, "
           f"{truth.streams['raw.marketdata'].events:,} ticks, "

@@ -1,17 +1,21 @@
 """Which events the simulator damages, and how -- chosen so the truth is exact.
 
 Events are numbered in arrival order of the *primary* events (re-sent duplicates do not
-advance time); event ``g`` has the nominal time ``base + floor(g * spacing)``. Every
+advance time); event ``g`` has a nominal time that increases with ``g`` (``sessions``:
+``base + floor(g * spacing)`` within one trading day, several days each inside its session). Every
 damage is defined so that a pipeline's counters must equal the injected counts:
 
-* **on time**: ``timestamp_ms`` is ``nominal - U[0, out_of_order_ms]``; the largest
+* **on time**: ``timestamp_ms`` is ``nominal - U[0, out_of_order_ms]``, but not before its
+  day's session opens; the largest
   timestamp seen before it in its stream is at most a previous nominal time, so it is
   never more than ``out_of_order_ms`` behind: not late for a watermark delay
   ``>= out_of_order_ms``.
 * **late**: ``nominal - U[late_behind_ms]`` and, checked here, more than
   ``LATE_THRESHOLD_MS`` (30 s) behind the largest well-formed timestamp before it in its
   stream -- late for any watermark delay ``<= 30 s``. A candidate that is not (the first
-  seconds of a stream) is sent on time instead.
+  seconds of a stream) is sent on time instead. Early in a session a lag that would
+  reach before the open is scaled down in proportion (``room * lag / hi``), so late events
+  too stay inside trading hours.
 * **malformed**: the event's JSON cut short (never valid JSON; its ids are never reused).
 * **unknown status** (trades): a status outside ``STATUSES``; never late or malformed.
 * **duplicate** (trades): an exact byte copy of an on-time, well-formed, known-status
@@ -27,6 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from surestream.apps.trading.sessions import Sessions
 
 LATE_THRESHOLD_MS = 30_000
 STREAMS = ("raw.trades", "raw.marketdata", "raw.orderbook")
@@ -50,8 +56,7 @@ class Faults:
 class Injector:
     """Chooses faults chunk by chunk; remembers each stream's largest timestamp."""
 
-    base_ts_ms: int
-    spacing_ms: float
+    sessions: Sessions
     out_of_order_ms: int
     late_behind_ms: tuple[int, int]
     late_rate: float
@@ -63,16 +68,12 @@ class Injector:
         self.max_ts = [_NO_TS] * len(STREAMS)
 
     def nominal(self, g: np.ndarray) -> np.ndarray:
-        """The nominal event time of primary events ``g``."""
-        return self.base_ts_ms + np.floor(g * self.spacing_ms).astype(np.int64)
+        """The nominal event time of primary events ``g`` (``sessions``)."""
+        return self.sessions.nominal(g)
 
     def last_at_or_before(self, t: np.ndarray) -> np.ndarray:
         """The largest primary index whose nominal time is ``<= t`` (elementwise)."""
-        j = np.ceil((t - self.base_ts_ms + 1) / self.spacing_ms).astype(np.int64) - 1
-        for _ in range(2):  # float rounding in the division: settle by one step each way
-            j = np.where(self.nominal(j + 1) <= t, j + 1, j)
-            j = np.where(self.nominal(j) > t, j - 1, j)
-        return j
+        return self.sessions.last_at_or_before(t)
 
     def plan(self, first: int, kind: np.ndarray, rng: np.random.Generator) -> Faults:
         """Faults for primary events ``first, first + 1, ...`` of stream ``kind``."""
@@ -80,8 +81,13 @@ class Injector:
         g = first + np.arange(n, dtype=np.int64)
         nominal = self.nominal(g)
         u = rng.random((5, n))
-        on_time = nominal - rng.integers(0, self.out_of_order_ms + 1, n)
+        # every time inside its day's session: not before the open (nor after the nominal)
+        opens = self.sessions.day_open(self.sessions.day_of(g))
+        on_time = np.maximum(nominal - rng.integers(0, self.out_of_order_ms + 1, n), opens)
         behind = rng.integers(self.late_behind_ms[0], self.late_behind_ms[1] + 1, n)
+        # early in a session, a lag that would reach before the open shrinks in proportion
+        room = nominal - opens
+        behind = np.where(behind > room, room * behind // self.late_behind_ms[1], behind)
         malformed = u[0] < self.malformed_rate
         late = (u[1] < self.late_rate) & ~malformed
         ts = np.where(late, nominal - behind, on_time)
