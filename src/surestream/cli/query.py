@@ -42,7 +42,7 @@ _TIME_COLUMNS = frozenset({"timestamp_ms", "window_start", "window_end", "alert_
 
 def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``query`` on the ``surestream`` command's subparsers."""
-    names = "\n".join(f"  {spec.name:<20} {spec.help}" for spec in QUERIES.values())
+    names = "\n".join(f"  {spec.name:<30} {spec.help}" for spec in QUERIES.values())
     p = subparsers.add_parser(
         "query", help="ask the trading warehouse: top symbols, portfolios, windows, ...",
         description="Ask the trading warehouse (DuckDB over its Parquet datasets) a named "
