@@ -338,7 +338,7 @@ def test_spacing_between_events_is_configurable(tmp_path):
     truth = MarketSimulation(events=20_000, seed=5, event_spacing_ms=0.25,
                              late_rate=0.01).write(tmp_path)
     ts = np.array([r["timestamp_ms"] for r in well_formed(tmp_path, "raw.trades")])
-    end = ts.max() - SIM.base_ts_ms
+    end = ts.max() - SIM.base_ts_ms - SIM.late_behind_ms[1]  # from the first event's time
     assert 20_000 * 0.25 * 0.9 < end <= 20_000 * 0.25  # 4 events a millisecond
     found = audit(read(tmp_path, "raw.trades"))
     assert found["counts"]["late"] == truth.trades.late
@@ -441,9 +441,11 @@ def test_days_spread_the_events_over_trading_days_inside_their_sessions(week):
     per_day = np.bincount(np.searchsorted(np.array(opens), trades, side="right") - 1)
     # 40,000 primary events a day, ~80 % trades; the last day gets what the budget leaves
     assert len(per_day) == 3 and per_day.min() > 0.9 * per_day.max()
-    # each day spans its 40,000 events * 50 ms = 2,000 s, from its open
+    # each day spans its 40,000 events * 50 ms = 2,000 s, from 10 minutes after its open
+    # (room for events up to 10 minutes late)
     first_day = trades[trades < opens[1]]
-    assert 1_990_000 < first_day.max() - FRIDAY_OPEN <= 2_000_000
+    assert 1_990_000 < first_day.max() - (FRIDAY_OPEN + 600_000) <= 2_000_000
+    assert first_day.min() >= FRIDAY_OPEN
 
 
 def test_days_keep_the_truth_exact_and_the_bytes_deterministic(week, tmp_path):

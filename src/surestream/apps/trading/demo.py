@@ -184,9 +184,12 @@ def build_report(runs: dict[str, JobRun], checks: list[tuple[str, int, int]],
     parts += ["", f"outputs: {warehouse} (Parquet datasets, one folder per stream); "
               f"raw inputs and truth.json in {workspace / 'data'}", "", "next:",
               f"  surestream query top-symbols --warehouse {warehouse}",
-              f"  surestream query portfolio --warehouse {warehouse} --format csv",
+              f"  surestream query top-traded-symbols --warehouse {warehouse}",
+              f"  surestream query portfolio-analysis --account-id AC000000 "
+              f"--warehouse {warehouse} --format csv",
               f"  surestream query sector-performance --warehouse {warehouse}",
-              f"  surestream query volume-history --warehouse {warehouse}",
+              f"  surestream query compare-volume-to-historical --symbol "
+              f"{top['symbol'][0] if top.height else 'SYM'} --warehouse {warehouse}",
               f"  surestream checkpoints {job_spec_file('router')} "
               f"--set checkpoint.dir={workspace / '.surestream/checkpoints/trading-router'}",
               f"  surestream verify {job_spec_file('router')} "

@@ -5,17 +5,14 @@ advance time); event ``g`` has a nominal time that increases with ``g`` (``sessi
 ``base + floor(g * spacing)`` within one trading day, several days each inside its session). Every
 damage is defined so that a pipeline's counters must equal the injected counts:
 
-* **on time**: ``timestamp_ms`` is ``nominal - U[0, out_of_order_ms]``, but not before its
-  day's session opens; the largest
+* **on time**: ``timestamp_ms`` is ``nominal - U[0, out_of_order_ms]``; the largest
   timestamp seen before it in its stream is at most a previous nominal time, so it is
   never more than ``out_of_order_ms`` behind: not late for a watermark delay
   ``>= out_of_order_ms``.
 * **late**: ``nominal - U[late_behind_ms]`` and, checked here, more than
   ``LATE_THRESHOLD_MS`` (30 s) behind the largest well-formed timestamp before it in its
   stream -- late for any watermark delay ``<= 30 s``. A candidate that is not (the first
-  seconds of a stream) is sent on time instead. Early in a session a lag that would
-  reach before the open is scaled down in proportion (``room * lag / hi``), so late events
-  too stay inside trading hours.
+  seconds of a stream) is sent on time instead.
 * **malformed**: the event's JSON cut short (never valid JSON; its ids are never reused).
 * **unknown status** (trades): a status outside ``STATUSES``; never late or malformed.
 * **duplicate** (trades): an exact byte copy of an on-time, well-formed, known-status
@@ -81,13 +78,10 @@ class Injector:
         g = first + np.arange(n, dtype=np.int64)
         nominal = self.nominal(g)
         u = rng.random((5, n))
-        # every time inside its day's session: not before the open (nor after the nominal)
-        opens = self.sessions.day_open(self.sessions.day_of(g))
-        on_time = np.maximum(nominal - rng.integers(0, self.out_of_order_ms + 1, n), opens)
+        # a day's first event is sessions.lead_ms = late_behind_ms[1] after the open, so
+        # neither lag below reaches before the open: every time is inside trading hours
+        on_time = nominal - rng.integers(0, self.out_of_order_ms + 1, n)
         behind = rng.integers(self.late_behind_ms[0], self.late_behind_ms[1] + 1, n)
-        # early in a session, a lag that would reach before the open shrinks in proportion
-        room = nominal - opens
-        behind = np.where(behind > room, room * behind // self.late_behind_ms[1], behind)
         malformed = u[0] < self.malformed_rate
         late = (u[1] < self.late_rate) & ~malformed
         ts = np.where(late, nominal - behind, on_time)

@@ -4,16 +4,18 @@ Primary events are numbered ``g = 0, 1, 2, ...`` in arrival order (``injection``
 ``days`` trading days, day ``d`` holds the ``per_day = ceil(events / days)`` primaries
 ``d * per_day ..`` and event ``g`` has the nominal time::
 
-    open(d) + floor((g - d * per_day) * spacing_ms)        d = g // per_day
+    open(d) + lead_ms + floor((g - d * per_day) * spacing_ms)        d = g // per_day
 
 ``open(0)`` is the simulation's ``base_ts_ms``; later days open at the same time of day on
 the following business days (Monday to Friday: a weekend is skipped, as on an exchange).
-A day's events span ``per_day * spacing_ms``, which must fit in the 6.5-hour session, so
-every event's time lies in its day's trading hours. Nominal times increase with ``g``
-(a day's last event is before the next day's open), which is what the injector's
-disorder, lateness and duplicate bounds rely on.
+``lead_ms`` -- the longest lag of a late event -- keeps the first events that far after
+the open, so that an event sent late, or out of order, is still timestamped inside the
+session. ``lead_ms`` plus a day's span ``per_day * spacing_ms`` must fit in the 6.5-hour
+session, so every event's time lies in its day's trading hours. Nominal times increase
+with ``g`` (a day's last event is before the next day's open), which is what the
+injector's disorder, lateness and duplicate bounds rely on.
 
-With one day the mapping is the plain ``base + floor(g * spacing)`` of a single session.
+With one day the mapping is the plain ``base + lead + floor(g * spacing)`` of one session.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Sessions:
     spacing_ms: float
     days: int = 1
     events: int = 0
+    lead_ms: int = 0
 
     @property
     def per_day(self) -> int:
@@ -51,12 +54,13 @@ class Sessions:
         if self.days < 1:
             out.append(f"days must be >= 1, got {self.days}")
             return out
-        span = math.ceil(self.events / self.days) * self.spacing_ms
+        span = self.lead_ms + math.ceil(self.events / self.days) * self.spacing_ms
         if span > SESSION_MS:
             out.append(f"{math.ceil(self.events / self.days):,} events a day at "
-                       f"event_spacing_ms {self.spacing_ms} span {span / 3_600_000:.1f} h, "
-                       f"more than the 6.5 h trading session: lower events or "
-                       f"event_spacing_ms, or raise days")
+                       f"event_spacing_ms {self.spacing_ms}, after {self.lead_ms / 60_000:g} "
+                       f"min for late events, span {span / 3_600_000:.1f} h, more than the "
+                       f"6.5 h trading session: lower events or event_spacing_ms, or raise "
+                       f"days")
         return out
 
     def day_open(self, day: np.ndarray) -> np.ndarray:
@@ -77,7 +81,11 @@ class Sessions:
         g = np.asarray(g, dtype=np.int64)
         day = self.day_of(g)
         local = g - day * self.per_day
-        return self.day_open(day) + np.floor(local * self.spacing_ms).astype(np.int64)
+        return self.first_event(day) + np.floor(local * self.spacing_ms).astype(np.int64)
+
+    def first_event(self, day: np.ndarray) -> np.ndarray:
+        """The nominal time of trading days ``day``'s first event: ``lead_ms`` after the open."""
+        return self.day_open(day) + self.lead_ms
 
     def last_at_or_before(self, t: np.ndarray) -> np.ndarray:
         """The largest primary index whose nominal time is ``<= t`` (elementwise; -1 or
@@ -88,9 +96,9 @@ class Sessions:
         else:
             last_day = int(max((t.max(initial=self.base_ts_ms) - self.base_ts_ms) // DAY_MS,
                                0)) + 1
-            opens = self.day_open(np.arange(last_day + 1))
-            day = np.maximum(np.searchsorted(opens, t, side="right") - 1, 0)
-        start = self.day_open(day)
+            starts = self.first_event(np.arange(last_day + 1))
+            day = np.maximum(np.searchsorted(starts, t, side="right") - 1, 0)
+        start = self.first_event(day)
         j = np.ceil((t - start + 1) / self.spacing_ms).astype(np.int64) - 1
         for _ in range(2):  # float rounding in the division: settle by one step each way
             j = np.where(start + np.floor((j + 1) * self.spacing_ms) <= t, j + 1, j)

@@ -121,8 +121,9 @@ class MarketSimulation:
     """Trades, ticks and order books with injected faults; ``write`` returns the truth.
 
     ``events`` counts lines over all three streams (duplicates and malformed included).
-    Event time starts at ``base_ts_ms`` (a session open) and advances ``event_spacing_ms``
-    per primary event; with ``days`` > 1 the events are spread evenly over that many
+    The session opens at ``base_ts_ms``; event time starts ``late_behind_ms[1]`` later (room
+    for late events inside the session) and advances ``event_spacing_ms`` per primary
+    event; with ``days`` > 1 the events are spread evenly over that many
     trading days, each day's inside its 6.5-hour session (``sessions``), so the warehouse
     holds a history. ``events_per_s`` paces the output in real time (None: as fast as
     possible).
@@ -156,7 +157,8 @@ class MarketSimulation:
 
     def sessions(self) -> Sessions:
         """The trading days and the nominal time of each primary event."""
-        return Sessions(self.base_ts_ms, self.event_spacing_ms, self.days, self.events)
+        return Sessions(self.base_ts_ms, self.event_spacing_ms, self.days, self.events,
+                        lead_ms=max(self.late_behind_ms[1], self.out_of_order_ms))
 
     def universe(self) -> pl.DataFrame:
         """The reference rows of the simulated symbols (defaults for unknown names)."""
