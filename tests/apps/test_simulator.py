@@ -338,7 +338,7 @@ def test_spacing_between_events_is_configurable(tmp_path):
     truth = MarketSimulation(events=20_000, seed=5, event_spacing_ms=0.25,
                              late_rate=0.01).write(tmp_path)
     ts = np.array([r["timestamp_ms"] for r in well_formed(tmp_path, "raw.trades")])
-    end = ts.max() - SIM.base_ts_ms
+    end = ts.max() - SIM.base_ts_ms - SIM.late_behind_ms[1]  # from the first event's time
     assert 20_000 * 0.25 * 0.9 < end <= 20_000 * 0.25  # 4 events a millisecond
     found = audit(read(tmp_path, "raw.trades"))
     assert found["counts"]["late"] == truth.trades.late
@@ -411,3 +411,107 @@ def test_trade_simulation_is_deterministic_by_seed(tmp_path):
     TradeSimulation(events=5_000, seed=6).write(str(c))
     assert a.read_bytes() == b.read_bytes()
     assert a.read_bytes() != c.read_bytes()
+
+
+# -- several trading days -------------------------------------------------------------------
+
+#: Friday 2026-01-09, 14:30 UTC (09:30 New York): three days are Friday, Monday, Tuesday
+FRIDAY_OPEN = 1_767_969_000_000
+SESSION_MS = 6 * 3_600_000 + 30 * 60_000
+WEEK = MarketSimulation(events=120_000, seed=9, days=3, base_ts_ms=FRIDAY_OPEN,
+                        event_spacing_ms=50.0, duplicate_rate=0.03, late_rate=0.004,
+                        malformed_rate=0.002)
+
+
+@pytest.fixture(scope="module")
+def week(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, MarketTruth]:
+    folder = tmp_path_factory.mktemp("week")
+    return folder, WEEK.write(folder)
+
+
+def test_days_spread_the_events_over_trading_days_inside_their_sessions(week):
+    folder, truth = week
+    opens = [FRIDAY_OPEN, FRIDAY_OPEN + 3 * 86_400_000, FRIDAY_OPEN + 4 * 86_400_000]
+    for stream in STREAMS:
+        ts = np.array([r["timestamp_ms"] for r in well_formed(folder, stream)])
+        day = np.searchsorted(np.array(opens), ts, side="right") - 1
+        assert (day >= 0).all(), f"{stream}: nothing before the first open"
+        assert (ts - np.array(opens)[day] <= SESSION_MS).all(), f"{stream}: inside hours"
+    trades = np.array([r["timestamp_ms"] for r in well_formed(folder, "raw.trades")])
+    per_day = np.bincount(np.searchsorted(np.array(opens), trades, side="right") - 1)
+    # 40,000 primary events a day, ~80 % trades; the last day gets what the budget leaves
+    assert len(per_day) == 3 and per_day.min() > 0.9 * per_day.max()
+    # each day spans its 40,000 events * 50 ms = 2,000 s, from 10 minutes after its open
+    # (room for events up to 10 minutes late)
+    first_day = trades[trades < opens[1]]
+    assert 1_990_000 < first_day.max() - (FRIDAY_OPEN + 600_000) <= 2_000_000
+    assert first_day.min() >= FRIDAY_OPEN
+
+
+def test_days_keep_the_truth_exact_and_the_bytes_deterministic(week, tmp_path):
+    folder, truth = week
+    for stream in STREAMS:
+        found = audit(read(folder, stream))
+        t = truth.streams[stream]
+        c = found["counts"]
+        assert (c["events"], c["unique"], c["duplicates"], c["late"], c["malformed"]) == \
+            (t.events, t.unique, t.duplicates, t.late, t.malformed), stream
+        assert found["worst_on_time_lag"] <= WEEK.out_of_order_ms, stream
+        assert t.late > 0, f"{stream}: late events are injected"
+    assert truth.events == WEEK.events
+    WEEK.write(tmp_path)
+    assert digest(tmp_path) == digest(folder)
+
+
+def test_days_refused_when_they_do_not_fit_a_session():
+    with pytest.raises(ValueError, match="days must be >= 1"):
+        MarketSimulation(days=0)
+    with pytest.raises(ValueError, match="6.5 h trading session"):
+        MarketSimulation(events=1_000_000, days=2, event_spacing_ms=100.0)
+
+
+def test_simulate_command_days(tmp_path, capsys):
+    assert simulate_main(["--events", "3000", "--days", "2", "--seed", "4",
+                          "--out", str(tmp_path)]) == 0
+    assert "over 2 trading days" in capsys.readouterr().out
+    dates = {r["timestamp_ms"] // 86_400_000 for r in well_formed(tmp_path, "raw.trades")}
+    assert len(dates) == 2
+    assert simulate_main(["--days", "0", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_volume_history_compares_the_stored_aggregates_of_the_simulated_days(week, tmp_path):
+    """The simulated FILLED trades as the aggregation job's 1-minute windows (hive
+    partitioned), then compare_volume_to_historical: today is Tuesday, the history Friday
+    and Monday (the weekend is no trading day)."""
+    from surestream.apps.trading.analytics import TradingAnalytics
+
+    folder, _ = week
+    trades = (pl.DataFrame(well_formed(folder, "raw.trades"))
+              .unique("trade_id", keep="first", maintain_order=True)
+              .filter(pl.col("status") == "FILLED"))
+    minutes = (trades.with_columns(window_start=pl.col("timestamp_ms") // 60_000 * 60_000)
+               .group_by("symbol", "window_start")
+               .agg(total_volume=pl.col("quantity").sum().cast(pl.Float64),
+                    trade_count=pl.len())
+               .with_columns(window_end=pl.col("window_start") + 60_000,
+                             window_size=pl.lit("1m"),
+                             date=pl.from_epoch("window_start", time_unit="ms").dt.date()))
+    warehouse = tmp_path / "warehouse"
+    for (size, day), part in minutes.group_by("window_size", "date"):
+        out = warehouse / "trade_aggregates" / f"window_size={size}" / f"date={day}"
+        out.mkdir(parents=True)
+        part.drop("window_size", "date").write_parquet(out / "part-0000000001.parquet")
+    symbol = trades["symbol"].mode().sort()[0]
+    daily = (trades.filter(pl.col("symbol") == symbol)
+             .group_by(pl.from_epoch("timestamp_ms", time_unit="ms").dt.date().alias("d"))
+             .agg(pl.col("quantity").sum()).sort("d"))
+    assert daily.height == 3
+    friday, monday, tuesday = daily["quantity"].to_list()
+    with TradingAnalytics(warehouse=warehouse) as analytics:
+        row = analytics.compare_volume_to_historical(symbol).to_dicts()[0]
+    assert row["date"] == daily["d"][2]
+    assert row["today_volume"] == tuesday
+    assert (row["days_7d"], row["days_30d"]) == (2, 2)
+    assert row["avg_7d"] == pytest.approx((friday + monday) / 2)
+    assert row["pct_vs_30d_avg"] == pytest.approx(
+        (tuesday - (friday + monday) / 2) / ((friday + monday) / 2) * 100, abs=0.005)

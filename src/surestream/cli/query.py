@@ -30,17 +30,20 @@ DEFAULT_WAREHOUSE = "out/demo/warehouse"
 FORMATS = ("table", "json", "csv")
 
 #: option dest (= analytics keyword) -> how the command line spells it
-_OPTION_FLAGS = {"limit": "--limit", "account_id": "--account", "symbol": "--symbol",
+_OPTION_FLAGS = {"top_n": "--top-n", "since_hours": "--since-hours", "now": "--now",
+                 "account_id": "--account-id", "symbol": "--symbol", "limit": "--limit",
                  "size": "--size", "side": "--side"}
+#: ``--now`` without a value: measure from the wall clock
+_WALL_CLOCK = "wall-clock"
 #: integer columns holding epoch milliseconds, shown as UTC times in a table
 _TIME_COLUMNS = frozenset({"timestamp_ms", "window_start", "window_end", "alert_ts",
                            "first_alert_ts", "last_alert_ts", "window_start_ms",
-                           "detected_at_ms"})
+                           "detected_at_ms", "computed_at"})
 
 
 def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``query`` on the ``surestream`` command's subparsers."""
-    names = "\n".join(f"  {spec.name:<20} {spec.help}" for spec in QUERIES.values())
+    names = "\n".join(f"  {spec.name:<30} {spec.help}" for spec in QUERIES.values())
     p = subparsers.add_parser(
         "query", help="ask the trading warehouse: top symbols, portfolios, windows, ...",
         description="Ask the trading warehouse (DuckDB over its Parquet datasets) a named "
@@ -51,12 +54,25 @@ def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME", help="the query (listed below)")
     p.add_argument("--warehouse", default=DEFAULT_WAREHOUSE, metavar="DIR",
                    help="the warehouse folder (default %(default)s)")
+    p.add_argument("--top-n", type=int, metavar="N",
+                   help="top-traded-symbols: rows (default 20)")
+    p.add_argument("--since-hours", type=float, metavar="H",
+                   help="top-traded-symbols, sector-performance: the period (default 24)")
+    p.add_argument("--now", nargs="?", const=_WALL_CLOCK, metavar="WHEN",
+                   help="measure 'today' and --since-hours from the wall clock (or from WHEN: "
+                        "ISO time, UTC if no zone, or epoch ms) instead of the data's latest "
+                        "event time")
+    p.add_argument("--account-id", "--account", dest="account_id", metavar="ID",
+                   help="portfolio-analysis: the account")
+    p.add_argument("--symbol", metavar="S",
+                   help="compare-volume-to-historical: the symbol; windows: one symbol only")
     p.add_argument("--limit", type=int, metavar="N", help="top-symbols: rows (default 10)")
-    p.add_argument("--account", dest="account_id", metavar="ID",
-                   help="portfolio: one account only")
-    p.add_argument("--symbol", metavar="S", help="volume-history, windows: one symbol only")
     p.add_argument("--size", metavar="SIZE", help="windows: 1m, 5m or 15m (default 1m)")
     p.add_argument("--side", metavar="SIDE", help="top-symbols: BUY or SELL only")
+    p.add_argument("--database", metavar="FILE",
+                   help="a DuckDB database file to open (default: in memory)")
+    p.add_argument("--memory-limit", metavar="SIZE", help="DuckDB memory_limit, e.g. 2GB")
+    p.add_argument("--threads", type=int, metavar="N", help="DuckDB threads")
     p.add_argument("--format", choices=FORMATS, default="table",
                    help="output format (default %(default)s)")
     p.set_defaults(func=run_query)
@@ -74,6 +90,21 @@ def _given_options(args: argparse.Namespace) -> dict[str, Any]:
             if getattr(args, dest, None) is not None}
 
 
+def parse_now(text: str) -> datetime | int:
+    """``--now``'s value: the wall clock, epoch milliseconds, or an ISO time (UTC if it
+    names no zone)."""
+    if text == _WALL_CLOCK:
+        return datetime.now(UTC)
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--now {text!r} is not an ISO time (2026-03-10T15:00:00Z) or "
+                         "epoch milliseconds") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _misplaced(spec: QuerySpec, options: dict[str, Any]) -> list[str]:
     """Flags given that the query would ignore -- refused, since ignoring them silently
     would print an answer to a question the user did not ask."""
@@ -86,8 +117,13 @@ def run_query(args: argparse.Namespace) -> int:
     if spec is None:
         return _usage_error(f"unknown query {args.name!r}; choose one of: "
                             f"{', '.join(QUERIES)}")
-    warehouse = Path(args.warehouse)
-    if not warehouse.is_dir():
+    warehouse: Path | None = Path(args.warehouse)
+    database = getattr(args, "database", None)
+    if database is not None and not Path(database).is_file():
+        return _usage_error(f"database file {database!r} not found")
+    if not warehouse.is_dir() and database is not None:
+        warehouse = None  # the database's tables alone
+    elif not warehouse.is_dir():
         return _usage_error(f"warehouse folder {str(warehouse)!r} not found (the trading "
                             "demo writes one; or pass --warehouse DIR)")
     options = _given_options(args)
@@ -97,15 +133,27 @@ def run_query(args: argparse.Namespace) -> int:
         return _usage_error(f"{spec.name} does not take {', '.join(misplaced)} "
                             f"(it takes {takes})")
     try:
-        with TradingAnalytics(warehouse) as analytics:
+        if "now" in options:
+            options["now"] = parse_now(options["now"])
+        with TradingAnalytics(database, warehouse=warehouse,
+                              memory_limit=getattr(args, "memory_limit", None),
+                              threads=getattr(args, "threads", None)) as analytics:
             frame = spec.run(analytics, **options)
     except duckdb.Error as e:
-        print(f"query {spec.name}: reading {warehouse} failed: {e}", file=sys.stderr)
+        print(f"query {spec.name}: reading {warehouse or database} failed: {e}",
+              file=sys.stderr)
         return EXIT_FAILURE
     except ValueError as e:
-        return _usage_error(f"{spec.name}: {e}")
+        return _usage_error(f"{spec.name}: {_as_flags(str(e))}")
     sys.stdout.write(render(frame, getattr(args, "format", "table")))
     return EXIT_OK
+
+
+def _as_flags(message: str) -> str:
+    """An analytics message with its keyword names spelled as the command line's flags."""
+    for dest, flag in _OPTION_FLAGS.items():
+        message = message.replace(f"needs {dest}", f"needs {flag}")
+    return message
 
 
 # ---- output -------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
     surestream simulate --events 1000000 --seed 7 --out data/market
     surestream simulate --events 100000 --events-per-s 2000 --out data/live   # paced
+    surestream simulate --events 500000 --days 5 --out data/week   # five trading days
 
 Writes ``raw.trades.jsonl``, ``raw.marketdata.jsonl``, ``raw.orderbook.jsonl`` and
 ``truth.json`` into ``--out`` and prints the truth as a table: the numbers a pipeline run
@@ -46,6 +47,9 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=_DEFAULTS["seed"],
                    help="same seed, same bytes (default %(default)s)")
     p.add_argument("--out", default="out/market", help="folder (default %(default)s)")
+    p.add_argument("--days", type=int, default=_DEFAULTS["days"],
+                   help="trading days the events are spread over, each inside its 6.5 h "
+                        "session, weekends skipped (default %(default)s)")
     for option, (name, kind, text) in _KNOBS.items():
         p.add_argument(option, dest=name, type=kind, default=_DEFAULTS[name],
                        help=f"{text} (default %(default)s)")
@@ -59,13 +63,15 @@ def run_simulate(args: argparse.Namespace) -> int:
     """Simulate into ``args.out``; print the truth. Exit 0, or 2 on bad settings."""
     knobs = {name: getattr(args, name) for name, _, _ in _KNOBS.values()}
     try:
-        sim = MarketSimulation(events=args.events, seed=args.seed,
+        sim = MarketSimulation(events=args.events, seed=args.seed, days=args.days,
                                events_per_s=args.events_per_s, **knobs)
     except ValueError as e:
         print(f"simulate: {e}", file=sys.stderr)
         return EXIT_USAGE
     pace = f" at {args.events_per_s:,.0f} events/s" if args.events_per_s else ""
-    print(f"simulating {args.events:,} events (seed {args.seed}){pace} into {args.out} ...")
+    days = f" over {args.days} trading days" if args.days > 1 else ""
+    print(f"simulating {args.events:,} events{days} (seed {args.seed}){pace} "
+          f"into {args.out} ...")
     started = time.perf_counter()
     truth = sim.write(args.out)
     elapsed = time.perf_counter() - started

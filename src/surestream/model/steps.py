@@ -403,7 +403,8 @@ class BroadcastEnrichStep(StepModel):
     """Join records with reference data held as broadcast state (SEMANTICS §6).
 
     The reference map is loaded from ``reference`` (a file: parquet/csv/jsonl) at start and
-    updated by the records of the stream named ``updates`` while the pipeline runs.
+    updated by the records of the stream named ``updates`` while the pipeline runs; with
+    ``refresh_interval_ms`` the Parquet file is also re-read on an event-time schedule.
     """
 
     type: Literal["broadcast_enrich"] = "broadcast_enrich"
@@ -421,6 +422,28 @@ class BroadcastEnrichStep(StepModel):
     unknown_value: Any = Field("UNKNOWN", description="the value of each field for a key "
                                                       "not in the table (counted as "
                                                       "`unknown_keys`)")
+    refresh_interval_ms: PositiveMs | None = Field(
+        None, description="re-read the reference Parquet file (through DuckDB `read_parquet`) "
+                          "each time the records' event time enters a new interval of this "
+                          "length (epoch-aligned): the file's rows replace the table from "
+                          "the first record past the boundary on. Event time, not the wall "
+                          "clock, so a replay refreshes at the same records; the refreshed "
+                          "table is checkpointed. Needs `reference.path` to a Parquet file "
+                          "and a watermark step before this one")
+
+    @model_validator(mode="after")
+    def _refresh_needs_a_parquet_file(self) -> BroadcastEnrichStep:
+        if self.refresh_interval_ms is None:
+            return self
+        ref = self.reference or {}
+        path = str(ref.get("path", ""))
+        fmt = ref.get("format") or ("parquet" if path.lower().endswith((".parquet", ".pq"))
+                                    else None)
+        if not path or fmt != "parquet":
+            raise ValueError("refresh_interval_ms re-reads the reference file: give "
+                             "`reference: {path: <file>.parquet}` (format parquet), or drop "
+                             "refresh_interval_ms")
+        return self
 
 
 class ProcessingTimeStep(StepModel):

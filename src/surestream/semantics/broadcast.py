@@ -18,6 +18,19 @@ result of applying them one at a time in ``seq`` order, vectorized: one hash joi
 the table as it was at the start, one as-of join (by key, backward on ``seq``) against the
 updates of the stretch, then the updates are folded into the table.
 
+Refresh (``refresh_interval_ms``): the reference Parquet file is re-read each time the
+main records' event time enters a new interval ``floor(ts / refresh_interval_ms)``, taken
+as a running maximum over the records in ``seq`` order: the file's rows replace the whole
+table right before the first record past a boundary (after the updates of smaller ``seq``,
+before those of equal or larger ``seq``). The reading is a function the runner hands over
+(``connectors.reference_data.reference_reloader``); a read that fails, or whose values do
+not fit the table's types, keeps the table as it was and counts ``refresh_errors``. Why
+event time: a wall-clock schedule would apply the new values at a record that depends on
+how fast the run went, so outputs would differ between runs, batch sizes and replays; the
+running maximum of event time in ``seq`` order is a property of the input. The table and
+the current interval are checkpointed: a restore never re-reads a refresh it already
+applied (docs/concepts.md, "Broadcast state").
+
 Types: the table's column types come from the reference data (or, without any, from the
 first update batch) and every update is cast to them; an update whose value does not fit,
 or whose key has a null, goes to ``errors`` instead of the table. An enrichment field's
@@ -28,11 +41,13 @@ batch, whether or not the batch holds an unknown key.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import polars as pl
 
-from surestream.model.batch import Batch
+from surestream.model.batch import Batch, concat
 from surestream.model.steps import BroadcastEnrichStep
 from surestream.semantics.errors import INVALID_BROADCAST_UPDATE, error_batch
 from surestream.semantics.operator import ERRORS, MAIN, Outputs
@@ -54,7 +69,8 @@ class BroadcastEnrichOperator:
     """Enrich the main stream from broadcast state; see the module docstring."""
 
     def __init__(self, step: BroadcastEnrichStep, pipeline: str, *,
-                 reference: pl.DataFrame | None = None) -> None:
+                 reference: pl.DataFrame | None = None,
+                 reload: Callable[[], pl.DataFrame] | None = None) -> None:
         self.name = step.name
         self.pipeline = pipeline
         self.key_fields = list(step.key_fields)
@@ -75,8 +91,19 @@ class BroadcastEnrichOperator:
             self._table = pl.DataFrame(schema={c: pl.Null for c in (*self.key_fields,
                                                                      *self.fields)})
         #: Metrics for the runner (checkpointed): main records enriched with
-        #: ``unknown_value``, and rejected updates.
+        #: ``unknown_value``, and rejected updates (with a refresh: refreshes applied and
+        #: refreshes that failed).
         self.counters = {"unknown_keys": 0, "errors": 0}
+        self.refresh_interval_ms = step.refresh_interval_ms
+        if self.refresh_interval_ms is not None:
+            if reload is None:
+                raise ValueError(f"step {step.name!r}: refresh_interval_ms needs the function "
+                                 "re-reading the reference file; pass it as `reload` "
+                                 "(connectors.reference_data.reference_reloader)")
+            self.counters.update(refreshes=0, refresh_errors=0)
+        self._reload = reload
+        #: the event-time interval the table belongs to (None before the first record)
+        self._interval: int | None = None
 
     def output_tags(self) -> set[str]:
         return {ERRORS}
@@ -93,7 +120,9 @@ class BroadcastEnrichOperator:
 
     # -- the two inputs -----------------------------------------------------------------
     def process(self, batch: Batch) -> Outputs:
-        """Enrich main records with the table as it is now."""
+        """Enrich main records with the table as it is now (refreshed where due)."""
+        if self.refresh_interval_ms is not None:
+            return self.process_with_updates(batch, None)
         return {MAIN: self._enrich(batch, None)}
 
     def update(self, batch: Batch) -> Outputs:
@@ -103,13 +132,69 @@ class BroadcastEnrichOperator:
         return outputs
 
     def process_with_updates(self, main: Batch, updates: Batch | None) -> Outputs:
-        """Main and update records of one stretch, applied in ``seq`` order."""
+        """Main and update records of one stretch, applied in ``seq`` order, the table
+        refreshed before each record that enters a new refresh interval."""
+        cuts = self._refresh_cuts(main)
+        if not len(cuts):
+            return self._stretch(main, updates)
+        starts = np.unique(np.r_[0, cuts])
+        ends = np.r_[starts[1:], len(main)]
+        pieces: list[Outputs] = []
+        for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
+            if lo in cuts:
+                self._refresh()
+            piece_updates = None
+            if updates is not None and len(updates):
+                # this piece's updates: from its first record's seq (the first piece: all
+                # before) up to the next piece's first record's seq (the last: all after)
+                low = main.seq[lo] if lo > 0 else np.iinfo(np.int64).min
+                high = main.seq[hi] if hi < len(main) else np.iinfo(np.int64).max
+                piece_updates = updates.filter((updates.seq >= low) & (updates.seq < high))
+            pieces.append(self._stretch(main.take(np.arange(lo, hi)), piece_updates))
+        outputs: Outputs = {MAIN: concat([p[MAIN] for p in pieces], wm_end=main.wm_end)}
+        errors = [p[ERRORS] for p in pieces if ERRORS in p]
+        if errors:
+            outputs[ERRORS] = concat(errors)
+        return outputs
+
+    def _stretch(self, main: Batch, updates: Batch | None) -> Outputs:
+        """Main and update records of a stretch without a refresh, in ``seq`` order."""
         if updates is None or not len(updates):
-            return self.process(main)
+            return {MAIN: self._enrich(main, None)}
         conformed, outputs = self._conform(updates)
         outputs[MAIN] = self._enrich(main, conformed)
         self._apply(conformed)
         return outputs
+
+    # -- refresh ------------------------------------------------------------------------
+    def _refresh_cuts(self, batch: Batch) -> np.ndarray:
+        """Row indices before which the table is refreshed: where the running maximum of
+        ``ts // refresh_interval_ms`` (over the records so far, in seq order) grows. The
+        first record ever only fixes the interval the starting table belongs to."""
+        if self.refresh_interval_ms is None or not len(batch):
+            return np.zeros(0, dtype=np.int64)
+        if batch.ts is None:
+            raise ValueError(f"step {self.name!r}: refresh_interval_ms follows event time; "
+                             "put a watermark step before this step")
+        interval = batch.ts // self.refresh_interval_ms
+        start = int(interval[0]) if self._interval is None else self._interval
+        running = np.maximum.accumulate(np.r_[start, interval])
+        self._interval = int(running[-1])
+        return np.flatnonzero(running[1:] > running[:-1])
+
+    def _refresh(self) -> None:
+        """Replace the table with the reference file as it is now (the same columns and
+        types); on a failed read or values that do not fit, keep it and count the error."""
+        assert self._reload is not None
+        try:
+            fresh = self._reload().select(*self.key_fields, *self.fields)
+            if self._table.width and self._table.schema != fresh.schema:
+                fresh = fresh.cast(dict(self._table.schema), strict=True)
+        except (OSError, ValueError, pl.exceptions.PolarsError):
+            self.counters["refresh_errors"] += 1
+            return
+        self._table = fresh
+        self.counters["refreshes"] += 1
 
     # -- updates ------------------------------------------------------------------------
     def _conform(self, batch: Batch) -> tuple[pl.DataFrame, Outputs]:
@@ -216,16 +301,19 @@ class BroadcastEnrichOperator:
         """The table as Arrow IPC bytes (exact types, plain picklable value) and the
         counters."""
         return {"table": self._table.write_ipc(None).getvalue(),
-                "counters": dict(self.counters)}
+                "counters": dict(self.counters), "interval": self._interval}
 
     def restore(self, state: dict[str, Any]) -> None:
         self._table = pl.read_ipc(io.BytesIO(state["table"]))
-        self.counters = dict(state["counters"])
+        self.counters = {**self.counters, **state["counters"]}
+        self._interval = state.get("interval")
 
 
 def build_broadcast_operator(
-    step: BroadcastEnrichStep, pipeline: str, *, reference: pl.DataFrame | None = None
+    step: BroadcastEnrichStep, pipeline: str, *, reference: pl.DataFrame | None = None,
+    reload: Callable[[], pl.DataFrame] | None = None,
 ) -> BroadcastEnrichOperator:
     """The executable operator for a ``broadcast_enrich`` step, starting from ``reference``
-    (the step's reference data as ``connectors.reference_data.load_reference`` reads it)."""
-    return BroadcastEnrichOperator(step, pipeline, reference=reference)
+    (the step's reference data as ``connectors.reference_data.load_reference`` reads it);
+    ``reload`` re-reads it for ``refresh_interval_ms``."""
+    return BroadcastEnrichOperator(step, pipeline, reference=reference, reload=reload)

@@ -1,32 +1,36 @@
-"""DuckDB analytics over the trading warehouse: the questions a desk asks of the job outputs.
+"""DuckDB analytics over the trading warehouse: the questions the platform's plan asks.
 
-The trading jobs write the warehouse exactly once: one folder per dataset, one
-``part-<checkpoint>.parquet`` per checkpoint (hive folders such as ``date=.../`` may come
-later). ``TradingAnalytics`` opens an in-memory DuckDB connection, puts one view over each
-dataset and answers each question with one SQL statement, returned as a polars frame.
+``TradingAnalytics`` opens a DuckDB connection (in memory, or a database file, with the
+plan's ``memory_limit`` and ``threads`` settings), puts one view over each warehouse dataset
+(``surestream.apps.trading.warehouse``: committed parts only) and answers each question with
+one SQL statement (``analytics_sql``), returned as a polars frame:
 
-Two rules keep the answers trustworthy:
+* ``top_traded_symbols(top_n, since_hours)``: FILLED trades of the period per symbol,
+  highest volume first;
+* ``portfolio_analysis(account_id)``: the account's net positions and their cost;
+* ``compare_volume_to_historical(symbol)``: today's volume from the stored 1-minute
+  aggregates against the 7/30/90-day averages of the days before;
+* ``sector_performance(since_hours)``: FILLED trades of the period per sector.
 
-* Only committed parts are read. The Parquet sink stages a checkpoint's part in the hidden
-  ``<dataset>/.staging/`` folder (and writes ``.part-N.parquet.tmp`` first) until the
-  checkpoint commits; DuckDB's ``**`` glob descends into hidden folders, so globbing would
-  count uncommitted -- possibly later rolled back -- rows. The part files are therefore
-  listed here (every ``*.parquet`` at any depth, hidden names skipped) and handed to
-  ``read_parquet(files, union_by_name=true)``, which is what the ``**/*.parquet`` glob
-  would read without the staging area.
-* No user-supplied value is ever formatted into SQL. Filters, limits and ids are bound
-  parameters (``$1``, ``$2``, ...); view names come only from the fixed allow-lists below
-  (a window ``size`` picks its dataset from ``WINDOW_DATASETS``), and the warehouse path
-  never enters SQL text at all: the views are built with DuckDB's relation API.
+Time. "Today" and "the last ``since_hours``" are relative to the data's latest event time
+by default -- the latest trade's ``timestamp_ms`` (the latest 1-minute window's start for
+the volume history) -- so a replayed, simulated or day-old warehouse answers the same
+whenever it is asked. Pass ``now=`` (a datetime or epoch milliseconds) to measure from a
+given moment instead, e.g. the wall clock (``surestream query ... --now``).
 
-Run ``python -m surestream.cli.query --help`` for the command-line front end.
+No user-supplied value is ever formatted into SQL: ids, symbols, limits, periods and times
+are bound parameters; view names come from fixed allow-lists.
+
+Run ``surestream query --help`` for the command-line front end.
 """
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -34,331 +38,174 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from surestream.apps.trading import analytics_sql as sql
 from surestream.apps.trading.reference import load_reference
-from surestream.connectors.duckdb_util import fetch_frame
+from surestream.apps.trading.warehouse import part_files, register_datasets
 
-_TRADE_COLUMNS: dict[str, str] = {
-    "trade_id": "VARCHAR", "order_id": "VARCHAR", "symbol": "VARCHAR", "side": "VARCHAR",
-    "quantity": "BIGINT", "price": "DOUBLE", "status": "VARCHAR", "exchange": "VARCHAR",
-    "trader_id": "VARCHAR", "account_id": "VARCHAR", "timestamp_ms": "BIGINT",
-    "event_type": "VARCHAR",
-}
-_ENRICHED_COLUMNS: dict[str, str] = {
-    **_TRADE_COLUMNS, "company_name": "VARCHAR", "sector": "VARCHAR", "industry": "VARCHAR",
-    "market_cap_tier": "VARCHAR", "ref_exchange": "VARCHAR",
-}
-_WINDOW_COLUMNS: dict[str, str] = {
-    "symbol": "VARCHAR", "window_start": "BIGINT", "window_end": "BIGINT",
-    "revision": "BIGINT", "total_volume": "BIGINT", "total_value": "DOUBLE",
-    "vwap": "DOUBLE", "trade_count": "BIGINT", "buy_count": "BIGINT", "sell_count": "BIGINT",
-    "buy_sell_ratio": "DOUBLE", "high": "DOUBLE", "low": "DOUBLE", "open": "DOUBLE",
-    "close": "DOUBLE", "window_size": "VARCHAR",
-}
-_ALERT_COLUMNS: dict[str, str] = {
-    "alert_type": "VARCHAR", "symbol": "VARCHAR", "direction": "VARCHAR",
-    "baseline_price": "DOUBLE", "current_price": "DOUBLE", "pct_change": "DOUBLE",
-    "window_start_ms": "BIGINT", "detected_at_ms": "BIGINT", "severity": "VARCHAR",
-}
-_HISTORY_COLUMNS: dict[str, str] = {"symbol": "VARCHAR", "date": "DATE", "volume": "DOUBLE"}
+__all__ = ["QUERIES", "WINDOW_SIZES", "QuerySpec", "TradingAnalytics", "part_files"]
 
-#: window size -> its aggregates dataset; the only way a size reaches a view name
-WINDOW_DATASETS: dict[str, str] = {size: f"trade_aggregates_{size}"
-                                   for size in ("1m", "5m", "15m")}
-
-#: the allow-list: every dataset the warehouse may hold -> the columns its view guarantees
-DATASETS: dict[str, dict[str, str]] = {
-    "processed_trades_filled": _TRADE_COLUMNS,
-    "processed_trades_new": _TRADE_COLUMNS,
-    "processed_trades_cancelled": _TRADE_COLUMNS,
-    "processed_trades_rejected": _TRADE_COLUMNS,
-    "enriched_trades": _ENRICHED_COLUMNS,
-    **{dataset: _WINDOW_COLUMNS for dataset in WINDOW_DATASETS.values()},
-    "price_alerts": _ALERT_COLUMNS,
-    "daily_volume_history": _HISTORY_COLUMNS,
-}
-
+WINDOW_SIZES = ("1m", "5m", "15m")
 SIDES = ("BUY", "SELL")
+MS_PER_HOUR = 3_600_000
 
-# ---- the SQL: fixed text; user values arrive only as $n parameters ----------------------
+Moment = datetime | int
 
-_TOP_SYMBOLS_SQL = """
-SELECT symbol,
-       count(*)                                            AS trades,
-       CAST(sum(quantity) AS BIGINT)                       AS volume,
-       sum(quantity * price)                               AS value,
-       sum(quantity * price) / nullif(sum(quantity), 0)    AS vwap
-FROM priced_fills
-WHERE ($1::VARCHAR IS NULL OR side = $1)
-GROUP BY symbol
-ORDER BY value DESC, symbol
-LIMIT $2
-"""
-
-_PORTFOLIO_SQL = """
-WITH legs AS (
-    SELECT account_id, symbol,
-           count(*)                                                          AS trades,
-           CAST(coalesce(sum(quantity) FILTER (side = 'BUY'), 0) AS BIGINT)  AS bought,
-           CAST(coalesce(sum(quantity) FILTER (side = 'SELL'), 0) AS BIGINT) AS sold,
-           sum(quantity * price) FILTER (side = 'BUY')                       AS buy_notional,
-           sum(quantity * price) FILTER (side = 'SELL')                      AS sell_notional
-    FROM fills
-    WHERE ($1::VARCHAR IS NULL OR account_id = $1)
-    GROUP BY account_id, symbol
-)
-SELECT account_id, symbol, trades, bought, sold,
-       bought - sold                                          AS net_position,
-       buy_notional / nullif(bought, 0)                       AS avg_buy_price,
-       (bought - sold) * (buy_notional / nullif(bought, 0))   AS cost_basis,
-       sell_notional / nullif(sold, 0)                        AS avg_sell_price,
-       coalesce(sell_notional, 0.0)                           AS realized_notional
-FROM legs
-ORDER BY account_id, symbol
-"""
-
-_VOLUME_HISTORY_SQL = """
-WITH trades AS (
-    SELECT symbol, quantity, CAST(epoch_ms(timestamp_ms) AS DATE) AS trade_date FROM fills
-),
-today AS (SELECT max(trade_date) AS day FROM trades),
-today_volume AS (
-    SELECT t.symbol, d.day, CAST(sum(t.quantity) AS BIGINT) AS volume
-    FROM trades t JOIN today d ON t.trade_date = d.day
-    WHERE ($1::VARCHAR IS NULL OR t.symbol = $1)
-    GROUP BY t.symbol, d.day
-),
-history AS (
-    SELECT h.symbol,
-           avg(h.volume) FILTER (CAST(h."date" AS DATE) >= d.day - 7)   AS avg_7d,
-           avg(h.volume) FILTER (CAST(h."date" AS DATE) >= d.day - 30)  AS avg_30d,
-           avg(h.volume)                                                AS avg_90d,
-           count(*)                                                     AS history_days
-    FROM daily_volume_history h
-    JOIN today d ON CAST(h."date" AS DATE) < d.day
-                AND CAST(h."date" AS DATE) >= d.day - 90
-    WHERE ($1::VARCHAR IS NULL OR h.symbol = $1)
-    GROUP BY h.symbol
-)
-SELECT v.symbol, v.day AS "date", v.volume AS today_volume,
-       h.avg_7d, h.avg_30d, h.avg_90d,
-       v.volume / nullif(h.avg_7d, 0)   AS ratio_7d,
-       v.volume / nullif(h.avg_30d, 0)  AS ratio_30d,
-       v.volume / nullif(h.avg_90d, 0)  AS ratio_90d,
-       coalesce(h.history_days, 0)      AS history_days
-FROM today_volume v LEFT JOIN history h USING (symbol)
-ORDER BY ratio_30d DESC NULLS LAST, v.symbol
-"""
-
-_SECTOR_SQL = """
-WITH per_symbol AS (
-    SELECT coalesce(sector, 'UNKNOWN')                     AS sector, symbol,
-           count(*)                                        AS trades,
-           sum(quantity)                                   AS volume,
-           sum(quantity * price)                           AS value,
-           arg_min(price, row(timestamp_ms, trade_id))     AS first_price,
-           arg_max(price, row(timestamp_ms, trade_id))     AS last_price
-    FROM sector_fills
-    GROUP BY ALL
-)
-SELECT sector,
-       count(*)                                                           AS symbols,
-       CAST(sum(trades) AS BIGINT)                                        AS trades,
-       CAST(sum(volume) AS BIGINT)                                        AS volume,
-       sum(value)                                                         AS value,
-       avg((last_price - first_price) / nullif(first_price, 0) * 100.0)  AS avg_change_pct
-FROM per_symbol
-GROUP BY sector
-ORDER BY value DESC, sector
-"""
-
-#: {view} is a WINDOW_DATASETS value, never user text
-_FINAL_WINDOWS_SQL = """
-SELECT * FROM {view}
-WHERE ($1::VARCHAR IS NULL OR symbol = $1)
-QUALIFY row_number() OVER (PARTITION BY symbol, window_start, window_end
-                           ORDER BY revision DESC) = 1
-ORDER BY window_start, symbol
-"""
-
-_ALERTS_SQL = """
-SELECT severity,
-       count(*)                                      AS alerts,
-       count(DISTINCT symbol)                        AS symbols,
-       count(*) FILTER (direction = 'UP')            AS up,
-       count(*) FILTER (direction = 'DOWN')          AS down,
-       avg(pct_change)                               AS avg_abs_change_pct,
-       max(pct_change)                               AS max_abs_change_pct,
-       min(detected_at_ms)                           AS first_alert_ts,
-       max(detected_at_ms)                           AS last_alert_ts
-FROM price_alerts
-GROUP BY severity
-ORDER BY CASE severity WHEN 'CRITICAL' THEN 0 WHEN 'HIGH' THEN 1 WHEN 'MEDIUM' THEN 2
-         ELSE 3 END, severity
-"""
-
-
-# ---- reading the warehouse ---------------------------------------------------------------
-
-def part_files(folder: Path) -> list[Path]:
-    """The committed part files of a dataset folder, sorted; [] if it does not exist.
-
-    Every ``*.parquet`` at any depth (hive folders included) except hidden names: the sink's
-    ``.staging/`` parts and ``.tmp`` files are not committed output.
-    """
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.rglob("*.parquet")
-                  if p.is_file() and not any(n.startswith(".")
-                                             for n in p.relative_to(folder).parts))
-
-
-def _hive_layout(folder: Path, files: Sequence[Path]) -> bool:
-    """True when every file sits under the same ``key=value`` folder keys.
-
-    DuckDB detects hive partitions for a glob but not for a list of files, so this restores
-    the glob's behaviour; mixed layouts are read without partition columns, as the glob does.
-    """
-    layouts = set()
-    for f in files:
-        folders = f.relative_to(folder).parts[:-1]
-        if not folders or not all("=" in name for name in folders):
-            return False
-        layouts.add(tuple(name.split("=", 1)[0] for name in folders))
-    return len(layouts) == 1
-
-
-def _empty_select(columns: dict[str, str]) -> str:
-    """A zero-row SELECT with the dataset's columns, so a missing dataset queries as empty."""
-    casts = ", ".join(f'CAST(NULL AS {kind}) AS "{name}"' for name, kind in columns.items())
-    return f"SELECT {casts} LIMIT 0"
-
-
-def _dataset_relation(con: duckdb.DuckDBPyConnection, folder: Path,
-                      columns: dict[str, str]) -> duckdb.DuckDBPyRelation | None:
-    """The dataset's parts as one relation with at least ``columns`` (None if no parts).
-
-    Columns an older writer did not produce are added as typed NULLs, so queries bind.
-    """
-    files = part_files(folder)
-    if not files:
-        return None
-    rel = con.read_parquet([str(f) for f in files], union_by_name=True,
-                           hive_partitioning=_hive_layout(folder, files))
-    missing = [name for name in columns if name not in rel.columns]
-    if missing:
-        rel = rel.project(", ".join(["*"] + [f'CAST(NULL AS {columns[n]}) AS "{n}"'
-                                             for n in missing]))
-    return rel
-
-
-def _positive_int(value: Any, what: str) -> int:
-    """``value`` as an int >= 1 (rejecting bools and floats), or a ValueError naming it."""
-    if isinstance(value, bool):
-        raise ValueError(f"{what} must be a positive integer, not {value!r}")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{what} must be a positive integer, not {value!r}") from None
-    if number < 1:
-        raise ValueError(f"{what} must be a positive integer, not {number}")
-    return number
-
-
-# ---- the API ------------------------------------------------------------------------------
 
 class TradingAnalytics:
-    """Read-only SQL analytics over one warehouse folder, answered as polars frames.
+    """SQL analytics over one warehouse, answered as polars frames.
+
+    ``database``: a DuckDB database file (``None``: in memory). For convenience an existing
+    folder given here is taken as the ``warehouse`` (with an in-memory database), which is
+    how the demo opens its output. ``warehouse``: the folder of Parquet datasets the trading
+    jobs write; a dataset with no parts there is read from the database's table of the same
+    name if it has one (a DuckDB sink's output), else it is empty. ``memory_limit`` (e.g.
+    ``"2GB"``) and ``threads`` are DuckDB settings (``None``: DuckDB's defaults).
 
     The views are fixed when the object is created (the part files present then), so all
     answers from one instance describe the same committed snapshot.
     """
 
-    def __init__(self, warehouse: str | Path) -> None:
-        self.warehouse = Path(warehouse)
-        self.con = duckdb.connect(":memory:")
-        #: datasets with at least one committed part file
-        self.available: set[str] = set()
-        for name, columns in DATASETS.items():
-            self._create_view(name, columns)
-        self.con.register("reference_symbols", load_reference().to_arrow())
-        self._create_trade_views()
+    def __init__(self, database: str | Path | None = None, read_only: bool = False, *,
+                 warehouse: str | Path | None = None, memory_limit: str | None = None,
+                 threads: int | None = None) -> None:
+        if warehouse is None and database is not None and Path(database).is_dir():
+            database, warehouse = None, database
+        config: dict[str, Any] = {}
+        if memory_limit is not None:
+            config["memory_limit"] = str(memory_limit)
+        if threads is not None:
+            config["threads"] = _positive_int(threads, "threads")
+        if read_only and database is None:
+            raise ValueError("read_only needs a database file (an in-memory database "
+                             "starts empty)")
+        self.warehouse = None if warehouse is None else Path(warehouse)
+        self.con = duckdb.connect(":memory:" if database is None else str(database),
+                                  read_only=read_only, config=config)
+        #: datasets with data (committed parts, or a table in the database)
+        self.available: set[str] = register_datasets(self.con, self.warehouse)
+        self._reference_loaded = False
+        self._replace_reference(load_reference().rename(
+            {"exchange": "listed_exchange"}).to_arrow())
+        self._create_derived_views()
 
-    def _create_view(self, name: str, columns: dict[str, str]) -> None:
-        """One view per allow-listed dataset; an empty typed one when it has no parts."""
-        rel = _dataset_relation(self.con, self.warehouse / name, columns)
-        if rel is None:
-            self.con.execute(f"CREATE OR REPLACE VIEW {name} AS {_empty_select(columns)}")
-        else:
-            rel.create_view(name, replace=True)
-            self.available.add(name)
+    # ---- views --------------------------------------------------------------------------
 
-    def _create_trade_views(self) -> None:
-        """The filled trades three ways, each falling back when its preferred source is absent.
-
-        ``fills`` (positions, daily volume) prefers the processed fills; ``priced_fills``
-        (top symbols) prefers the enriched trades; ``sector_fills`` needs a sector, so
-        without enriched trades it joins the fills to the packaged reference universe.
-        """
+    def _create_derived_views(self) -> None:
+        """``trades`` (the fills: processed, else enriched), ``sector_trades`` (fills with a
+        sector) and ``final_aggregates`` (each window's latest revision)."""
         enriched = "enriched_trades" in self.available
         filled = "processed_trades_filled" in self.available
-        fills = "enriched_trades" if enriched and not filled else "processed_trades_filled"
-        priced = "processed_trades_filled" if filled and not enriched else "enriched_trades"
-        self.con.execute(f"CREATE VIEW fills AS SELECT * FROM {fills}")
-        self.con.execute(f"CREATE VIEW priced_fills AS SELECT * FROM {priced}")
-        sector_source = "SELECT * FROM enriched_trades" if enriched else (
-            "SELECT f.*, r.sector FROM fills f LEFT JOIN reference_symbols r USING (symbol)")
-        self.con.execute(f"CREATE VIEW sector_fills AS {sector_source}")
+        trades = "enriched_trades" if enriched and not filled else "processed_trades_filled"
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW trades AS SELECT * FROM {trades}")
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW final_aggregates AS "
+                         f"{sql.FINAL_AGGREGATES}")
+        self._create_sector_view()
 
-    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> pl.DataFrame:
-        return fetch_frame(self.con, sql, list(params))
+    def _create_sector_view(self) -> None:
+        """Sectors come from reference data loaded with ``load_reference_data``; without
+        it from the enriched trades (the sector as of each trade), else from the packaged
+        reference universe."""
+        if "enriched_trades" in self.available and not self._reference_loaded:
+            source = "SELECT * FROM enriched_trades"
+        else:
+            source = ("SELECT t.*, r.sector FROM trades t "
+                      "LEFT JOIN reference_data r USING (symbol)")
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW sector_trades AS {source}")
+
+    def load_reference_data(self, parquet_path: str | Path) -> int:
+        """Load the symbol reference data (``symbol``, ``sector``, ...) from a Parquet file
+        into the ``reference_data`` table, replacing what was there; sector answers use it
+        from now on. Returns the number of symbols."""
+        path = Path(parquet_path)
+        if not path.is_file():
+            raise ValueError(f"reference data {str(path)!r} not found (a Parquet file with "
+                             "symbol and sector columns)")
+        rel = self.con.read_parquet(str(path))
+        missing = [c for c in ("symbol", "sector") if c not in rel.columns]
+        if missing:
+            raise ValueError(f"reference data {path}: missing columns {missing} "
+                             f"(has {rel.columns})")
+        self._replace_reference(rel)
+        self._reference_loaded = True
+        self._create_sector_view()
+        ((count,),) = self.con.execute("SELECT count(*) FROM reference_data").fetchall()
+        return int(count)
+
+    def _replace_reference(self, source: Any) -> None:
+        """``reference_data`` becomes a temporary table holding ``source`` (a relation or
+        an Arrow table): a copy, so a file changed later does not change the answers."""
+        self.con.register("reference_source", source)
+        self.con.execute("CREATE OR REPLACE TEMP TABLE reference_data AS "
+                         "SELECT * FROM reference_source")
+        self.con.unregister("reference_source")
+
+    # ---- the plan's questions -----------------------------------------------------------
+
+    def _fetch(self, statement: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+        relation = self.con.sql(statement, params=list(params) if params else None)
+        return pl.from_arrow(relation.to_arrow_table())  # type: ignore[return-value]
+
+    def top_traded_symbols(self, top_n: int = 20, since_hours: float = 24,
+                           now: Moment | None = None) -> pl.DataFrame:
+        """Per symbol, the FILLED trades of the last ``since_hours``: ``trade_count``,
+        ``total_volume``, ``total_notional``, ``vwap`` (4 dp), ``low``, ``high`` and
+        ``price_range_pct`` ((high - low) / low in percent, 2 dp); highest volume first
+        (ties by symbol), at most ``top_n`` rows."""
+        return self._fetch(sql.TOP_TRADED_SYMBOLS, [
+            _positive_int(top_n, "top_n"), _period_ms(since_hours), _epoch_ms(now)])
+
+    def portfolio_analysis(self, account_id: str) -> pl.DataFrame:
+        """The account's open positions from its FILLED trades, per symbol:
+        ``net_position`` (bought - sold), ``net_cost`` (buy notional - sell notional) and
+        ``avg_cost_basis`` (net_cost / net_position, 4 dp); flat positions are dropped;
+        largest ``|net_cost|`` first (ties by symbol)."""
+        return self._fetch(sql.PORTFOLIO_ANALYSIS, [_text(account_id, "account_id")])
+
+    def compare_volume_to_historical(self, symbol: str,
+                                     now: Moment | None = None) -> pl.DataFrame:
+        """The symbol's volume today against its history, from the stored 1-minute
+        aggregates (each window's latest revision).
+
+        One row: ``date`` (today, UTC), ``today_volume`` (up to the reference time),
+        ``avg_7d``/``avg_30d``/``avg_90d`` (mean daily volume over the trading days -- days
+        with any 1-minute aggregate, of any symbol -- among the 7/30/90 calendar days
+        before today; a trading day without the symbol counts as 0), ``pct_vs_30d_avg``
+        ((today - avg_30d) / avg_30d in percent, 2 dp; null without history) and
+        ``days_7d``/``days_30d``/``days_90d`` (how many trading days each average covers).
+        No row when there are no 1-minute aggregates at all.
+        """
+        return self._fetch(sql.COMPARE_VOLUME_TO_HISTORICAL,
+                           [_text(symbol, "symbol"), _epoch_ms(now)])
+
+    def sector_performance(self, since_hours: float = 24,
+                           now: Moment | None = None) -> pl.DataFrame:
+        """Per sector, the FILLED trades of the last ``since_hours``: ``symbol_count``,
+        ``trade_count``, ``total_volume``, ``total_notional`` and ``avg_price_change_pct``
+        (the mean over its symbols of last vs first price in the period, 2 dp; first/last
+        by time, then trade id); highest notional first. Symbols without a sector count as
+        ``UNKNOWN``."""
+        return self._fetch(sql.SECTOR_PERFORMANCE, [_period_ms(since_hours), _epoch_ms(now)])
+
+    # ---- more questions -----------------------------------------------------------------
 
     def top_symbols(self, limit: int = 10, side: str | None = None) -> pl.DataFrame:
-        """Per symbol: trades, volume, value and VWAP of the fills, highest value first.
-
-        ``side`` ("BUY"/"SELL", any case) keeps one side of the tape only.
-        """
+        """All-time per symbol: trades, volume, value and VWAP of the fills, highest value
+        first (the demo's report). ``side`` ("BUY"/"SELL", any case) keeps one side."""
         if side is not None:
             side = side.upper()
             if side not in SIDES:
                 raise ValueError(f"side must be one of {', '.join(SIDES)}, not {side!r}")
-        return self._fetch(_TOP_SYMBOLS_SQL, [side, _positive_int(limit, "limit")])
-
-    def portfolio(self, account_id: str | None = None) -> pl.DataFrame:
-        """Per account and symbol: quantities bought and sold, net position, its cost basis.
-
-        ``avg_buy_price`` is the average price paid over all buys, ``cost_basis`` the cost of
-        the net position at that price (``net_position * avg_buy_price``; negative for a net
-        short), ``realized_notional`` the cash the sells brought in.
-        """
-        return self._fetch(_PORTFOLIO_SQL, [account_id])
-
-    def volume_vs_history(self, symbol: str | None = None) -> pl.DataFrame:
-        """Per symbol: today's volume against its 7, 30 and 90 day averages, as ratios.
-
-        "Today" is the latest UTC date in the fills; the averages are over the history rows
-        of the days before it (``history_days`` says how many of the 90 exist). Highest
-        30-day ratio -- the most unusual activity -- first.
-        """
-        return self._fetch(_VOLUME_HISTORY_SQL, [symbol])
-
-    def sector_performance(self) -> pl.DataFrame:
-        """Per sector: symbols, trades, volume, value and the average price move of its symbols.
-
-        A symbol's move is its last trade price against its first (by time, then trade id,
-        so ties resolve the same way every run) in percent; the sector's is their mean.
-        """
-        return self._fetch(_SECTOR_SQL)
+        return self._fetch(sql.TOP_SYMBOLS_BY_VALUE, [side, _positive_int(limit, "limit")])
 
     def final_windows(self, size: str = "1m", symbol: str | None = None) -> pl.DataFrame:
-        """The final result of each window: its highest revision (earlier ones are updates)."""
-        view = WINDOW_DATASETS.get(size)
-        if view is None:
-            raise ValueError(f"size must be one of {', '.join(WINDOW_DATASETS)}, not {size!r}")
-        return self._fetch(_FINAL_WINDOWS_SQL.format(view=view), [symbol])
+        """The final result of each aggregate window of ``size``: its latest revision."""
+        if size not in WINDOW_SIZES:
+            raise ValueError(f"size must be one of {', '.join(WINDOW_SIZES)}, not {size!r}")
+        return self._fetch(sql.FINAL_WINDOWS, [size, symbol])
 
     def alerts_by_severity(self) -> pl.DataFrame:
         """Price alerts counted per severity (CRITICAL first), with direction and size."""
-        return self._fetch(_ALERTS_SQL)
+        return self._fetch(sql.ALERTS_BY_SEVERITY)
 
     def query(self, name: str, **options: Any) -> pl.DataFrame:
         """Run a registered query by its ``QUERIES`` name."""
@@ -378,34 +225,85 @@ class TradingAnalytics:
         self.close()
 
 
+# ---- argument checks: a wrong value is a ValueError naming the argument ---------------------
+
+def _positive_int(value: Any, what: str) -> int:
+    """``value`` as an int >= 1 (rejecting bools and floats), or a ValueError naming it."""
+    if isinstance(value, bool):
+        raise ValueError(f"{what} must be a positive integer, not {value!r}")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{what} must be a positive integer, not {value!r}") from None
+    if number < 1:
+        raise ValueError(f"{what} must be a positive integer, not {number}")
+    return number
+
+
+def _period_ms(since_hours: Any) -> int:
+    """``since_hours`` (a positive number of hours) in milliseconds."""
+    if isinstance(since_hours, bool) or not isinstance(since_hours, int | float) \
+            or not math.isfinite(since_hours) or since_hours <= 0:
+        raise ValueError(f"since_hours must be a positive number of hours, not {since_hours!r}")
+    return round(since_hours * MS_PER_HOUR)
+
+
+def _epoch_ms(now: Moment | None) -> int | None:
+    """``now`` as epoch milliseconds: a datetime (naive ones are UTC) or an int already."""
+    if now is None:
+        return None
+    if isinstance(now, datetime):
+        moment = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+        return round(moment.timestamp() * 1000)
+    if isinstance(now, int) and not isinstance(now, bool):
+        return now
+    raise ValueError(f"now must be a datetime or epoch milliseconds, not {now!r}")
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} must be a non-empty string, not {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class QuerySpec:
-    """A named query: the method answering it and the keyword options it accepts."""
+    """A named query: the method answering it, the keyword options it accepts (those in
+    ``required`` must be given) and a one-line help."""
 
     name: str
     method: Callable[..., pl.DataFrame]
     options: tuple[str, ...]
     help: str
+    required: tuple[str, ...] = ()
 
     def run(self, analytics: TradingAnalytics, **options: Any) -> pl.DataFrame:
         unknown = set(options) - set(self.options)
         if unknown:
             raise ValueError(f"{self.name} does not take {', '.join(sorted(unknown))}")
+        missing = [o for o in self.required if options.get(o) is None]
+        if missing:
+            raise ValueError(f"{self.name} needs {', '.join(missing)}")
         return self.method(analytics, **options)
 
 
-#: query name (as the CLI spells it) -> its spec
+#: query name (as the CLI spells it) -> its spec; the plan's four first
 QUERIES: dict[str, QuerySpec] = {spec.name: spec for spec in (
+    QuerySpec("top-traded-symbols", TradingAnalytics.top_traded_symbols,
+              ("top_n", "since_hours", "now"),
+              "FILLED trades of the last hours per symbol, by volume"),
+    QuerySpec("portfolio-analysis", TradingAnalytics.portfolio_analysis, ("account_id",),
+              "an account's open positions: net position, net cost, cost basis",
+              required=("account_id",)),
+    QuerySpec("compare-volume-to-historical", TradingAnalytics.compare_volume_to_historical,
+              ("symbol", "now"), "today's volume against the 7/30/90-day averages",
+              required=("symbol",)),
+    QuerySpec("sector-performance", TradingAnalytics.sector_performance,
+              ("since_hours", "now"), "FILLED trades of the last hours per sector"),
     QuerySpec("top-symbols", TradingAnalytics.top_symbols, ("limit", "side"),
-              "symbols by traded value: trades, volume, value, VWAP"),
-    QuerySpec("portfolio", TradingAnalytics.portfolio, ("account_id",),
-              "per account and symbol: bought, sold, net position, cost basis"),
-    QuerySpec("volume-history", TradingAnalytics.volume_vs_history, ("symbol",),
-              "today's volume per symbol against its 7/30/90-day averages"),
-    QuerySpec("sector-performance", TradingAnalytics.sector_performance, (),
-              "per sector: symbols, trades, volume, value, average price change %"),
+              "all-time symbols by traded value: trades, volume, value, VWAP"),
     QuerySpec("windows", TradingAnalytics.final_windows, ("size", "symbol"),
-              "final (highest-revision) trade aggregate windows"),
+              "final (latest-revision) trade aggregate windows"),
     QuerySpec("alerts", TradingAnalytics.alerts_by_severity, (),
               "price alerts per severity"),
 )}

@@ -166,7 +166,8 @@ def run_demo(args: argparse.Namespace) -> int:
         shutil.rmtree(workspace)
     data = workspace / "data"
     print(f"simulating {args.events:,} market events (seed {args.seed}) ...", flush=True)
-    truth = MarketSimulation(events=args.events, seed=args.seed).write(data)
+    truth = MarketSimulation(events=args.events, seed=args.seed,
+                             days=getattr(args, "days", 1)).write(data)
     ref = prepare_reference(data, args.seed)
     print(f"  {truth.streams['raw.trades'].events:,} trades, "
           f"{truth.streams['raw.marketdata'].events:,} ticks, "
@@ -209,9 +210,12 @@ def build_report(runs: dict[str, JobRun], checks: list[tuple[str, int, int]],
     parts += ["", f"outputs: {warehouse} (Parquet datasets, one folder per stream); "
               f"raw inputs and truth.json in {workspace / 'data'}", "", "next:",
               f"  surestream query top-symbols --warehouse {warehouse}",
-              f"  surestream query portfolio --warehouse {warehouse} --format csv",
+              f"  surestream query top-traded-symbols --warehouse {warehouse}",
+              f"  surestream query portfolio-analysis --account-id AC000000 "
+              f"--warehouse {warehouse} --format csv",
               f"  surestream query sector-performance --warehouse {warehouse}",
-              f"  surestream query volume-history --warehouse {warehouse}",
+              f"  surestream query compare-volume-to-historical --symbol "
+              f"{top['symbol'][0] if top.height else 'SYM'} --warehouse {warehouse}",
               f"  surestream checkpoints {job_spec_file('router')} "
               f"--set checkpoint.dir={workspace / '.surestream/checkpoints/trading-router'}",
               f"  surestream verify {job_spec_file('router')} "

@@ -1,7 +1,8 @@
 """Which events the simulator damages, and how -- chosen so the truth is exact.
 
 Events are numbered in arrival order of the *primary* events (re-sent duplicates do not
-advance time); event ``g`` has the nominal time ``base + floor(g * spacing)``. Every
+advance time); event ``g`` has a nominal time that increases with ``g`` (``sessions``:
+``base + floor(g * spacing)`` within one trading day, several days each inside its session). Every
 damage is defined so that a pipeline's counters must equal the injected counts:
 
 * **on time**: ``timestamp_ms`` is ``nominal - U[0, out_of_order_ms]``; the largest
@@ -28,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from surestream.apps.trading.sessions import Sessions
+
 LATE_THRESHOLD_MS = 30_000
 STREAMS = ("raw.trades", "raw.marketdata", "raw.orderbook")
 TRADES, MARKETDATA, ORDERBOOK = 0, 1, 2
@@ -50,8 +53,7 @@ class Faults:
 class Injector:
     """Chooses faults chunk by chunk; remembers each stream's largest timestamp."""
 
-    base_ts_ms: int
-    spacing_ms: float
+    sessions: Sessions
     out_of_order_ms: int
     late_behind_ms: tuple[int, int]
     late_rate: float
@@ -63,16 +65,12 @@ class Injector:
         self.max_ts = [_NO_TS] * len(STREAMS)
 
     def nominal(self, g: np.ndarray) -> np.ndarray:
-        """The nominal event time of primary events ``g``."""
-        return self.base_ts_ms + np.floor(g * self.spacing_ms).astype(np.int64)
+        """The nominal event time of primary events ``g`` (``sessions``)."""
+        return self.sessions.nominal(g)
 
     def last_at_or_before(self, t: np.ndarray) -> np.ndarray:
         """The largest primary index whose nominal time is ``<= t`` (elementwise)."""
-        j = np.ceil((t - self.base_ts_ms + 1) / self.spacing_ms).astype(np.int64) - 1
-        for _ in range(2):  # float rounding in the division: settle by one step each way
-            j = np.where(self.nominal(j + 1) <= t, j + 1, j)
-            j = np.where(self.nominal(j) > t, j - 1, j)
-        return j
+        return self.sessions.last_at_or_before(t)
 
     def plan(self, first: int, kind: np.ndarray, rng: np.random.Generator) -> Faults:
         """Faults for primary events ``first, first + 1, ...`` of stream ``kind``."""
@@ -80,6 +78,8 @@ class Injector:
         g = first + np.arange(n, dtype=np.int64)
         nominal = self.nominal(g)
         u = rng.random((5, n))
+        # a day's first event is sessions.lead_ms = late_behind_ms[1] after the open, so
+        # neither lag below reaches before the open: every time is inside trading hours
         on_time = nominal - rng.integers(0, self.out_of_order_ms + 1, n)
         behind = rng.integers(self.late_behind_ms[0], self.late_behind_ms[1] + 1, n)
         malformed = u[0] < self.malformed_rate

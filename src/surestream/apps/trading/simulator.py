@@ -30,10 +30,13 @@ from surestream.apps.trading.injection import LATE_THRESHOLD_MS, STREAMS, Inject
 from surestream.apps.trading.prices import PriceWalk, SymbolParams
 from surestream.apps.trading.records import write_lines
 from surestream.apps.trading.reference import load_reference
+from surestream.apps.trading.sessions import Sessions
 from surestream.apps.trading.trades import TradeFactory
 from surestream.apps.trading.truth import MarketTruth
 
-BASE_TS_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+BASE_TS_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z (TradeSimulation's, kept)
+#: the market simulation's first session opens 2026-01-05T14:30:00Z (Monday, 09:30 New York)
+MARKET_OPEN_TS_MS = 1_767_623_400_000
 STATUSES = ("FILLED", "FILLED", "FILLED", "PARTIALLY_FILLED", "NEW", "CANCELLED", "REJECTED")
 
 
@@ -118,8 +121,12 @@ class MarketSimulation:
     """Trades, ticks and order books with injected faults; ``write`` returns the truth.
 
     ``events`` counts lines over all three streams (duplicates and malformed included).
-    Event time starts at ``base_ts_ms`` and advances ``event_spacing_ms`` per primary
-    event; ``events_per_s`` paces the output in real time (None: as fast as possible).
+    The session opens at ``base_ts_ms``; event time starts ``late_behind_ms[1]`` later (room
+    for late events inside the session) and advances ``event_spacing_ms`` per primary
+    event; with ``days`` > 1 the events are spread evenly over that many
+    trading days, each day's inside its 6.5-hour session (``sessions``), so the warehouse
+    holds a history. ``events_per_s`` paces the output in real time (None: as fast as
+    possible).
     The rates and bounds are explained in ``surestream.apps.trading.injection``.
     """
 
@@ -137,8 +144,9 @@ class MarketSimulation:
     jump_size: tuple[float, float] = (0.02, 0.12)
     empty_side_rate: float = 0.01             # order books with one side empty
     event_spacing_ms: float = 1.0
-    base_ts_ms: int = BASE_TS_MS
+    base_ts_ms: int = MARKET_OPEN_TS_MS
     events_per_s: float | None = None
+    days: int = 1
 
     def __post_init__(self) -> None:
         if self.symbols is not None:
@@ -146,6 +154,11 @@ class MarketSimulation:
         problems = _problems(self)
         if problems:
             raise ValueError("MarketSimulation: " + "; ".join(problems))
+
+    def sessions(self) -> Sessions:
+        """The trading days and the nominal time of each primary event."""
+        return Sessions(self.base_ts_ms, self.event_spacing_ms, self.days, self.events,
+                        lead_ms=max(self.late_behind_ms[1], self.out_of_order_ms))
 
     def universe(self) -> pl.DataFrame:
         """The reference rows of the simulated symbols (defaults for unknown names)."""
@@ -208,13 +221,14 @@ class MarketSimulation:
 
         All randomness comes from one ``numpy`` generator seeded with ``seed``, drawn in
         a fixed order, chunk after chunk: the same settings give the same bytes, and a run
-        of N events is, stream by stream, a prefix of a longer run with the same seed."""
+        of N events over one day is, stream by stream, a prefix of a longer one with the
+        same seed (over several days, N sets the events per day, hence every time)."""
         rng = np.random.default_rng(self.seed)
         params = SymbolParams.from_reference(self.universe(), rng, self.event_spacing_ms)
         maker = EventMaker(
             PriceWalk(params, self.jump_probability, self.jump_size),
             TradeFactory(params, rng),
-            Injector(self.base_ts_ms, self.event_spacing_ms, self.out_of_order_ms,
+            Injector(self.sessions(), self.out_of_order_ms,
                      self.late_behind_ms, self.late_rate, self.malformed_rate,
                      self.unknown_status_rate, self.duplicate_rate),
             self.empty_side_rate)
@@ -258,6 +272,8 @@ def _problems(sim: MarketSimulation) -> list[str]:
         out.append(f"jump_size must be (lo, hi) with 0 < lo <= hi < 1, got {sim.jump_size}")
     if sim.event_spacing_ms <= 0:
         out.append(f"event_spacing_ms must be > 0, got {sim.event_spacing_ms}")
+    if sim.event_spacing_ms > 0:
+        out += sim.sessions().problems()
     if sim.events_per_s is not None and sim.events_per_s <= 0:
         out.append(f"events_per_s must be > 0 or None, got {sim.events_per_s}")
     if sim.symbols is not None and (not sim.symbols or len(set(sim.symbols)) != len(sim.symbols)):

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from surestream.connectors.reference_data import load_reference
+from surestream.connectors.reference_data import load_reference, reference_reloader
 from surestream.model.batch import Batch
 from surestream.model.spec import PipelineSpec
 from surestream.model.steps import (
@@ -77,8 +77,17 @@ BUILDERS: dict[type, Callable[[Any, str, Clock | None, str | None], Any]] = {
     ProcessStep: lambda s, p, clock, _: build_process_operator(s, p, clock=clock),
     ProcessingTimeStep: lambda s, p, clock, _: ProcessingTimeOperator(s, p, clock),
     BroadcastEnrichStep: lambda s, p, _, base: build_broadcast_operator(
-        s, p, reference=_reference(s, base)),
+        s, p, reference=_reference(s, base), reload=_reloader(s, base)),
 }
+
+
+def _reloader(step: BroadcastEnrichStep, base_dir: str | None) -> Any:
+    """For ``refresh_interval_ms``: the function re-reading the reference file (I/O)."""
+    if step.refresh_interval_ms is None or step.reference is None:
+        return None
+    keys = list(step.key_fields)
+    return reference_reloader(step.reference, keys, [f for f in step.fields if f not in keys],
+                              Path(base_dir) if base_dir is not None else None)
 
 
 def _reference(step: BroadcastEnrichStep, base_dir: str | None) -> Any:
