@@ -38,6 +38,7 @@ from surestream.connectors.value_types import (
     fit_problem,
     infer_type,
     kind_of,
+    quick_fit,
     type_word,
 )
 from surestream.semantics.errors import to_raw
@@ -259,8 +260,13 @@ def decode_object(line: bytes, long_numbers: bool = True
     if type(record) is not dict:
         return (None, f"a record must be a JSON object, not {_kind_phrase(record)}",
                 "TypeError")
-    if line.count(b":") > len(record):  # nested keys, ":" in strings -- or a key twice:
-        return json.loads(line, object_pairs_hook=_first_wins), None, None  # polars' way
+    colons = line.count(b":")
+    if colons > len(record) and (b"\\" in line
+                                 or colons != orjson.dumps(record).count(b":")):
+        # a key twice (orjson keeps the last) -- or escapes, which could hide one: polars'
+        # way, first wins. (Without escapes, the strings orjson writes back are the line's,
+        # so the same count of ":" means no key was lost.)
+        return json.loads(line, object_pairs_hook=_first_wins), None, None
     if long_numbers and _LONG_DIGITS.search(line):
         record = json.loads(line)
     return record, None, None
@@ -369,8 +375,9 @@ def _column_problems(rows: list[dict[str, Any]], schema: SourceSchema) -> dict[i
         if _all_own(values, types, dtype):
             continue
         text = name in schema.text_columns
+        fits = quick_fit(dtype)
         for j, v in enumerate(values):
-            if v is None or j in problems:
+            if v is None or j in problems or fits(v):
                 continue
             problem = fit_problem(v, dtype, text)
             if problem:

@@ -23,7 +23,7 @@ their text there; nested values are not.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import polars as pl
@@ -188,6 +188,103 @@ def fit_problem(value: Any, dtype: pl.DataType, text: bool = False) -> str | Non
                     return f"field {name!r}: {problem}"
         return None
     return _fits_other(value, dtype)
+
+
+#: column type -> the Python types whose every value fits it as it is
+_PLAIN_TYPES: dict[type, tuple[type, ...]] = {pl.Float64: (float,), pl.String: (str,),
+                                              pl.Boolean: (bool,)}
+
+
+def quick_fit(dtype: pl.DataType) -> Callable[[Any], bool]:
+    """A test that answers True only for values that fit ``dtype`` without changing (as
+    ``fit_problem`` would find), built once per column type: nested columns (an order
+    book's 40 price levels a line) are checked with a type test per value instead of
+    ``fit_problem``'s dispatch. False means "ask ``fit_problem``" (for the reason, or for
+    the rarer values it accepts, such as a large integer with an exact float)."""
+    cls = type(dtype)
+    if cls is pl.Float64:
+        def fits(v: Any) -> bool:
+            t = type(v)
+            return t is float or (t is int and -EXACT_FLOAT_INT <= v <= EXACT_FLOAT_INT)
+    elif cls is pl.Int64:
+        def fits(v: Any) -> bool:
+            return type(v) is int and INT64_MIN <= v <= INT64_MAX
+    elif cls is pl.UInt64:
+        def fits(v: Any) -> bool:
+            return type(v) is int and 0 <= v <= UINT64_MAX
+    elif cls is pl.String:
+        def fits(v: Any) -> bool:
+            return type(v) is str
+    elif cls is pl.Boolean:
+        def fits(v: Any) -> bool:
+            return type(v) is bool
+    elif cls is pl.List and type(dtype.inner) is pl.Struct:
+        return _quick_fit_struct_list(dtype.inner)
+    elif cls is pl.List:
+        inner = quick_fit(dtype.inner)
+
+        def fits(v: Any) -> bool:
+            if type(v) is not list:
+                return False
+            for x in v:  # noqa: SIM110 - a loop: all() over a generator is slower here
+                if x is not None and not inner(x):
+                    return False
+            return True
+    elif cls is pl.Struct:
+        checks = {f.name: quick_fit(f.dtype) for f in dtype.fields}
+        #: per field, the Python types that fit without a range check (no call needed)
+        plain = {f.name: _PLAIN_TYPES.get(type(f.dtype), ()) for f in dtype.fields}
+
+        def fits(v: Any) -> bool:
+            if type(v) is not dict:
+                return False
+            for name, x in v.items():
+                types = plain.get(name)
+                if types is None:
+                    return False  # a field the struct does not have
+                if x is None or type(x) in types:
+                    continue
+                if not checks[name](x):
+                    return False
+            return True
+    else:
+        def fits(v: Any) -> bool:
+            return False
+    return fits
+
+
+def _quick_fit_struct_list(struct: pl.Struct) -> Callable[[Any], bool]:
+    """``quick_fit`` of a list of objects (an order book's price levels), in one loop:
+    plain values and integers in range are accepted inline, without a call per value."""
+    checks = {f.name: quick_fit(f.dtype) for f in struct.fields}
+    plain = {f.name: _PLAIN_TYPES.get(type(f.dtype), ()) for f in struct.fields}
+    int_range = {f.name: (INT64_MIN, INT64_MAX) if type(f.dtype) is pl.Int64 else
+                 (0, UINT64_MAX) for f in struct.fields
+                 if type(f.dtype) in (pl.Int64, pl.UInt64)}
+    no_range = (1, 0)  # (an empty range: not an integer field)
+
+    def fits(v: Any) -> bool:
+        if type(v) is not list:
+            return False
+        for item in v:
+            if item is None:
+                continue
+            if type(item) is not dict:
+                return False
+            for name, x in item.items():
+                types = plain.get(name)
+                if types is None:
+                    return False  # a field the objects do not have
+                if x is None or type(x) in types:
+                    continue
+                if type(x) is int:
+                    lo, hi = int_range.get(name, no_range)
+                    if lo <= x <= hi:
+                        continue
+                if not checks[name](x):
+                    return False
+        return True
+    return fits
 
 
 def _fits_other(value: Any, dtype: pl.DataType) -> str | None:
