@@ -58,3 +58,22 @@ def test_a_colon_inside_a_nested_string_is_no_key():
     record, problem, _ = decode_object(b'{"a": [{"note": "x:y", "n": 1}], "b": "c:d"}')
     assert problem is None
     assert record == {"a": [{"note": "x:y", "n": 1}], "b": "c:d"}
+
+
+def test_a_large_block_with_a_few_undecodable_lines_keeps_every_good_record_in_order():
+    import json
+
+    from surestream.connectors.parsing import parse_json_block
+    from surestream.connectors.source_schema import SourceSchema
+
+    lines = [json.dumps({"id": i, "v": i / 2}).encode() for i in range(1000)]
+    for at, junk in ((7, b'{"id": 7, "v'), (500, b"not json"), (501, b""), (998, b"[1, 2]")):
+        lines[at] = junk
+    schema = SourceSchema({"id": pl.Int64(), "v": pl.Float64()})
+    parsed = parse_json_block(b"\n".join(lines) + b"\n", len(lines), schema)
+    good = [i for i in range(1000) if i not in (7, 500, 501, 998)]
+    assert parsed.frame["id"].to_list() == good
+    assert parsed.frame["v"].to_list() == [i / 2 for i in good]
+    assert (parsed.rows_from or list(range(parsed.frame.height))) == good
+    assert sorted(b.index for b in parsed.bad) == [7, 500, 998]  # a blank line is no record
+    assert parsed.used == 1000

@@ -89,6 +89,9 @@ def parse_json_block(block: bytes, n_lines: int, schema: SourceSchema) -> Parsed
     lines = block.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
+    screened = _without_undecodable(lines, schema)
+    if screened is not None:
+        return screened
     pieces: list[tuple[pl.DataFrame, list[int]]] = []
     bad: list[BadLine] = []
     stop: list[tuple[int, list[str]]] = []  # (line, new fields) where a new field comes
@@ -129,6 +132,34 @@ def parse_json_block(block: bytes, n_lines: int, schema: SourceSchema) -> Parsed
     rows_from = [r for _, rows in pieces for r in rows]
     identity = not bad and rows_from == list(range(used))
     return ParsedBlock(frame, None if identity else rows_from, bad, used, new_fields)
+
+
+def _without_undecodable(lines: list[bytes], schema: SourceSchema) -> ParsedBlock | None:
+    """The usual reason a block misses the fast path: a few lines that are not JSON objects
+    (truncated, garbage). orjson finds them line by line in C (about a microsecond a line);
+    the rest of the block is then tried on the fast path in one piece -- one more parse,
+    instead of cutting the block into parts around each bad line. ``None`` when that does
+    not settle the block (no such line, or the rest still misses the fast path)."""
+    odd = []
+    for i, line in enumerate(lines):
+        try:
+            if type(orjson.loads(line)) is dict:
+                continue
+        except orjson.JSONDecodeError:
+            pass
+        odd.append(i)  # (a blank line too: parse_json_lines skips it)
+    if not odd or len(odd) == len(lines):
+        return None
+    skip = set(odd)
+    rows = [i for i in range(len(lines)) if i not in skip]
+    frame = _fast(b"\n".join(lines[i] for i in rows) + b"\n", len(rows), schema)
+    if frame is None:
+        return None
+    done = parse_json_lines([lines[i] for i in odd], schema)
+    if done.frame.height or done.new_fields:
+        return None  # (cannot be: none of them is a JSON object)
+    bad = [dataclasses.replace(b, index=odd[b.index]) for b in done.bad]
+    return ParsedBlock(frame, rows, bad, len(lines))
 
 
 def _fast(block: bytes, n_lines: int, schema: SourceSchema) -> pl.DataFrame | None:
