@@ -180,11 +180,13 @@ class Stream:
 
     def enrich(self, *, key_fields: list[str], fields: list[str],
                reference: dict[str, Any] | None = None, updates: Stream | str | None = None,
-               unknown_value: Any = "UNKNOWN", name: str = "enrich") -> Stream:
+               unknown_value: Any = "UNKNOWN", refresh_interval_ms: int | None = None,
+               name: str = "enrich") -> Stream:
         upd = updates.name if isinstance(updates, Stream) else updates
         return self._add(BroadcastEnrichStep(
             name=name, key_fields=key_fields, fields=fields, reference=reference,
-            updates=upd, unknown_value=unknown_value))
+            updates=upd, unknown_value=unknown_value,
+            refresh_interval_ms=refresh_interval_ms))
 
     def branch(self, name: str) -> Stream:
         """A new stream that reads this stream's results (fan-out)."""

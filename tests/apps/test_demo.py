@@ -143,7 +143,7 @@ def test_demo_warehouse_holds_what_the_jobs_wrote(demo: dict[str, Any]) -> None:
     assert jobs["enrichment"]["operator_counters"]["reference_data"]["unknown_keys"] > 0
     errors = (warehouse / "dlq_deserialization.jsonl").read_text().splitlines()
     assert len(errors) == found["malformed -> dlq.deserialization"]
-    assert (warehouse / "daily_volume_history").is_dir()
+    assert not (warehouse / "daily_volume_history").exists()  # history: stored aggregates
 
 
 def test_demo_query_top_symbols(demo: dict[str, Any]) -> None:

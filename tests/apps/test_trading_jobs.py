@@ -676,7 +676,9 @@ def test_enrichment_known_unknown_and_updated(tmp_path: Path, batch_size: int) -
         trade("e3", "AAA", 3 * S, status="PARTIALLY_FILLED")
     assert by_id["e8"]["status"] == "FILLED"
     assert {i for i, r in by_id.items() if r["is_late"]} == {"e7"}
-    assert job.result.operator_counters["reference_data"] == {"unknown_keys": 1, "errors": 0}
+    # (all within one day of event time: the daily refresh from the file does not happen)
+    assert job.result.operator_counters["reference_data"] == {
+        "unknown_keys": 1, "errors": 0, "refreshes": 0, "refresh_errors": 0}
     assert job.result.counters["duplicates"] == 1
     assert job.result.operator_counters["filled_only"]["filtered"] == 2  # e5 NEW, e9
     # enriched_at_ms: processing time in epoch ms, one value per checkpoint interval

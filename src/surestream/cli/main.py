@@ -389,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="same seed, same events (default %(default)s)")
     p.add_argument("--out", default="out/demo", metavar="DIR",
                    help="workspace, deleted first (default %(default)s)")
-    p.add_argument("--days", type=int, default=1, metavar="N",
+    p.add_argument("--days", type=int, default=5, metavar="N",
                    help="trading days the events are spread over (default %(default)s)")
     p.set_defaults(func=_cmd_demo)
     return ap

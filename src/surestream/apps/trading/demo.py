@@ -18,12 +18,10 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 import polars as pl
 from rich.table import Table
@@ -42,7 +40,6 @@ JOBS = ("router", "aggregation", "alerts", "orderbook", "enrichment")
 #: symbols left out of the demo's reference file (unknown to enrichment), and the one of
 #: them that the reference-update stream adds back while the job runs
 MISSING_SYMBOLS = 3
-HISTORY_DAYS = 90
 
 
 def job_spec_file(job: str) -> Any:
@@ -63,25 +60,6 @@ def prepare_reference(data: Path, seed: int) -> dict[str, Any]:
         for update in (readded, moved):
             f.write(orjson.dumps(update) + b"\n")
     return {"missing": missing, "readded": missing[0], "moved": moved["symbol"]}
-
-
-def write_history(warehouse: Path, filled: pl.DataFrame, seed: int) -> None:
-    """Synthetic daily volume for the 90 days before the simulated day (deterministic),
-    so `query volume-history` has a history to compare with."""
-    if filled.is_empty():
-        return
-    day = datetime.fromtimestamp(int(filled["timestamp_ms"].min()) / 1000, UTC).date()
-    per_symbol = filled.group_by("symbol").agg(pl.col("quantity").sum().alias("v")).sort("symbol")
-    rng = np.random.default_rng(seed)
-    rows = []
-    for symbol, volume in per_symbol.iter_rows():
-        base = float(volume) * rng.uniform(0.6, 1.4)
-        for back in range(1, HISTORY_DAYS + 1):
-            rows.append((symbol, day - timedelta(days=back), base * rng.lognormal(0.0, 0.25)))
-    out = warehouse / "daily_volume_history"
-    out.mkdir(parents=True, exist_ok=True)
-    pl.DataFrame(rows, schema={"symbol": pl.String, "date": pl.Date, "volume": pl.Float64},
-                 orient="row").write_parquet(out / "part-0000000000.parquet")
 
 
 @dataclass
@@ -175,8 +153,6 @@ def run_demo(args: argparse.Namespace) -> int:
           f"in {time.perf_counter() - started:.1f} s\n", flush=True)
     runs = {job: run_job(job, workspace) for job in JOBS}
     warehouse = workspace / "warehouse"
-    write_history(warehouse, read_parquet_dataset(warehouse / "processed_trades_filled"),
-                  args.seed)
     checks = reconcile(runs["router"].result, runs["enrichment"].result, truth, warehouse)
     elapsed = time.perf_counter() - started
     report = build_report(runs, checks, truth, ref, warehouse, workspace, elapsed)
@@ -204,7 +180,8 @@ def build_report(runs: dict[str, JobRun], checks: list[tuple[str, int, int]],
              _indent(render_plain(reconciliation_table(checks))),
              f"  enrichment: {enrich.get('unknown_keys', 0):,} trades with symbols "
              f"missing from the reference ({', '.join(ref['missing'])}; "
-             f"{ref['readded']} added back by the update stream while running)", "",
+             f"{ref['readded']} added back by the update stream while running, until the "
+             "next day's refresh from the file)", "",
              "top 5 symbols by traded value:", _indent(render_plain(top_table(top))), "",
              "price alerts by severity:", _indent(render_plain(alerts_table(alerts)))]
     parts += ["", f"outputs: {warehouse} (Parquet datasets, one folder per stream); "

@@ -14,6 +14,8 @@ from surestream.apps.trading.jobs.orderbook import BookDeltas, book_metrics
 WATERMARK_MS, IDLE_MS = 5_000, 60_000
 BOOK_TTL_MS = 300_000
 DEDUP_WINDOW_MS, DEDUP_TTL_MS = 600_000, 3_600_000
+#: the reference file is re-read once a day of event time (the first trade of each day)
+REFERENCE_REFRESH_MS = 86_400_000
 EXECUTED = "status IN ('FILLED', 'PARTIALLY_FILLED')"
 DATE_OF = "CAST(CAST({} * 1000 AS TIMESTAMP) AS DATE)"
 #: the plan's dead-letter records (docs/concepts.md, 'Errors'): output field -> error field
@@ -174,7 +176,8 @@ def enrichment() -> Pipeline:
      .enrich(key_fields=["symbol"],
              fields=["company_name", "sector", "industry", "market_cap_tier", "listed_exchange"],
              reference={"path": "data/reference/symbols.parquet", "format": "parquet"},
-             updates=reference, unknown_value="UNKNOWN", name="reference_data")
+             updates=reference, unknown_value="UNKNOWN",
+             refresh_interval_ms=REFERENCE_REFRESH_MS, name="reference_data")
      .processing_time("enriched_at_ms", unit="ms", name="stamp_enriched_at")
      .to(parquet("warehouse/enriched_trades", key=["trade_id"], partition_by=["date", "symbol"],
                  processing_time_columns=["enriched_at_ms"])))
