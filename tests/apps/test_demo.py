@@ -45,7 +45,7 @@ DATASETS = {
     "quarantine_prices_late": ("alerts", "quarantine.prices.late"),
     "orderbook_metrics": ("orderbook", "main"),
     "quarantine_orderbook_late": ("orderbook", "quarantine.orderbook.late"),
-    "enriched_trades": ("enrichment", "enriched"),
+    "enriched_trades": ("enrichment", "enriched.trades"),
 }
 
 
@@ -139,7 +139,7 @@ def test_demo_warehouse_holds_what_the_jobs_wrote(demo: dict[str, Any]) -> None:
     assert sorted(aggregates["window_size"].unique().to_list()) == ["15m", "1m", "5m"]
     assert aggregates["computed_at"].null_count() == 0
     # enrichment writes every executed trade the router filed as filled
-    assert jobs["enrichment"]["written"]["enriched"] == found["processed.trades.filled"]
+    assert jobs["enrichment"]["written"]["enriched.trades"] == found["processed.trades.filled"]
     assert jobs["enrichment"]["operator_counters"]["reference_data"]["unknown_keys"] > 0
     errors = (warehouse / "dlq_deserialization.jsonl").read_text().splitlines()
     assert len(errors) == found["malformed -> dlq.deserialization"]

@@ -132,8 +132,8 @@ def reconcile(router: RunResult, enrichment: RunResult, truth: MarketTruth,
          statuses.get("CANCELLED", 0)),
         ("processed.trades.rejected", w.get("processed.trades.rejected", 0),
          statuses.get("REJECTED", 0)),
-        ("enrichment: processed.trades.filled enriched", enrichment.written.get("enriched", 0),
-         filled),
+        ("enrichment: processed.trades.filled enriched",
+         enrichment.written.get("enriched.trades", 0), filled),
     ]
 
 

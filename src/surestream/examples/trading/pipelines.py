@@ -179,6 +179,7 @@ def enrichment() -> Pipeline:
              updates=reference, unknown_value="UNKNOWN",
              refresh_interval_ms=REFERENCE_REFRESH_MS, name="reference_data")
      .processing_time("enriched_at_ms", unit="ms", name="stamp_enriched_at")
+     .branch("enriched.trades")  # the plan's topic, as its own tag
      .to(parquet("warehouse/enriched_trades", key=["trade_id"], partition_by=["date", "symbol"],
                  processing_time_columns=["enriched_at_ms"])))
     _dead_letters(p, "enrichment_")
