@@ -231,22 +231,10 @@ def quick_fit(dtype: pl.DataType) -> Callable[[Any], bool]:
                     return False
             return True
     elif cls is pl.Struct:
-        checks = {f.name: quick_fit(f.dtype) for f in dtype.fields}
-        #: per field, the Python types that fit without a range check (no call needed)
-        plain = {f.name: _PLAIN_TYPES.get(type(f.dtype), ()) for f in dtype.fields}
+        as_list = _quick_fit_struct_list(dtype)
 
         def fits(v: Any) -> bool:
-            if type(v) is not dict:
-                return False
-            for name, x in v.items():
-                types = plain.get(name)
-                if types is None:
-                    return False  # a field the struct does not have
-                if x is None or type(x) in types:
-                    continue
-                if not checks[name](x):
-                    return False
-            return True
+            return type(v) is dict and as_list([v])
     else:
         def fits(v: Any) -> bool:
             return False
