@@ -90,11 +90,13 @@ def is_run_function(spec: Any) -> bool:
     return callable(getattr(resolve_object(spec), "process_run", None))
 
 
-def _freeze(value: Any) -> Hashable:
+def freeze_key(value: Any) -> Hashable:
+    """A hashable stand-in for a list/dict key value (list columns used as keys); shared
+    by both forms of the process step."""
     if isinstance(value, list | tuple):
-        return tuple(_freeze(v) for v in value)
+        return tuple(freeze_key(v) for v in value)
     if isinstance(value, dict):
-        return tuple((k, _freeze(v)) for k, v in value.items())
+        return tuple((k, freeze_key(v)) for k, v in value.items())
     return value
 
 
@@ -195,7 +197,7 @@ class KeyRunOperator:
             if f not in rows.columns:
                 rows = rows.with_columns(pl.lit(None).alias(f))
         parts = rows.partition_by(self.key_fields, maintain_order=True, as_dict=True)
-        return [(tuple(_freeze(v) for v in key), part) for key, part in parts.items()]
+        return [(tuple(freeze_key(v) for v in key), part) for key, part in parts.items()]
 
     def _stamp(self, release: int, advances: np.ndarray, before: int,
                batch: Batch) -> tuple[int, int]:

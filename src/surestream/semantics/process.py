@@ -54,7 +54,7 @@ A function that only judges each key's records in event-time order may define
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Mapping
 from operator import index as as_int
 from typing import Any, Literal
 
@@ -62,7 +62,7 @@ from surestream.io.state_codec import round_trip
 from surestream.model.batch import NEG_INF, Batch
 from surestream.model.steps import ProcessStep
 from surestream.semantics.errors import UNDECLARED_SIDE_OUTPUT, ErrorCollector
-from surestream.semantics.key_runs import KeyRunOperator, is_run_function
+from surestream.semantics.key_runs import KeyRunOperator, freeze_key, is_run_function
 from surestream.semantics.operator import ERRORS, MAIN, Outputs
 from surestream.semantics.records import RecordBuffer, iter_records
 from surestream.semantics.state import (
@@ -262,15 +262,6 @@ class _BatchOutput:
         return outputs
 
 
-def _freeze(value: Any) -> Hashable:
-    """A hashable stand-in for a list/dict key value (list columns used as keys)."""
-    if isinstance(value, list | tuple):
-        return tuple(_freeze(v) for v in value)
-    if isinstance(value, dict):
-        return tuple((k, _freeze(v)) for k, v in value.items())
-    return value
-
-
 class KeyedProcessOperator:
     """Runs a keyed process function over batches; see the module docstring."""
 
@@ -328,7 +319,7 @@ class KeyedProcessOperator:
         try:
             hash(tuple(keys))
         except TypeError:
-            keys = [_freeze(k) for k in keys]
+            keys = [freeze_key(k) for k in keys]
         return keys
 
     def _advance_watermark(self, watermark: int, out: _BatchOutput) -> None:
