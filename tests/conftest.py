@@ -55,3 +55,36 @@ def trades_small(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> dict
     manifest = json.loads((out / "trades-20000.manifest.json").read_text())
     manifest["path"] = str(out / "trades-20000.jsonl")
     return manifest
+
+
+# -- Kafka: a real Kafka-protocol broker, started here ---------------------------------------
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory):
+    """The bootstrap address of a Kafka-protocol broker for the whole session: the cluster
+    ``SURESTREAM_TEST_KAFKA`` names, else an embedded tansu broker on 127.0.0.1 (started
+    here, stopped at the end). Tests use topics of their own (``kafka_topic``)."""
+    import os
+
+    from surestream.connectors.kafka.broker import TEST_CLUSTER_ENV, EmbeddedBroker
+
+    given = os.environ.get(TEST_CLUSTER_ENV)
+    if given:
+        yield given
+        return
+    log = tmp_path_factory.mktemp("kafka") / "broker.log"
+    with EmbeddedBroker(log=log) as broker:
+        yield broker.bootstrap
+
+
+@pytest.fixture
+def kafka_topic(request: pytest.FixtureRequest):
+    """A function making topic names unique to this test: ``kafka_topic("trades")``."""
+    import re
+    import uuid
+
+    stem = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name)[:60]
+
+    def name(base: str = "t") -> str:
+        return f"{base}.{stem}.{uuid.uuid4().hex[:8]}"
+
+    return name

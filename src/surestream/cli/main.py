@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from surestream.cli.broker import add_broker_parser
 from surestream.cli.checkpoint_cmds import (
     checkpoint_table,
     copy_checkpoint,
@@ -378,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_schema)
     add_simulate_parser(sub)
     add_query_parser(sub)
+    add_broker_parser(sub)
     p = sub.add_parser("demo", help="the main job: the trading platform end to end",
                        description="The trading platform end to end: simulate the market, "
                                    "run the five jobs into a Parquet warehouse, reconcile "

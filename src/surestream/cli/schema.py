@@ -62,6 +62,17 @@ source: {type: generator, function: "mypkg.feeds:trades", params: {n: 1000}}
     "memory": """\
 source: {type: memory, records: [{id: 1, ts: 1000}, {id: 2, ts: 2000}]}   # tests, notebooks
 """,
+    "kafka": """\
+source:
+  type: kafka
+  bootstrap: 127.0.0.1:9092        # omitted: $SURESTREAM_BOOTSTRAP or `surestream broker`
+  topics: [raw.trades]             # each topic-partition is an input partition
+  group_id: trades-vwap            # offsets live in checkpoints; also committed here
+  start: earliest                  # earliest | latest | committed | {timestamp_ms: N}
+  stop_at: end                     # end | {timestamp_ms: N} | omitted: run live
+  format: json                     # json | csv | raw
+  metadata: [partition, offset]    # columns kafka_partition, kafka_offset
+""",
 }
 
 #: one YAML example per step ``type``
@@ -170,6 +181,11 @@ outputs:
     "stdout": """\
 outputs:
   main: {type: stdout}     # JSON lines on standard output, at least once
+""",
+    "kafka": """\
+outputs:
+  main: {type: kafka, topic: analytics.vwap, key_fields: [symbol],
+         delivery: exactly_once}   # exactly_once | at_least_once
 """,
 }
 

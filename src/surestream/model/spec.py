@@ -106,12 +106,78 @@ def restartable(source: Any) -> bool:
         return False
 
 
-SourceSpec = Annotated[FileSource | GeneratorSource, Field(discriminator="type")]
+TimestampMs = Annotated[int, Field(strict=True)]
+
+
+class KafkaTimestamp(_Strict):
+    """A point in a topic's time: the first record at or after this record timestamp."""
+
+    timestamp_ms: TimestampMs = Field(description="epoch milliseconds (record timestamps)")
+
+
+KafkaMetadata = Literal["key", "topic", "partition", "offset", "timestamp", "headers"]
+
+
+class KafkaSource(_Strict):
+    """Kafka topics: each topic-partition is an input partition with its own watermark and
+    idleness. Offsets live in the run's checkpoints and are also committed to `group_id`
+    after each checkpoint (for lag tools). Without `stop_at` the run is live: it runs until
+    stopped (docs/kafka.md)."""
+
+    type: Literal["kafka"] = "kafka"
+    bootstrap: str | None = Field(
+        None, description="`host:port[,host:port...]`; omitted: `$SURESTREAM_BOOTSTRAP`, else "
+                          "the embedded broker `surestream broker` is running")
+    topics: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)] = Field(
+        description="the topics read; each topic-partition is an input partition")
+    group_id: str | None = Field(
+        None, description="the consumer group offsets are also committed to after each "
+                          "checkpoint (default `surestream-<pipeline>`)")
+    start: Literal["earliest", "latest", "committed"] | KafkaTimestamp = Field(
+        "earliest", description="where a run with no checkpoint starts: `earliest`, `latest`, "
+                                "`committed` (the group's offsets; earliest where it has none) "
+                                "or `{timestamp_ms: N}`")
+    stop_at: Literal["end"] | KafkaTimestamp | None = Field(
+        None, description="`end` (the end offsets seen at start) or `{timestamp_ms: N}` makes "
+                          "the run bounded, for replays and `verify`; omitted: run live")
+    format: Literal["json", "csv", "raw"] = Field(
+        "json", description="how values parse: `json` (an object a message), `csv` (a record "
+                            "a message, with `csv_header`), `raw` (the bytes, column `value`)")
+    csv_header: list[str] | None = Field(None, description="`csv`: the column names")
+    schema_: dict[str, Literal["int", "float", "string", "bool"]] | None = Field(
+        default=None, alias="schema",
+        description="column -> type, as for files; by default inferred from the first "
+                    "messages")
+    extra_fields: Literal["keep", "error"] = Field(
+        "keep", description="fields the schema lacks: `keep` or `error` (as for files)")
+    metadata: list[KafkaMetadata] = Field(
+        default_factory=list,
+        description="message metadata added as columns `kafka_<name>`: `key` (string), "
+                    "`topic`, `partition`, `offset`, `timestamp` (ms), `headers`")
+    options: dict[str, Any] = Field(default_factory=dict,
+                                    description="passed to the consumer (librdkafka names)")
+
+    @model_validator(mode="after")
+    def _csv_needs_header(self) -> KafkaSource:
+        if self.format == "csv" and not self.csv_header:
+            raise ValueError("format: csv needs `csv_header` (a message holds one record, "
+                             "without a header line)")
+        if self.extra_fields == "error" and not self.schema_:
+            raise ValueError("extra_fields: error needs a declared `schema`")
+        return self
+
+    @property
+    def live(self) -> bool:
+        """No stop point: the run reads until it is stopped."""
+        return self.stop_at is None
+
+
+SourceSpec = Annotated[FileSource | GeneratorSource | KafkaSource, Field(discriminator="type")]
 
 
 #: what each sink type can promise (SEMANTICS §7); `validate` holds specs to it
 SINK_GUARANTEES = {"file": "exactly_once", "duckdb": "exactly_once", "memory": "exactly_once",
-                   "stdout": "at_least_once"}
+                   "stdout": "at_least_once", "kafka": "exactly_once"}
 
 
 ErrorKind = Literal[(*ERROR_KINDS, *ERROR_CATEGORIES)]  # type: ignore[valid-type]
@@ -164,6 +230,8 @@ class _SinkBase(_Strict):
     @model_validator(mode="after")
     def _guarantee(self) -> _SinkBase:
         promise = SINK_GUARANTEES[self.type]
+        if getattr(self, "delivery", None) == "at_least_once":
+            promise = "at_least_once"
         if self.exactly_once and promise != "exactly_once":
             raise ValueError(f"exactly_once: a {self.type} sink is {promise}; it cannot "
                              "deliver exactly once (use a file or duckdb sink)")
@@ -217,7 +285,35 @@ class StdoutSink(_SinkBase):
     type: Literal["stdout"] = "stdout"
 
 
-SinkSpec = Annotated[FileSink | DuckDBSink | MemorySink | StdoutSink,
+class KafkaSink(_SinkBase):
+    """A Kafka topic. `exactly_once`: one transaction per checkpoint, produced after the
+    checkpoint is durable, with a marker that tells recovery whether it landed
+    (docs/kafka.md); `at_least_once`: an idempotent producer flushed at each checkpoint."""
+
+    type: Literal["kafka"] = "kafka"
+    bootstrap: str | None = Field(
+        None, description="`host:port[,...]`; omitted: as for a Kafka source")
+    topic: Annotated[str, Field(min_length=1)] = Field(description="the topic written")
+    key_fields: list[str] | None = Field(
+        None, description="the fields whose values make each message's key (one field: its "
+                          "value as text; several: a JSON array); omitted: no key")
+    delivery: Literal["exactly_once", "at_least_once"] = Field(
+        "exactly_once", description="`exactly_once` (transactions; visible to "
+                                    "read_committed consumers at each checkpoint) or "
+                                    "`at_least_once` (lower latency; a crash may repeat "
+                                    "records)")
+    header_fields: list[str] | None = Field(
+        None, description="fields also sent as message headers; default: an error output's "
+                          "error type and message, a late output's lateness metadata")
+    transactional_id: str | None = Field(
+        None, description="`exactly_once`: the producer's transactional.id (default "
+                          "`surestream-<pipeline>-<output>`); stable across restarts, so a "
+                          "zombie producer is fenced")
+    options: dict[str, Any] = Field(default_factory=dict,
+                                    description="passed to the producer (librdkafka names)")
+
+
+SinkSpec = Annotated[FileSink | DuckDBSink | MemorySink | StdoutSink | KafkaSink,
                      Field(discriminator="type")]
 
 
@@ -270,6 +366,10 @@ class RuntimeSpec(_Strict):
     interleave_records: Annotated[int, Field(gt=0, strict=True)] = Field(
         1024, description="records taken from one partition before the next one's turn "
                           "(a fixed interleaving, so results never depend on timing)")
+    max_batch_delay_ms: Annotated[int, Field(gt=0, strict=True)] = Field(
+        100, description="live input: a micro-batch closes at `batch_size` records or after "
+                         "this much wall time, whichever comes first, so a quiet stream "
+                         "still flows (bounded input: unused)")
     max_error_ratio: Annotated[float, Field(ge=0, le=1, strict=True)] | None = Field(
         None, description="the share of input records (0 to 1) that may go to `errors` "
                           "before `surestream run` fails (exit 1) at the end of the input: "
