@@ -27,13 +27,14 @@ def add_broker_parser(sub: Any) -> None:
     p.add_argument("--port", type=int, default=9092, metavar="N",
                    help="the port (default %(default)s; 0: a free one)")
     p.add_argument("--storage", default="memory", metavar="URL",
-                   help="tansu's storage engine: memory (records gone when it stops; "
-                        "default: %(default)s) or s3://tansu/ with AWS_ENDPOINT set")
+                   help="tansu's storage engine: memory (records gone when it stops) or "
+                        "s3://tansu/ with AWS_ENDPOINT set (default: %(default)s)")
     p.set_defaults(func=_cmd_broker)
 
 
 def _cmd_broker(args: argparse.Namespace) -> int:
-    broker = EmbeddedBroker(args.port or None, storage="memory://tansu/" if args.storage == "memory" else args.storage)
+    storage = "memory://tansu/" if args.storage == "memory" else args.storage
+    broker = EmbeddedBroker(args.port or None, storage=storage)
     stopping = False
 
     def stop(*_: Any) -> None:
