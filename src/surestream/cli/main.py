@@ -26,6 +26,7 @@ from surestream.cli.checkpoint_cmds import (
 from surestream.cli.interrupt import EXIT_INTERRUPTED, stop_on_ctrl_c
 from surestream.cli.query import add_query_parser
 from surestream.cli.simulate import add_simulate_parser
+from surestream.cli.topics import add_topics_parser
 from surestream.connectors.file_sinks import OutputOwnershipError
 from surestream.connectors.sink_protocol import SinkRecoveryError
 from surestream.connectors.sources import SourceError
@@ -380,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_simulate_parser(sub)
     add_query_parser(sub)
     add_broker_parser(sub)
+    add_topics_parser(sub)
     p = sub.add_parser("demo", help="the main job: the trading platform end to end",
                        description="The trading platform end to end: simulate the market, "
                                    "run the five jobs into a Parquet warehouse, reconcile "
