@@ -114,6 +114,9 @@ class LocalRunner:
         self.sinks = {tag: open_sink(s, spec.resolve,
                                      sink_context(spec, tag, self.error_outputs.tags))
                       for tag, s in outputs.items()}
+        for sink in self.sinks.values():  # fault points inside a sink's commit (Kafka)
+            if hasattr(sink, "on_point"):
+                sink.on_point = faults.reached
         #: processing time, read once per checkpoint (``error_outputs``: recorded_at_ms)
         self.clock = clock or wall_clock_ms
         self.slots = {op.name: OperatorSlot(op.name, op, step.type,
