@@ -128,6 +128,20 @@ def test_a_crash_at_any_point_of_a_checkpoint_neither_loses_nor_duplicates(
     assert topic_records(kafka_bootstrap, topic) == expected()
     # staged files of landed checkpoints are gone
     assert not list((tmp_path / "staging").glob("part-*"))
+    # which attempts reached the topic: a checkpoint whose transaction committed before
+    # the crash is never produced again (the marker says it landed) -- the check that the
+    # last-attempt rule of the reader cannot hide a second commit
+    attempts: dict[int, set[int]] = {}
+    for m in read_all(kafka_bootstrap, topic):
+        attempts.setdefault(int(m.header("surestream.checkpoint")), set()).add(
+            int(m.header("surestream.attempt")))
+    assert {n: a for n, a in attempts.items() if n != 2} == {1: {1}, 3: {1}, 4: {1}}
+    if crash_at in ("kafka.produced", "kafka.marker_sent"):  # aborted after a flush
+        assert attempts[2] == ({2} if REAL_KAFKA else {1, 2})
+    elif crash_at == "kafka.mid_produce":  # some of attempt 1 may have been sent
+        assert attempts[2] in ({2}, {1, 2})
+    else:
+        assert attempts[2] == {1}
 
 
 def test_the_crash_left_an_aborted_attempt_that_only_the_last_attempt_rule_removes(
@@ -204,3 +218,33 @@ def test_at_least_once_never_loses_a_record_across_a_crash(
         per_run.setdefault(m.header("surestream.run"), set()).add(
             (m.header("surestream.checkpoint"), m.header("surestream.index")))
     assert sorted(len(keys) for keys in per_run.values()) == [len(expected())] * 2
+
+
+def test_restoring_a_checkpoint_older_than_the_topic_is_refused(
+        kafka_bootstrap, kafka_topic, tmp_path) -> None:
+    """Checkpoint 4 landed; restoring checkpoint 2 (a savepoint, a damaged newer one)
+    would write 3 and 4 again, and nothing can be deleted from a topic: refused, nothing
+    written."""
+    from surestream.connectors.sink_protocol import SinkRecoveryError
+
+    topic = create_topic(kafka_bootstrap, kafka_topic("out"))
+    harness = Harness(kafka_bootstrap, topic, tmp_path / "staging")
+    harness.run()
+    sink = harness.new_sink()
+    sink.open(fresh=False)
+    with pytest.raises(SinkRecoveryError, match="output of checkpoint 4, newer than "
+                                                "checkpoint 2"):
+        sink.recover(harness.durable[2], 2)
+    sink.close()
+    assert topic_records(kafka_bootstrap, topic) == expected()
+
+
+def test_a_missing_topic_is_named_and_never_created(kafka_bootstrap, kafka_topic,
+                                                    tmp_path) -> None:
+    from surestream.connectors.kafka.sink import TopicMissingError
+
+    topic = kafka_topic("absent")
+    sink = Harness(kafka_bootstrap, topic, tmp_path / "staging").new_sink()
+    with pytest.raises(TopicMissingError, match=f"output 'main' \\(Kafka topic {topic}\\): "
+                                                "the topic does not exist"):
+        sink.open(fresh=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import orjson
 import polars as pl
 
@@ -52,6 +53,10 @@ INDEX_HEADER = "surestream.index"        # the record's place within that checkp
 ATTEMPT_HEADER = "surestream.attempt"    # exactly_once: which produce attempt of it
 
 
+#: librdkafka's default message.max.bytes, less room for surestream's own headers
+MAX_MESSAGE_BYTES = 1_000_000 - 512
+
+
 @dataclass
 class Encoded:
     """A batch of records as messages (parallel lists)."""
@@ -80,20 +85,50 @@ class MessageEncoder:
     """Turns frames into messages for one output (its key and header fields)."""
 
     def __init__(self, output: str, key_fields: list[str] | None,
-                 header_fields: list[str] | None, kind: OutputKind) -> None:
+                 header_fields: list[str] | None, kind: OutputKind,
+                 max_bytes: int = MAX_MESSAGE_BYTES) -> None:
         self.output = output
+        self.max_bytes = max_bytes
+        self._encoded: tuple[pl.DataFrame, Encoded] | None = None
         self.key_fields = list(key_fields or [])
         self.header_fields = list(header_fields) if header_fields is not None \
             else list(default_header_fields(kind))
 
     def reject(self, data: pl.DataFrame) -> Rejection | None:
-        """As a JSON-lines file: no binary data or objects, no NaN or infinity."""
+        """As a JSON-lines file (no binary data or objects, no NaN or infinity), and no
+        message larger than ``max_bytes``: the producer would refuse it, and the replay
+        after a restart would meet it again -- the run would stop on every start."""
         if not data.height:
             return None
-        return reject_rows(data, [type_check(refused_by_json, self.output, JSON_TYPE_ADVICE),
-                                  non_finite_check(self.output, JSON_FLOAT_ADVICE)])
+        first = reject_rows(data, [type_check(refused_by_json, self.output, JSON_TYPE_ADVICE),
+                                   non_finite_check(self.output, JSON_FLOAT_ADVICE)])
+        kept = np.ones(data.height, dtype=bool)
+        if first is not None:
+            kept[first.rows] = False
+        rest = data.filter(pl.Series(kept)) if first is not None else data
+        encoded = self.encode(rest)
+        sizes = np.array([len(v) + len(k or b"") + sum(len(n) + len(x) for n, x in h)
+                          for k, v, h in zip(encoded.keys, encoded.values, encoded.headers,
+                                             strict=True)], dtype=np.int64)
+        big = np.flatnonzero(sizes > self.max_bytes)
+        if first is None and not len(big):
+            self._encoded = (data, encoded)  # write(data) reuses it
+            return None
+        reasons = dict(zip(first.rows.tolist(), first.reasons, strict=True)) if first else {}
+        rows_of_rest = np.flatnonzero(kept)
+        for i in big.tolist():
+            reasons[int(rows_of_rest[i])] = (
+                f"{self.output} cannot hold a record of {int(sizes[i]):,} bytes in one "
+                f"message (at most {self.max_bytes:,}: the producer's message.max.bytes "
+                "less room for the headers); make the record smaller before this output, "
+                "or raise message.max.bytes in the output's options and on the topic")
+        rows = sorted(reasons)
+        return Rejection(np.array(rows, dtype=np.int64), [reasons[r] for r in rows])
 
     def encode(self, data: pl.DataFrame) -> Encoded:
+        cached, self._encoded = self._encoded, None
+        if cached is not None and cached[0] is data:
+            return cached[1]
         data = blank_refused_columns(data, refused_by_json)  # null wherever reject() passed
         values = data.write_ndjson().encode().split(b"\n")[: data.height]
         return Encoded(self._keys(data), values, self._headers(data))

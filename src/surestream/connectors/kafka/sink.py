@@ -48,6 +48,7 @@ from surestream.connectors.kafka.messages import (
     ATTEMPT_HEADER,
     CHECKPOINT_HEADER,
     INDEX_HEADER,
+    MAX_MESSAGE_BYTES,
     RUN_HEADER,
     Encoded,
     MessageEncoder,
@@ -91,8 +92,9 @@ class KafkaTopicSink:
         self.marker_group = f"surestream-marker-{self.transactional_id}"
         self.fresh_start: str = getattr(spec, "fresh_start", "refuse")
         self.staging = StagingFolder(staging)
+        limit = int(spec.options.get("message.max.bytes", MAX_MESSAGE_BYTES + 512)) - 512
         self.encoder = MessageEncoder(self.describe(), spec.key_fields, spec.header_fields,
-                                      kind)
+                                      kind, limit)
         self.records = 0
         self.run_id = ""
         self._buffer: list[Encoded] = []
@@ -120,7 +122,7 @@ class KafkaTopicSink:
 
     def _check_topic(self) -> None:
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        meta = admin.list_topics(self.topic, timeout=30)
+        meta = admin.list_topics(timeout=30)  # (asking for the one topic may create it)
         topic = meta.topics.get(self.topic)
         if topic is None or topic.error is not None or not topic.partitions:
             raise TopicMissingError(
@@ -140,22 +142,27 @@ class KafkaTopicSink:
                 "them another `transactional_id`")
         return RuntimeError(f"{self.describe()}: {err}")
 
-    def _marker(self) -> int:
-        """The newest checkpoint whose transaction committed (0: none)."""
+    def _marker_group(self) -> Consumer:
+        """A consumer of the marker group (never subscribed: it reads the group's
+        committed offset and carries the group's metadata for the transaction)."""
         if self._marker_reader is None:
             self._marker_reader = Consumer({
                 "bootstrap.servers": self.bootstrap, "group.id": self.marker_group,
                 "enable.auto.commit": False, "isolation.level": "read_committed"})
-        tp = self._marker_reader.committed([TopicPartition(self.topic, MARKER_PARTITION)],
-                                           timeout=TXN_TIMEOUT_S)[0]
+        return self._marker_reader
+
+    def _marker(self) -> int:
+        """The newest checkpoint whose transaction committed (0: none). A read_committed
+        consumer asks for stable offsets: a transaction still open is waited for."""
+        tp = self._marker_group().committed([TopicPartition(self.topic, MARKER_PARTITION)],
+                                            timeout=TXN_TIMEOUT_S)[0]
         return max(tp.offset, 0)
 
     def _set_marker(self, checkpoint_id: int) -> None:
         """Inside the open transaction: the marker becomes ``checkpoint_id`` at its commit."""
-        self._marker()  # (the reader carries the group's metadata)
         self._producer.send_offsets_to_transaction(
             [TopicPartition(self.topic, MARKER_PARTITION, checkpoint_id)],
-            self._marker_reader.consumer_group_metadata(), TXN_TIMEOUT_S)
+            self._marker_group().consumer_group_metadata(), TXN_TIMEOUT_S)
 
     # -- protocol -----------------------------------------------------------------------
     def open(self, fresh: bool) -> None:
