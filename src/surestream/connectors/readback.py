@@ -9,6 +9,8 @@ asked, in the order the records were committed:
 - CSV: the rows with their types inferred from the whole file (CSV keeps text only);
 - a Parquet dataset: the part files of the run, partition by partition, in commit order;
 - a DuckDB table: its rows in insertion order;
+- a Kafka topic: this run's records (``surestream.run`` header), read to the topic's end
+  with ``read_committed``, in commit order (``connectors/kafka/reader.py``);
 - standard output keeps nothing: its records were printed.
 
 An output is read back only while it is still what the run left: if another run has
@@ -62,12 +64,18 @@ class CommittedOutput:
     #: (size, mtime) of the file, or of each part file of a dataset, as the run left it
     stamps: tuple[tuple[str, tuple[int, int] | None], ...] = ()
     frames: tuple[pl.DataFrame, ...] = ()
+    #: a Kafka output: where it is, and the id its run's messages carry
+    bootstrap: str | None = None
+    topic: str | None = None
+    run_id: str | None = None
 
     def describe(self) -> str:
         if self.kind == "duckdb":
             return f"DuckDB table {self.table!r} in {self.path}"
         if self.kind in ("memory", "stdout"):
             return f"{self.kind} output {self.tag!r}"
+        if self.kind == "kafka":
+            return f"output {self.tag!r} (Kafka topic {self.topic})"
         return f"{self.kind} output {self.tag!r} ({self.path})"
 
     def _check_unchanged(self) -> None:
@@ -89,6 +97,8 @@ class CommittedOutput:
             raise OutputNotKeptError(
                 f"output {self.tag!r} is standard output: its records were printed, not "
                 "kept; send the tag to memory() or a file to read them back")
+        if self.kind == "kafka":
+            return pl.DataFrame(self._kafka_records()) if self.records else pl.DataFrame()
         self._check_unchanged()
         if self.kind == "parquet":
             frames = [pl.read_parquet(p) for p, _ in self.stamps]
@@ -111,8 +121,17 @@ class CommittedOutput:
         with open(self.path, "rb") as f:
             return f.read()
 
+    def _kafka_records(self) -> list[dict[str, Any]]:
+        from surestream.connectors.kafka.messages import RUN_HEADER
+        from surestream.connectors.kafka.reader import committed_messages, read_all
+
+        messages = committed_messages(read_all(self.bootstrap or "", self.topic or ""))
+        return [m.record() for m in messages if m.header(RUN_HEADER) == self.run_id]
+
     def rows(self) -> list[dict[str, Any]]:
         """The committed records, oldest first, as dicts."""
+        if self.kind == "kafka":
+            return self._kafka_records()
         if self.kind != "jsonl":
             return self._frame().to_dicts()
         self._check_unchanged()
@@ -136,4 +155,9 @@ def committed_output(tag: str, sink: Any) -> CommittedOutput:
     if isinstance(sink, DuckDBTableSink):
         return CommittedOutput(tag, "duckdb", records, sink.path, sink.table,
                                stamps=((str(sink.path), _stamp(sink.path)),))
+    from surestream.connectors.kafka.sink import KafkaTopicSink
+
+    if isinstance(sink, KafkaTopicSink):
+        return CommittedOutput(tag, "kafka", records, bootstrap=sink.bootstrap,
+                               topic=sink.topic, run_id=sink.run_id)
     raise TypeError(f"output {tag!r}: no way to read back a {type(sink).__name__}")

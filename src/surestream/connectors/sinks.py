@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,9 @@ from surestream.connectors.sink_protocol import (
     reject_rows,
     type_check,
 )
-from surestream.model.spec import DuckDBSink, FileSink, MemorySink, StdoutSink
+from surestream.model.spec import DuckDBSink, FileSink, KafkaSink, MemorySink, StdoutSink
+from surestream.model.steps import LateDataStep, WindowStep
+from surestream.model.stream_graph import step_side_tags
 
 
 class MemoryCollector:
@@ -122,8 +125,40 @@ class StdoutLines:
         return None
 
 
-def open_sink(spec: Any, resolve: Callable[[str], Path]) -> Sink:
-    """The sink for one ``outputs`` entry."""
+@dataclass(frozen=True)
+class SinkContext:
+    """What a sink may need beyond its spec entry: whose output it is, what its records
+    are (for a Kafka topic's default headers), and a folder to stage checkpoints in."""
+
+    pipeline: str
+    tag: str
+    staging: Path  # this output's own folder, beside the checkpoint folder
+    kind: str = "records"  # "records" | "errors" | "late"
+
+
+def sink_context(spec: Any, tag: str, error_tags: list[str]) -> SinkContext:
+    """The context of output ``tag`` of pipeline ``spec`` (a ``PipelineSpec``)."""
+    late = {t for stream in spec.all_streams.values() for step in stream.steps
+            if isinstance(step, LateDataStep | WindowStep) for t in step_side_tags(step)}
+    kind = "errors" if tag in error_tags else "late" if tag in late else "records"
+    cp = spec.checkpoint_dir()
+    return SinkContext(spec.pipeline, tag, cp.parent / f"{cp.name}-sink-staging" / tag, kind)
+
+
+def open_sink(spec: Any, resolve: Callable[[str], Path],
+              context: SinkContext | None = None) -> Sink:
+    """The sink for one ``outputs`` entry (``context``: needed by a Kafka output)."""
+    if isinstance(spec, KafkaSink):
+        from surestream.connectors.kafka.broker import resolve_bootstrap
+        from surestream.connectors.kafka.sink import KafkaTopicSink
+
+        if context is None:
+            raise ValueError("a Kafka output needs its SinkContext (pipeline, tag, staging)")
+        return KafkaTopicSink(
+            spec, bootstrap=resolve_bootstrap(spec.bootstrap,
+                                              f"outputs.{context.tag}.bootstrap"),
+            pipeline=context.pipeline, tag=context.tag, staging=context.staging,
+            kind=context.kind)  # type: ignore[arg-type]
     if isinstance(spec, FileSink):
         path = resolve(spec.path)
         if spec.format == "parquet":

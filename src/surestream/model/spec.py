@@ -309,6 +309,11 @@ class KafkaSink(_SinkBase):
         None, description="`exactly_once`: the producer's transactional.id (default "
                           "`surestream-<pipeline>-<output>`); stable across restarts, so a "
                           "zombie producer is fenced")
+    fresh_start: Literal["refuse", "append"] = Field(
+        "refuse", description="`exactly_once`, a run with no checkpoint to resume from, on a "
+                              "topic that already holds an earlier run's output of this "
+                              "transactional id (records cannot be deleted from a topic): "
+                              "`refuse` to start, or `append` this run's output after it")
     options: dict[str, Any] = Field(default_factory=dict,
                                     description="passed to the producer (librdkafka names)")
 

@@ -1,6 +1,7 @@
 """Reading a verify run's outputs and saying how two runs differ.
 
-Every run writes each output tag under ``<run folder>/out/<tag>.<format>``. Two runs are
+Every run writes each output tag under ``<run folder>/out/<tag>.<format>`` (a Kafka output:
+a topic of the run's own, ``kafka_outputs.py``). Two runs are
 compared output by output: JSON lines and CSV byte for byte, Parquet datasets and DuckDB
 tables record by record, declared ``processing_time_columns`` and error outputs'
 ``recorded_at_ms`` fields left out (they hold wall clock by design). A difference is
@@ -19,6 +20,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from surestream.cli.verify.kafka_outputs import read_topic_frame
 from surestream.connectors.duckdb_util import fetch_frame
 from surestream.connectors.file_sinks import read_parquet_dataset
 from surestream.model.error_outputs import recorded_at_fields
@@ -85,6 +87,8 @@ def read_output(folder: Path, tag: str, sink: Any) -> OutputData:
     kind = getattr(sink, "type", "file")
     fmt = getattr(sink, "format", "jsonl")
     drop = [*(getattr(sink, "processing_time_columns", []) or []), *recorded_at_fields(sink)]
+    if kind == "kafka":
+        return OutputData(None, read_topic_frame(folder, tag, sink).drop(drop, strict=False))
     path = output_path(folder, tag, sink)
     if kind == "duckdb":
         frame = pl.DataFrame()

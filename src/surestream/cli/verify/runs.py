@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from surestream.cli.verify.kafka_outputs import create_run_topics, is_kafka, run_topic
 from surestream.cli.verify.outputs import output_path
 from surestream.model.loader import SpecError, apply_override, build_spec, load_spec_dict
 from surestream.model.spec import ERRORS_TAG, PipelineSpec
@@ -100,9 +101,9 @@ class Verifier:
         self.outputs: dict[str, Any] = dict(self.spec.outputs)
         self.outputs.setdefault(ERRORS_TAG, None)
         unsupported = [t for t, s in self.outputs.items()
-                       if s is not None and s.type not in ("file", "duckdb")]
+                       if s is not None and s.type not in ("file", "duckdb", "kafka")]
         if unsupported:
-            raise SpecError([(f"outputs.{t}", f"verify needs file or duckdb outputs, not "
+            raise SpecError([(f"outputs.{t}", f"verify needs file, duckdb or kafka outputs, not "
                               f"{self.outputs[t].type}") for t in unsupported], str(spec_path))
 
     # -- the run's spec ---------------------------------------------------------------------
@@ -112,7 +113,10 @@ class Verifier:
         doc.setdefault("outputs", {})
         for tag, sink in self.outputs.items():
             entry = doc["outputs"].setdefault(tag, {"type": "file", "format": "jsonl"})
-            entry["path"] = str(output_path(folder, tag, sink))
+            if is_kafka(sink):
+                entry["topic"] = run_topic(folder, tag)  # (kafka_outputs.py)
+            else:
+                entry["path"] = str(output_path(folder, tag, sink))
         doc.setdefault("checkpoint", {})
         doc["checkpoint"]["dir"] = str(folder / "checkpoints")
         if crash is not None:
@@ -126,6 +130,7 @@ class Verifier:
         folder = self.workdir / name
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
+        create_run_topics(folder, name, self.outputs)
         spec_file = folder / "spec.yaml"
         spec_file.write_text(yaml.safe_dump(self.run_doc(folder, crash), sort_keys=False))
         return folder, spec_file

@@ -31,6 +31,11 @@ POINTS = (
     "checkpoint.pre_committed",     # sinks staged their output, checkpoint not yet durable
     "checkpoint.durable",           # checkpoint durable, sinks not yet committed
     "checkpoint.commit_partial",    # some sinks committed, others not yet
+    # inside a Kafka output's commit (connectors/kafka/sink.py, ``on_point``)
+    "kafka.mid_produce",            # half of a checkpoint's records sent in its transaction
+    "kafka.produced",               # all sent and acknowledged, the marker not yet
+    "kafka.marker_sent",            # the marker sent, the transaction not yet committed
+    "kafka.committed",              # the transaction committed, the checkpoint not yet done
 )
 
 

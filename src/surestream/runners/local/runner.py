@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from surestream.connectors.readback import committed_output
-from surestream.connectors.sinks import MemoryCollector, open_sink
+from surestream.connectors.sinks import MemoryCollector, open_sink, sink_context
 from surestream.connectors.sources import (
     Interleaver,
     Partition,
@@ -110,8 +110,13 @@ class LocalRunner:
         self.interleaver = self._open_inputs()
         outputs = dict(spec.outputs)
         outputs.setdefault(ERRORS_TAG, FileSink(path=str(spec.errors_default_path())))
-        self.sinks = {tag: open_sink(s, spec.resolve) for tag, s in outputs.items()}
         self.error_outputs = ErrorOutputs(outputs)
+        self.sinks = {tag: open_sink(s, spec.resolve,
+                                     sink_context(spec, tag, self.error_outputs.tags))
+                      for tag, s in outputs.items()}
+        for sink in self.sinks.values():  # fault points inside a sink's commit (Kafka)
+            if hasattr(sink, "on_point"):
+                sink.on_point = faults.reached
         #: processing time, read once per checkpoint (``error_outputs``: recorded_at_ms)
         self.clock = clock or wall_clock_ms
         self.slots = {op.name: OperatorSlot(op.name, op, step.type,
