@@ -141,3 +141,35 @@ def test_start_and_stop_positions_and_committed_offsets(
     assert sorted(r["trade_id"] for r in rows(after, "main")) == list(range(10, 15))
     at = once(start={"timestamp_ms": cut}, stop_at="end")
     assert sorted(r["trade_id"] for r in rows(at, "main")) == list(range(10, 15))
+
+
+@pytest.mark.parametrize("batch_size", [2, 50, 10_000])
+def test_several_topics_and_sources_interleave_as_files_do(kafka_bootstrap, kafka_topic,
+                                                           tmp_path, batch_size) -> None:
+    """Two topics in one source and a second source: partitions take fixed turns, so
+    each output, in its order, is the same for every batch size."""
+    t1, t2, t3 = kafka_topic("a"), kafka_topic("b"), kafka_topic("c")
+    for t, n in ((t1, 2), (t2, 1), (t3, 2)):
+        create_topic(kafka_bootstrap, t, n)
+    produce(kafka_bootstrap, t1, trades(60, 2), linger_ms=20)
+    produce(kafka_bootstrap, t2, trades(25, 1, start=100), linger_ms=20)
+    produce(kafka_bootstrap, t3, trades(40, 2, start=200), linger_ms=20)
+
+    def once(size: int):
+        src = {"type": "kafka", "bootstrap": kafka_bootstrap, "stop_at": "end",
+               "metadata": ["topic", "partition", "offset"]}
+        wm = {"type": "watermark", "timestamp_column": "ts", "max_out_of_orderness_ms": 0}
+        return run(PipelineSpec.model_validate({
+            "pipeline": "multi",
+            "sources": {"first": {**src, "topics": [t1, t2]}, "second": {**src, "topics": [t3]}},
+            "streams": {"one": {"from": "first", "steps": [{**wm, "name": "wm1"}]},
+                        "two": {"from": "second", "steps": [{**wm, "name": "wm2"}]}},
+            "outputs": {"one": {"type": "memory"}, "two": {"type": "memory"}},
+            "checkpoint": {"dir": str(tmp_path / f"cp-{size}")},
+            "runtime": {"batch_size": size, "interleave_records": 3}}))
+
+    reference, result = once(1), once(batch_size)
+    one, two = rows(result, "one"), rows(result, "two")
+    assert sorted(r["trade_id"] for r in one) == list(range(60)) + list(range(100, 125))
+    assert sorted(r["trade_id"] for r in two) == list(range(200, 240))
+    assert one == rows(reference, "one") and two == rows(reference, "two")

@@ -84,3 +84,15 @@ def test_live_run_killed_restarted_and_stopped_keeps_every_record_once(
             (tmp_path / "live" / name).read_bytes()
     assert json.loads((tmp_path / "cp" / "journal.jsonl").read_text().splitlines()[0])[
         "journal"] == 1
+
+
+def test_verify_refuses_a_live_kafka_pipeline_naming_stop_at(kafka_bootstrap, tmp_path) -> None:
+    d = kafka_spec(kafka_bootstrap, ["any"])
+    d["outputs"] = {"main": {"type": "file", "path": str(tmp_path / "main.jsonl")},
+                    "late_window": {"type": "file", "path": str(tmp_path / "late.jsonl")}}
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(d))
+    done = subprocess.run([sys.executable, "-m", "surestream", "verify", str(spec)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "source.stop_at" in done.stderr and "stop_at: end" in done.stderr
