@@ -173,3 +173,20 @@ def test_several_topics_and_sources_interleave_as_files_do(kafka_bootstrap, kafk
     assert sorted(r["trade_id"] for r in one) == list(range(60)) + list(range(100, 125))
     assert sorted(r["trade_id"] for r in two) == list(range(200, 240))
     assert one == rows(reference, "one") and two == rows(reference, "two")
+
+
+def test_full_buffers_pause_their_partitions_and_nothing_is_lost(
+        kafka_bootstrap, kafka_topic, tmp_path, monkeypatch) -> None:
+    """With room for 3 buffered messages a partition, partitions pause and resume all
+    the time; the run still reads every record once, in the same order."""
+    from surestream.connectors.kafka import feed
+
+    topic = kafka_topic("flow")
+    create_topic(kafka_bootstrap, topic, 3)
+    produce(kafka_bootstrap, topic, trades(200, 3), linger_ms=20)
+    d = kafka_spec(kafka_bootstrap, [topic], stop_at="end")
+    reference = run(spec_of(d, tmp_path, batch_size=16, interleave_records=5))
+    monkeypatch.setattr(feed, "MAX_BUFFERED", 3)
+    result = run(spec_of(d, tmp_path, batch_size=16, interleave_records=5))
+    assert result.records_in == 200
+    assert rows(result, "main") == rows(reference, "main")

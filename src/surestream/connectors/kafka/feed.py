@@ -32,6 +32,9 @@ TP = tuple[str, int]  # (topic, partition)
 
 #: how many messages one consume() call may return
 CONSUME_BATCH = 10_000
+#: a partition with this many messages buffered is paused until it is down to half: the
+#: buffers stay bounded when one partition waits for its turn, or the run falls behind
+MAX_BUFFERED = 50_000
 #: how long start-up queries (metadata, watermarks, end offsets) may take before failing
 QUERY_TIMEOUT_S = 30.0
 
@@ -65,6 +68,7 @@ class KafkaFeed:
         self._reassign = False
         self.closed = False
         self._warned: list[str] = []
+        self._paused: set[TP] = set()
 
     # -- metadata --------------------------------------------------------------------------
     def topic_partitions(self, timeout_s: float = QUERY_TIMEOUT_S,
@@ -202,6 +206,7 @@ class KafkaFeed:
                 self.eof[tp] = msg.offset()
             else:
                 self._check(err)
+        self._flow()
         return got
 
     def _assign(self) -> None:
@@ -209,6 +214,20 @@ class KafkaFeed:
         self.consumer.assign([TopicPartition(t, p, off if off >= 0 else OFFSET_BEGINNING)
                               for (t, p), off in self.fetch_from.items()])
         self._reassign = False
+        self._paused.clear()
+        self._flow()
+
+    def _flow(self) -> None:
+        """Pause partitions whose buffer is full, resume those drained to half."""
+        full = [tp for tp, buf in self.buffers.items()
+                if len(buf) >= MAX_BUFFERED and tp not in self._paused]
+        drained = [tp for tp in self._paused if len(self.buffers[tp]) <= MAX_BUFFERED // 2]
+        if full:
+            self.consumer.pause([TopicPartition(*tp) for tp in full])
+            self._paused.update(full)
+        if drained:
+            self.consumer.resume([TopicPartition(*tp) for tp in drained])
+            self._paused.difference_update(drained)
 
     def _check(self, err: KafkaError) -> None:
         """A fatal error stops the run; anything else (the broker away for a while, a
