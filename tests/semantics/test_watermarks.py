@@ -88,6 +88,21 @@ def test_all_partitions_idle_keeps_the_watermark_until_one_delivers(idle):
     assert wm == [999] and end == (7999 if idle else 999)
 
 
+@pytest.mark.parametrize("silent_ms", [59_999, 60_000])
+def test_a_partition_that_never_delivered_is_idle_after_the_timeout(silent_ms):
+    """A live partition with no record yet (a quiet Kafka partition, one created mid-run)
+    holds W at -infinity only until it has been silent for the timeout since it was first
+    seen; then partition 0 alone moves W."""
+    now = [0]
+    t = WatermarkTracker(0, idle_timeout_ms=60_000, clock=lambda: now[0])
+    t.declare_partitions([0, 1])
+    _, end = advance(t, [1000], part=[0])
+    assert end == NEG_INF
+    now[0] = silent_ms
+    _, end = advance(t, [5000], part=[0])
+    assert end == (4999 if silent_ms >= 60_000 else NEG_INF)
+
+
 def test_bounded_replay_never_judges_idleness_without_a_clock():
     t = WatermarkTracker(0, idle_timeout_ms=1)
     t.declare_partitions([0, 1])

@@ -6,6 +6,10 @@ prints one line and exits 130 (128 + SIGINT, as shells report it). The handler i
 back to Python's default, so a second Ctrl-C raises ``KeyboardInterrupt`` wherever the
 run is -- a source that blocks, a huge batch -- and the command exits 130 at once, without
 the final checkpoint (the latest periodic one, if any, is where a rerun resumes).
+
+SIGTERM (a service manager stopping a live run) asks for the same clean stop as the first
+Ctrl-C; a second SIGTERM also stops at once. A live run stopped either way exits 0: it was
+asked to stop, and did so with everything committed.
 """
 
 from __future__ import annotations
@@ -30,10 +34,18 @@ def stop_on_ctrl_c(request_stop: Callable[[], None]) -> Iterator[None]:
 
     def first(signum: int, frame: object) -> None:  # noqa: ARG001 - the handler's signature
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _at_once)
         request_stop()
 
     previous = signal.signal(signal.SIGINT, first)
+    previous_term = signal.signal(signal.SIGTERM, first)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
+
+
+def _at_once(signum: int, frame: object) -> None:  # noqa: ARG001 - the handler's signature
+    """A second SIGTERM: stop now, as a second Ctrl-C does."""
+    raise KeyboardInterrupt

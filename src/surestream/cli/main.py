@@ -25,6 +25,7 @@ from surestream.cli.checkpoint_cmds import (
 )
 from surestream.cli.interrupt import EXIT_INTERRUPTED, stop_on_ctrl_c
 from surestream.cli.query import add_query_parser
+from surestream.cli.replay import add_replay_parser
 from surestream.cli.simulate import add_simulate_parser
 from surestream.cli.topics import add_topics_parser
 from surestream.connectors.file_sinks import OutputOwnershipError
@@ -85,6 +86,8 @@ def _execute(args: argparse.Namespace, spec: PipelineSpec,
         return code, runner
     if result.interrupted:
         print(stopped_line(result), file=sys.stderr)
+        if getattr(runner, "live", False) and result.resume_from is not None:
+            return _stopped_live(args, runner, result), runner
         return EXIT_INTERRUPTED, runner
     display.done(result.progress())
     if result.restored_from is not None:
@@ -98,6 +101,23 @@ def _execute(args: argparse.Namespace, spec: PipelineSpec,
         print(f"pipeline {spec.pipeline!r} failed: {problem}", file=sys.stderr)
         return EXIT_FAILURE, runner
     return EXIT_OK, runner
+
+
+def _stopped_live(args: argparse.Namespace, runner: Any, result: RunResult) -> int:
+    """A live run stopped as asked, its final checkpoint taken: exit 0, after copying that
+    checkpoint out as a savepoint if ``--stop-with-savepoint`` asked for one."""
+    target = getattr(args, "stop_with_savepoint", None)
+    if not target:
+        return EXIT_OK
+    cp = runner.store.latest()
+    try:
+        copy_checkpoint(cp, Path(target))
+    except (CheckpointError, OSError) as e:
+        print(f"savepoint {cp.id} was taken but cannot be copied to {target}: {e}",
+              file=sys.stderr)
+        return EXIT_FAILURE
+    print(savepoint_summary(cp.meta, Path(target)))
+    return EXIT_OK
 
 
 def _run_to_end(runner: Any, spec: PipelineSpec,
@@ -308,12 +328,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_validate)
     p = sub.add_parser("run", help="run a pipeline spec to the end of its input",
                        description="Run a pipeline to the end of its bounded input, resuming "
-                                   "from the latest checkpoint if there is one. Ctrl-C stops "
-                                   "it after the batch in hand, with a checkpoint to resume "
-                                   "from (a second Ctrl-C stops at once). Exit 0; 1 on a "
+                                   "from the latest checkpoint if there is one; a live input "
+                                   "(a Kafka source without stop_at) runs until stopped. "
+                                   "Ctrl-C or SIGTERM stops it after the batch in hand, with "
+                                   "a checkpoint to resume from (a second one stops at "
+                                   "once). Exit 0; 1 on a "
                                    "run-time failure, or when more records went to errors "
                                    "than runtime.max_error_ratio allows (by default: every "
-                                   "one); 2 on a spec error; 130 when stopped by Ctrl-C.")
+                                   "one); 2 on a spec error; 130 when a bounded run is "
+                                   "stopped early (a live run stopped as asked: 0).")
     _add_spec(p)
     p.add_argument("--runner", default="local", choices=["local"],
                    help="where to run: local, embedded in this process (default %(default)s; "
@@ -324,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-non-restored-state", action="store_true",
                    help="drop the saved state of operators the pipeline no longer has "
                         "(default: refuse to start)")
+    p.add_argument("--stop-with-savepoint", metavar="DIR",
+                   help="a live run stopped by SIGTERM or Ctrl-C also copies its final "
+                        "checkpoint to DIR as a savepoint (default: none)")
     p.add_argument("--base-dir", help=argparse.SUPPRESS)  # where relative paths resolve
     p.add_argument("--summary", help=argparse.SUPPRESS)  # write a JSON run summary here
     p.set_defaults(func=_cmd_run)
@@ -382,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_query_parser(sub)
     add_broker_parser(sub)
     add_topics_parser(sub)
+    add_replay_parser(sub)
     p = sub.add_parser("demo", help="the main job: the trading platform end to end",
                        description="The trading platform end to end: simulate the market, "
                                    "run the five jobs into a Parquet warehouse, reconcile "

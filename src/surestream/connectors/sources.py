@@ -9,6 +9,7 @@ whatever the batch size (SEMANTICS §8). A record's ``seq`` is its position in t
 from __future__ import annotations
 
 import glob
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from surestream.connectors.readers import (
 from surestream.connectors.source_schema import SourceSchema
 from surestream.connectors.value_types import SCHEMA_TYPES
 from surestream.model.batch import NEG_INF, Batch
-from surestream.model.spec import FileSource, GeneratorSource, restartable
+from surestream.model.spec import FileSource, GeneratorSource, KafkaSource, restartable
 from surestream.semantics.user_functions import resolve_object
 
 
@@ -51,13 +52,29 @@ class Partition:
 
 
 def open_source(name: str, spec: Any, resolve: Callable[[str], Path], *,
-                resumable: bool = False) -> list[Partition]:
+                resumable: bool = False, pipeline: str = "pipeline") -> list[Partition]:
     """The partitions of one source spec, readers open at their start. ``resumable``: the
-    run checkpoints periodically, so it may have to resume (a generator must restart)."""
+    run checkpoints periodically, so it may have to resume (a generator must restart).
+    ``pipeline`` names a Kafka source's default consumer group."""
     try:
+        if isinstance(spec, KafkaSource):
+            return _open_kafka(name, spec, pipeline)
         return _open(name, spec, resolve, resumable)
     except ReaderError as e:
         raise SourceError(f"source {name!r}: {e}") from e
+
+
+def _open_kafka(name: str, spec: KafkaSource, pipeline: str) -> list[Partition]:
+    """One partition per topic-partition (topics in spec order, partitions by number)."""
+    from surestream.connectors.kafka.broker import BrokerError
+    from surestream.connectors.kafka.feed import FeedError
+    from surestream.connectors.kafka.source import open_kafka, partition_name
+
+    try:
+        found = open_kafka(name, spec, pipeline)
+    except (BrokerError, FeedError) as e:
+        raise SourceError(f"source {name!r}: {e}") from e
+    return [Partition(name, partition_name(tp), found.reader(tp)) for tp in found.start]
 
 
 def _open(name: str, spec: Any, resolve: Callable[[str], Path],
@@ -138,20 +155,83 @@ class Interleaver:
         self.turn = 0  # index of the partition whose turn it is
         self.left = interleave_records  # records left in its turn
         self.seq = 0  # position of the next record in the sequence
+        #: what the last slice read: (partition id, from position, next position, count)
+        #: per chunk, in order -- a live run's journal (``runners/local/journal.py``)
+        self.chunks: list[tuple[int, Any, Any, int]] = []
+        #: Kafka partitions found at a restore that the checkpoint did not know
+        self.pending_new: list[Partition] = []
 
     @property
     def exhausted(self) -> bool:
         return all(p.done for p in self.partitions)
 
+    @property
+    def live(self) -> bool:
+        """Some partition never ends (a Kafka source without ``stop_at``)."""
+        return any(getattr(p.reader, "live", False) for p in self.partitions)
+
+    def feeds(self) -> list[Any]:
+        """The Kafka consumers behind the partitions, each once."""
+        seen: dict[int, Any] = {}
+        for p in self.partitions:
+            feed = getattr(p.reader, "feed", None)
+            if feed is not None:
+                seen.setdefault(id(feed), feed)
+        return list(seen.values())
+
+    def wait(self, timeout_s: float) -> None:
+        """Fetch what arrives within ``timeout_s`` (shared among the consumers)."""
+        feeds = self.feeds()
+        for feed in feeds:
+            feed.poll(timeout_s / len(feeds))
+
+    def add_partitions(self, new: list[Partition]) -> list[int]:
+        """Partitions created while the run is live: appended (their ids come after every
+        existing one, so nothing already read changes). Their ids."""
+        first = len(self.partitions)
+        self.partitions.extend(new)
+        return list(range(first, len(self.partitions)))
+
+    def new_partitions(self) -> list[Partition]:
+        """Partitions of live Kafka sources created since the run listed them (each
+        starts at its earliest offset)."""
+        origins: dict[str, Any] = {}
+        for p in self.partitions:
+            origin = getattr(p.reader, "origin", None)
+            if origin is not None:
+                origins.setdefault(p.source, origin)
+        found = []
+        for source, origin in origins.items():
+            mine = {p.reader.tp for p in self.partitions if p.source == source}
+            for tp in origin.new_partitions(mine):
+                reader = origin.reader(tp, origin.feed.watermarks(tp)[0])
+                found.append(Partition(source, reader.name, reader))
+        return found
+
+    def commit_positions(self) -> None:
+        """After a checkpoint: each Kafka source commits its positions to its group."""
+        by_feed: dict[int, tuple[Any, dict[Any, int]]] = {}
+        for p in self.partitions:
+            feed = getattr(p.reader, "feed", None)
+            if feed is not None:
+                by_feed.setdefault(id(feed), (feed, {}))[1][p.reader.tp] = p.reader.position
+        for feed, positions in by_feed.values():
+            feed.commit(positions)
+
     def source_partitions(self, source: str) -> list[int]:
         return [i for i, p in enumerate(self.partitions) if p.source == source]
 
-    def next_slice(self, n: int) -> dict[str, SourceSlice]:
-        """The next ``n`` records of the sequence, split by source."""
+    def next_slice(self, n: int, deadline: float | None = None) -> dict[str, SourceSlice]:
+        """The next ``n`` records of the sequence, split by source. With a ``deadline``
+        (a live run: ``time.monotonic()`` seconds) the slice also closes then: live
+        partitions give what has been fetched, in turn order, and the slice waits for more
+        only while it has nothing to read (the journal records what it took)."""
+        self.chunks = []
         parts: dict[str, list[tuple[int, Chunk, int]]] = {}
         ended: dict[str, list[tuple[int, int]]] = {}  # source -> (records before end, pid)
         counts: dict[str, int] = {}
         need = n
+        idle_turns = 0  # consecutive turns that gave nothing (live)
         while need > 0 and not self.exhausted:
             pid = self.turn
             part = self.partitions[pid]
@@ -160,23 +240,58 @@ class Interleaver:
                 continue
             alone = sum(not q.done for q in self.partitions) == 1
             k = need if alone else min(need, self.left)  # no turns to take when alone
-            chunk = part.reader.read(k)
+            live = deadline is not None and hasattr(part.reader, "read_available")
+            start = part.reader.position
+            chunk = part.reader.read_available(k) if live else part.reader.read(k)
             before_cut = bool(parts.get(part.source))
             if chunk.n:
                 parts.setdefault(part.source, []).append((pid, chunk, self.seq))
                 counts[part.source] = counts.get(part.source, 0) + chunk.data.height
+                self.chunks.append((pid, start, part.reader.position, chunk.n))
             self.seq += chunk.n
             need -= chunk.n
             self.left -= min(chunk.n, self.left)
             if chunk.exhausted:
                 part.done = True
                 ended.setdefault(part.source, []).append((counts.get(part.source, 0), pid))
-            if part.done or self.left == 0:
+            short = live and chunk.n < k and not chunk.cut  # nothing more fetched for now
+            if part.done or self.left == 0 or short:
                 self._next_turn()
             if chunk.cut and (chunk.n or before_cut):
                 break  # the source's schema widens here: its next records start a slice
+            if deadline is not None:
+                idle_turns = idle_turns + 1 if chunk.n == 0 else 0
+                if need > 0 and idle_turns >= len(self.partitions):
+                    left_s = deadline - time.monotonic()
+                    if left_s <= 0:
+                        break
+                    self.wait(min(left_s, 0.05))
+                    idle_turns = 0
+                elif time.monotonic() >= deadline:
+                    break
         sources = {p.source for p in self.partitions}
         return {s: self._assemble(parts.get(s, []), ended.get(s, [])) for s in sources}
+
+    def replay_slice(self, chunks: list[tuple[int, Any, Any, int]]) -> dict[str, SourceSlice]:
+        """The slice a live run journaled: each chunk read again from its position, its
+        exact count (waiting for it), in the same order."""
+        self.chunks = []
+        parts: dict[str, list[tuple[int, Chunk, int]]] = {}
+        for pid, start, nxt, count in chunks:
+            part = self.partitions[pid]
+            if part.reader.position != start:
+                part.reader.seek(start)
+            chunk = part.reader.read(count)
+            if chunk.n != count or part.reader.position != nxt:
+                raise SourceError(
+                    f"replay: partition {part.name} gave {chunk.n} records from {start} "
+                    f"to {part.reader.position}, the journal says {count} to {nxt}; the "
+                    "topic no longer holds what the live run read (retention?)")
+            parts.setdefault(part.source, []).append((pid, chunk, self.seq))
+            self.chunks.append((pid, start, nxt, count))
+            self.seq += chunk.n
+        sources = {p.source for p in self.partitions}
+        return {s: self._assemble(parts.get(s, []), []) for s in sources}
 
     def _next_turn(self) -> None:
         self.turn = (self.turn + 1) % len(self.partitions)
@@ -236,6 +351,7 @@ class Interleaver:
                     schemas[name].restore(saved)
                 except ValueError as e:
                     raise SourceError(f"source {name!r}: {e}") from e
+        self._order_as(state["partitions"])
         files = state.get("files") or [None] * len(state["partitions"])
         for part, (name, pos, done), fingerprint in zip(
                 self.partitions, state["partitions"], files, strict=True):
@@ -254,6 +370,28 @@ class Interleaver:
                 raise SourceError(f"source {part.source!r}: {e}") from e
             part.done = done
 
+    def _order_as(self, saved: list[list[Any]]) -> None:
+        """Kafka partitions in the checkpoint's id order (partitions added while a live
+        run went on came last there; here they are listed in number order); Kafka
+        partitions created since the checkpoint are set aside in ``pending_new``, for the
+        runner to add after the restore. Anything else keeps its order: files must match
+        the checkpoint as they are (the caller names the first that does not)."""
+        names = [name for name, _, _ in saved]
+        by_name = {p.name: p for p in self.partitions}
+        if not set(names) <= set(by_name):
+            return
+        rest = [p for p in self.partitions if p.name not in set(names)]
+        moved = [p for p in self.partitions if p.name in set(names)]
+        if [p.name for p in moved] != names and not all(
+                hasattr(by_name[n].reader, "feed") for n in names):
+            return
+        if not all(hasattr(p.reader, "feed") for p in rest):
+            return
+        self.partitions = [by_name[n] for n in names]
+        self.pending_new = rest
+
     def close(self) -> None:
         for p in self.partitions:
+            p.reader.close()
+        for p in self.pending_new:
             p.reader.close()

@@ -8,6 +8,8 @@ timing: the watermark advances after *every* record, as a function of the record
   and never decreases; a partition that reached its end counts as +infinity;
 - a partition idle for ``idle_timeout_ms`` of processing time (a clock must be injected;
   bounded replays have none, so they never judge idleness) is left out until its next record;
+  a partition that has given no record yet counts from the first step that saw it (a
+  live Kafka partition with no data, or one created while the run goes on);
   when every unfinished partition is idle, W stays where it is (Flink's idle status).
 
 The tracker is vectorized: one call computes the watermark before each row of a batch.
@@ -59,8 +61,10 @@ class WatermarkTracker:
         if self.idle_timeout_ms is None or self.clock is None:
             return set()
         now = self.clock()
+        for p in self.partitions:  # a partition that has given nothing yet: its idle
+            self.last_active.setdefault(p, now)  # time counts from when it was first seen
         return {p for p in self.partitions if p not in self.ended
-                and now - self.last_active.get(p, now) >= self.idle_timeout_ms}
+                and now - self.last_active[p] >= self.idle_timeout_ms}
 
     def advance(self, ts: np.ndarray, partition: np.ndarray | None = None,
                 ended: Sequence[tuple[int, int]] = ()) -> tuple[np.ndarray, int]:
@@ -123,11 +127,15 @@ class WatermarkTracker:
         return max(seen) - self.current
 
     def snapshot(self) -> dict:
-        return {"current": self.current, "max_ts": dict(self.max_ts),
-                "partitions": list(self.partitions), "ended": sorted(self.ended)}
+        state = {"current": self.current, "max_ts": dict(self.max_ts),
+                 "partitions": list(self.partitions), "ended": sorted(self.ended)}
+        if self.last_active:  # (idleness on a clock: a resumed run judges it the same)
+            state["last_active"] = dict(self.last_active)
+        return state
 
     def restore(self, state: dict) -> None:
         self.current = state["current"]
         self.max_ts = dict(state["max_ts"])
         self.partitions = list(state["partitions"])
         self.ended = set(state["ended"])
+        self.last_active = dict(state.get("last_active", {}))

@@ -100,6 +100,14 @@ class Verifier:
         self.timeout_s = timeout_s
         self.outputs: dict[str, Any] = dict(self.spec.outputs)
         self.outputs.setdefault(ERRORS_TAG, None)
+        live = [name for name, src in self.spec.all_sources.items()
+                if getattr(src, "type", None) == "kafka" and src.live]
+        if live:
+            raise SpecError([(f"{'source' if self.spec.source else 'sources.' + n}.stop_at",
+                              "verify needs a bounded input, and this Kafka source is live; "
+                              "set `stop_at: end` (e.g. --set source.stop_at=end) to verify "
+                              "the pipeline over the records there now, or check a live run "
+                              "with `surestream replay`") for n in live], str(spec_path))
         unsupported = [t for t, s in self.outputs.items()
                        if s is not None and s.type not in ("file", "duckdb", "kafka")]
         if unsupported:

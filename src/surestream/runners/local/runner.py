@@ -40,7 +40,7 @@ from surestream.connectors.sources import (
 )
 from surestream.io.lock import FolderLock
 from surestream.model.batch import NEG_INF, Batch, concat
-from surestream.model.spec import ERRORS_TAG, FileSink, PipelineSpec
+from surestream.model.spec import ERRORS_TAG, FileSink, KafkaSource, PipelineSpec
 from surestream.runners.local import faults
 from surestream.runners.local.checkpoint_store import (
     Checkpoint,
@@ -62,8 +62,10 @@ from surestream.runners.local.failures import (
     output_label,
 )
 from surestream.runners.local.graph import CompiledStream, compile_streams, union_of
+from surestream.runners.local.journal import JournalError, JournalWriter, ReplayPlan
 from surestream.runners.local.results import Progress, RunResult
 from surestream.runners.local.savepoints import finish_interrupted_install, install_savepoint
+from surestream.runners.local.step_clock import StepClock
 from surestream.runners.local.unwritable import check_errors_writable, divert_unwritable
 from surestream.semantics.errors import DESERIALIZATION_ERROR, error_batch
 from surestream.semantics.operator import MAIN
@@ -72,6 +74,17 @@ from surestream.semantics.watermark_step import WatermarkOperator
 from surestream.semantics.watermarks import Clock
 
 __all__ = ["LocalRunner", "Progress", "RunResult", "lock_checkpoint_folder", "run"]
+
+#: a live run with no checkpoint interval configured checkpoints this often (wall time):
+#: its outputs become visible at checkpoints, so this is their latency (docs/kafka.md)
+LIVE_CHECKPOINT_INTERVAL_MS = 1000
+#: how often a live run looks for new partitions of its Kafka topics
+PARTITION_REFRESH_S = 5.0
+
+
+def is_live(spec: PipelineSpec) -> bool:
+    """Does the spec read a source that never ends (a Kafka source without ``stop_at``)?"""
+    return any(isinstance(s, KafkaSource) and s.live for s in spec.all_sources.values())
 
 
 def lock_checkpoint_folder(folder: Path, holder: str = "surestream run") -> FolderLock:
@@ -100,13 +113,19 @@ class LocalRunner:
                  from_savepoint: Checkpoint | None = None,
                  allow_non_restored_state: bool = False,
                  stop_after_checkpoint: bool = False,
-                 lock: FolderLock | None = None) -> None:
+                 lock: FolderLock | None = None,
+                 replay: ReplayPlan | None = None) -> None:
         problems = spec.output_path_problems()
         if problems:
             raise ValueError("; ".join(f"{field}: {reason}" for field, reason in problems))
         self.spec = spec
         self.progress = progress
-        self.streams: list[CompiledStream] = compile_streams(spec, clock)
+        #: a live run (or the replay of one): processing time is read once per step and
+        #: journaled (``step_clock``); the loop runs until stopped
+        self.live = is_live(spec)
+        self.replay = replay
+        self.step_clock = StepClock(clock or wall_clock_ms) if self.live else None
+        self.streams: list[CompiledStream] = compile_streams(spec, self.step_clock or clock)
         self.interleaver = self._open_inputs()
         outputs = dict(spec.outputs)
         outputs.setdefault(ERRORS_TAG, FileSink(path=str(spec.errors_default_path())))
@@ -118,16 +137,25 @@ class LocalRunner:
             if hasattr(sink, "on_point"):
                 sink.on_point = faults.reached
         #: processing time, read once per checkpoint (``error_outputs``: recorded_at_ms)
-        self.clock = clock or wall_clock_ms
+        self.clock = self.step_clock or clock or wall_clock_ms
         self.slots = {op.name: OperatorSlot(op.name, op, step.type,
                                             list(getattr(step, "key_fields", []) or []),
                                             state_shape(step))
                       for stream in self.streams
                       for op, step in zip(stream.operators, stream.steps, strict=True)}
         self.store = CheckpointStore(spec.checkpoint_dir(), spec.checkpoint.retain)
+        interval_ms = spec.checkpoint.interval_ms
+        if self.live and interval_ms is None and spec.checkpoint.interval_records is None:
+            interval_ms = LIVE_CHECKPOINT_INTERVAL_MS
         self.coordinator = CheckpointCoordinator(
-            self.store, pipeline=spec.pipeline, interval_ms=spec.checkpoint.interval_ms,
+            self.store, pipeline=spec.pipeline, interval_ms=interval_ms,
             interval_records=spec.checkpoint.interval_records)
+        self.journal = JournalWriter(self.store.dir) if self.live and replay is None \
+            else None
+        self.steps = 0  # steps taken (a live run's journal numbers them)
+        self._added: list[tuple[str, str]] = []  # partitions added since the last step
+        self._replay_chunks: list[Any] | None = None
+        self._next_refresh = time.monotonic() + PARTITION_REFRESH_S
         self.from_checkpoint = from_checkpoint
         self.from_savepoint = from_savepoint
         self.allow_non_restored_state = allow_non_restored_state
@@ -152,8 +180,11 @@ class LocalRunner:
         partitions: list[Partition] = []
         for name, src in spec.all_sources.items():
             partitions.extend(open_source(name, src, spec.resolve,
-                                          resumable=spec.checkpoint.periodic))
+                                          resumable=spec.checkpoint.periodic or self.live,
+                                          pipeline=spec.pipeline))
         interleaver = Interleaver(partitions, spec.runtime.interleave_records)
+        if self.replay is not None:
+            self._replay_partitions(interleaver)
         for stream in self.streams:
             if stream.reads_source:
                 ids = interleaver.source_partitions(stream.from_)
@@ -161,6 +192,44 @@ class LocalRunner:
                     if isinstance(op, WatermarkOperator):
                         op.declare_partitions(ids)
         return interleaver
+
+    def _replay_partitions(self, interleaver: Interleaver) -> None:
+        """A replay: the partitions in the journal's id order; the ones the live run added
+        later wait in ``pending_new`` for the step that added them."""
+        assert self.replay is not None
+        names = [name for _, name in self.replay.partitions]
+        missing = sorted(set(names) - {p.name for p in interleaver.partitions})
+        if missing:
+            raise JournalError(f"the journal reads partitions {missing}, which the "
+                               "pipeline's sources do not have")
+        interleaver._order_as([[n, None, False] for n in names])
+        if [p.name for p in interleaver.partitions] != names:
+            raise JournalError("the journal's partitions do not match the pipeline's "
+                               "sources")
+
+    def _add_partitions(self, new: list[Partition]) -> None:
+        """Partitions created while live: each watermark step reading their source learns
+        them (they hold its watermark at -infinity until their first record, unless
+        idle); the journal notes them with the next step."""
+        if not new:
+            return
+        ids = self.interleaver.add_partitions(new)
+        for stream in self.streams:
+            if not stream.reads_source:
+                continue
+            mine = [i for i in ids if self.interleaver.partitions[i].source == stream.from_]
+            for op in stream.operators:
+                if isinstance(op, WatermarkOperator):
+                    op.declare_partitions(mine)
+        self._added += [(p.source, p.name) for p in new]
+
+    def _refresh_partitions(self) -> None:
+        """Every few seconds of a live run: pick up new partitions of its topics."""
+        if time.monotonic() < self._next_refresh:
+            return
+        self._next_refresh = time.monotonic() + PARTITION_REFRESH_S
+        with concerning("the Kafka sources' metadata"):
+            self._add_partitions(self.interleaver.new_partitions())
 
     # -- start: restore or begin afresh ---------------------------------------------------
     def _start(self) -> None:
@@ -170,7 +239,15 @@ class LocalRunner:
         with concerning(f"checkpoint folder {self.store.dir}"):
             cp, adopt = self._checkpoint_to_restore()
         if cp is None or cp.finished:
+            if self.step_clock is not None:
+                if self.replay is not None:
+                    self.step_clock.set(self.replay.now)
+                else:
+                    self.step_clock.tick()
             self.error_outputs.recorded_at_ms = self.clock()
+            if self.journal is not None:
+                self.journal.start(self.spec.pipeline, self.clock(),
+                                   [(p.source, p.name) for p in self.interleaver.partitions])
             self._still_ours()
             with concerning(f"checkpoint folder {self.store.dir}"):
                 self.store.clear()
@@ -188,6 +265,14 @@ class LocalRunner:
                 sink.recover(cp.committables.get(tag), cp.id)
         self.coordinator.next_id = max(self.coordinator.next_id, cp.id + 1)
         self.restored = cp
+        if self.journal is not None:
+            assert self.step_clock is not None
+            after = self.journal.resume(self.spec.pipeline, cp.id, self.step_clock.tick(),
+                                        [(p.source, p.name)
+                                         for p in self.interleaver.partitions])
+            self.steps = after or 0
+        pending, self.interleaver.pending_new = self.interleaver.pending_new, []
+        self._add_partitions(pending)
 
     def _check_outputs_owned(self) -> None:
         """Refuse outputs whose place holds what is not theirs (a dataset folder with other
@@ -259,16 +344,21 @@ class LocalRunner:
 
     def checkpoint(self, finished: bool = False) -> dict[str, Any]:
         self._still_ours()
+        if self.journal is not None:  # its steps durable before the checkpoint is
+            assert self.step_clock is not None
+            self.journal.checkpoint(self.coordinator.next_id, self.steps,
+                                    self.step_clock.tick())
         # the processing time of the epoch this checkpoint opens, stored with it so a run
         # resumed from here stamps the records it processes again the same way
         self.error_outputs.recorded_at_ms = self.clock()
         meta = self.coordinator.checkpoint(
             self.slots, self.sinks, self.interleaver.positions(),
             {"records_in": self.records_in, "source_errors": self.source_errors,
-             "first_error": self.first_error,
+             "first_error": self.first_error, "steps": self.steps,
              "recorded_at_ms": self.error_outputs.recorded_at_ms},
             self.records_in, finished=finished, labels=self.labels)
         self._pending.clear()  # committed: the sinks count these records now
+        self.interleaver.commit_positions()  # Kafka sources: for the group's lag tools
         return meta
 
     # -- stopping early (Ctrl-C) ----------------------------------------------------------
@@ -310,12 +400,18 @@ class LocalRunner:
 
     def _loop(self, started: float) -> None:
         """Steps until the input ends (a finished checkpoint), a savepoint's one
-        checkpoint is taken, or a stop is requested."""
+        checkpoint is taken, or a stop is requested. A live input never ends: its run
+        stops only when asked to."""
+        if self.replay is not None:
+            self._replay_loop(started)
+            return
         while True:
             if self._stop_requested:
                 self._stop_early()
                 return
-            final = self.interleaver.exhausted
+            if self.live:
+                self._refresh_partitions()
+            final = not self.live and self.interleaver.exhausted
             self.step(final)
             if final:
                 self.checkpoint(finished=True)
@@ -326,9 +422,33 @@ class LocalRunner:
             if final or self.stop_after_checkpoint:
                 return
 
+    def _replay_loop(self, started: float) -> None:
+        """A live run again, from its journal: the same chunks in the same steps, the same
+        processing time, checkpoints after the same steps; it ends where the journal's
+        last checkpoint does (where the live run's committed outputs end)."""
+        assert self.replay is not None and self.step_clock is not None
+        by_name = {p.name: p for p in self.interleaver.pending_new}
+        for kind, entry in self.replay.events:
+            if self._stop_requested:
+                self.interrupted = True
+                return
+            self.step_clock.set(entry["now"])
+            if kind == "checkpoint":
+                self.checkpoint()
+                continue
+            added = [by_name.pop(name) for _, name in entry.get("add", [])]
+            self._add_partitions(added)
+            self._replay_chunks = entry["c"]
+            self.step()
+            if self.progress:
+                self.progress(self._progress(time.perf_counter() - started))
+        self._replay_chunks = None
+
     def _close(self, release_lock: bool) -> None:
         """Close inputs and outputs, and release the checkpoint folder whatever happens."""
         try:
+            if self.journal is not None:
+                self.journal.close()
             self.interleaver.close()
             for tag, sink in self.sinks.items():
                 with concerning(self.labels[tag]):
@@ -355,7 +475,12 @@ class LocalRunner:
         emitted: list[tuple[str, Batch]] = []
         if final:
             return tags, emitted
-        for name, sl in self._next_slice().items():
+        slices = self._next_slice()
+        if self.journal is not None:
+            self.journal.step(self.steps, self.clock(), self.interleaver.chunks, self._added)
+        self._added = []
+        self.steps += 1
+        for name, sl in slices.items():
             self.records_in += len(sl.batch) + len(sl.bad)
             if sl.bad:
                 self.source_errors += len(sl.bad)
@@ -371,7 +496,14 @@ class LocalRunner:
     def _next_slice(self) -> dict[str, SourceSlice]:
         """The interleaver's next slice; a read error names the input being read (the
         partition whose turn it is: the turn moves on only after a read returns)."""
+        if self.step_clock is not None and self.replay is None:
+            self.step_clock.tick()  # this step's processing time (journaled)
         try:
+            if self._replay_chunks is not None:
+                return self.interleaver.replay_slice(self._replay_chunks)
+            if self.live:
+                deadline = time.monotonic() + self.spec.runtime.max_batch_delay_ms / 1000
+                return self.interleaver.next_slice(self.spec.runtime.batch_size, deadline)
             return self.interleaver.next_slice(self.spec.runtime.batch_size)
         except OSError as e:
             part = self.interleaver.partitions[self.interleaver.turn]

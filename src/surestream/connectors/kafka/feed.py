@@ -1,0 +1,277 @@
+"""One Kafka consumer per source: fetches every assigned topic-partition into buffers.
+
+The source's partition readers (``kafka/source.py``) take messages from these buffers;
+the feed itself decides nothing about which records make a micro-batch. It assigns
+partitions itself (``assign()``, never ``subscribe()``: no group rebalance, no half a
+session timeout to join on tansu), never commits on its own (``enable.auto.commit=false``:
+offsets live in surestream's checkpoints, and are committed to the group only after a
+checkpoint, for lag tools), and reads ``read_committed``.
+
+End offsets are found by reading, not from the reported high watermark: tansu reports the
+last *batch's* base offset + 1, which can be short of the true end. The feed reads from
+``high watermark - 1`` to the partition's end (librdkafka's end-of-partition event carries
+the true next offset, past any transaction markers).
+
+Connection trouble (a broker restart) is librdkafka's to handle: it reconnects, and the
+feed keeps waiting; only a fatal error stops the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+
+log = logging.getLogger(__name__)
+
+TP = tuple[str, int]  # (topic, partition)
+
+#: how many messages one consume() call may return
+CONSUME_BATCH = 10_000
+#: a partition with this many messages buffered is paused until it is down to half: the
+#: buffers stay bounded when one partition waits for its turn, or the run falls behind
+MAX_BUFFERED = 50_000
+#: how long start-up queries (metadata, watermarks, end offsets) may take before failing
+QUERY_TIMEOUT_S = 30.0
+
+
+class FeedError(Exception):
+    """A topic is missing, or the broker answered with a fatal error."""
+
+
+def consumer_config(bootstrap: str, group_id: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The consumer settings every Kafka source uses; ``options`` (librdkafka names) last,
+    so a user can change any of them."""
+    return {"bootstrap.servers": bootstrap, "group.id": group_id,
+            "enable.auto.commit": False, "enable.auto.offset.store": False,
+            "isolation.level": "read_committed", "enable.partition.eof": True,
+            "auto.offset.reset": "earliest", "fetch.wait.max.ms": 10,
+            **{k: v for k, v in options.items()}}
+
+
+class KafkaFeed:
+    """The consumer of one source, with a buffer of fetched messages per topic-partition."""
+
+    def __init__(self, source: str, topics: list[str], config: dict[str, Any]) -> None:
+        self.source = source
+        self.topics = list(topics)
+        self.consumer = Consumer(config)
+        self.buffers: dict[TP, deque[Any]] = {}
+        #: where fetching (re)starts for each assigned partition
+        self.fetch_from: dict[TP, int] = {}
+        #: the next offset of each partition librdkafka last reported reaching the end at
+        self.eof: dict[TP, int] = {}
+        self._reassign = False
+        self.closed = False
+        self._warned: list[str] = []
+        self._paused: set[TP] = set()
+
+    # -- metadata --------------------------------------------------------------------------
+    def topic_partitions(self, timeout_s: float = QUERY_TIMEOUT_S,
+                         wait_for_all: bool = True) -> list[TP]:
+        """Every partition of the source's topics: topics in spec order, partitions in
+        number order. A missing topic is an error naming it -- unless ``wait_for_all`` is
+        off (a live source: a topic created later is picked up then, as new partitions)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                md = self.consumer.list_topics(timeout=max(1.0, deadline - time.monotonic()))
+            except KafkaException as e:
+                if time.monotonic() >= deadline:
+                    raise FeedError(f"cannot read the topics' metadata: {e}") from e
+                continue
+            found: list[TP] = []
+            missing = []
+            for topic in self.topics:
+                t = md.topics.get(topic)
+                if t is None or t.error is not None or not t.partitions:
+                    missing.append(topic)
+                    continue
+                found.extend((topic, p) for p in sorted(t.partitions))
+            if not missing:
+                return found
+            if not wait_for_all and len(missing) < len(self.topics):
+                if missing != self._warned:
+                    log.warning("source %r: topic(s) %s do not exist yet; their partitions "
+                                "are read once they are created", self.source,
+                                ", ".join(missing))
+                    self._warned = missing
+                return found
+            if time.monotonic() >= deadline:
+                raise FeedError(f"topic(s) {', '.join(map(repr, missing))} do not exist; "
+                                "create them first (`surestream topics apply`)")
+            time.sleep(0.2)
+
+    def watermarks(self, tp: TP) -> tuple[int, int]:
+        lo, hi = self.consumer.get_watermark_offsets(TopicPartition(*tp),
+                                                      timeout=QUERY_TIMEOUT_S)
+        return int(lo), int(hi)
+
+    def end_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
+        """The true next offset at the end of each partition, now: read from the reported
+        high watermark - 1 to the end-of-partition event (see the module docstring)."""
+        ends: dict[TP, int] = {}
+        scan: dict[TP, int] = {}
+        for tp in tps:
+            lo, hi = self.watermarks(tp)
+            if hi <= lo:
+                ends[tp] = lo
+            else:
+                scan[tp] = max(lo, hi - 1)
+        if scan:
+            self._scan(scan, lambda tp, msg: False, ends)
+        return ends
+
+    def first_at_or_after(self, start: dict[TP, int], ends: dict[TP, int],
+                          timestamp_ms: int) -> dict[TP, int]:
+        """For each partition, the offset of the first message (from ``start``, before
+        ``ends``) whose timestamp is at or after ``timestamp_ms``; its end if none."""
+        found: dict[TP, int] = {}
+        todo = {tp: off for tp, off in start.items() if off < ends[tp]}
+        for tp in start:
+            if tp not in todo:
+                found[tp] = ends[tp]
+        if todo:
+            def hit(tp: TP, msg: Any) -> bool:
+                return msg.offset() >= ends[tp] or msg.timestamp()[1] >= timestamp_ms
+            self._scan(todo, hit, found, ends)
+        return found
+
+    def time_hint(self, tps: Iterable[TP], timestamp_ms: int) -> dict[TP, int]:
+        """The broker's answer to "first offset at or after this time" (a lower bound to
+        scan from: tansu answers with an earlier offset than the true one)."""
+        asked = [TopicPartition(t, p, timestamp_ms) for t, p in tps]
+        out: dict[TP, int] = {}
+        for tp in self.consumer.offsets_for_times(asked, timeout=QUERY_TIMEOUT_S):
+            out[(tp.topic, tp.partition)] = tp.offset
+        return out
+
+    def _scan(self, start: dict[TP, int], stop: Any, found: dict[TP, int],
+              ends: dict[TP, int] | None = None) -> None:
+        """Read each partition from ``start`` until ``stop(tp, msg)`` (found: that message's
+        offset) or its end (found: the end event's offset, or ``ends``)."""
+        left = dict(start)
+        self.consumer.assign([TopicPartition(t, p, off) for (t, p), off in left.items()])
+        deadline = time.monotonic() + QUERY_TIMEOUT_S
+        while left:
+            if time.monotonic() > deadline:
+                raise FeedError("reading the end of partitions "
+                                f"{sorted(left)} took more than {QUERY_TIMEOUT_S:g} s")
+            for msg in self.consumer.consume(CONSUME_BATCH, 0.2):
+                tp = (msg.topic(), msg.partition())
+                if tp not in left:
+                    continue
+                err = msg.error()
+                if err is None:
+                    if stop(tp, msg):
+                        found[tp] = msg.offset()
+                        del left[tp]
+                elif err.code() == KafkaError._PARTITION_EOF:
+                    found[tp] = msg.offset() if ends is None else ends[tp]
+                    del left[tp]
+                else:
+                    self._check(err)
+        self.consumer.unassign()
+        self._reassign = True
+
+    # -- fetching ----------------------------------------------------------------------------
+    def place(self, tp: TP, offset: int) -> None:
+        """Fetch ``tp`` from ``offset`` on (a start, a seek, a new partition)."""
+        self.fetch_from[tp] = int(offset)
+        self.buffers[tp] = deque()
+        self.eof.pop(tp, None)
+        self._reassign = True
+
+    def poll(self, timeout_s: float) -> int:
+        """Fetch what arrives within ``timeout_s`` into the buffers; the count."""
+        if self._reassign:
+            self._assign()
+        got = 0
+        for msg in self.consumer.consume(CONSUME_BATCH, timeout_s):
+            tp = (msg.topic(), msg.partition())
+            buf = self.buffers.get(tp)
+            if buf is None:
+                continue
+            err = msg.error()
+            if err is None:
+                if msg.offset() >= self.fetch_from[tp]:
+                    buf.append(msg)
+                    self.fetch_from[tp] = msg.offset() + 1
+                    got += 1
+            elif err.code() == KafkaError._PARTITION_EOF:
+                self.eof[tp] = msg.offset()
+            else:
+                self._check(err)
+        self._flow()
+        return got
+
+    def _assign(self) -> None:
+        """Assign every placed partition, each from the offset after what is buffered."""
+        self.consumer.assign([TopicPartition(t, p, off if off >= 0 else OFFSET_BEGINNING)
+                              for (t, p), off in self.fetch_from.items()])
+        self._reassign = False
+        self._paused.clear()
+        self._flow()
+
+    def _flow(self) -> None:
+        """Pause partitions whose buffer is full, resume those drained to half."""
+        full = [tp for tp, buf in self.buffers.items()
+                if len(buf) >= MAX_BUFFERED and tp not in self._paused]
+        drained = [tp for tp in self._paused if len(self.buffers[tp]) <= MAX_BUFFERED // 2]
+        if full:
+            self.consumer.pause([TopicPartition(*tp) for tp in full])
+            self._paused.update(full)
+        if drained:
+            self.consumer.resume([TopicPartition(*tp) for tp in drained])
+            self._paused.difference_update(drained)
+
+    def _check(self, err: KafkaError) -> None:
+        """A fatal error stops the run; anything else (the broker away for a while, a
+        timeout) is librdkafka's to recover from: we go on waiting."""
+        if err.fatal():
+            raise FeedError(f"source {self.source!r}: {err.str()}")
+        log.info("source %r: %s (waiting for the broker)", self.source, err.str())
+
+    def buffered(self, tp: TP) -> int:
+        return len(self.buffers.get(tp, ()))
+
+    def take(self, tp: TP, n: int, before: int | None = None) -> list[Any]:
+        """Up to ``n`` buffered messages of ``tp`` (only offsets below ``before``)."""
+        buf = self.buffers[tp]
+        out = []
+        while buf and len(out) < n and (before is None or buf[0].offset() < before):
+            out.append(buf.popleft())
+        return out
+
+    def give_back(self, tp: TP, msgs: list[Any]) -> None:
+        """Messages taken but not used (a schema cut): first in line again."""
+        self.buffers[tp].extendleft(reversed(msgs))
+
+    # -- after a checkpoint ------------------------------------------------------------------
+    def commit(self, positions: dict[TP, int]) -> None:
+        """Commit the checkpoint's positions to the group, for lag tools. Best effort: the
+        checkpoint is what a restart reads, so a failure here is only logged."""
+        if not positions:
+            return
+        try:
+            self.consumer.commit(offsets=[TopicPartition(t, p, off)
+                                          for (t, p), off in positions.items()],
+                                 asynchronous=False)
+        except KafkaException as e:
+            log.warning("source %r: offsets not committed to the group (%s); the "
+                        "checkpoint holds them", self.source, e)
+
+    def committed(self, tps: list[TP]) -> dict[TP, int]:
+        """The group's committed offsets (-1 where it has none)."""
+        got = self.consumer.committed([TopicPartition(*tp) for tp in tps],
+                                      timeout=QUERY_TIMEOUT_S)
+        return {(tp.topic, tp.partition): tp.offset for tp in got}
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.consumer.close()
