@@ -90,7 +90,7 @@ def test_demo_kafka_reconciles_and_the_topics_hold_the_truth(kafka_bootstrap, ka
     for dataset in ("processed_trades_filled", "enriched_trades", "trade_aggregates",
                     "price_alerts", "orderbook_metrics"):
         assert (ws / "warehouse" / dataset).is_dir(), dataset
-    assert (ws / "specs" / "router.kafka.yaml").is_file()
+    assert (ws / "router.kafka.yaml").is_file()
 
 
 def test_demo_kafka_starts_and_stops_its_own_broker(tmp_path: Path) -> None:
