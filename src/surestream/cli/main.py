@@ -282,6 +282,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    if args.kafka:
+        from surestream.apps.trading.kafka_demo import run_kafka_demo
+
+        return run_kafka_demo(args)
     from surestream.apps.trading.demo import run_demo
 
     return run_demo(args)
@@ -422,6 +426,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="workspace, deleted first (default %(default)s)")
     p.add_argument("--days", type=int, default=5, metavar="N",
                    help="trading days the events are spread over (default %(default)s)")
+    p.add_argument("--kafka", action="store_true",
+                   help="through Kafka topics: publish the streams to raw.*, run the jobs "
+                        "from and to the plan's topics, read them back (default: files)")
+    p.add_argument("--bootstrap", default=None, metavar="B",
+                   help="--kafka: the cluster, host:port[,...] (default: an embedded broker "
+                        "on 127.0.0.1, stopped at the end)")
+    p.add_argument("--topic-prefix", default="", metavar="P",
+                   help="--kafka: P + the planned names are the topics "
+                        "(default: none, the planned names)")
     p.set_defaults(func=_cmd_demo)
     return ap
 

@@ -3,10 +3,16 @@
     surestream simulate --events 1000000 --seed 7 --out data/market
     surestream simulate --events 100000 --events-per-s 2000 --out data/live   # paced
     surestream simulate --events 500000 --days 5 --out data/week   # five trading days
+    surestream simulate --kafka --events 100000        # to the raw.* topics, then exit
+    surestream simulate --kafka --rate 2000            # live, until Ctrl-C / SIGTERM
 
 Writes ``raw.trades.jsonl``, ``raw.marketdata.jsonl``, ``raw.orderbook.jsonl`` and
 ``truth.json`` into ``--out`` and prints the truth as a table: the numbers a pipeline run
-over these files must reproduce.
+over these files must reproduce. With ``--kafka`` the lines go to the plan's topics
+instead (``raw.trades``, ``raw.market-data``, ``raw.orderbook``, keyed by symbol;
+``apps/trading/publish.py``) and only ``truth.json`` is written; with ``--rate N`` as
+well, a live market is published at N events/s, event time following the wall clock,
+until stopped.
 """
 
 from __future__ import annotations
@@ -55,6 +61,18 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
                        help=f"{text} (default %(default)s)")
     p.add_argument("--events-per-s", type=float, default=None,
                    help="pace the output in real time (default: as fast as possible)")
+    p.add_argument("--kafka", action="store_true",
+                   help="publish to the raw.* topics instead of writing the files, creating "
+                        "missing topics with the planned partitions (default: files)")
+    p.add_argument("--bootstrap", default=None, metavar="B",
+                   help="--kafka: the cluster, host:port[,...] (default: $SURESTREAM_BOOTSTRAP, "
+                        "else the running `surestream broker`)")
+    p.add_argument("--topic-prefix", default="", metavar="P",
+                   help="--kafka: P + the planned names are the topics "
+                        "(default: none, the planned names)")
+    p.add_argument("--rate", type=float, default=None, metavar="N",
+                   help="--kafka: publish live at N events/s, event time following the wall "
+                        "clock, until Ctrl-C or SIGTERM (default: publish --events at once)")
     p.set_defaults(func=run_simulate)
     return p
 
@@ -62,6 +80,14 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run_simulate(args: argparse.Namespace) -> int:
     """Simulate into ``args.out``; print the truth. Exit 0, or 2 on bad settings."""
     knobs = {name: getattr(args, name) for name, _, _ in _KNOBS.values()}
+    if getattr(args, "kafka", False):
+        from surestream.cli.simulate_kafka import run_simulate_kafka
+
+        return run_simulate_kafka(args, knobs)
+    if getattr(args, "rate", None) is not None:
+        print("simulate: --rate publishes live to Kafka: give --kafka too (files are paced "
+              "with --events-per-s)", file=sys.stderr)
+        return EXIT_USAGE
     try:
         sim = MarketSimulation(events=args.events, seed=args.seed, days=args.days,
                                events_per_s=args.events_per_s, **knobs)
