@@ -207,8 +207,8 @@ class HttpSchemaRegistry:
     """A Confluent-compatible schema registry at ``url`` (its REST API, plain ``urllib``).
 
     The registry itself checks compatibility on registration; a refusal (HTTP 409) is
-    raised as ``IncompatibleSchemaError`` with the registry's own reasons (asked for with
-    ``verbose=true`` first, so they are there even when the 409 says little)."""
+    raised as ``IncompatibleSchemaError`` with the registry's own reasons (asked for then
+    with ``verbose=true``, since a 409 alone says little)."""
 
     CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 
@@ -285,8 +285,9 @@ class HttpSchemaRegistry:
               schema_type: str = "AVRO") -> list[str]:
         parse_schema(schema, schema_type)
         try:
+            # against every version the subject's level names, as registration checks
             doc = self._call("POST", f"/compatibility/subjects/{self._subject(subject)}"
-                                     f"/versions/latest?verbose=true",
+                                     f"/versions?verbose=true",
                              self._body(schema, schema_type))
         except _HttpRefusal as e:
             if e.status == 404:  # no such subject yet: anything goes
