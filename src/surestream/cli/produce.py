@@ -75,6 +75,8 @@ def key_of(line: bytes, field: str) -> bytes:
 
 
 def _cmd_produce(args: argparse.Namespace) -> int:
+    from confluent_kafka import KafkaException
+
     from surestream.connectors.kafka.delivery import DeliveringProducer
 
     try:
@@ -87,7 +89,11 @@ def _cmd_produce(args: argparse.Namespace) -> int:
         return 2
     config = producer_config(bootstrap, args.preset,
                              {"delivery.timeout.ms": int(args.timeout * 1000)})
-    producer = DeliveringProducer(config)
+    try:
+        producer = DeliveringProducer(config)
+    except KafkaException as e:  # settings librdkafka refuses (e.g. a --timeout too short)
+        print(f"produce: the producer cannot start: {e.args[0].str()}", file=sys.stderr)
+        return 2
     sent, failures = 0, []
     stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
     try:
