@@ -24,6 +24,7 @@ from surestream.cli.checkpoint_cmds import (
     savepoint_summary,
 )
 from surestream.cli.interrupt import EXIT_INTERRUPTED, stop_on_ctrl_c
+from surestream.cli.produce import add_produce_parser
 from surestream.cli.query import add_query_parser
 from surestream.cli.replay import add_replay_parser
 from surestream.cli.simulate import add_simulate_parser
@@ -413,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_broker_parser(sub)
     add_topics_parser(sub)
     add_replay_parser(sub)
+    add_produce_parser(sub)
     p = sub.add_parser("demo", help="the main job: the trading platform end to end",
                        description="The trading platform end to end: simulate the market, "
                                    "run the five jobs into a Parquet warehouse, reconcile "
