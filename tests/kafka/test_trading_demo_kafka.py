@@ -17,6 +17,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import orjson
 from confluent_kafka import Consumer, KafkaError, TopicPartition
@@ -28,8 +29,10 @@ def demo(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           env=dict(os.environ))
 
 
-def read_all(bootstrap: str, topic: str) -> list[tuple[int, bytes | None, dict]]:
-    """(partition, key, value) of every committed record of ``topic``."""
+def read_all(bootstrap: str, topic: str,
+             decode: bool = True) -> list[tuple[int, bytes | None, Any]]:
+    """(partition, key, value) of every committed record of ``topic``; the value as JSON,
+    or as its bytes (``decode=False``: the raw topics hold the injected malformed lines)."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "t", "enable.auto.commit": False,
                   "enable.partition.eof": True, "isolation.level": "read_committed",
                   "fetch.wait.max.ms": 10})
@@ -43,7 +46,8 @@ def read_all(bootstrap: str, topic: str) -> list[tuple[int, bytes | None, dict]]
                 assert m.error().code() == KafkaError._PARTITION_EOF, m.error()
                 ended.add(m.partition())
             else:
-                out.append((m.partition(), m.key(), orjson.loads(m.value())))
+                out.append((m.partition(), m.key(),
+                            orjson.loads(m.value()) if decode else m.value()))
                 quiet_since = time.monotonic()
         if len(ended) == len(parts) and time.monotonic() - quiet_since > 1.0:
             break
@@ -84,7 +88,7 @@ def test_demo_kafka_reconciles_and_the_topics_hold_the_truth(kafka_bootstrap, ka
     published = Counter()
     for stream, topic in (("raw.trades", "raw.trades"), ("raw.marketdata", "raw.market-data"),
                           ("raw.orderbook", "raw.orderbook")):
-        published[stream] = len(read_all(kafka_bootstrap, prefix + topic))
+        published[stream] = len(read_all(kafka_bootstrap, prefix + topic, decode=False))
         assert published[stream] == truth[stream]["events"]
     # the warehouse as in the file demo: the queries' datasets are there
     for dataset in ("processed_trades_filled", "enriched_trades", "trade_aggregates",
