@@ -153,7 +153,7 @@ def _crash_plan(counts: dict[str, int], crash_points: int, seed: int) -> list[tu
     """``crash_points`` (fault point, hit) pairs, seeded: the points the counting run
     passed, taken in turn, each at a random one of its hits; empty if it passed none."""
     rng = random.Random(seed)
-    points = [p for p in faults.POINTS if counts.get(p, 0) > 0]
+    points = [p for p in faults.ALL_POINTS if counts.get(p, 0) > 0]
     if not points:
         return []
     plan = [(points[i % len(points)], rng.randint(1, counts[points[i % len(points)]]))

@@ -31,20 +31,25 @@ POINTS = (
     "checkpoint.pre_committed",     # sinks staged their output, checkpoint not yet durable
     "checkpoint.durable",           # checkpoint durable, sinks not yet committed
     "checkpoint.commit_partial",    # some sinks committed, others not yet
-    # inside a Kafka output's commit (connectors/kafka/sink.py, ``on_point``)
+)
+#: points inside a sink's commit, reached only by pipelines with such a sink (a Kafka
+#: output: connectors/kafka/sink.py calls them through its ``on_point``)
+SINK_POINTS = (
     "kafka.mid_produce",            # half of a checkpoint's records sent in its transaction
     "kafka.produced",               # all sent and acknowledged, the marker not yet
     "kafka.marker_sent",            # the marker sent, the transaction not yet committed
     "kafka.committed",              # the transaction committed, the checkpoint not yet done
 )
+ALL_POINTS = POINTS + SINK_POINTS
 
 
 def _parse(value: str | None) -> tuple[str, int] | None:
     if not value:
         return None
     point, _, n = value.partition(":")
-    if point not in POINTS:
-        raise ValueError(f"{ENV}: unknown fault point {point!r}; known: {', '.join(POINTS)}")
+    if point not in ALL_POINTS:
+        raise ValueError(f"{ENV}: unknown fault point {point!r}; known: "
+                         f"{', '.join(ALL_POINTS)}")
     return point, int(n or 1)
 
 
