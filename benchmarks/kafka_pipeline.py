@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+"""Kafka in, Kafka out: throughput and end-to-end latency (issue 10's benchmark).
+
+The pipeline: Kafka (JSON trades) -> parse -> watermark -> dedup -> 1-minute tumbling
+windows per symbol -> Kafka, the deduplicated trades also written to a topic of their own
+(a record's latency is measured there; windows close only when the watermark passes their
+end). Each delivery (`exactly_once` with 1 s checkpoints, and `at_least_once`) is measured
+twice, through the command line (`surestream run`, a process of its own, as a user runs it):
+
+1. throughput: ``--events`` trades (the trades-1m workload's generator) are produced to
+   the input topic first; the pipeline reads them to their end (`stop_at: end`) and the
+   figure is events / wall time of the run (process start included). Only the windows
+   go to Kafka here, as the issue's pipeline says;
+2. latency: the pipeline runs live (no `stop_at`) while a producer sends trades at a steady
+   ``--rate`` for ``--seconds``, each carrying its produce time; a `read_committed` consumer
+   of the deduplicated topic takes, per record, the time it became visible minus its
+   produce time. p50 / p99 / max over the records after the first ``--warmup`` seconds.
+
+Without ``--bootstrap`` an embedded broker is started on 127.0.0.1 (and stopped after).
+
+    python benchmarks/kafka_pipeline.py [--events 1000000] [--rate 20000] [--seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+import orjson
+import yaml
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from surestream.connectors.kafka.broker import EmbeddedBroker
+
+REPO = Path(__file__).resolve().parent.parent
+GENERATOR = REPO.parent / "shared" / "bench" / "gen_trades.py"
+SYMBOLS = [f"S{i:03d}" for i in range(100)]
+
+
+def pipeline_spec(bootstrap: str, topics: dict[str, str], delivery: str, live: bool,
+                  workdir: Path) -> dict:
+    """The benchmark pipeline as a spec dict (written to a YAML file and run)."""
+    source = {"type": "kafka", "bootstrap": bootstrap, "topics": [topics["in"]],
+              "group_id": f"bench-{uuid.uuid4().hex[:6]}", "start": "earliest",
+              "options": {"fetch.wait.max.ms": 10}}
+
+    def kafka_out(topic: str, key: list[str]) -> dict:
+        return {"type": "kafka", "bootstrap": bootstrap, "topic": topic, "key_fields": key,
+                "delivery": delivery}
+
+    if not live:
+        source["stop_at"] = "end"
+    outputs = {}
+    if live:  # each deduplicated trade to a topic of its own: per-record latency
+        outputs["deduped"] = kafka_out(topics["deduped"], ["trade_id"])
+    return {
+        "pipeline": f"kafka-bench-{delivery.replace('_', '-')}",
+        "source": source,
+        "streams": {
+            "deduped": {"from": "source", "steps": [
+                {"type": "watermark", "name": "event_time", "timestamp_column": "timestamp_ms",
+                 "max_out_of_orderness_ms": 1000},
+                {"type": "keyed_dedup", "name": "dedup_trade_id", "key_fields": ["trade_id"],
+                 "time_window_ms": 600000, "state_ttl_ms": 3600000}]},
+            "windows": {"from": "deduped", "steps": [
+                {"type": "window", "name": "vwap_1m", "key_fields": ["symbol"],
+                 "kind": "tumbling", "size_ms": 60000, "late_output_tag": "late_window",
+                 "aggregations": {"trade_count": "count()", "total_volume": "sum(quantity)",
+                                  "vwap": "vwap(price, quantity)"}}]},
+        },
+        "outputs": {
+            **outputs,
+            "windows": kafka_out(topics["windows"], ["symbol"]),
+            "late_window": {"type": "file", "path": str(workdir / "late.jsonl")},
+            "errors": {"type": "file", "path": str(workdir / "errors.jsonl")},
+        },
+        "checkpoint": {"dir": str(workdir / "checkpoints"), "interval_ms": 1000},
+        "runtime": {"batch_size": 65536, "max_batch_delay_ms": 20},
+    }
+
+
+def create_topics(bootstrap: str, partitions: int) -> dict[str, str]:
+    run = uuid.uuid4().hex[:6]
+    topics = {"in": f"bench.trades.{run}", "deduped": f"bench.deduped.{run}",
+              "windows": f"bench.windows.{run}"}
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(topics["in"], partitions, 1),
+                                   NewTopic(topics["deduped"], 1, 1),
+                                   NewTopic(topics["windows"], 1, 1)])
+    for f in futures.values():
+        f.result(30)
+    return topics
+
+
+def producer(bootstrap: str) -> Producer:
+    return Producer({"bootstrap.servers": bootstrap, "linger.ms": 5,
+                     "batch.num.messages": 10000, "compression.type": "none"})
+
+
+def produce_file(bootstrap: str, topic: str, path: Path) -> int:
+    p, n = producer(bootstrap), 0
+    with open(path, "rb") as f:
+        for line in f:
+            record = orjson.loads(line)
+            while True:
+                try:
+                    p.produce(topic, key=record["symbol"].encode(), value=line.rstrip(b"\n"))
+                    break
+                except BufferError:
+                    p.poll(0.05)
+            n += 1
+            if n % 10000 == 0:
+                p.poll(0)
+    assert p.flush(60) == 0, "not every input record was acknowledged"
+    return n
+
+
+def run_spec(spec: dict, workdir: Path, live: bool) -> subprocess.Popen:
+    path = workdir / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return subprocess.Popen([sys.executable, "-m", "surestream", "run", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=open(workdir / "run.log", "wb"),
+                            start_new_session=live)
+
+
+def throughput(bootstrap: str, args: argparse.Namespace, delivery: str, tmp: Path,
+               trades: Path) -> None:
+    topics = create_topics(bootstrap, args.partitions)
+    n = produce_file(bootstrap, topics["in"], trades)
+    workdir = tmp / f"throughput-{delivery}"
+    workdir.mkdir()
+    started = time.perf_counter()
+    proc = run_spec(pipeline_spec(bootstrap, topics, delivery, False, workdir), workdir, False)
+    rc = proc.wait()
+    wall = time.perf_counter() - started
+    if rc != 0:
+        sys.exit(f"run failed (exit {rc}); see {workdir / 'run.log'}")
+    print(f"throughput {delivery:13s}: {n:,} events in {wall:.1f} s = {n / wall:,.0f} events/s "
+          f"(Kafka -> parse, watermark, dedup, 1-min windows -> Kafka; checkpoints 1 s)",
+          flush=True)
+
+
+def steady_producer(bootstrap: str, topic: str, rate: int, seconds: float,
+                    stop: threading.Event) -> int:
+    """Trades at ``rate`` per second, in 10 ms ticks, each stamped with its produce time
+    (``produced_at_ms``, also its event time)."""
+    p, sent, started = producer(bootstrap), 0, time.time()
+    rng = np.random.default_rng(1)
+    while not stop.is_set():
+        elapsed = time.time() - started
+        if elapsed >= seconds:
+            break
+        due = int(rate * elapsed)
+        while sent < due:
+            now = int(time.time() * 1000)
+            symbol = SYMBOLS[int(rng.integers(0, len(SYMBOLS)))]
+            value = orjson.dumps({"trade_id": f"T{sent:010d}", "symbol": symbol,
+                                  "side": "BUY", "price": 100.0 + (sent % 50) / 10,
+                                  "quantity": 10.0, "status": "FILLED",
+                                  "timestamp_ms": now, "produced_at_ms": now})
+            try:
+                p.produce(topic, key=symbol.encode(), value=value)
+            except BufferError:
+                p.poll(0.01)
+                continue
+            sent += 1
+        p.poll(0)
+        time.sleep(0.01)
+    p.flush(30)
+    return sent
+
+
+def latency(bootstrap: str, args: argparse.Namespace, delivery: str, tmp: Path) -> None:
+    topics = create_topics(bootstrap, args.partitions)
+    workdir = tmp / f"latency-{delivery}"
+    workdir.mkdir()
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"lat-{uuid.uuid4()}",
+                         "isolation.level": "read_committed", "enable.auto.commit": False,
+                         "fetch.wait.max.ms": 10, "auto.offset.reset": "earliest"})
+    consumer.assign([TopicPartition(topics["deduped"], 0, 0)])
+    proc = run_spec(pipeline_spec(bootstrap, topics, delivery, True, workdir), workdir, True)
+    time.sleep(3)  # the run has started and polls the (still empty) input
+    stop = threading.Event()
+    sent_box: list[int] = []
+    feeder = threading.Thread(target=lambda: sent_box.append(
+        steady_producer(bootstrap, topics["in"], args.rate, args.seconds, stop)))
+    started = time.time()
+    feeder.start()
+    latencies, first_ms, seen = [], int(started * 1000) + args.warmup * 1000, set()
+    deadline = started + args.seconds + 15
+    while time.time() < deadline:
+        for m in consumer.consume(10000, 0.05):
+            if m.error():
+                continue
+            now = time.time() * 1000
+            record = orjson.loads(m.value())
+            if record["trade_id"] in seen:  # (an aborted attempt's copy: see docs/kafka.md)
+                continue
+            seen.add(record["trade_id"])
+            if record["produced_at_ms"] >= first_ms:
+                latencies.append(now - record["produced_at_ms"])
+        if not feeder.is_alive() and sent_box and len(seen) >= sent_box[0]:
+            break
+    feeder.join()
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(60)
+    consumer.close()
+    lat = np.array(latencies)
+    sent = sent_box[0] if sent_box else 0
+    if not len(lat):
+        sys.exit(f"latency {delivery}: no record became visible; see {workdir / 'run.log'}")
+    print(f"latency    {delivery:13s}: {sent:,} sent at {args.rate:,}/s, {len(seen):,} visible; "
+          f"after {args.warmup} s warm-up p50 {np.percentile(lat, 50):.0f} ms, "
+          f"p99 {np.percentile(lat, 99):.0f} ms, max {lat.max():.0f} ms", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bootstrap", help="a Kafka cluster (default: an embedded broker)")
+    ap.add_argument("--events", type=int, default=1_000_000, help="throughput run's events")
+    ap.add_argument("--partitions", type=int, default=4, help="input topic partitions")
+    ap.add_argument("--rate", type=int, default=20_000, help="latency run: events/s")
+    ap.add_argument("--seconds", type=float, default=30, help="latency run: how long")
+    ap.add_argument("--warmup", type=int, default=5, help="latency run: seconds left out")
+    ap.add_argument("--only", choices=["throughput", "latency"], help="one phase only")
+    args = ap.parse_args()
+    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="kafka-bench-") as tmp_s:
+        tmp = Path(tmp_s)
+        bootstrap = args.bootstrap or stack.enter_context(
+            EmbeddedBroker(log=tmp / "broker.log")).bootstrap
+        if args.only != "latency":
+            subprocess.run([sys.executable, str(GENERATOR), "--n", str(args.events), "--seed",
+                            "7", "--out", str(tmp), "--parts", "0"], check=True,
+                           stdout=subprocess.DEVNULL)
+            trades = tmp / f"trades-{args.events}.jsonl"
+            for delivery in ("exactly_once", "at_least_once"):
+                throughput(bootstrap, args, delivery, tmp, trades)
+        if args.only != "throughput":
+            for delivery in ("exactly_once", "at_least_once"):
+                latency(bootstrap, args, delivery, tmp)
+
+
+if __name__ == "__main__":
+    main()
