@@ -17,6 +17,10 @@ The only departures from "as written", and why:
 - ``python3 -m pytest`` is not run: it is the suite this test belongs to.
 - a benchmark script (``python benchmarks/...``) runs with ``--help`` only: a benchmark is
   minutes of timing runs, and timings never go into pass/fail tests (docs/benchmarks.md).
+
+Kafka commands that give no ``--bootstrap`` find the test session's broker through
+``$SURESTREAM_BOOTSTRAP``, as a reader's would find the ``surestream broker`` they started
+(docs/kafka.md, "The embedded broker").
 """
 
 from __future__ import annotations
@@ -102,7 +106,7 @@ def plan(command: str) -> Plan:
     return Plan(command, command)
 
 
-def fresh_copy(root: Path) -> tuple[Path, dict[str, str]]:
+def fresh_copy(root: Path, bootstrap: str) -> tuple[Path, dict[str, str]]:
     """A copy of the repository and the environment its commands run in."""
     work = root / "repo"
     work.mkdir()
@@ -121,7 +125,7 @@ def fresh_copy(root: Path) -> tuple[Path, dict[str, str]]:
         script.write_text(f'#!/bin/sh\nexec {target} "$@"\n')
         script.chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-           "PYTHONPATH": str(work / "src")}
+           "PYTHONPATH": str(work / "src"), "SURESTREAM_BOOTSTRAP": bootstrap}
     return work, env
 
 
@@ -133,9 +137,9 @@ class DocRun:
     ran: list[str]
 
 
-def run_doc(relative: str, root: Path) -> DocRun:
+def run_doc(relative: str, root: Path, bootstrap: str) -> DocRun:
     """Run one file's commands in order in a fresh copy (once per session)."""
-    work, env = fresh_copy(root)
+    work, env = fresh_copy(root, bootstrap)
     failures, ran = [], []
     for command in commands_of(REPO / relative):
         step = plan(command)
@@ -150,14 +154,15 @@ def run_doc(relative: str, root: Path) -> DocRun:
 
 
 @pytest.fixture(scope="module")
-def doc_runs(tmp_path_factory):
+def doc_runs(tmp_path_factory, kafka_bootstrap):
     """``doc_runs(relative)``: that file's run, done once for the module."""
     done: dict[str, DocRun] = {}
 
     def get(relative: str) -> DocRun:
         if relative not in done:
             done[relative] = run_doc(relative,
-                                     tmp_path_factory.mktemp(relative.replace("/", "_")))
+                                     tmp_path_factory.mktemp(relative.replace("/", "_")),
+                                     kafka_bootstrap)
         return done[relative]
 
     return get
