@@ -172,6 +172,7 @@ class LocalRunner:
         if cp is None or cp.finished:
             self.error_outputs.recorded_at_ms = self.clock()
             self._still_ours()
+            self._check_fresh_start()
             with concerning(f"checkpoint folder {self.store.dir}"):
                 self.store.clear()
             for tag, sink in self.sinks.items():
@@ -194,6 +195,15 @@ class LocalRunner:
         files in it), before any sink deletes or truncates anything."""
         for tag, sink in self.sinks.items():
             check = getattr(sink, "check_owned", None)
+            if check is not None:
+                with concerning(self.labels[tag]):
+                    check()
+
+    def _check_fresh_start(self) -> None:
+        """Outputs that cannot start afresh (a Kafka topic holding an earlier run's
+        committed output) refuse before any output or checkpoint is touched."""
+        for tag, sink in self.sinks.items():
+            check = getattr(sink, "check_fresh_start", None)
             if check is not None:
                 with concerning(self.labels[tag]):
                     check()
