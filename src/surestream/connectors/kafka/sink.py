@@ -180,8 +180,23 @@ class KafkaTopicSink:
         if fresh:
             self._start_afresh()
 
+    def check_fresh_start(self) -> None:
+        """Before a fresh run touches anything: refuse a topic that holds committed output
+        of an earlier run of this transactional id, unless ``fresh_start: append``."""
+        if self.guarantee == "exactly_once":
+            self._refuse_earlier_output(self._marker())
+
     def _start_afresh(self) -> None:
         marker = self._marker()
+        self._refuse_earlier_output(marker)
+        for n in self.staging.checkpoints():
+            self.staging.drop(n)
+        self.run_id = uuid.uuid4().hex[:16]
+        if marker:  # a new timeline: checkpoint ids may start again from 1
+            self._transaction(None, 0)
+        self._landed = 0
+
+    def _refuse_earlier_output(self, marker: int) -> None:
         if marker and self.fresh_start != "append":
             raise TopicHoldsEarlierRunError(
                 f"{self.describe()} already holds the output of an earlier run of this "
@@ -190,12 +205,6 @@ class KafkaTopicSink:
                 "run would add its output again after it. Point the output at a new (or "
                 "emptied) topic, or set `fresh_start: append` on the output to add this "
                 "run's output after the earlier one's")
-        for n in self.staging.checkpoints():
-            self.staging.drop(n)
-        self.run_id = uuid.uuid4().hex[:16]
-        if marker:  # a new timeline: checkpoint ids may start again from 1
-            self._transaction(None, 0)
-        self._landed = 0
 
     def reject(self, data: pl.DataFrame) -> Rejection | None:
         return self.encoder.reject(data)

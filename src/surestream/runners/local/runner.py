@@ -249,6 +249,7 @@ class LocalRunner:
                 self.journal.start(self.spec.pipeline, self.clock(),
                                    [(p.source, p.name) for p in self.interleaver.partitions])
             self._still_ours()
+            self._check_fresh_start()
             with concerning(f"checkpoint folder {self.store.dir}"):
                 self.store.clear()
             for tag, sink in self.sinks.items():
@@ -279,6 +280,15 @@ class LocalRunner:
         files in it), before any sink deletes or truncates anything."""
         for tag, sink in self.sinks.items():
             check = getattr(sink, "check_owned", None)
+            if check is not None:
+                with concerning(self.labels[tag]):
+                    check()
+
+    def _check_fresh_start(self) -> None:
+        """Outputs that cannot start afresh (a Kafka topic holding an earlier run's
+        committed output) refuse before any output or checkpoint is touched."""
+        for tag, sink in self.sinks.items():
+            check = getattr(sink, "check_fresh_start", None)
             if check is not None:
                 with concerning(self.labels[tag]):
                     check()
