@@ -39,10 +39,11 @@ from typing import Any
 import numpy as np
 import orjson
 import yaml
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from surestream.connectors.kafka.broker import EmbeddedBroker
+from surestream.connectors.kafka.feed import consumer_config
 
 REPO = Path(__file__).resolve().parent.parent
 GENERATOR = REPO.parent / "shared" / "bench" / "gen_trades.py"
@@ -165,6 +166,8 @@ def throughput(bootstrap: str, args: argparse.Namespace, delivery: str, tmp: Pat
                trades: Path, broker_pid: int | None) -> None:
     topics = create_topics(bootstrap, args.partitions)
     n = produce_file(bootstrap, topics["in"], trades)
+    if delivery == "exactly_once":
+        bare_read(bootstrap, args, topics["in"], n, broker_pid)
     workdir = tmp / f"throughput-{delivery}"
     workdir.mkdir()
     broker_cpu = cpu_seconds(broker_pid)
@@ -211,21 +214,20 @@ def steady_producer(bootstrap: str, topic: str, rate: int, seconds: float,
     sent_out.value = sent
 
 
-def latency(bootstrap: str, args: argparse.Namespace, delivery: str, tmp: Path,
-            broker_pid: int | None) -> None:
-    topics = create_topics(bootstrap, args.partitions)
-    workdir = tmp / f"latency-{delivery}"
-    workdir.mkdir()
+def measure_visibility(bootstrap: str, produce_to: str, topic: str, partitions: int,
+                       args: argparse.Namespace) -> tuple[np.ndarray, int, int, float]:
+    """Send trades to ``produce_to`` at ``args.rate`` for ``args.seconds`` (a producer
+    process of its own, spawned: librdkafka's threads do not survive a fork) and read
+    ``topic`` (``partitions``) with a read_committed consumer until every one is visible
+    (or 15 s after the end): (latencies after the warm-up in ms, sent, seen, wall s)."""
+    spawn = multiprocessing.get_context("spawn")
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"lat-{uuid.uuid4()}",
                          "isolation.level": "read_committed", "enable.auto.commit": False,
                          "fetch.wait.max.ms": 10, "auto.offset.reset": "earliest"})
-    consumer.assign([TopicPartition(topics["deduped"], 0, 0)])
-    proc = run_spec(pipeline_spec(bootstrap, topics, delivery, True, workdir), workdir, True)
-    time.sleep(3)  # the run has started and polls the (still empty) input
-    sent_out = multiprocessing.Value("q", -1)
-    feeder = multiprocessing.Process(target=steady_producer, args=(
-        bootstrap, topics["in"], args.rate, args.seconds, sent_out))
-    broker_cpu = cpu_seconds(broker_pid)
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    sent_out = spawn.Value("q", -1)
+    feeder = spawn.Process(target=steady_producer, args=(
+        bootstrap, produce_to, args.rate, args.seconds, sent_out))
     started = time.time()
     feeder.start()
     latencies, first_ms, seen = [], int(started * 1000) + args.warmup * 1000, set()
@@ -244,19 +246,69 @@ def latency(bootstrap: str, args: argparse.Namespace, delivery: str, tmp: Path,
         if not feeder.is_alive() and 0 <= sent_out.value <= len(seen):
             break
     feeder.join()
+    consumer.close()
+    return np.array(latencies), max(sent_out.value, 0), len(seen), time.time() - started
+
+
+def summary(lat: np.ndarray) -> str:
+    return (f"p50 {np.percentile(lat, 50):.0f} ms, p99 {np.percentile(lat, 99):.0f} ms, "
+            f"max {lat.max():.0f} ms")
+
+
+def latency(bootstrap: str, args: argparse.Namespace, delivery: str, tmp: Path,
+            broker_pid: int | None) -> None:
+    topics = create_topics(bootstrap, args.partitions)
+    workdir = tmp / f"latency-{delivery}"
+    workdir.mkdir()
+    proc = run_spec(pipeline_spec(bootstrap, topics, delivery, True, workdir), workdir, True)
+    time.sleep(3)  # the run has started and polls the (still empty) input
+    broker_cpu = cpu_seconds(broker_pid)
+    lat, sent, seen, wall = measure_visibility(bootstrap, topics["in"], topics["deduped"], 1,
+                                               args)
     os.killpg(proc.pid, signal.SIGTERM)
     _, run_cpu = wait_with_cpu(proc, 60)
-    wall = time.time() - started
     broker_cpu = cpu_seconds(broker_pid) - broker_cpu
-    consumer.close()
-    lat = np.array(latencies)
-    sent = max(sent_out.value, 0)
     if not len(lat):
         sys.exit(f"latency {delivery}: no record became visible; see {workdir / 'run.log'}")
-    print(f"latency    {delivery:13s}: {sent:,} sent at {args.rate:,}/s, {len(seen):,} visible; "
-          f"after {args.warmup} s warm-up p50 {np.percentile(lat, 50):.0f} ms, "
-          f"p99 {np.percentile(lat, 99):.0f} ms, max {lat.max():.0f} ms; CPU over "
-          f"{wall:.0f} s: pipeline {run_cpu:.1f} s, broker {broker_cpu:.1f} s", flush=True)
+    print(f"latency    {delivery:13s}: {sent:,} sent at {args.rate:,}/s, {seen:,} visible; "
+          f"after {args.warmup} s warm-up {summary(lat)}; CPU over {wall:.0f} s: pipeline "
+          f"{run_cpu:.1f} s, broker {broker_cpu:.1f} s", flush=True)
+
+
+def broker_floor(bootstrap: str, args: argparse.Namespace, broker_pid: int | None) -> None:
+    """The broker alone at the same rate: producer -> input topic -> read_committed
+    consumer, no pipeline between (the pipeline's latency has two such hops)."""
+    topics = create_topics(bootstrap, args.partitions)
+    broker_cpu = cpu_seconds(broker_pid)
+    lat, sent, seen, wall = measure_visibility(bootstrap, topics["in"], topics["in"],
+                                               args.partitions, args)
+    broker_cpu = cpu_seconds(broker_pid) - broker_cpu
+    print(f"broker     one hop      : {sent:,} sent at {args.rate:,}/s, {seen:,} visible; "
+          f"{summary(lat)}; CPU over {wall:.0f} s: broker {broker_cpu:.1f} s", flush=True)
+
+
+def bare_read(bootstrap: str, args: argparse.Namespace, topic: str, n: int,
+              broker_pid: int | None) -> None:
+    """How fast a bare read_committed consumer (the source's fetch settings, no parsing)
+    reads the throughput input: the broker's ceiling for the pipeline."""
+    consumer = Consumer(consumer_config(bootstrap, f"bare-{uuid.uuid4()}", {}))
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(args.partitions)])
+    broker_cpu = cpu_seconds(broker_pid)
+    started, got, ended = time.perf_counter(), 0, 0
+    while got < n or ended < args.partitions:
+        for m in consumer.consume(10000, 0.05):
+            if m.error() is None:
+                got += 1
+            elif m.error().code() == KafkaError._PARTITION_EOF:
+                ended += 1
+        if time.perf_counter() - started > 120:
+            break
+    wall = time.perf_counter() - started
+    broker_cpu = cpu_seconds(broker_pid) - broker_cpu
+    consumer.close()
+    print(f"broker     bare read    : {got:,} events in {wall:.1f} s = {got / wall:,.0f} "
+          f"events/s (read_committed consumer, no parsing); CPU: broker {broker_cpu:.1f} s",
+          flush=True)
 
 
 def main() -> None:
@@ -267,7 +319,9 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=20_000, help="latency run: events/s")
     ap.add_argument("--seconds", type=float, default=30, help="latency run: how long")
     ap.add_argument("--warmup", type=int, default=5, help="latency run: seconds left out")
-    ap.add_argument("--only", choices=["throughput", "latency"], help="one phase only")
+    ap.add_argument("--only", choices=["throughput", "latency"],
+                    help="one phase only (each also measures the broker alone: a bare read "
+                         "of the input, a one-hop latency at the same rate)")
     args = ap.parse_args()
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="kafka-bench-") as tmp_s:
         tmp = Path(tmp_s)
@@ -287,6 +341,7 @@ def main() -> None:
             for delivery in ("exactly_once", "at_least_once"):
                 throughput(bootstrap, args, delivery, tmp, trades, broker_pid)
         if args.only != "throughput":
+            broker_floor(bootstrap, args, broker_pid)
             for delivery in ("exactly_once", "at_least_once"):
                 latency(bootstrap, args, delivery, tmp, broker_pid)
 
