@@ -24,28 +24,56 @@ Without ``--bootstrap`` an embedded broker is started on 127.0.0.1 (and stopped 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
 import yaml
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from surestream.connectors.kafka.broker import EmbeddedBroker
+from surestream.connectors.kafka.feed import consumer_config
 
 REPO = Path(__file__).resolve().parent.parent
 GENERATOR = REPO.parent / "shared" / "bench" / "gen_trades.py"
 SYMBOLS = [f"S{i:03d}" for i in range(100)]
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time a live process (and its reaped children) has used so far
+    (Linux /proc), 0 when unknown: the broker's share of the machine."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_with_cpu(proc: subprocess.Popen, timeout_s: float | None = None) -> tuple[int, float]:
+    """Wait for ``proc``: (its exit code, the CPU seconds it used)."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG if deadline else 0)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return proc.returncode, usage.ru_utime + usage.ru_stime
+        if deadline and time.monotonic() > deadline:
+            proc.kill()
+            deadline = None
+        time.sleep(0.05)
 
 
 def pipeline_spec(bootstrap: str, topics: dict[str, str], delivery: str, live: bool,
@@ -135,36 +163,41 @@ def run_spec(spec: dict, workdir: Path, live: bool) -> subprocess.Popen:
 
 
 def throughput(bootstrap: str, args: argparse.Namespace, delivery: str, tmp: Path,
-               trades: Path) -> None:
+               trades: Path, broker_pid: int | None) -> None:
     topics = create_topics(bootstrap, args.partitions)
     n = produce_file(bootstrap, topics["in"], trades)
+    if delivery == "exactly_once":
+        bare_read(bootstrap, args, topics["in"], n, broker_pid)
     workdir = tmp / f"throughput-{delivery}"
     workdir.mkdir()
+    broker_cpu = cpu_seconds(broker_pid)
     started = time.perf_counter()
     proc = run_spec(pipeline_spec(bootstrap, topics, delivery, False, workdir), workdir, False)
-    rc = proc.wait()
+    rc, run_cpu = wait_with_cpu(proc)
     wall = time.perf_counter() - started
+    broker_cpu = cpu_seconds(broker_pid) - broker_cpu
     if rc != 0:
         sys.exit(f"run failed (exit {rc}); see {workdir / 'run.log'}")
     print(f"throughput {delivery:13s}: {n:,} events in {wall:.1f} s = {n / wall:,.0f} events/s "
-          f"(Kafka -> parse, watermark, dedup, 1-min windows -> Kafka; checkpoints 1 s)",
-          flush=True)
+          f"(Kafka -> parse, watermark, dedup, 1-min windows -> Kafka; checkpoints 1 s); "
+          f"CPU: pipeline {run_cpu:.1f} s, broker {broker_cpu:.1f} s", flush=True)
 
 
 def steady_producer(bootstrap: str, topic: str, rate: int, seconds: float,
-                    stop: threading.Event) -> int:
+                    sent_out: Any) -> None:
     """Trades at ``rate`` per second, in 10 ms ticks, each stamped with its produce time
-    (``produced_at_ms``, also its event time)."""
+    (``produced_at_ms``, also its event time). Runs in a process of its own, so that the
+    measuring consumer never waits for the producer's share of the interpreter."""
     p, sent, started = producer(bootstrap), 0, time.time()
-    rng = np.random.default_rng(1)
-    while not stop.is_set():
+    symbols = np.random.default_rng(1).integers(0, len(SYMBOLS), int(rate * seconds) + 1)
+    while True:
         elapsed = time.time() - started
         if elapsed >= seconds:
             break
         due = int(rate * elapsed)
         while sent < due:
             now = int(time.time() * 1000)
-            symbol = SYMBOLS[int(rng.integers(0, len(SYMBOLS)))]
+            symbol = SYMBOLS[int(symbols[sent])]
             value = orjson.dumps({"trade_id": f"T{sent:010d}", "symbol": symbol,
                                   "side": "BUY", "price": 100.0 + (sent % 50) / 10,
                                   "quantity": 10.0, "status": "FILLED",
@@ -178,23 +211,23 @@ def steady_producer(bootstrap: str, topic: str, rate: int, seconds: float,
         p.poll(0)
         time.sleep(0.01)
     p.flush(30)
-    return sent
+    sent_out.value = sent
 
 
-def latency(bootstrap: str, args: argparse.Namespace, delivery: str, tmp: Path) -> None:
-    topics = create_topics(bootstrap, args.partitions)
-    workdir = tmp / f"latency-{delivery}"
-    workdir.mkdir()
+def measure_visibility(bootstrap: str, produce_to: str, topic: str, partitions: int,
+                       args: argparse.Namespace) -> tuple[np.ndarray, int, int, float]:
+    """Send trades to ``produce_to`` at ``args.rate`` for ``args.seconds`` (a producer
+    process of its own, spawned: librdkafka's threads do not survive a fork) and read
+    ``topic`` (``partitions``) with a read_committed consumer until every one is visible
+    (or 15 s after the end): (latencies after the warm-up in ms, sent, seen, wall s)."""
+    spawn = multiprocessing.get_context("spawn")
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"lat-{uuid.uuid4()}",
                          "isolation.level": "read_committed", "enable.auto.commit": False,
                          "fetch.wait.max.ms": 10, "auto.offset.reset": "earliest"})
-    consumer.assign([TopicPartition(topics["deduped"], 0, 0)])
-    proc = run_spec(pipeline_spec(bootstrap, topics, delivery, True, workdir), workdir, True)
-    time.sleep(3)  # the run has started and polls the (still empty) input
-    stop = threading.Event()
-    sent_box: list[int] = []
-    feeder = threading.Thread(target=lambda: sent_box.append(
-        steady_producer(bootstrap, topics["in"], args.rate, args.seconds, stop)))
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    sent_out = spawn.Value("q", -1)
+    feeder = spawn.Process(target=steady_producer, args=(
+        bootstrap, produce_to, args.rate, args.seconds, sent_out))
     started = time.time()
     feeder.start()
     latencies, first_ms, seen = [], int(started * 1000) + args.warmup * 1000, set()
@@ -210,19 +243,72 @@ def latency(bootstrap: str, args: argparse.Namespace, delivery: str, tmp: Path) 
             seen.add(record["trade_id"])
             if record["produced_at_ms"] >= first_ms:
                 latencies.append(now - record["produced_at_ms"])
-        if not feeder.is_alive() and sent_box and len(seen) >= sent_box[0]:
+        if not feeder.is_alive() and 0 <= sent_out.value <= len(seen):
             break
     feeder.join()
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(60)
     consumer.close()
-    lat = np.array(latencies)
-    sent = sent_box[0] if sent_box else 0
+    return np.array(latencies), max(sent_out.value, 0), len(seen), time.time() - started
+
+
+def summary(lat: np.ndarray) -> str:
+    return (f"p50 {np.percentile(lat, 50):.0f} ms, p99 {np.percentile(lat, 99):.0f} ms, "
+            f"max {lat.max():.0f} ms")
+
+
+def latency(bootstrap: str, args: argparse.Namespace, delivery: str, tmp: Path,
+            broker_pid: int | None) -> None:
+    topics = create_topics(bootstrap, args.partitions)
+    workdir = tmp / f"latency-{delivery}"
+    workdir.mkdir()
+    proc = run_spec(pipeline_spec(bootstrap, topics, delivery, True, workdir), workdir, True)
+    time.sleep(3)  # the run has started and polls the (still empty) input
+    broker_cpu = cpu_seconds(broker_pid)
+    lat, sent, seen, wall = measure_visibility(bootstrap, topics["in"], topics["deduped"], 1,
+                                               args)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, run_cpu = wait_with_cpu(proc, 60)
+    broker_cpu = cpu_seconds(broker_pid) - broker_cpu
     if not len(lat):
         sys.exit(f"latency {delivery}: no record became visible; see {workdir / 'run.log'}")
-    print(f"latency    {delivery:13s}: {sent:,} sent at {args.rate:,}/s, {len(seen):,} visible; "
-          f"after {args.warmup} s warm-up p50 {np.percentile(lat, 50):.0f} ms, "
-          f"p99 {np.percentile(lat, 99):.0f} ms, max {lat.max():.0f} ms", flush=True)
+    print(f"latency    {delivery:13s}: {sent:,} sent at {args.rate:,}/s, {seen:,} visible; "
+          f"after {args.warmup} s warm-up {summary(lat)}; CPU over {wall:.0f} s: pipeline "
+          f"{run_cpu:.1f} s, broker {broker_cpu:.1f} s", flush=True)
+
+
+def broker_floor(bootstrap: str, args: argparse.Namespace, broker_pid: int | None) -> None:
+    """The broker alone at the same rate: producer -> input topic -> read_committed
+    consumer, no pipeline between (the pipeline's latency has two such hops)."""
+    topics = create_topics(bootstrap, args.partitions)
+    broker_cpu = cpu_seconds(broker_pid)
+    lat, sent, seen, wall = measure_visibility(bootstrap, topics["in"], topics["in"],
+                                               args.partitions, args)
+    broker_cpu = cpu_seconds(broker_pid) - broker_cpu
+    print(f"broker     one hop      : {sent:,} sent at {args.rate:,}/s, {seen:,} visible; "
+          f"{summary(lat)}; CPU over {wall:.0f} s: broker {broker_cpu:.1f} s", flush=True)
+
+
+def bare_read(bootstrap: str, args: argparse.Namespace, topic: str, n: int,
+              broker_pid: int | None) -> None:
+    """How fast a bare read_committed consumer (the source's fetch settings, no parsing)
+    reads the throughput input: the broker's ceiling for the pipeline."""
+    consumer = Consumer(consumer_config(bootstrap, f"bare-{uuid.uuid4()}", {}))
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(args.partitions)])
+    broker_cpu = cpu_seconds(broker_pid)
+    started, got, ended = time.perf_counter(), 0, 0
+    while got < n or ended < args.partitions:
+        for m in consumer.consume(10000, 0.05):
+            if m.error() is None:
+                got += 1
+            elif m.error().code() == KafkaError._PARTITION_EOF:
+                ended += 1
+        if time.perf_counter() - started > 120:
+            break
+    wall = time.perf_counter() - started
+    broker_cpu = cpu_seconds(broker_pid) - broker_cpu
+    consumer.close()
+    print(f"broker     bare read    : {got:,} events in {wall:.1f} s = {got / wall:,.0f} "
+          f"events/s (read_committed consumer, no parsing); CPU: broker {broker_cpu:.1f} s",
+          flush=True)
 
 
 def main() -> None:
@@ -233,22 +319,31 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=20_000, help="latency run: events/s")
     ap.add_argument("--seconds", type=float, default=30, help="latency run: how long")
     ap.add_argument("--warmup", type=int, default=5, help="latency run: seconds left out")
-    ap.add_argument("--only", choices=["throughput", "latency"], help="one phase only")
+    ap.add_argument("--only", choices=["throughput", "latency"],
+                    help="one phase only (each also measures the broker alone: a bare read "
+                         "of the input, a one-hop latency at the same rate)")
     args = ap.parse_args()
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="kafka-bench-") as tmp_s:
         tmp = Path(tmp_s)
-        bootstrap = args.bootstrap or stack.enter_context(
-            EmbeddedBroker(log=tmp / "broker.log")).bootstrap
+        broker_pid = None
+        if args.bootstrap:
+            bootstrap = args.bootstrap
+        else:
+            broker = stack.enter_context(EmbeddedBroker(log=tmp / "broker.log"))
+            bootstrap, broker_pid = broker.bootstrap, broker.pid
+        print(f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)",
+              flush=True)
         if args.only != "latency":
             subprocess.run([sys.executable, str(GENERATOR), "--n", str(args.events), "--seed",
                             "7", "--out", str(tmp), "--parts", "0"], check=True,
                            stdout=subprocess.DEVNULL)
             trades = tmp / f"trades-{args.events}.jsonl"
             for delivery in ("exactly_once", "at_least_once"):
-                throughput(bootstrap, args, delivery, tmp, trades)
+                throughput(bootstrap, args, delivery, tmp, trades, broker_pid)
         if args.only != "throughput":
+            broker_floor(bootstrap, args, broker_pid)
             for delivery in ("exactly_once", "at_least_once"):
-                latency(bootstrap, args, delivery, tmp)
+                latency(bootstrap, args, delivery, tmp, broker_pid)
 
 
 if __name__ == "__main__":

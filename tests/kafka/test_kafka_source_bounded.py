@@ -190,3 +190,48 @@ def test_full_buffers_pause_their_partitions_and_nothing_is_lost(
     result = run(spec_of(d, tmp_path, batch_size=16, interleave_records=5))
     assert result.records_in == 200
     assert rows(result, "main") == rows(reference, "main")
+
+
+@pytest.mark.parametrize("batch_size", [3, 64, 100_000])
+def test_widening_schema_and_poison_in_parsed_ahead_blocks_read_as_one_by_one(
+        kafka_bootstrap, kafka_topic, tmp_path, batch_size) -> None:
+    """A reader parses many fetched messages at once and serves the interleaving's chunks
+    from that parse: a column null at first then typed, a field that first comes in one
+    partition mid-stream (widening the schema the other partitions' parsed blocks were
+    read with) and poison messages give exactly the records of a run reading one message
+    at a time -- same rows, same columns, same order, the poison in errors."""
+    topic = kafka_topic("widen")
+    create_topic(kafka_bootstrap, topic, 3)
+    values: list[tuple[int, bytes | None]] = []
+    for i in range(150):
+        record: dict[str, Any] = {"id": i, "ts": 1_000 * i, "v": None if i < 50 else i * 1.5}
+        if i >= 70 and i % 3 == 1:
+            record["extra"] = f"x{i}"
+        value: bytes | None = json.dumps(record).encode()
+        if i == 33:
+            value = b"not json"
+        elif i == 90:
+            value = None  # a tombstone
+        elif i == 95:
+            value = b'{"id": 95,\n"ts": 1}'
+        values.append((i % 3, value))
+    produce(kafka_bootstrap, topic, values, linger_ms=50)
+    d = {"pipeline": "kwiden",
+         "source": {"type": "kafka", "bootstrap": kafka_bootstrap, "topics": [topic],
+                    "stop_at": "end"},
+         "steps": [{"type": "watermark", "timestamp_column": "ts",
+                    "max_out_of_orderness_ms": 2000}]}
+    reference = run(spec_of(d, tmp_path, batch_size=1, interleave_records=4))
+    result = run(spec_of(d, tmp_path, batch_size=batch_size, interleave_records=4))
+    got = rows(result, "main")
+    assert result.records_in == 150
+    assert sorted(r["id"] for r in got) == [i for i in range(150) if i not in (33, 90, 95)]
+    assert got == rows(reference, "main")
+    assert {r["extra"] for r in got if r.get("extra") is not None} == {
+        f"x{i}" for i in range(70, 150) if i % 3 == 1 and i not in (33, 90, 95)}
+    assert [r["v"] for r in got] == [None if r["id"] < 50 else r["id"] * 1.5 for r in got]
+    errors = rows(result, "errors")
+    places = [m[m.index("topic "):].split(" offset ")[0]
+              for m in (e["error_message"] for e in errors)]
+    assert sorted(places) == sorted(
+        f"topic {topic} partition {i % 3}" for i in (33, 90, 95))

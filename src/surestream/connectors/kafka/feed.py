@@ -18,12 +18,14 @@ feed keeps waiting; only a fatal error stops the run.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 log = logging.getLogger(__name__)
@@ -35,8 +37,18 @@ CONSUME_BATCH = 10_000
 #: a partition with this many messages buffered is paused until it is down to half: the
 #: buffers stay bounded when one partition waits for its turn, or the run falls behind
 MAX_BUFFERED = 50_000
+#: librdkafka's fetching, sized for throughput: larger fetches per partition and a deeper
+#: prefetch queue (measured on the embedded broker, 1M trades over 4 partitions: a bare
+#: consumer reads them in 3.8 s instead of 6.4 s with librdkafka's defaults)
+FETCH_DEFAULTS: dict[str, Any] = {"max.partition.fetch.bytes": 8 << 20,
+                                  "fetch.max.bytes": 64 << 20,
+                                  "queued.min.messages": 200_000}
 #: how long start-up queries (metadata, watermarks, end offsets) may take before failing
 QUERY_TIMEOUT_S = 30.0
+
+
+def _offset(msg: Any) -> int:
+    return msg.offset()
 
 
 class FeedError(Exception):
@@ -50,7 +62,7 @@ def consumer_config(bootstrap: str, group_id: str, options: dict[str, Any]) -> d
             "enable.auto.commit": False, "enable.auto.offset.store": False,
             "isolation.level": "read_committed", "enable.partition.eof": True,
             "auto.offset.reset": "earliest", "fetch.wait.max.ms": 10,
-            **{k: v for k, v in options.items()}}
+            **FETCH_DEFAULTS, **{k: v for k, v in options.items()}}
 
 
 class KafkaFeed:
@@ -60,7 +72,10 @@ class KafkaFeed:
         self.source = source
         self.topics = list(topics)
         self.consumer = Consumer(config)
-        self.buffers: dict[TP, deque[Any]] = {}
+        #: fetched messages of each partition, as runs (lists) in offset order
+        self.buffers: dict[TP, deque[list[Any]]] = {}
+        #: how many messages each partition's buffer holds
+        self.counts: dict[TP, int] = {}
         #: where fetching (re)starts for each assigned partition
         self.fetch_from: dict[TP, int] = {}
         #: the next offset of each partition librdkafka last reported reaching the end at
@@ -183,31 +198,75 @@ class KafkaFeed:
         """Fetch ``tp`` from ``offset`` on (a start, a seek, a new partition)."""
         self.fetch_from[tp] = int(offset)
         self.buffers[tp] = deque()
+        self.counts[tp] = 0
         self.eof.pop(tp, None)
         self._reassign = True
 
     def poll(self, timeout_s: float) -> int:
-        """Fetch what arrives within ``timeout_s`` into the buffers; the count."""
+        """Fetch what arrives within ``timeout_s`` into the buffers; the count.
+
+        A consume() batch holds runs of consecutive messages of one partition, in offset
+        order; each run goes to its buffer as one list (a slice of the batch), so the work
+        per message is a few C calls in list comprehensions, not a Python loop body."""
         if self._reassign:
             self._assign()
+        msgs = self.consumer.consume(CONSUME_BATCH, timeout_s)
+        if not msgs:
+            self._flow()
+            return 0
+        errors = [m.error() for m in msgs]
+        if any(errors):
+            msgs = self._events(msgs, errors)
+            if not msgs:
+                self._flow()
+                return 0
+        parts = [m.partition() for m in msgs]
+        if len(self.topics) > 1:
+            topics = [m.topic() for m in msgs]
+            keys = list(zip(topics, parts, strict=True))
+            cuts = [i for i in range(1, len(keys)) if keys[i] != keys[i - 1]]
+        else:
+            topic = self.topics[0]
+            diff = np.flatnonzero(np.diff(np.asarray(parts, dtype=np.int64)))
+            cuts = (diff + 1).tolist()
+            keys = None
         got = 0
-        for msg in self.consumer.consume(CONSUME_BATCH, timeout_s):
-            tp = (msg.topic(), msg.partition())
-            buf = self.buffers.get(tp)
-            if buf is None:
-                continue
-            err = msg.error()
-            if err is None:
-                if msg.offset() >= self.fetch_from[tp]:
-                    buf.append(msg)
-                    self.fetch_from[tp] = msg.offset() + 1
-                    got += 1
-            elif err.code() == KafkaError._PARTITION_EOF:
-                self.eof[tp] = msg.offset()
-            else:
-                self._check(err)
+        start = 0
+        for end in [*cuts, len(msgs)]:
+            tp = keys[start] if keys is not None else (topic, parts[start])
+            got += self._add_run(tp, msgs[start:end])
+            start = end
         self._flow()
         return got
+
+    def _add_run(self, tp: TP, run: list[Any]) -> int:
+        """Buffer a run of one partition's messages (offsets ascending), leaving out any
+        before where fetching was placed (a stale fetch after a seek)."""
+        buf = self.buffers.get(tp)
+        if buf is None:
+            return 0
+        fetch_from = self.fetch_from[tp]
+        if run[0].offset() < fetch_from:
+            run = run[bisect.bisect_left(run, fetch_from, key=_offset):]
+            if not run:
+                return 0
+        buf.append(run)
+        self.counts[tp] = self.counts.get(tp, 0) + len(run)
+        self.fetch_from[tp] = run[-1].offset() + 1
+        return len(run)
+
+    def _events(self, msgs: list[Any], errors: list[Any]) -> list[Any]:
+        """Handle a batch's events (end of partition, errors, in order); its messages."""
+        for msg, err in zip(msgs, errors, strict=True):
+            if err is None:
+                continue
+            if err.code() == KafkaError._PARTITION_EOF:
+                tp = (msg.topic(), msg.partition())
+                if tp in self.buffers:
+                    self.eof[tp] = msg.offset()
+            else:
+                self._check(err)
+        return [m for m, err in zip(msgs, errors, strict=True) if err is None]
 
     def _assign(self) -> None:
         """Assign every placed partition, each from the offset after what is buffered."""
@@ -219,9 +278,10 @@ class KafkaFeed:
 
     def _flow(self) -> None:
         """Pause partitions whose buffer is full, resume those drained to half."""
-        full = [tp for tp, buf in self.buffers.items()
-                if len(buf) >= MAX_BUFFERED and tp not in self._paused]
-        drained = [tp for tp in self._paused if len(self.buffers[tp]) <= MAX_BUFFERED // 2]
+        counts = self.counts
+        full = [tp for tp in self.buffers
+                if counts.get(tp, 0) >= MAX_BUFFERED and tp not in self._paused]
+        drained = [tp for tp in self._paused if counts.get(tp, 0) <= MAX_BUFFERED // 2]
         if full:
             self.consumer.pause([TopicPartition(*tp) for tp in full])
             self._paused.update(full)
@@ -237,19 +297,35 @@ class KafkaFeed:
         log.info("source %r: %s (waiting for the broker)", self.source, err.str())
 
     def buffered(self, tp: TP) -> int:
-        return len(self.buffers.get(tp, ()))
+        return self.counts.get(tp, 0)
 
     def take(self, tp: TP, n: int, before: int | None = None) -> list[Any]:
         """Up to ``n`` buffered messages of ``tp`` (only offsets below ``before``)."""
         buf = self.buffers[tp]
-        out = []
-        while buf and len(out) < n and (before is None or buf[0].offset() < before):
-            out.append(buf.popleft())
+        out: list[Any] = []
+        while buf and len(out) < n:
+            run = buf[0]
+            want = n - len(out)
+            part = run[:want]
+            if before is not None and part[-1].offset() >= before:
+                part = part[:bisect.bisect_left(part, before, key=_offset)]
+                if not part:
+                    break
+            out += part
+            if len(part) == len(run):
+                buf.popleft()
+            else:
+                buf[0] = run[len(part):]
+                if len(part) < want:  # stopped at ``before``
+                    break
+        self.counts[tp] = self.counts.get(tp, 0) - len(out)
         return out
 
     def give_back(self, tp: TP, msgs: list[Any]) -> None:
         """Messages taken but not used (a schema cut): first in line again."""
-        self.buffers[tp].extendleft(reversed(msgs))
+        if msgs:
+            self.buffers[tp].appendleft(list(msgs))
+            self.counts[tp] = self.counts.get(tp, 0) + len(msgs)
 
     # -- after a checkpoint ------------------------------------------------------------------
     def commit(self, positions: dict[TP, int]) -> None:

@@ -57,6 +57,10 @@ ATTEMPT_HEADER = "surestream.attempt"    # exactly_once: which produce attempt o
 MAX_MESSAGE_BYTES = 1_000_000 - 512
 
 
+#: the headers of a message that has none of its own
+NO_HEADERS: list[tuple[str, bytes]] = []
+
+
 @dataclass
 class Encoded:
     """A batch of records as messages (parallel lists)."""
@@ -107,10 +111,7 @@ class MessageEncoder:
             kept[first.rows] = False
         rest = data.filter(pl.Series(kept)) if first is not None else data
         encoded = self.encode(rest)
-        sizes = np.array([len(v) + len(k or b"") + sum(len(n) + len(x) for n, x in h)
-                          for k, v, h in zip(encoded.keys, encoded.values, encoded.headers,
-                                             strict=True)], dtype=np.int64)
-        big = np.flatnonzero(sizes > self.max_bytes)
+        big, sizes = self._too_big(encoded)
         if first is None and not len(big):
             self._encoded = (data, encoded)  # write(data) reuses it
             return None
@@ -124,6 +125,24 @@ class MessageEncoder:
                 "or raise message.max.bytes in the output's options and on the topic")
         rows = sorted(reasons)
         return Rejection(np.array(rows, dtype=np.int64), [reasons[r] for r in rows])
+
+    def _too_big(self, encoded: Encoded) -> tuple[np.ndarray, np.ndarray]:
+        """(the messages larger than ``max_bytes``, every message's size). The largest
+        value, key and headers together bound every message: when that bound fits, no
+        message is counted one by one (the usual case: a few C passes over the lists)."""
+        if not len(encoded):
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        bound = max(map(len, encoded.values))
+        if any(k is not None for k in encoded.keys):
+            bound += max(len(k) for k in encoded.keys if k is not None)
+        if any(encoded.headers):
+            bound += max(sum(len(n) + len(x) for n, x in h) for h in encoded.headers)
+        if bound <= self.max_bytes:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        sizes = np.array([len(v) + len(k or b"") + sum(len(n) + len(x) for n, x in h)
+                          for k, v, h in zip(encoded.keys, encoded.values, encoded.headers,
+                                             strict=True)], dtype=np.int64)
+        return np.flatnonzero(sizes > self.max_bytes), sizes
 
     def encode(self, data: pl.DataFrame) -> Encoded:
         cached, self._encoded = self._encoded, None
@@ -141,15 +160,18 @@ class MessageEncoder:
         if not self.key_fields:
             return [None] * data.height
         if len(self.key_fields) == 1:
-            return [None if v is None else _text(v)
-                    for v in self._column(data, self.key_fields[0])]
+            name = self.key_fields[0]
+            if name in data.columns and data.schema[name] in (pl.String, pl.Binary):
+                # a string key is its UTF-8 bytes: one cast, no per-record call
+                return data.get_column(name).cast(pl.Binary).to_list()
+            return [None if v is None else _text(v) for v in self._column(data, name)]
         columns = [self._column(data, f) for f in self.key_fields]
         return [orjson.dumps(list(values), default=str) for values in zip(*columns, strict=True)]
 
     def _headers(self, data: pl.DataFrame) -> list[list[tuple[str, bytes]]]:
         present = [f for f in self.header_fields if f in data.columns]
         if not present:
-            return [[] for _ in range(data.height)]
+            return [NO_HEADERS] * data.height  # (shared: headers are only ever read)
         columns = [(f, data.get_column(f).to_list()) for f in present]
         return [[(f, _text(values[i])) for f, values in columns if values[i] is not None]
                 for i in range(data.height)]

@@ -98,6 +98,8 @@ class KafkaTopicSink:
         self.records = 0
         self.run_id = ""
         self._buffer: list[Encoded] = []
+        #: the newest staged checkpoint's messages, kept for its commit in this process
+        self._staged: tuple[int, Encoded] | None = None
         self._rows = 0
         self._epoch = 1  # the checkpoint the records being written belong to
         self._landed = 0  # the newest checkpoint known to have landed (exactly_once)
@@ -252,6 +254,8 @@ class KafkaTopicSink:
         if self.guarantee == "exactly_once":
             committable["file"] = self.staging.write(checkpoint_id, self._buffer) \
                 if rows else None
+            # the commit in this process produces from memory; the file is for recovery
+            self._staged = (checkpoint_id, _joined(self._buffer)) if rows else None
             self._buffer = []
         else:
             self._flush_acknowledged()
@@ -299,7 +303,10 @@ class KafkaTopicSink:
             producer.begin_transaction()
             if file is not None:
                 attempt = self.staging.next_attempt(checkpoint_id)
-                self._send(self.staging.read(file), checkpoint_id, attempt, 0)
+                staged = self._staged
+                batch = staged[1] if staged is not None and staged[0] == checkpoint_id \
+                    else self.staging.read(file)
+                self._send(batch, checkpoint_id, attempt, 0)
                 producer.flush(TXN_TIMEOUT_S)
                 self.on_point("kafka.produced")
             self._set_marker(checkpoint_id)
@@ -311,6 +318,8 @@ class KafkaTopicSink:
 
     def _drop_staged(self, landed: int) -> None:
         """Staged files of checkpoints up to ``landed`` are no longer needed."""
+        if self._staged is not None and self._staged[0] <= landed:
+            self._staged = None
         self.staging.drop_where(lambda n: n > landed)
 
     def recover(self, committable: dict[str, Any] | None, checkpoint_id: int) -> None:
@@ -340,6 +349,7 @@ class KafkaTopicSink:
 
     def close(self) -> None:
         self._buffer = []
+        self._staged = None
         if self._marker_reader is not None:
             self._marker_reader.close()
             self._marker_reader = None
@@ -347,3 +357,10 @@ class KafkaTopicSink:
             if self.guarantee != "exactly_once":
                 self._producer.flush(TXN_TIMEOUT_S)
             self._producer = None
+
+
+def _joined(batches: list[Encoded]) -> Encoded:
+    if len(batches) == 1:
+        return batches[0]
+    return Encoded([k for b in batches for k in b.keys], [v for b in batches for v in b.values],
+                   [h for b in batches for h in b.headers])

@@ -19,6 +19,8 @@ timing, so live runs replay identically. Declare ``schema`` for fields whose typ
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +44,10 @@ from surestream.model.spec import KafkaSource
 
 #: how long a bounded read waits per poll for more messages
 POLL_S = 0.05
+#: how many fetched messages of a partition a reader takes and parses at once: one block
+#: parse serves many chunks (a turn of the interleaving is ~1,000 records; parsing each
+#: alone costs a few polars calls per chunk)
+PARSE_AHEAD = 65_536
 
 METADATA_TYPES: dict[str, pl.DataType] = {
     "key": pl.String(), "topic": pl.String(), "partition": pl.Int64(), "offset": pl.Int64(),
@@ -155,6 +161,13 @@ class KafkaPartitionReader:
     def seek(self, position: Any) -> None:
         self.position = int(position)
         self.feed.place(self.tp, self.position)
+        self._held: list[Any] = []  # messages taken from the feed, not yet in a chunk
+        self._parsed: ParsedBlock | None = None  # ``_held``'s parse
+        self._parsed_with: pl.Schema | None = None  # the schema it was parsed with
+        self._cursor = 0  # ``_held[:_cursor]`` went into chunks already
+
+    def _holding(self) -> int:
+        return len(self._held) - self._cursor
 
     def _ended(self) -> bool:
         if self.end is None:
@@ -162,64 +175,111 @@ class KafkaPartitionReader:
         if self.position >= self.end:
             return True
         # past the last data record only transaction markers may remain
-        return not self.feed.buffered(self.tp) and self.feed.eof.get(self.tp, -1) >= self.end
+        return not self._holding() and not self.feed.buffered(self.tp) \
+            and self.feed.eof.get(self.tp, -1) >= self.end
 
     def read(self, n: int) -> Chunk:
         """Exactly ``n`` messages, fewer only at the end (bounded); waits for them."""
-        msgs: list[Any] = []
         while True:
-            msgs += self.feed.take(self.tp, n - len(msgs), self.end)
-            if len(msgs) >= n or (self._ended_after(msgs)):
+            if self._holding() < n:
+                self._hold(max(n, PARSE_AHEAD) - self._holding())
+            if self._holding() >= n or self._ended_after():
                 break
             self.feed.poll(POLL_S)
-        return self._chunk(msgs, n)
+        return self._serve(n)
 
     def read_available(self, n: int) -> Chunk:
         """Up to ``n`` messages already fetched (a live source's step never waits on one
         partition)."""
-        return self._chunk(self.feed.take(self.tp, n, self.end), n)
+        if self._holding() < n:
+            self._hold(max(n, PARSE_AHEAD) - self._holding())
+        return self._serve(n)
 
-    def _ended_after(self, msgs: list[Any]) -> bool:
+    def _ended_after(self) -> bool:
         if self.end is None:
             return False
-        nxt = msgs[-1].offset() + 1 if msgs else self.position
+        nxt = self._held[-1].offset() + 1 if self._holding() else self.position
         if nxt >= self.end:
             return True
         return not self.feed.buffered(self.tp) and self.feed.eof.get(self.tp, -1) >= self.end
 
-    def _chunk(self, msgs: list[Any], n: int) -> Chunk:
-        if not msgs:
+    def _hold(self, n: int) -> None:
+        """Take up to ``n`` more fetched messages; what is held is parsed again, as one
+        block, when a chunk is next served (a block is parsed at most once per take)."""
+        more = self.feed.take(self.tp, n, self.end)
+        if more:
+            self._held = self._held[self._cursor:] + more
+            self._cursor = 0
+            self._parsed = None
+
+    def _serve(self, n: int) -> Chunk:
+        """The next ``n`` held messages (fewer if fewer are held, or the schema widens
+        within them) as a chunk: a slice of the held messages' parse. A message parses the
+        same whatever block it is in (as for files, whatever the batch size), so chunks
+        of one parse equal chunks parsed one by one."""
+        if not self._holding():
             return Chunk(pl.DataFrame(schema=self.schema.polars()), 0,
                          exhausted=self._ended())
-        parsed, used = self._parse(msgs)
-        if used < len(msgs):
-            self.feed.give_back(self.tp, msgs[used:])
-        taken = msgs[:used]
-        if taken:
-            self.position = taken[-1].offset() + 1
-        if parsed.new_fields:
-            self._widen(parsed.new_fields, msgs[used])
+        if self._parsed is None or self._parsed_with is not self.schema.polars():
+            self._held, self._cursor = self._held[self._cursor:], 0
+            self._parsed_with = self.schema.polars()
+            self._parsed = self._parse(self._held)
+        parsed, lo = self._parsed, self._cursor
+        hi = min(len(self._held), lo + n)
+        cut = parsed.used < len(self._held) and parsed.used < hi
+        if cut:
+            hi = parsed.used
+        rows, frame = parsed.rows_from, parsed.frame
+        if rows is None:
+            chunk_frame, rows_from = frame.slice(lo, hi - lo), None
+        else:
+            a, b = bisect.bisect_left(rows, lo), bisect.bisect_left(rows, hi)
+            chunk_frame = frame.slice(a, b - a)
+            rows_from = None if b - a == hi - lo else [r - lo for r in rows[a:b]]
+        bad = [dataclasses.replace(x, index=x.index - lo) for x in parsed.bad
+               if lo <= x.index < hi]
+        self._cursor = hi
+        if hi > lo:
+            self.position = self._held[hi - 1].offset() + 1
+        if cut:
+            self._widen(parsed.new_fields, self._held[hi])
+        if self._cursor == len(self._held):
+            self._held, self._cursor, self._parsed = [], 0, None
+        ended = not cut and hi - lo < n and self._ended()
+        return Chunk(chunk_frame, hi - lo, rows_from, bad, exhausted=ended, cut=cut)
+
+    # -- values ----------------------------------------------------------------------------
+    def _parse(self, msgs: list[Any]) -> ParsedBlock:
+        """The parse of ``msgs`` (``used``: how many of them it covers, short of all at a
+        field the schema lacks), metadata columns added. Values that cannot be a line are
+        bad records at once; the others parse as one block."""
+        parsed = self._parse_values(msgs)
         frame = parsed.frame
         if self.spec.metadata and frame.height:
             rows = parsed.rows_from if parsed.rows_from is not None else range(frame.height)
-            frame = frame.with_columns(self._metadata([taken[i] for i in rows]))
-        ended = used == len(msgs) and len(msgs) < n and self._ended()
-        return Chunk(frame, used, parsed.rows_from, parsed.bad, exhausted=ended,
-                     cut=bool(parsed.new_fields))
+            frame = frame.with_columns(self._metadata([msgs[i] for i in rows]))
+            parsed = ParsedBlock(frame, parsed.rows_from, parsed.bad, parsed.used,
+                                 parsed.new_fields)
+        return parsed
 
-    # -- values ----------------------------------------------------------------------------
-    def _parse(self, msgs: list[Any]) -> tuple[ParsedBlock, int]:
-        """(the parsed block, how many of ``msgs`` it used). Values that cannot be a line
-        are bad records at once; the others parse as one block."""
+    def _parse_values(self, msgs: list[Any]) -> ParsedBlock:
         if self.spec.format == "raw":
             frame = pl.DataFrame({"value": [m.value() or b"" for m in msgs]},
                                  schema={"value": pl.Binary()})
-            return ParsedBlock(frame, None, [], len(msgs)), len(msgs)
+            return ParsedBlock(frame, None, [], len(msgs))
+        values = [m.value() for m in msgs]
+        if None not in values:  # the usual case: every value one line, checked in C
+            block = b"\n".join(values)
+            if block.count(b"\n") == len(values) - 1 and b"\r" not in block:
+                parsed = self._parse_block(block + b"\n", len(values))
+                if parsed.bad:
+                    parsed.bad = [BadLine(b.index, b.raw, self._where(msgs[b.index], b.message),
+                                          b.exception) for b in parsed.bad]
+                return parsed
         lines: list[bytes] = []
         index: list[int] = []  # message index of each line
         bad: list[BadLine] = []
-        for i, m in enumerate(msgs):
-            v = m.value()
+        for i, (m, v) in enumerate(zip(msgs, values, strict=True)):
             if v is None:
                 bad.append(BadLine(i, "", self._where(m, "the message has no value "
                                                          "(a tombstone)")))
@@ -230,20 +290,22 @@ class KafkaPartitionReader:
             else:
                 lines.append(v)
                 index.append(i)
-        block = b"\n".join(lines) + b"\n" if lines else b""
         if not lines:
             parsed = ParsedBlock(pl.DataFrame(schema=self.schema.polars()), [], [], 0)
-        elif self.spec.format == "json":
-            parsed = parse_json_block(block, len(lines), self.schema)
         else:
-            parsed = parse_csv_block(block, len(lines), self.schema, self._header)
+            parsed = self._parse_block(b"\n".join(lines) + b"\n", len(lines))
         used = len(msgs) if parsed.used == len(lines) else index[parsed.used]
         rows = parsed.rows_from if parsed.rows_from is not None else range(parsed.frame.height)
         bad += [BadLine(index[b.index], b.raw, self._where(msgs[index[b.index]], b.message),
                         b.exception) for b in parsed.bad]
         bad = sorted((b for b in bad if b.index < used), key=lambda b: b.index)
         return ParsedBlock(parsed.frame, [index[r] for r in rows], bad, used,
-                           parsed.new_fields), used
+                           parsed.new_fields)
+
+    def _parse_block(self, block: bytes, n_lines: int) -> ParsedBlock:
+        if self.spec.format == "json":
+            return parse_json_block(block, n_lines, self.schema)
+        return parse_csv_block(block, n_lines, self.schema, self._header)
 
     @staticmethod
     def _where(msg: Any, reason: str) -> str:

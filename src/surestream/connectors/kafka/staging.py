@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from surestream.connectors.kafka.messages import Encoded
@@ -26,6 +27,20 @@ _SCHEMA = pa.schema([
     ("headers", pa.list_(pa.struct([("k", pa.string()), ("v", pa.binary())]))),
 ])
 _PART = re.compile(r"^part-(\d+)\.(arrow|attempt)$")
+
+
+def _headers_array(headers: list[list[tuple[str, bytes]]]) -> pa.Array:
+    """The messages' headers as one list-of-struct column, built from flat lists (no
+    dict per header: most outputs have none at all)."""
+    lengths = np.fromiter(map(len, headers), dtype=np.int32, count=len(headers))
+    offsets = np.zeros(len(headers) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    pairs = [pair for h in headers for pair in h]
+    items = pa.StructArray.from_arrays(
+        [pa.array([k for k, _ in pairs], pa.string()), pa.array([v for _, v in pairs],
+                                                                  pa.binary())],
+        fields=list(_SCHEMA.field(2).type.value_type))
+    return pa.ListArray.from_arrays(pa.array(offsets), items, type=_SCHEMA.field(2).type)
 
 
 def part_name(checkpoint_id: int) -> str:
@@ -47,8 +62,7 @@ class StagingFolder:
         table = pa.table({
             "key": pa.array([k for b in batches for k in b.keys], pa.binary()),
             "value": pa.array([v for b in batches for v in b.values], pa.binary()),
-            "headers": pa.array([[{"k": k, "v": v} for k, v in h]
-                                 for b in batches for h in b.headers], _SCHEMA.field(2).type),
+            "headers": _headers_array([h for b in batches for h in b.headers]),
         }, schema=_SCHEMA)
         tmp = self.path / f".{name}.tmp"
         with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, _SCHEMA) as writer:
@@ -65,9 +79,14 @@ class StagingFolder:
     def read(self, name: str) -> Encoded:
         with pa.memory_map(str(self.path / name)) as source:
             table = pa.ipc.open_file(source).read_all()
+        headers = table.column("headers").combine_chunks()
+        offsets = headers.offsets.to_numpy()
+        items = headers.values
+        pairs = list(zip(items.field("k").to_pylist(), items.field("v").to_pylist(),
+                         strict=True))
         return Encoded(table.column("key").to_pylist(), table.column("value").to_pylist(),
-                       [[(h["k"], h["v"]) for h in hs]
-                        for hs in table.column("headers").to_pylist()])
+                       [pairs[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(),
+                                                   strict=True)])
 
     def next_attempt(self, checkpoint_id: int) -> int:
         """The number of the attempt about to start (1 for the first), made durable first:

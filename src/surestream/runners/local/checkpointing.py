@@ -142,6 +142,9 @@ class CheckpointCoordinator:
         error names the output (``labels``: tag -> ``output 'main' (path)``) or the
         checkpoint folder it happened in (``failures.RunFailure``)."""
         n = self.next_id
+        # the interval runs from one checkpoint's start to the next one's (as Flink's):
+        # a checkpoint that takes long does not push every later one back by as much
+        started = time.monotonic()
         labels = labels or {}
         states = {name: s.operator.snapshot() for name, s in slots.items()}
         states["__runner__"] = runner_state
@@ -163,7 +166,7 @@ class CheckpointCoordinator:
             with concerning(labels.get(tag, f"output {tag!r}")):
                 sink.commit(committables[tag])
         self.next_id = n + 1
-        self._last_time = time.monotonic()
+        self._last_time = started
         self._last_records = records_in
         self.last = meta
         self.taken += 1
