@@ -172,6 +172,8 @@ class LocalRunner:
         self._stop_requested = False
         self.interrupted = False
         self.stop_note: str | None = None
+        #: the run is over at start: a killed run's final checkpoint was committed
+        self._over = False
 
     def _open_inputs(self) -> Interleaver:
         """Every source's partitions in one fixed sequence; each watermark step that reads
@@ -238,6 +240,9 @@ class LocalRunner:
         self._check_outputs_owned()
         with concerning(f"checkpoint folder {self.store.dir}"):
             cp, adopt = self._checkpoint_to_restore()
+        if cp is not None and cp.finished and not adopt and not self.store.is_done(cp.id):
+            self._complete_finished(cp)
+            return
         if cp is None or cp.finished:
             if self.step_clock is not None:
                 if self.replay is not None:
@@ -274,6 +279,25 @@ class LocalRunner:
             self.steps = after or 0
         pending, self.interleaver.pending_new = self.interleaver.pending_new, []
         self._add_partitions(pending)
+
+    def _complete_finished(self, cp: Checkpoint) -> None:
+        """The input had ended and its final checkpoint is durable, but the run was killed
+        before every sink committed it: commit it now (each sink's ``recover`` commits what
+        it has not yet) and end, as the killed run would have. Starting afresh instead would
+        lose that checkpoint's output on a sink that cannot rewrite what it holds (a Kafka
+        topic refuses a fresh start, see ``check_fresh_start``)."""
+        self._restore_in_memory(cp)
+        self._still_ours()
+        for tag, sink in self.sinks.items():
+            with concerning(self.labels[tag]):
+                sink.open(fresh=False)
+                sink.recover(cp.committables.get(tag), cp.id)
+        self.coordinator.next_id = max(self.coordinator.next_id, cp.id + 1)
+        self.restored = cp
+        self.interleaver.commit_positions()  # Kafka sources: the group's offsets, at the end
+        with concerning(f"checkpoint folder {self.store.dir}"):
+            self.store.mark_done(cp.id)
+        self._over = True
 
     def _check_outputs_owned(self) -> None:
         """Refuse outputs whose place holds what is not theirs (a dataset folder with other
@@ -415,6 +439,8 @@ class LocalRunner:
         if self.replay is not None:
             self._replay_loop(started)
             return
+        if self._over:  # a killed run's final commit, completed by ``_start``
+            return
         while True:
             if self._stop_requested:
                 self._stop_early()
@@ -425,6 +451,8 @@ class LocalRunner:
             self.step(final)
             if final:
                 self.checkpoint(finished=True)
+                with concerning(f"checkpoint folder {self.store.dir}"):
+                    self.store.mark_done(self.coordinator.next_id - 1)
             elif self.stop_after_checkpoint or self.coordinator.due(self.records_in):
                 self.checkpoint()
             if self.progress:
