@@ -277,6 +277,9 @@ class LocalRunner:
                                         [(p.source, p.name)
                                          for p in self.interleaver.partitions])
             self.steps = after or 0
+        if self.replay is not None:  # a replay resumed: ``_replay_loop`` skips what it did
+            self.steps = int(cp.state("__runner__").get("steps", 0))
+            return
         pending, self.interleaver.pending_new = self.interleaver.pending_new, []
         self._add_partitions(pending)
 
@@ -466,7 +469,10 @@ class LocalRunner:
         last checkpoint does (where the live run's committed outputs end)."""
         assert self.replay is not None and self.step_clock is not None
         by_name = {p.name: p for p in self.interleaver.pending_new}
-        for kind, entry in self.replay.events:
+        events = self.replay.events
+        if self.restored is not None:
+            events = self._replay_rest(events)
+        for kind, entry in events:
             if self._stop_requested:
                 self.interrupted = True
                 return
@@ -481,6 +487,23 @@ class LocalRunner:
             if self.progress:
                 self.progress(self._progress(time.perf_counter() - started))
         self._replay_chunks = None
+
+    def _replay_rest(self, events: list[tuple[str, dict[str, Any]]]
+                     ) -> list[tuple[str, dict[str, Any]]]:
+        """A replay killed and run again resumes from its checkpoint, taken after
+        ``self.steps`` steps: the journal's events after that checkpoint's line."""
+        done = 0
+        for i, (kind, entry) in enumerate(events):
+            if kind == "step":
+                if entry.get("add"):
+                    raise JournalError(
+                        "this replay was interrupted after the live run added partitions; "
+                        "it cannot resume: replay again into a new --out folder")
+                done += 1
+            elif done == self.steps:
+                return events[i + 1:]
+        raise JournalError(f"the replay's checkpoint (after step {self.steps}) is not one "
+                           "of the journal's: replay again into a new --out folder")
 
     def _close(self, release_lock: bool) -> None:
         """Close inputs and outputs, and release the checkpoint folder whatever happens."""
