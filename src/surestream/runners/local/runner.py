@@ -43,6 +43,7 @@ from surestream.model.batch import NEG_INF, Batch, concat
 from surestream.model.spec import ERRORS_TAG, FileSink, KafkaSource, PipelineSpec
 from surestream.runners.local import faults
 from surestream.runners.local.checkpoint_store import (
+    FORMAT_VERSION,
     Checkpoint,
     CheckpointError,
     CheckpointStore,
@@ -240,7 +241,7 @@ class LocalRunner:
         self._check_outputs_owned()
         with concerning(f"checkpoint folder {self.store.dir}"):
             cp, adopt = self._checkpoint_to_restore()
-        if cp is not None and cp.finished and not adopt and not self.store.is_done(cp.id):
+        if cp is not None and cp.finished and self._commit_unfinished(cp, adopt):
             self._complete_finished(cp)
             return
         if cp is None or cp.finished:
@@ -282,6 +283,12 @@ class LocalRunner:
             return
         pending, self.interleaver.pending_new = self.interleaver.pending_new, []
         self._add_partitions(pending)
+
+    def _commit_unfinished(self, cp: Checkpoint, adopt: bool) -> bool:
+        """Whether finished checkpoint ``cp`` is this folder's own, in this version's
+        format, and not marked committed by every sink (``CheckpointStore.mark_done``)."""
+        return (not adopt and cp.store.dir.resolve() == self.store.dir.resolve()
+                and cp.meta.get("format") == FORMAT_VERSION and not self.store.is_done(cp.id))
 
     def _complete_finished(self, cp: Checkpoint) -> None:
         """The input had ended and its final checkpoint is durable, but the run was killed
