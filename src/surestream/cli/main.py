@@ -277,6 +277,13 @@ def _cmd_savepoint(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from surestream.cli.verify import verify
 
+    if args.journal:
+        from surestream.cli.verify.live import verify_live
+
+        return verify_live(args.spec, args.journal, overrides=args.set or (),
+                           crash_points=args.crash_points, seed=args.seed,
+                           workdir=args.workdir, keep=args.keep, timeout_s=args.timeout)
+
     return verify(args.spec, overrides=args.set or (), crash_points=args.crash_points,
                   seed=args.seed, workdir=args.workdir, keep=args.keep,
                   timeout_s=args.timeout)
@@ -376,6 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600, metavar="SECONDS",
                    help="a run (restarts included) that takes longer fails "
                         "(default %(default)s)")
+    p.add_argument("--journal", metavar="DIR",
+                   help="verify a live run from its journal (its checkpoint folder): "
+                        "replays, with and without SIGKILLs, against its own outputs "
+                        "(default: none, verify runs over a bounded input)")
     p.set_defaults(func=_cmd_verify)
     p = sub.add_parser("checkpoints", help="list the pipeline's checkpoints, or what one "
                                            "holds (--inspect)",

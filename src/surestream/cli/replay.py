@@ -6,11 +6,16 @@ with the same processing time and checkpoints, and so reproduces the live run's 
 outputs exactly. It never writes over the live run's outputs: every output is redirected
 to a file in ``--out`` (a file output keeps its format; any other output becomes JSON
 lines), with the replay's own checkpoint folder there.
+
+A replay killed midway (``surestream verify --journal`` does it on purpose) resumes from its
+own last checkpoint when run again with the same ``--out``: the folder holds its checkpoints
+and no ``replay.done``, the mark a replay leaves when it reached the journal's end.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,7 +42,17 @@ def add_replay_parser(sub: Any) -> None:
                         "(default: none, it must be given)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a spec value, as for `run` (default: none)")
+    p.add_argument("--summary", help=argparse.SUPPRESS)  # write a JSON run summary here
     p.set_defaults(func=_cmd_replay)
+
+
+#: left in ``--out`` by a replay that reached the journal's end
+DONE_FILE = "replay.done"
+
+
+def interrupted_replay(out: Path) -> bool:
+    """``out`` holds a replay that was killed before the journal's end: it resumes."""
+    return (out / "checkpoints").is_dir() and not (out / DONE_FILE).exists()
 
 
 def redirected(spec: PipelineSpec, out: Path) -> PipelineSpec:
@@ -73,7 +88,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     journal = Path(args.journal) if args.journal else spec.checkpoint_dir()
     out = Path(args.out).resolve()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) \
+            and not interrupted_replay(out):
         print(f"--out: {out} is not an empty folder; give a new or empty one (the replay "
               "never writes over other files)", file=sys.stderr)
         return EXIT_USAGE
@@ -100,6 +116,10 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         print(f"replay of {spec.pipeline!r} failed: {type(e).__name__}: {e}",
               file=sys.stderr)
         return EXIT_FAILURE
+    if not getattr(result, "interrupted", False):
+        (out / DONE_FILE).write_text(f"{plan.steps}\n")
+    if args.summary:
+        Path(args.summary).write_text(json.dumps(result.summary(), default=str))
     written = ", ".join(f"{t}: {n:,}" for t, n in sorted(result.written.items()))
     print(f"replayed {plan.steps:,} steps ({result.records_in:,} records) of "
           f"{spec.pipeline!r} into {out} ({written})")

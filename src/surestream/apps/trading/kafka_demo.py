@@ -3,9 +3,9 @@
 1. as the file demo: simulate the market into ``DIR/data/`` (and ``truth.json``), write the
    enrichment's reference file and update stream;
 2. start an embedded broker on 127.0.0.1 (unless ``--bootstrap`` names a cluster), create
-   the plan's topics (``kafka_topics``: ``raw.trades`` with 8 partitions, ...), publish the
-   three streams to ``raw.trades`` / ``raw.market-data`` / ``raw.orderbook`` keyed by
-   symbol (``publish``);
+   the shipped topic map's topics (``kafka_topics``, from ``data/topics/trading.yaml``:
+   ``raw.trades`` with 8 partitions, ...), publish the three streams to ``raw.trades`` /
+   ``raw.market-data`` / ``raw.orderbook`` keyed by symbol (``publish``);
 3. run the five jobs' Kafka variants (``kafka_jobs``: bounded Kafka sources, the plan's
    topics out with the plan's keys, the Parquet warehouse as before), one after the other;
    the generated specs are saved as ``DIR/<job>.kafka.yaml`` to re-run or read;

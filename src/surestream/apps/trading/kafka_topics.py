@@ -1,11 +1,14 @@
 """The trading plan's Kafka topics, how the demo's records are placed in them, and a small
 function that creates them.
 
-Topic names are the plan's (``raw.trades``, ``raw.market-data``, ``raw.orderbook``,
-``processed.trades.*``, ``enriched.trades``, ``analytics.*``, ``alerts.price-movement``,
-``dlq.*``). The plan gives ``raw.trades`` 8 partitions; the other counts are ours
-(``PLANNED_TOPICS``). ``surestream topics apply`` with the shipped topic map is the general
-tool; this module stays independent of it so the demo needs nothing else.
+The topics are the shipped topic map's, ``src/surestream/data/topics/trading.yaml`` (the
+one `surestream topics apply trading` applies): its names (the plan's: ``raw.trades``,
+``raw.market-data``, ``raw.orderbook``, ``processed.trades.*``, ``enriched.trades``,
+``analytics.*``, ``alerts.price-movement``, ``quarantine.*``, ``dlq.*``), partition counts
+and settings (retention, cleanup policy, ...). That file is the one truth; this module adds
+only what a topic map does not hold -- what each topic's messages are keyed by -- and
+creates the topics with replication 1 (``TopicConfig.with_replication``: the embedded broker
+has one node, and the demo's topics are its own scratch topics on any cluster).
 
 Placement is explicit, not left to a client's partitioner: a record keyed by ``symbol``
 goes to ``murmur2(symbol) % partitions`` -- the partition Kafka's Java clients (and
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from surestream.apps.trading.injection import STREAMS
+from surestream.model.topics import TopicConfig, load_topics, shipped_topics_file
 
 
 @dataclass(frozen=True)
@@ -30,23 +34,26 @@ class PlannedTopic:
     key: str  # what the messages are keyed by (documentation and read-back checks)
 
 
-#: name -> planned topic; raw.trades' 8 partitions are the plan's, the rest ours
-PLANNED_TOPICS: dict[str, PlannedTopic] = {t.name: t for t in (
-    PlannedTopic("raw.trades", 8, "symbol"),
-    PlannedTopic("raw.market-data", 8, "symbol"),
-    PlannedTopic("raw.orderbook", 8, "symbol"),
-    PlannedTopic("processed.trades.new", 4, "order_id"),
-    PlannedTopic("processed.trades.filled", 4, "order_id"),
-    PlannedTopic("processed.trades.cancelled", 4, "order_id"),
-    PlannedTopic("processed.trades.rejected", 4, "order_id"),
-    PlannedTopic("enriched.trades", 4, "order_id"),
-    PlannedTopic("analytics.trade-aggregates", 4, "symbol"),
-    PlannedTopic("analytics.orderbook-metrics", 4, "symbol"),
-    PlannedTopic("alerts.price-movement", 1, "symbol"),
-    PlannedTopic("dlq.trades.unroutable", 1, "trade_id"),
-    PlannedTopic("dlq.deserialization", 1, ""),
-    PlannedTopic("dlq.processing-errors", 1, ""),
-)}
+#: what each topic's messages are keyed by (a topic map holds no keys); "" : no key
+TOPIC_KEYS: dict[str, str] = {
+    "raw.trades": "symbol", "raw.market-data": "symbol", "raw.orderbook": "symbol",
+    "processed.trades.new": "order_id", "processed.trades.filled": "order_id",
+    "processed.trades.cancelled": "order_id", "processed.trades.rejected": "order_id",
+    "enriched.trades": "order_id", "analytics.trade-aggregates": "symbol",
+    "analytics.orderbook-metrics": "symbol", "alerts.price-movement": "symbol",
+    "dlq.trades.unroutable": "trade_id",
+}
+
+
+def trading_topic_map() -> dict[str, TopicConfig]:
+    """The shipped trading topic map (``topics apply trading``), topic name -> config."""
+    return {c.name: c for c in load_topics(shipped_topics_file("trading"))}
+
+
+#: name -> planned topic: every topic of the shipped map, with its partitions from there
+PLANNED_TOPICS: dict[str, PlannedTopic] = {
+    name: PlannedTopic(name, config.partitions, TOPIC_KEYS.get(name, ""))
+    for name, config in trading_topic_map().items()}
 
 #: the simulator's stream (file) name -> the plan's topic
 STREAM_TOPICS: dict[str, str] = dict(zip(
@@ -88,22 +95,26 @@ def partition_for(key: bytes, partitions: int) -> int:
 
 def create_topics(bootstrap: str, names: list[str], prefix: str = "", *,
                   existing_ok: bool = False, timeout_s: float = 30.0) -> dict[str, int]:
-    """Create ``prefix + name`` for each planned topic in ``names`` with its planned
-    partitions (replication 1: the embedded broker has one node); returns topic -> its
+    """Create ``prefix + name`` for each planned topic in ``names`` as the shipped map
+    says (partitions and settings; replication 1: the embedded broker has one node, see
+    the module docstring); returns topic -> its
     partitions on the cluster. A topic that exists already is kept as it is with
     ``existing_ok`` (``simulate --kafka`` appends to it), else refused: the demo reconciles
     exact counts, so it needs topics of its own."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    wanted = {prefix + n: PLANNED_TOPICS[n].partitions for n in names}
+    topic_map = trading_topic_map()
+    configs = {prefix + n: topic_map[n].with_replication(1).renamed(prefix) for n in names}
+    wanted = {t: c.partitions for t, c in configs.items()}
     existing = admin.list_topics(timeout=timeout_s).topics
     clash = sorted(set(wanted) & set(existing))
     if clash and not existing_ok:
         raise TopicsExist(clash, bootstrap)
     new = {t: n for t, n in wanted.items() if t not in existing}
     if new:
-        futures = admin.create_topics([NewTopic(t, n, 1) for t, n in new.items()],
+        futures = admin.create_topics([NewTopic(t, n, 1, config=configs[t].kafka_configs())
+                                       for t, n in new.items()],
                                       request_timeout=timeout_s)
         for future in futures.values():
             future.result(timeout_s)

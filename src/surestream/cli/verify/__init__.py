@@ -1,5 +1,7 @@
 """``surestream verify SPEC``: prove the exactly-once promises on a pipeline's bounded input.
 
+With ``--journal DIR``, a live run instead: its journal replayed (``live``).
+
 Every run is a real ``surestream run`` child process with its own output and checkpoint
 folders under a work folder (``runs``). The checks (``command``): replay identity, crash
 recovery with seeded SIGKILLs, no duplicate keys (``duplicates``), the late path counted

@@ -106,8 +106,10 @@ class Verifier:
             raise SpecError([(f"{'source' if self.spec.source else 'sources.' + n}.stop_at",
                               "verify needs a bounded input, and this Kafka source is live; "
                               "set `stop_at: end` (e.g. --set source.stop_at=end) to verify "
-                              "the pipeline over the records there now, or check a live run "
-                              "with `surestream replay`") for n in live], str(spec_path))
+                              "the pipeline over the records there now, or verify a live "
+                              "run from its journal: `surestream verify SPEC --journal "
+                              "CHECKPOINT_DIR`")
+                             for n in live], str(spec_path))
         unsupported = [t for t, s in self.outputs.items()
                        if s is not None and s.type not in ("file", "duckdb", "kafka")]
         if unsupported:

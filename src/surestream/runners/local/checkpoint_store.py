@@ -379,6 +379,22 @@ class CheckpointStore:
         ids = self._ids()
         return (ids[-1] + 1) if ids else 1
 
+    # -- a finished run's last commit ------------------------------------------------------
+    def _done_path(self, checkpoint_id: int) -> Path:
+        return self.dir / f"chk-{checkpoint_id:010d}.done"
+
+    def mark_done(self, checkpoint_id: int) -> None:
+        """Every sink committed finished checkpoint ``checkpoint_id``: the run is over, and
+        the next start begins afresh. Durable, so a crash before it is seen as one."""
+        path = self._done_path(checkpoint_id)
+        path.write_bytes(b"")
+        fsync_dir(self.dir)
+
+    def is_done(self, checkpoint_id: int) -> bool:
+        """Whether finished checkpoint ``checkpoint_id`` was committed by every sink (False:
+        the run was killed between the checkpoint and its commit, and is not over yet)."""
+        return self._done_path(checkpoint_id).exists()
+
     def clear(self) -> None:
         """Forget every checkpoint (a fresh run). The manifests go first, durably: were the
         state files' removal durable first, a power loss could leave manifests whose state
@@ -386,6 +402,7 @@ class CheckpointStore:
         ids = self._ids()
         for cp_id in ids:
             (self.dir / f"chk-{cp_id:010d}.json").unlink(missing_ok=True)
+            self._done_path(cp_id).unlink(missing_ok=True)
         if ids:
             fsync_dir(self.dir)
         state = self.dir / "state"

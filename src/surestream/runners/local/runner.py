@@ -43,6 +43,7 @@ from surestream.model.batch import NEG_INF, Batch, concat
 from surestream.model.spec import ERRORS_TAG, FileSink, KafkaSource, PipelineSpec
 from surestream.runners.local import faults
 from surestream.runners.local.checkpoint_store import (
+    FORMAT_VERSION,
     Checkpoint,
     CheckpointError,
     CheckpointStore,
@@ -172,6 +173,8 @@ class LocalRunner:
         self._stop_requested = False
         self.interrupted = False
         self.stop_note: str | None = None
+        #: the run is over at start: a killed run's final checkpoint was committed
+        self._over = False
 
     def _open_inputs(self) -> Interleaver:
         """Every source's partitions in one fixed sequence; each watermark step that reads
@@ -238,6 +241,9 @@ class LocalRunner:
         self._check_outputs_owned()
         with concerning(f"checkpoint folder {self.store.dir}"):
             cp, adopt = self._checkpoint_to_restore()
+        if cp is not None and cp.finished and self._commit_unfinished(cp, adopt):
+            self._complete_finished(cp)
+            return
         if cp is None or cp.finished:
             if self.step_clock is not None:
                 if self.replay is not None:
@@ -272,8 +278,36 @@ class LocalRunner:
                                         [(p.source, p.name)
                                          for p in self.interleaver.partitions])
             self.steps = after or 0
+        if self.replay is not None:  # a replay resumed: ``_replay_loop`` skips what it did
+            self.steps = int(cp.state("__runner__").get("steps", 0))
+            return
         pending, self.interleaver.pending_new = self.interleaver.pending_new, []
         self._add_partitions(pending)
+
+    def _commit_unfinished(self, cp: Checkpoint, adopt: bool) -> bool:
+        """Whether finished checkpoint ``cp`` is this folder's own, in this version's
+        format, and not marked committed by every sink (``CheckpointStore.mark_done``)."""
+        return (not adopt and cp.store.dir.resolve() == self.store.dir.resolve()
+                and cp.meta.get("format") == FORMAT_VERSION and not self.store.is_done(cp.id))
+
+    def _complete_finished(self, cp: Checkpoint) -> None:
+        """The input had ended and its final checkpoint is durable, but the run was killed
+        before every sink committed it: commit it now (each sink's ``recover`` commits what
+        it has not yet) and end, as the killed run would have. Starting afresh instead would
+        lose that checkpoint's output on a sink that cannot rewrite what it holds (a Kafka
+        topic refuses a fresh start, see ``check_fresh_start``)."""
+        self._restore_in_memory(cp)
+        self._still_ours()
+        for tag, sink in self.sinks.items():
+            with concerning(self.labels[tag]):
+                sink.open(fresh=False)
+                sink.recover(cp.committables.get(tag), cp.id)
+        self.coordinator.next_id = max(self.coordinator.next_id, cp.id + 1)
+        self.restored = cp
+        self.interleaver.commit_positions()  # Kafka sources: the group's offsets, at the end
+        with concerning(f"checkpoint folder {self.store.dir}"):
+            self.store.mark_done(cp.id)
+        self._over = True
 
     def _check_outputs_owned(self) -> None:
         """Refuse outputs whose place holds what is not theirs (a dataset folder with other
@@ -415,6 +449,8 @@ class LocalRunner:
         if self.replay is not None:
             self._replay_loop(started)
             return
+        if self._over:  # a killed run's final commit, completed by ``_start``
+            return
         while True:
             if self._stop_requested:
                 self._stop_early()
@@ -425,6 +461,8 @@ class LocalRunner:
             self.step(final)
             if final:
                 self.checkpoint(finished=True)
+                with concerning(f"checkpoint folder {self.store.dir}"):
+                    self.store.mark_done(self.coordinator.next_id - 1)
             elif self.stop_after_checkpoint or self.coordinator.due(self.records_in):
                 self.checkpoint()
             if self.progress:
@@ -438,7 +476,10 @@ class LocalRunner:
         last checkpoint does (where the live run's committed outputs end)."""
         assert self.replay is not None and self.step_clock is not None
         by_name = {p.name: p for p in self.interleaver.pending_new}
-        for kind, entry in self.replay.events:
+        events = self.replay.events
+        if self.restored is not None:
+            events = self._replay_rest(events)
+        for kind, entry in events:
             if self._stop_requested:
                 self.interrupted = True
                 return
@@ -453,6 +494,23 @@ class LocalRunner:
             if self.progress:
                 self.progress(self._progress(time.perf_counter() - started))
         self._replay_chunks = None
+
+    def _replay_rest(self, events: list[tuple[str, dict[str, Any]]]
+                     ) -> list[tuple[str, dict[str, Any]]]:
+        """A replay killed and run again resumes from its checkpoint, taken after
+        ``self.steps`` steps: the journal's events after that checkpoint's line."""
+        done = 0
+        for i, (kind, entry) in enumerate(events):
+            if kind == "step":
+                if entry.get("add"):
+                    raise JournalError(
+                        "this replay was interrupted after the live run added partitions; "
+                        "it cannot resume: replay again into a new --out folder")
+                done += 1
+            elif done == self.steps:
+                return events[i + 1:]
+        raise JournalError(f"the replay's checkpoint (after step {self.steps}) is not one "
+                           "of the journal's: replay again into a new --out folder")
 
     def _close(self, release_lock: bool) -> None:
         """Close inputs and outputs, and release the checkpoint folder whatever happens."""
