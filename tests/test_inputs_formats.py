@@ -19,6 +19,7 @@ def spec_doc(path: Path, fmt: str, *, batch_size: int = 1000, **extra) -> dict:
     return {"pipeline": "formats",
             "source": {"type": "file", "path": str(path), "format": fmt},
             "outputs": {"main": {"type": "memory"}, "errors": {"type": "memory"}},
+            "checkpoint": {"dir": str(path.parent / "cp-formats")},  # not in the cwd
             "runtime": {"batch_size": batch_size, "interleave_records": 2}, **extra}
 
 

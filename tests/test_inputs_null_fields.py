@@ -49,6 +49,7 @@ def every_output_spec(source: Path | list[dict], root: Path, *, batch_size: int 
                        "duckdb": {"type": "duckdb", "path": str(root / "out.duckdb"),
                                   "table": "t"},
                        "memory": {"type": "memory"}, "errors": {"type": "memory"}},
+           "checkpoint": {"dir": str(root / "cp")},  # not in the cwd
            "runtime": {"batch_size": batch_size}}
     if checkpoint_every:
         doc["checkpoint"] = {"dir": str(root / "cp"), "interval_records": checkpoint_every}
@@ -249,7 +250,8 @@ def test_extra_fields_error_refuses_an_undeclared_field_that_holds_null(tmp_path
            "source": {"type": "file", "path": str(write_jsonl(tmp_path / "in.jsonl", records)),
                       "format": "jsonl", "schema": {"id": "int", "v": "float"},
                       "extra_fields": "error"},
-           "outputs": {"main": {"type": "memory"}, "errors": {"type": "memory"}}}
+           "outputs": {"main": {"type": "memory"}, "errors": {"type": "memory"}},
+           "checkpoint": {"dir": str(tmp_path / "cp")}}
     result = LocalRunner(build_spec(doc)).run()
     assert [r["id"] for r in result.rows("main")] == [1, 3]
     errors = result.rows("errors")

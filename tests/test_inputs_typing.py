@@ -34,6 +34,7 @@ def file_spec(path: Path | str, steps: list | None = None, *, batch_size: int = 
             "source": {"type": "file", "path": str(path), "format": fmt, **source},
             "steps": steps or [],
             "outputs": {"main": {"type": "memory"}, "errors": {"type": "memory"}},
+            "checkpoint": {"dir": str(Path(path).parent / "cp-typing")},  # not in the cwd
             "runtime": {"batch_size": batch_size, "interleave_records": 3}}
 
 
