@@ -137,8 +137,9 @@ def reconcile(router: RunResult, enrichment: RunResult, truth: MarketTruth,
     ]
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    started = time.perf_counter()
+def simulate_workspace(args: argparse.Namespace) -> tuple[Path, MarketTruth, dict[str, Any]]:
+    """A fresh workspace (``--out``, deleted first) holding the simulated market in
+    ``data/`` and the reference data enrichment loads: the start of both demos."""
     workspace = Path(args.out).resolve()
     if workspace.exists():
         shutil.rmtree(workspace)
@@ -146,7 +147,12 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"simulating {args.events:,} market events (seed {args.seed}) ...", flush=True)
     truth = MarketSimulation(events=args.events, seed=args.seed,
                              days=getattr(args, "days", 1)).write(data)
-    ref = prepare_reference(data, args.seed)
+    return workspace, truth, prepare_reference(data, args.seed)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    workspace, truth, ref = simulate_workspace(args)
     print(f"  {truth.streams['raw.trades'].events:,} trades, "
           f"{truth.streams['raw.marketdata'].events:,} ticks, "
           f"{truth.streams['raw.orderbook'].events:,} order books "

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import time
 import uuid
 from dataclasses import dataclass
@@ -40,9 +39,9 @@ from surestream.apps.trading.demo import (
     alerts_table,
     job_counts,
     jobs_table,
-    prepare_reference,
     reconcile,
     reconciliation_table,
+    simulate_workspace,
     top_table,
 )
 from surestream.apps.trading.kafka_jobs import JOBS, build_kafka_spec, kafka_variant
@@ -54,7 +53,6 @@ from surestream.apps.trading.kafka_topics import (
 )
 from surestream.apps.trading.partitioned_truth import late_trade_ids, trade_record
 from surestream.apps.trading.publish import MarketPublisher, Sent, place
-from surestream.apps.trading.simulator import MarketSimulation
 from surestream.apps.trading.topic_readback import TopicContent, read_topic
 from surestream.apps.trading.truth import MarketTruth
 from surestream.connectors.file_sinks import read_parquet_dataset
@@ -80,14 +78,7 @@ class LateTruth:
 
 def run_kafka_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    workspace = Path(args.out).resolve()
-    if workspace.exists():
-        shutil.rmtree(workspace)
-    data = workspace / "data"
-    print(f"simulating {args.events:,} market events (seed {args.seed}) ...", flush=True)
-    truth = MarketSimulation(events=args.events, seed=args.seed,
-                             days=getattr(args, "days", 1)).write(data)
-    ref = prepare_reference(data, args.seed)
+    workspace, truth, ref = simulate_workspace(args)
     broker = None
     bootstrap = args.bootstrap
     try:

@@ -266,12 +266,7 @@ class LocalRunner:
         if adopt:
             cp = self._install(cp)
         self._still_ours()
-        for tag, sink in self.sinks.items():
-            with concerning(self.labels[tag]):
-                sink.open(fresh=False)
-                sink.recover(cp.committables.get(tag), cp.id)
-        self.coordinator.next_id = max(self.coordinator.next_id, cp.id + 1)
-        self.restored = cp
+        self._recover_sinks(cp)
         if self.journal is not None:
             assert self.step_clock is not None
             after = self.journal.resume(self.spec.pipeline, cp.id, self.step_clock.tick(),
@@ -283,6 +278,16 @@ class LocalRunner:
             return
         pending, self.interleaver.pending_new = self.interleaver.pending_new, []
         self._add_partitions(pending)
+
+    def _recover_sinks(self, cp: Checkpoint) -> None:
+        """Bring every sink to checkpoint ``cp`` (committing its pending output where it
+        has not landed) and continue numbering checkpoints after it."""
+        for tag, sink in self.sinks.items():
+            with concerning(self.labels[tag]):
+                sink.open(fresh=False)
+                sink.recover(cp.committables.get(tag), cp.id)
+        self.coordinator.next_id = max(self.coordinator.next_id, cp.id + 1)
+        self.restored = cp
 
     def _commit_unfinished(self, cp: Checkpoint, adopt: bool) -> bool:
         """Whether finished checkpoint ``cp`` is this folder's own, in this version's
@@ -298,12 +303,7 @@ class LocalRunner:
         topic refuses a fresh start, see ``check_fresh_start``)."""
         self._restore_in_memory(cp)
         self._still_ours()
-        for tag, sink in self.sinks.items():
-            with concerning(self.labels[tag]):
-                sink.open(fresh=False)
-                sink.recover(cp.committables.get(tag), cp.id)
-        self.coordinator.next_id = max(self.coordinator.next_id, cp.id + 1)
-        self.restored = cp
+        self._recover_sinks(cp)
         self.interleaver.commit_positions()  # Kafka sources: the group's offsets, at the end
         with concerning(f"checkpoint folder {self.store.dir}"):
             self.store.mark_done(cp.id)
