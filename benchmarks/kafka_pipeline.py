@@ -233,7 +233,10 @@ def measure_visibility(bootstrap: str, produce_to: str, topic: str, partitions: 
     latencies, first_ms, seen = [], int(started * 1000) + args.warmup * 1000, set()
     deadline = started + args.seconds + 15
     while time.time() < deadline:
-        for m in consumer.consume(10000, 0.05):
+        # a short wait: consume() returns when its batch is full or its timeout ends, so
+        # a 50 ms timeout would add up to 50 ms to every visibility time (one hop at
+        # 20,000/s measured p50 39 / p99 69 ms that way, 12 / 18 ms with 2 ms)
+        for m in consumer.consume(10000, 0.002):
             if m.error():
                 continue
             now = time.time() * 1000

@@ -188,6 +188,10 @@ class KafkaPartitionReader:
             self.feed.poll(POLL_S)
         return self._serve(n)
 
+    def available(self) -> int:
+        """Messages fetched and not yet served (held here, or in the feed's buffer)."""
+        return self._holding() + self.feed.buffered(self.tp)
+
     def read_available(self, n: int) -> Chunk:
         """Up to ``n`` messages already fetched (a live source's step never waits on one
         partition)."""
