@@ -30,6 +30,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from contextlib import ExitStack
@@ -44,6 +45,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from surestream.connectors.kafka.broker import EmbeddedBroker
 from surestream.connectors.kafka.feed import consumer_config
+from surestream.connectors.kafka.messages import CHECKPOINT_HEADER
+from surestream.connectors.kafka.sink import MARKER_PARTITION
 
 REPO = Path(__file__).resolve().parent.parent
 GENERATOR = REPO.parent / "shared" / "bench" / "gen_trades.py"
@@ -84,8 +87,11 @@ def pipeline_spec(bootstrap: str, topics: dict[str, str], delivery: str, live: b
               "options": {"fetch.wait.max.ms": 10}}
 
     def kafka_out(topic: str, key: list[str]) -> dict:
-        return {"type": "kafka", "bootstrap": bootstrap, "topic": topic, "key_fields": key,
-                "delivery": delivery}
+        out = {"type": "kafka", "bootstrap": bootstrap, "topic": topic, "key_fields": key,
+               "delivery": delivery}
+        if delivery == "exactly_once":  # into the open transaction as written
+            out["produce_at"] = "write"
+        return out
 
     if not live:
         source["stop_at"] = "end"
@@ -214,12 +220,53 @@ def steady_producer(bootstrap: str, topic: str, rate: int, seconds: float,
     sent_out.value = sent
 
 
+class MarkerWatch:
+    """When each checkpoint of an exactly-once output committed, as a reader can tell:
+    the first time its marker (the marker group's committed offset, set in the same
+    transaction) is seen at or past it, polled every 5 ms in a thread of its own.
+
+    Needed because tansu's read_committed consumers also see records of transactions that
+    are still open: on it, a record's visibility is the later of its arrival and its
+    transaction's commit. (On Apache Kafka the arrival is never earlier; the later of the
+    two is the arrival itself.)"""
+
+    def __init__(self, bootstrap: str, group: str, topic: str) -> None:
+        self.seen: list[tuple[int, float]] = []  # (marker, first time seen, ms)
+        self._stop = threading.Event()
+        self._reader = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                                 "enable.auto.commit": False})
+        self._tp = TopicPartition(topic, MARKER_PARTITION)
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        last = -1
+        while not self._stop.is_set():
+            offset = self._reader.committed([self._tp], timeout=10)[0].offset
+            if offset > last:
+                self.seen.append((offset, time.time() * 1000))
+                last = offset
+            time.sleep(0.005)
+
+    def committed_at(self, checkpoint: int) -> float | None:
+        """When checkpoint ``checkpoint``'s transaction was seen committed (ms), if it was."""
+        return next((t for marker, t in self.seen if marker >= checkpoint), None)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._reader.close()
+
+
 def measure_visibility(bootstrap: str, produce_to: str, topic: str, partitions: int,
-                       args: argparse.Namespace) -> tuple[np.ndarray, int, int, float]:
+                       args: argparse.Namespace, marker: MarkerWatch | None = None,
+                       ) -> tuple[np.ndarray, int, int, float]:
     """Send trades to ``produce_to`` at ``args.rate`` for ``args.seconds`` (a producer
     process of its own, spawned: librdkafka's threads do not survive a fork) and read
     ``topic`` (``partitions``) with a read_committed consumer until every one is visible
-    (or 15 s after the end): (latencies after the warm-up in ms, sent, seen, wall s)."""
+    (or 15 s after the end): (latencies after the warm-up in ms, sent, seen, wall s).
+    With ``marker`` (an exactly-once output), a record is visible no earlier than its
+    checkpoint's commit."""
     spawn = multiprocessing.get_context("spawn")
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"lat-{uuid.uuid4()}",
                          "isolation.level": "read_committed", "enable.auto.commit": False,
@@ -230,7 +277,8 @@ def measure_visibility(bootstrap: str, produce_to: str, topic: str, partitions: 
         bootstrap, produce_to, args.rate, args.seconds, sent_out))
     started = time.time()
     feeder.start()
-    latencies, first_ms, seen = [], int(started * 1000) + args.warmup * 1000, set()
+    first_ms, seen = int(started * 1000) + args.warmup * 1000, set()
+    arrivals: list[tuple[float, int, int]] = []  # (arrival ms, produced ms, checkpoint)
     deadline = started + args.seconds + 15
     while time.time() < deadline:
         # a short wait: consume() returns when its batch is full or its timeout ends, so
@@ -245,11 +293,27 @@ def measure_visibility(bootstrap: str, produce_to: str, topic: str, partitions: 
                 continue
             seen.add(record["trade_id"])
             if record["produced_at_ms"] >= first_ms:
-                latencies.append(now - record["produced_at_ms"])
+                checkpoint = dict(m.headers() or []).get(CHECKPOINT_HEADER, b"0")
+                arrivals.append((now, record["produced_at_ms"], int(checkpoint)))
         if not feeder.is_alive() and 0 <= sent_out.value <= len(seen):
             break
     feeder.join()
     consumer.close()
+    if marker is not None and arrivals:  # the last records' checkpoint commits within ~1 s
+        newest = max(checkpoint for _, _, checkpoint in arrivals)
+        wait_until = time.time() + 10
+        while marker.committed_at(newest) is None and time.time() < wait_until:
+            time.sleep(0.05)
+    latencies = []
+    for arrived, produced, checkpoint in arrivals:
+        if marker is not None:
+            committed = marker.committed_at(checkpoint)
+            if committed is None:
+                raise SystemExit(f"checkpoint {checkpoint} never committed, yet its records "
+                                 "were read: see docs/kafka.md (tansu shows open "
+                                 "transactions)")
+            arrived = max(arrived, committed)
+        latencies.append(arrived - produced)
     return np.array(latencies), max(sent_out.value, 0), len(seen), time.time() - started
 
 
@@ -263,11 +327,18 @@ def latency(bootstrap: str, args: argparse.Namespace, delivery: str, tmp: Path,
     topics = create_topics(bootstrap, args.partitions)
     workdir = tmp / f"latency-{delivery}"
     workdir.mkdir()
-    proc = run_spec(pipeline_spec(bootstrap, topics, delivery, True, workdir), workdir, True)
+    spec = pipeline_spec(bootstrap, topics, delivery, True, workdir)
+    proc = run_spec(spec, workdir, True)
     time.sleep(3)  # the run has started and polls the (still empty) input
     broker_cpu = cpu_seconds(broker_pid)
-    lat, sent, seen, wall = measure_visibility(bootstrap, topics["in"], topics["deduped"], 1,
-                                               args)
+    marker = MarkerWatch(bootstrap, f"surestream-marker-surestream-{spec['pipeline']}-deduped",
+                         topics["deduped"]) if delivery == "exactly_once" else None
+    try:
+        lat, sent, seen, wall = measure_visibility(bootstrap, topics["in"], topics["deduped"],
+                                                   1, args, marker)
+    finally:
+        if marker is not None:
+            marker.close()
     os.killpg(proc.pid, signal.SIGTERM)
     _, run_cpu = wait_with_cpu(proc, 60)
     broker_cpu = cpu_seconds(broker_pid) - broker_cpu

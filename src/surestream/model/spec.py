@@ -314,6 +314,16 @@ class KafkaSink(_SinkBase):
                               "topic that already holds an earlier run's output of this "
                               "transactional id (records cannot be deleted from a topic): "
                               "`refuse` to start, or `append` this run's output after it")
+    produce_at: Literal["commit", "write"] = Field(
+        "commit", description="`exactly_once`: when a checkpoint's records are produced. "
+                              "`commit`: in a transaction started after the checkpoint is "
+                              "durable, so a crashed run never leaves one open; `write`: "
+                              "into a transaction opened at the epoch's first record, as "
+                              "they are written, so the commit only flushes, sets the "
+                              "marker and commits (lower latency; a run killed mid-epoch "
+                              "leaves its transaction open -- holding back read_committed "
+                              "readers of those partitions -- until the restarted run "
+                              "fences it or the broker's transaction timeout aborts it)")
     options: dict[str, Any] = Field(default_factory=dict,
                                     description="passed to the producer (librdkafka names)")
 

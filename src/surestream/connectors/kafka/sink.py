@@ -34,7 +34,9 @@ after the flush and before the checkpoint is durable sends that span again on re
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,8 @@ from surestream.connectors.sink_protocol import Guarantee, Rejection, SinkRecove
 
 #: seconds a transactional call (init, commit, abort) may take before the run stops
 TXN_TIMEOUT_S = 60.0
+#: seconds closing a run may wait to abort the transaction it leaves open
+ABORT_TIMEOUT_S = 10.0
 #: the partition of the output topic whose committed offset in the marker group is the marker
 MARKER_PARTITION = 0
 #: error codes that mean another producer with our transactional id took over
@@ -103,6 +107,18 @@ class KafkaTopicSink:
         self._rows = 0
         self._epoch = 1  # the checkpoint the records being written belong to
         self._landed = 0  # the newest checkpoint known to have landed (exactly_once)
+        self.produce_at: str = getattr(spec, "produce_at", "commit")
+        #: ``produce_at: write``: the id the next checkpoint will get (set by the runner;
+        #: without it the records are produced at commit, as ``produce_at: commit``)
+        self.epoch_of: Callable[[], int] | None = None
+        #: the transaction open for ``produce_at: write``: (checkpoint id, attempt)
+        self._open: tuple[int, int] | None = None
+        #: a durable checkpoint holds this run's id: a restart goes on under it. Until then
+        #: (a fresh run's first epoch) records are produced at commit even with
+        #: ``produce_at: write`` -- a run killed before its first checkpoint starts afresh
+        #: under a new run id, and attempts it had left in the topic would count as records
+        #: of a run of their own on a broker that shows aborted transactions (tansu)
+        self._run_durable = False
         self._producer: Producer | None = None
         self._marker_reader: Consumer | None = None
         self._delivery_errors: list[str] = []
@@ -217,9 +233,25 @@ class KafkaTopicSink:
         encoded = self.encoder.encode(data)
         if self.guarantee == "exactly_once":
             self._buffer.append(encoded)
+            if self.produce_at == "write" and self.epoch_of is not None \
+                    and self._run_durable:
+                self._produce_now(encoded)
         else:
             self._send(encoded, self._epoch, None, self._rows)
         self._rows += len(encoded)
+
+    def _produce_now(self, encoded: Encoded) -> None:
+        """``produce_at: write``: into the epoch's transaction, opened by its first records
+        with the attempt number counted durably first (as for a produce at commit)."""
+        try:
+            if self._open is None:
+                n = self.epoch_of()  # type: ignore[misc]
+                attempt = self.staging.next_attempt(n)
+                self._producer.begin_transaction()
+                self._open = (n, attempt)
+            self._send(encoded, self._open[0], self._open[1], self._rows)
+        except KafkaException as e:
+            raise self._fenced(e) from e
 
     def _send(self, batch: Encoded, checkpoint_id: int, attempt: int | None,
               first_index: int) -> None:
@@ -251,11 +283,17 @@ class KafkaTopicSink:
         rows, self._rows = self._rows, 0
         committable: dict[str, Any] = {"checkpoint": checkpoint_id, "rows": rows,
                                        "before": self.records, "run": self.run_id}
+        if self._open is not None and self._open[0] != checkpoint_id:
+            raise RuntimeError(
+                f"{self.describe()}: records were produced as checkpoint {self._open[0]}'s "
+                f"but checkpoint {checkpoint_id} is being taken; this is a bug in the runner "
+                "-- the run stops before committing anything under the wrong id")
         if self.guarantee == "exactly_once":
             committable["file"] = self.staging.write(checkpoint_id, self._buffer) \
                 if rows else None
             # the commit in this process produces from memory; the file is for recovery
-            self._staged = (checkpoint_id, _joined(self._buffer)) if rows else None
+            self._staged = (checkpoint_id, _joined(self._buffer)) \
+                if rows and self._open is None else None
             self._buffer = []
         else:
             self._flush_acknowledged()
@@ -273,6 +311,7 @@ class KafkaTopicSink:
     def commit(self, committable: dict[str, Any]) -> None:
         c = checked_committable(committable, self.describe())
         n = c["checkpoint"]
+        self._run_durable = True
         if self.guarantee != "exactly_once":
             self.records = c["before"] + c["rows"]
             return
@@ -290,7 +329,10 @@ class KafkaTopicSink:
                 f"(its marker says checkpoint {self._landed}) nor staged in "
                 f"{self.staging.path}; restore that folder, or start afresh on a new topic")
         self.run_id = c.get("run") or self.run_id
-        self._transaction(c["file"], n)
+        if self._open is not None and self._open[0] == n:
+            self._commit_open(n)
+        else:
+            self._transaction(c["file"], n)
         self._landed = n
         self.records = c["before"] + c["rows"]
         self._drop_staged(n)
@@ -316,6 +358,26 @@ class KafkaTopicSink:
             raise self._fenced(e) from e
         self.on_point("kafka.committed")
 
+    def _commit_open(self, checkpoint_id: int) -> None:
+        """``produce_at: write``: the epoch's records are in its open transaction already;
+        wait for them to be acknowledged, set the marker, commit."""
+        producer = self._producer
+        try:
+            left = producer.flush(TXN_TIMEOUT_S)
+            if left:
+                raise RuntimeError(f"{self.describe()}: {left} records of checkpoint "
+                                   f"{checkpoint_id} were not acknowledged in "
+                                   f"{TXN_TIMEOUT_S:g} s; the restarted run produces them "
+                                   "again from the staged file")
+            self.on_point("kafka.produced")
+            self._set_marker(checkpoint_id)
+            self.on_point("kafka.marker_sent")
+            producer.commit_transaction(TXN_TIMEOUT_S)
+        except KafkaException as e:
+            raise self._fenced(e) from e
+        self._open = None
+        self.on_point("kafka.committed")
+
     def _drop_staged(self, landed: int) -> None:
         """Staged files of checkpoints up to ``landed`` are no longer needed."""
         if self._staged is not None and self._staged[0] <= landed:
@@ -338,8 +400,12 @@ class KafkaTopicSink:
                 "deleted from a topic: resuming would write that output again. Resume from "
                 f"the newest checkpoint, or start afresh on a new topic")
         self._landed = marker
-        # staged after the restored checkpoint: never happened; before it: landed
-        self.staging.drop_where(lambda n: n == checkpoint_id)
+        # staged after the restored checkpoint: never happened; before it: landed. The
+        # attempt counts of checkpoints that did not land stay: the run produces them
+        # again, and each new attempt must be numbered above any a crashed run began
+        # (``produce_at: write`` begins one before its checkpoint is durable)
+        for n in self.staging.checkpoints() - {checkpoint_id}:
+            self.staging.drop(n, attempts=n <= marker)
         if committable is None:
             self.run_id = uuid.uuid4().hex[:16]
             self.records = 0
@@ -350,6 +416,10 @@ class KafkaTopicSink:
     def close(self) -> None:
         self._buffer = []
         self._staged = None
+        if self._open is not None and self._producer is not None:
+            self._open = None
+            with contextlib.suppress(KafkaException):  # (fenced: nothing of ours is open)
+                self._producer.abort_transaction(ABORT_TIMEOUT_S)
         if self._marker_reader is not None:
             self._marker_reader.close()
             self._marker_reader = None

@@ -107,9 +107,11 @@ class StagingFolder:
         return {int(m.group(1)) for f in self.path.iterdir()
                 if (m := _PART.match(f.name))}
 
-    def drop(self, checkpoint_id: int) -> None:
-        """Forget a checkpoint's staged messages (it landed, or never happened)."""
-        for suffix in ("arrow", "attempt"):
+    def drop(self, checkpoint_id: int, attempts: bool = True) -> None:
+        """Forget a checkpoint's staged messages (it landed, or never happened) and, with
+        ``attempts``, its attempt count (keep it where the checkpoint may be produced again:
+        a later attempt must be numbered above every earlier one)."""
+        for suffix in ("arrow", "attempt") if attempts else ("arrow",):
             (self.path / f"part-{checkpoint_id:010d}.{suffix}").unlink(missing_ok=True)
 
     def drop_where(self, keep: Callable[[int], bool]) -> None:

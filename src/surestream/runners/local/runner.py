@@ -137,6 +137,8 @@ class LocalRunner:
         for sink in self.sinks.values():  # fault points inside a sink's commit (Kafka)
             if hasattr(sink, "on_point"):
                 sink.on_point = faults.reached
+            if hasattr(sink, "epoch_of"):  # the id the records being written will commit as
+                sink.epoch_of = lambda: self.coordinator.next_id
         #: processing time, read once per checkpoint (``error_outputs``: recorded_at_ms)
         self.clock = self.step_clock or clock or wall_clock_ms
         self.slots = {op.name: OperatorSlot(op.name, op, step.type,
