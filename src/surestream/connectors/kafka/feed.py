@@ -181,7 +181,9 @@ class KafkaFeed:
             if time.monotonic() > deadline:
                 raise FeedError("reading the end of partitions "
                                 f"{sorted(left)} took more than {QUERY_TIMEOUT_S:g} s")
-            for msg in self.consumer.consume(CONSUME_BATCH, 0.2):
+            # a short wait: consume() returns only when its batch is full or the wait
+            # ends, and a scan needs a few messages (0.2 s here cost every start 0.2 s)
+            for msg in self.consumer.consume(CONSUME_BATCH, 0.01):
                 tp = (msg.topic(), msg.partition())
                 if tp not in left:
                     continue
