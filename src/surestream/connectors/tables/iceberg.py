@@ -58,9 +58,10 @@ RECORDS_KEY = "surestream.records."
 AUDIT_COLUMN = "_audit_failures"
 
 
-class AuditFailedError(SinkRecoveryError):
+class AuditFailedError(RuntimeError):
     """A checkpoint's staged data broke the output's audit rules (``on_audit_failure:
-    fail``): nothing of it is published, and the run stops."""
+    fail``): nothing of it is published, and the run stops (exit 1, a run-time failure: a
+    restart replays the same data and stops again until the data or the rules change)."""
 
 
 def marker_keys(sink_id: str) -> tuple[str, str]:
