@@ -8,7 +8,6 @@ import datetime as dt
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
 import pytest
 
 from surestream.connectors.sink_protocol import SinkRecoveryError
