@@ -10,8 +10,11 @@ extension is needed (it cannot be installed offline without pinning DuckDB).
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
+from typing import Any
 
+import polars as pl
 import pyarrow as pa
 
 NAMESPACE = "trading"
@@ -39,3 +42,28 @@ def iceberg_datasets(warehouse: Path | None, names: set[str]) -> dict[str, pa.Ta
         return {}
     return {name: catalog.load_table(f"{NAMESPACE}.{name}").scan().to_arrow()
             for name in sorted(held & names)}
+
+
+def as_iceberg(doc: dict[str, Any], warehouse: str = "warehouse") -> dict[str, Any]:
+    """A trading job's spec with each Parquet dataset output ``<warehouse>/<name>`` turned
+    into the Iceberg table ``trading.<name>`` of the folder's embedded catalog (same
+    partitioning and key): ``surestream demo --warehouse iceberg``."""
+    doc = copy.deepcopy(doc)
+    catalog = {"uri": f"sqlite:///{warehouse}/{CATALOG_FILE}", "warehouse": warehouse}
+    for tag, out in doc.get("outputs", {}).items():
+        path = str(out.get("path", ""))
+        if out.get("type") != "file" or out.get("format") != "parquet" \
+                or not path.startswith(warehouse + "/"):
+            continue
+        table = {"type": "iceberg", "catalog": catalog,
+                 "table": f"{NAMESPACE}.{path[len(warehouse) + 1:]}"}
+        table.update({k: v for k, v in out.items()
+                      if k not in ("type", "format", "path")})
+        doc["outputs"][tag] = table
+    return doc
+
+
+def read_dataset(warehouse: Path, name: str) -> pl.DataFrame:
+    """One dataset of an Iceberg warehouse as a frame (empty when it has no table)."""
+    found = iceberg_datasets(warehouse, {name})
+    return pl.from_arrow(found[name]) if name in found else pl.DataFrame()
