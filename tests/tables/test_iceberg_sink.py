@@ -45,7 +45,8 @@ def ids(folder: Path, table: str = "curated.prices") -> list[int]:
 
 
 def test_staged_checkpoint_is_invisible_until_commit_and_commit_is_idempotent(tmp_path):
-    sink = open_sink(tmp_path, fresh=True, partition_by=["day(ts)", "iso"])
+    sink = open_sink(tmp_path, fresh=True, partition_by=["day(ts)", "iso"],
+                     sort_by=["iso", "ts desc"])
     sink.write(batch([1, 2, 3]))
     c1 = sink.pre_commit(1)
     assert ids(tmp_path) == []  # staged on its branch, not on main
@@ -56,6 +57,8 @@ def test_staged_checkpoint_is_invisible_until_commit_and_commit_is_idempotent(tm
     table = open_catalog(sink.spec.catalog, lambda p: tmp_path / p).load_table("curated.prices")
     assert [(f.name, str(f.transform)) for f in table.spec().fields] == [
         ("ts_day", "day"), ("iso", "identity")]
+    assert [(f.source_id, str(f.direction)) for f in table.sort_order().fields] == [
+        (2, "ASC"), (4, "DESC")]  # iso, ts
     assert list(table.refs()) == ["main"]  # the checkpoint's branch is gone once published
     summary = table.current_snapshot().summary.additional_properties
     assert summary["surestream.checkpoint.prices/main"] == "1"
