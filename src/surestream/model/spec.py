@@ -14,10 +14,18 @@ to an entry of ``outputs`` or to a stream that reads it: nothing is dropped sile
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from surestream.model.csv_outputs import csv_output_problems
@@ -275,9 +283,15 @@ class DuckDBSink(_SinkBase):
         description="the table, created from the first records' columns if missing")
 
 
+def _iceberg_table_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+", name):
+        raise ValueError(f"{name!r} is not `namespace.table` (letters, digits and _, a dot "
+                         "between namespace and table, e.g. curated.rt_lmp_5m)")
+    return name
+
+
 #: ``namespace.table`` (one or more namespace levels)
-IcebergTableName = Annotated[
-    str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")]
+IcebergTableName = Annotated[str, AfterValidator(_iceberg_table_name)]
 
 
 class IcebergSink(_SinkBase):
