@@ -49,6 +49,7 @@ def late_rows(folder: Path) -> pl.DataFrame:
 def test_late_records_land_in_the_quarantine_table_with_their_late_metadata(tmp_path):
     result = LocalRunner(load_spec(example(tmp_path)), clock=lambda: BEFORE_MIDNIGHT).run()
     assert result.written["curated"] == 144 and result.written["late_iso_lmp"] == 3
+    assert len(result.rows("late_iso_lmp")) == 3  # read back from the table
     quarantine = table(tmp_path, "quarantine.late_iso_lmp")
     assert [(f.name, str(f.transform)) for f in quarantine.spec().fields] == [
         ("processing_date", "identity"), ("iso", "identity")]
