@@ -12,7 +12,7 @@ Both checkpoint every 1 s.
 
 For each: the run's records/s end to end, the rows written, and per checkpoint the time
 the sink spent staging (pre_commit: write the snapshot on its branch, audit) and
-publishing (commit: ancestry check, move ``main``) -- median, p95 and max -- beside the
+publishing (commit: ancestry check, move ``main``) -- median and max -- beside the
 same pipeline writing a Parquet dataset. The embedded SQLite catalog, a local warehouse.
 
     python benchmarks/sink_iceberg.py [--events 1000000] [--data bench-data]
@@ -124,9 +124,7 @@ def summary(workload: str, sink: str, r: dict) -> str:
     def ms(values: list[float]) -> str:
         if not values:
             return "-"
-        p95 = sorted(values)[max(0, int(len(values) * 0.95) - 1)]
-        return (f"{statistics.median(values) * 1000:.0f} / {p95 * 1000:.0f} / "
-                f"{max(values) * 1000:.0f}")
+        return f"{statistics.median(values) * 1000:.0f} / {max(values) * 1000:.0f}"
 
     rows = r["written"].get("main", 0)
     return (f"| {workload} | {sink} | {r['records_in'] / r['elapsed_s']:,.0f} | {rows:,} | "
@@ -145,7 +143,7 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores, "
           f"{time.strftime('%Y-%m-%d')}")
     print("| workload | output | records/s end to end | rows written | rows/s written | "
-          "checkpoints | stage ms (median / p95 / max) | publish ms | commit total ms |")
+          "checkpoints | stage ms (median / max) | publish ms | commit total ms |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for workload in ("windows", "raw"):
         for sink in ("parquet", "iceberg"):
