@@ -169,6 +169,10 @@ class _TableWriter:
                                       self.spec.partition_by, self.spec.sort_by,
                                       properties, self.summary(0, 0))
         branch = self.branch(checkpoint_id)
+        if self.table.current_snapshot() is None:  # made elsewhere, never written: a branch
+            self.table.append(data.schema.empty_table(),  # needs a snapshot to start from
+                              snapshot_properties=self.summary(0, 0))
+            self.load()
         base = self.table.current_snapshot()
         with self.table.transaction() as tx:
             missing = [f for f in data.schema if f.name not in self.table.schema().column_names]
