@@ -28,6 +28,7 @@ from surestream.cli.produce import add_produce_parser
 from surestream.cli.query import add_query_parser
 from surestream.cli.replay import add_replay_parser
 from surestream.cli.simulate import add_simulate_parser
+from surestream.cli.tables import add_tables_parser
 from surestream.cli.topics import add_topics_parser
 from surestream.connectors.file_sinks import OutputOwnershipError
 from surestream.connectors.sink_protocol import SinkRecoveryError
@@ -290,6 +291,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    if args.kafka and getattr(args, "warehouse", "parquet") != "parquet":
+        print("demo: --warehouse iceberg runs the file demo; it does not combine with "
+              "--kafka yet", file=sys.stderr)
+        return EXIT_USAGE
     if args.kafka:
         from surestream.apps.trading.kafka_demo import run_kafka_demo
 
@@ -426,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_topics_parser(sub)
     add_replay_parser(sub)
     add_produce_parser(sub)
+    add_tables_parser(sub)
     p = sub.add_parser("demo", help="the main job: the trading platform end to end",
                        description="The trading platform end to end: simulate the market, "
                                    "run the five jobs into a Parquet warehouse, reconcile "
@@ -439,6 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="workspace, deleted first (default %(default)s)")
     p.add_argument("--days", type=int, default=5, metavar="N",
                    help="trading days the events are spread over (default %(default)s)")
+    p.add_argument("--warehouse", choices=("parquet", "iceberg"), default="parquet",
+                   help="the warehouse's format: Parquet dataset folders, or Iceberg tables "
+                        "trading.<dataset> in an embedded catalog (default: parquet)")
     p.add_argument("--kafka", action="store_true",
                    help="through Kafka topics: publish the streams to raw.*, run the jobs "
                         "from and to the plan's topics, read them back (default: files)")

@@ -174,6 +174,14 @@ outputs:
 outputs:
   filled: {type: duckdb, path: out/warehouse.duckdb, table: filled_trades, key: [trade_id]}
 """,
+    "iceberg": """\
+outputs:
+  curated: {type: iceberg, table: curated.rt_lmp_5m,       # embedded SQLite catalog
+            catalog: {uri: "sqlite:///warehouse/catalog.db", warehouse: warehouse},
+            partition_by: ["day(interval_start)", iso], write_audit_publish: true,
+            audit: {not_null: [lmp], unique: [iso, node, interval_start]},
+            on_audit_failure: quarantine, quarantine_table: quarantine.rt_lmp_5m}
+""",
     "memory": """\
 outputs:
   main: {type: memory}     # Python: the records are in the run result

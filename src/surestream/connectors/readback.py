@@ -68,6 +68,8 @@ class CommittedOutput:
     bootstrap: str | None = None
     topic: str | None = None
     run_id: str | None = None
+    #: a table output (``kind == "table"``): reads what the run left, pinned to that state
+    reader: Any = None
 
     def describe(self) -> str:
         if self.kind == "duckdb":
@@ -99,6 +101,8 @@ class CommittedOutput:
                 "kept; send the tag to memory() or a file to read them back")
         if self.kind == "kafka":
             return pl.DataFrame(self._kafka_records()) if self.records else pl.DataFrame()
+        if self.kind == "table":
+            return self.reader()
         self._check_unchanged()
         if self.kind == "parquet":
             frames = [pl.read_parquet(p) for p, _ in self.stamps]
@@ -155,6 +159,10 @@ def committed_output(tag: str, sink: Any) -> CommittedOutput:
     if isinstance(sink, DuckDBTableSink):
         return CommittedOutput(tag, "duckdb", records, sink.path, sink.table,
                                stamps=((str(sink.path), _stamp(sink.path)),))
+    reader = getattr(sink, "committed_reader", None)
+    if reader is not None:  # a table sink (connectors/tables): reads its own state back
+        return CommittedOutput(tag, "table", records, table=getattr(sink, "table", None),
+                               reader=reader())
     from surestream.connectors.kafka.sink import KafkaTopicSink
 
     if isinstance(sink, KafkaTopicSink):

@@ -27,7 +27,14 @@ from surestream.connectors.sink_protocol import (
     reject_rows,
     type_check,
 )
-from surestream.model.spec import DuckDBSink, FileSink, KafkaSink, MemorySink, StdoutSink
+from surestream.model.spec import (
+    DuckDBSink,
+    FileSink,
+    IcebergSink,
+    KafkaSink,
+    MemorySink,
+    StdoutSink,
+)
 from surestream.model.steps import LateDataStep, WindowStep
 from surestream.model.stream_graph import step_side_tags
 
@@ -166,6 +173,11 @@ def open_sink(spec: Any, resolve: Callable[[str], Path],
         return LineFileSink(path, spec.format)
     if isinstance(spec, DuckDBSink):
         return DuckDBTableSink(resolve(spec.path), spec.table)
+    if isinstance(spec, IcebergSink):
+        from surestream.connectors.tables.iceberg import IcebergTableSink
+
+        pipeline, tag = (context.pipeline, context.tag) if context else ("pipeline", "main")
+        return IcebergTableSink(spec, resolve, pipeline, tag)
     if isinstance(spec, MemorySink):
         return MemoryCollector()
     if isinstance(spec, StdoutSink):

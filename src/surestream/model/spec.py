@@ -14,10 +14,18 @@ to an entry of ``outputs`` or to a stream that reads it: nothing is dropped sile
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from surestream.model.csv_outputs import csv_output_problems
@@ -32,6 +40,7 @@ from surestream.model.stream_graph import (  # noqa: F401 - re-exported: the spe
     graph_tags,
     step_side_tags,
 )
+from surestream.model.table_audit import AuditFailure, AuditRules
 
 
 class _Strict(BaseModel):
@@ -177,7 +186,8 @@ SourceSpec = Annotated[FileSource | GeneratorSource | KafkaSource, Field(discrim
 
 #: what each sink type can promise (SEMANTICS §7); `validate` holds specs to it
 SINK_GUARANTEES = {"file": "exactly_once", "duckdb": "exactly_once", "memory": "exactly_once",
-                   "stdout": "at_least_once", "kafka": "exactly_once"}
+                   "stdout": "at_least_once", "kafka": "exactly_once",
+                   "iceberg": "exactly_once"}
 
 
 ErrorKind = Literal[(*ERROR_KINDS, *ERROR_CATEGORIES)]  # type: ignore[valid-type]
@@ -273,6 +283,69 @@ class DuckDBSink(_SinkBase):
         description="the table, created from the first records' columns if missing")
 
 
+def _iceberg_table_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+", name):
+        raise ValueError(f"{name!r} is not `namespace.table` (letters, digits and _, a dot "
+                         "between namespace and table, e.g. curated.rt_lmp_5m)")
+    return name
+
+
+#: ``namespace.table`` (one or more namespace levels)
+IcebergTableName = Annotated[str, AfterValidator(_iceberg_table_name)]
+
+
+class IcebergSink(_SinkBase):
+    """An Apache Iceberg table, exactly once (write-audit-publish): each checkpoint's data
+    is staged as a snapshot on a branch of its own, carrying the checkpoint id in its
+    summary, audited, and published at commit (docs/sinks.md, "Iceberg")."""
+
+    type: Literal["iceberg"] = "iceberg"
+    catalog: dict[str, Any] = Field(
+        default_factory=lambda: {"uri": "sqlite:///warehouse/catalog.db",
+                                 "warehouse": "warehouse"},
+        description="the pyiceberg catalog: `{uri, warehouse}` for the embedded SQLite SQL "
+                    "catalog (paths relative to the spec's folder), or `{name: ..., ...}` "
+                    "with any pyiceberg catalog properties (`type: rest`, `uri`, ...)")
+    table: IcebergTableName = Field(
+        description="`namespace.table`; created (namespace too) from the stream's columns "
+                    "if missing")
+    partition_by: list[str] | None = Field(
+        None, description="partition fields: a column (identity), or `identity(c)`, "
+                          "`year(c)`, `month(c)`, `day(c)`, `hour(c)`, `bucket(N, c)`, "
+                          "`truncate(W, c)`; applied when the table is created")
+    sort_by: list[str] | None = Field(
+        None, description="the table's sort order: columns, each optionally followed by "
+                          "` desc`; applied when the table is created")
+    write_audit_publish: bool = Field(
+        True, description="stage each checkpoint as a snapshot on a branch, run `audit` on "
+                          "it, publish it at commit (table property `write.wap.enabled`); "
+                          "false: no audit (the data is still staged on a branch, which is "
+                          "how the sink is exactly once)")
+    audit: AuditRules | None = Field(
+        None, description="data-quality rules run on each checkpoint's staged data before "
+                          "it is published (needs `write_audit_publish`)")
+    on_audit_failure: AuditFailure = Field(
+        "fail", description="a checkpoint whose data fails `audit`: `fail` stops the run "
+                            "with the failed rules named (nothing is published); "
+                            "`quarantine` writes that checkpoint's data to "
+                            "`quarantine_table` instead, with a column `_audit_failures`")
+    quarantine_table: IcebergTableName | None = Field(
+        None, description="`on_audit_failure: quarantine`: the table (same catalog) that "
+                          "takes failing checkpoints' data")
+
+    @model_validator(mode="after")
+    def _audit_options(self) -> IcebergSink:
+        if self.audit is not None and not self.write_audit_publish:
+            raise ValueError("audit needs write_audit_publish: true (the rules run on the "
+                             "staged snapshot before it is published)")
+        if self.on_audit_failure == "quarantine" and self.quarantine_table is None:
+            raise ValueError("on_audit_failure: quarantine needs quarantine_table "
+                             "(`namespace.table`)")
+        if self.quarantine_table is not None and self.quarantine_table == self.table:
+            raise ValueError("quarantine_table must differ from table")
+        return self
+
+
 class MemorySink(_SinkBase):
     """Collects records in memory (tests, notebooks): read them from the run result."""
 
@@ -328,7 +401,7 @@ class KafkaSink(_SinkBase):
                                     description="passed to the producer (librdkafka names)")
 
 
-SinkSpec = Annotated[FileSink | DuckDBSink | MemorySink | StdoutSink | KafkaSink,
+SinkSpec = Annotated[FileSink | DuckDBSink | MemorySink | StdoutSink | KafkaSink | IcebergSink,
                      Field(discriminator="type")]
 
 

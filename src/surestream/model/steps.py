@@ -456,9 +456,10 @@ class ProcessingTimeStep(StepModel):
     type: Literal["processing_time"] = "processing_time"
     name: StepName = "processing_time"
     column: Name = Field(description="the column to write (replaced if the records have it)")
-    unit: Literal["ms", "timestamp"] = Field(
+    unit: Literal["ms", "timestamp", "date"] = Field(
         "ms", description="`ms`: epoch milliseconds (an integer); `timestamp`: a UTC "
-                          "timestamp with millisecond precision")
+                          "timestamp with millisecond precision; `date`: the UTC date "
+                          "(a `processing_date` partition column)")
 
 
 Step = Annotated[

@@ -43,8 +43,10 @@ class ProcessingTimeOperator:
         if not len(batch):
             return {MAIN: batch}
         value = pl.lit(self.stamp, dtype=pl.Int64)
-        if self.unit == "timestamp":
+        if self.unit in ("timestamp", "date"):
             value = value.cast(pl.Datetime("ms")).dt.replace_time_zone("UTC")
+        if self.unit == "date":  # the UTC day of the stamp: a replay after midnight keeps it
+            value = value.dt.date()
         return {MAIN: batch.with_data(batch.data.with_columns(value.alias(self.column)))}
 
     def snapshot(self) -> Any:

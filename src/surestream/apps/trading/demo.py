@@ -27,6 +27,7 @@ import polars as pl
 from rich.table import Table
 
 from surestream.apps.trading.analytics import TradingAnalytics
+from surestream.apps.trading.iceberg_warehouse import as_iceberg, read_dataset
 from surestream.apps.trading.reference import load_reference
 from surestream.apps.trading.simulator import MarketSimulation
 from surestream.apps.trading.truth import MarketTruth
@@ -88,9 +89,14 @@ def job_counts(job: str) -> ExtraCounts:
     return counts
 
 
-def run_job(job: str, workspace: Path) -> JobRun:
+def run_job(job: str, workspace: Path, warehouse_format: str = "parquet") -> JobRun:
+    """Run one job in ``workspace``; ``warehouse_format`` "iceberg": its Parquet datasets
+    become Iceberg tables ``trading.<dataset>`` (``iceberg_warehouse.as_iceberg``)."""
     spec_file = job_spec_file(job)
-    spec = build_spec(load_spec_dict(str(spec_file)), workspace, str(spec_file))
+    doc = load_spec_dict(str(spec_file))
+    if warehouse_format == "iceberg":
+        doc = as_iceberg(doc)
+    spec = build_spec(doc, workspace, str(spec_file))
     with ProgressDisplay(job, extra=job_counts(job)) as display:
         result = LocalRunner(spec, progress=display).run()
         display.done(result.progress())
@@ -104,9 +110,16 @@ ROUTED_DATASETS = ("processed_trades_new", "processed_trades_filled",
 
 
 def flagged_late(warehouse: Path) -> int:
-    """Trades the router routed with ``is_late`` true, counted in its outputs."""
-    return sum(int(read_parquet_dataset(warehouse / name)["is_late"].sum())
-               for name in ROUTED_DATASETS if (warehouse / name).exists())
+    """Trades the router routed with ``is_late`` true, counted in its outputs (Parquet
+    datasets, or the Iceberg tables of ``--warehouse iceberg``)."""
+    total = 0
+    for name in ROUTED_DATASETS:
+        if (warehouse / name).exists():
+            total += int(read_parquet_dataset(warehouse / name)["is_late"].sum())
+        else:
+            frame = read_dataset(warehouse, name)
+            total += int(frame["is_late"].sum()) if frame.height else 0
+    return total
 
 
 def reconcile(router: RunResult, enrichment: RunResult, truth: MarketTruth,
@@ -157,11 +170,16 @@ def run_demo(args: argparse.Namespace) -> int:
           f"{truth.streams['raw.marketdata'].events:,} ticks, "
           f"{truth.streams['raw.orderbook'].events:,} order books "
           f"in {time.perf_counter() - started:.1f} s\n", flush=True)
-    runs = {job: run_job(job, workspace) for job in JOBS}
+    warehouse_format = getattr(args, "warehouse", "parquet")
+    runs = {job: run_job(job, workspace, warehouse_format) for job in JOBS}
     warehouse = workspace / "warehouse"
     checks = reconcile(runs["router"].result, runs["enrichment"].result, truth, warehouse)
     elapsed = time.perf_counter() - started
     report = build_report(runs, checks, truth, ref, warehouse, workspace, elapsed)
+    if warehouse_format == "iceberg":
+        report = report.replace("(Parquet datasets, one folder per stream)",
+                                "(Iceberg tables trading.<stream>, catalog "
+                                f"{warehouse / 'catalog.db'})")
     print(report)
     (workspace / "report.txt").write_text(report + "\n")
     (workspace / "report.json").write_text(json.dumps({

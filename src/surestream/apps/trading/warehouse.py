@@ -25,6 +25,8 @@ from pathlib import Path
 
 import duckdb
 
+from surestream.apps.trading.iceberg_warehouse import iceberg_datasets
+
 _TRADE_COLUMNS: dict[str, str] = {
     "trade_id": "VARCHAR", "order_id": "VARCHAR", "symbol": "VARCHAR", "side": "VARCHAR",
     "quantity": "DOUBLE", "price": "DOUBLE", "status": "VARCHAR", "exchange": "VARCHAR",
@@ -141,13 +143,18 @@ def existing_tables(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 def register_datasets(con: duckdb.DuckDBPyConnection, warehouse: Path | None) -> set[str]:
     """One temporary view per ``DATASETS`` entry; returns the datasets with data.
 
-    A dataset's view reads the warehouse folder's parts; without parts it falls back to a
-    table of the same name in the database (a DuckDB sink's output), else to an empty view.
+    A dataset's view reads the warehouse folder's parts; without parts it falls back to the
+    Iceberg table ``trading.<name>`` of the folder's catalog (``iceberg_warehouse.py``),
+    then to a table of the same name in the database (a DuckDB sink's output), else to an
+    empty view.
     """
     available: set[str] = set()
     tables = existing_tables(con)
+    iceberg = iceberg_datasets(warehouse, set(DATASETS))  # trading.<name> tables, if any
     for name, columns in DATASETS.items():
         rel = None if warehouse is None else dataset_relation(con, warehouse / name, columns)
+        if rel is None and name in iceberg:
+            rel = _conform(con.from_arrow(iceberg[name]), columns)
         if rel is None and name in tables:
             rel = _conform(con.sql(f"SELECT * FROM {tables[name]}"), columns)
         if rel is None:

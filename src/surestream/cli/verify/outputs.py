@@ -81,6 +81,12 @@ def output_path(folder: Path, tag: str, sink: Any) -> Path:
     return folder / "out" / f"{tag}.{suffix}"
 
 
+def iceberg_catalog(folder: Path, tag: str) -> dict[str, str]:
+    """The embedded catalog a verify run writes Iceberg output ``tag`` to."""
+    out = (folder / "out").resolve()
+    return {"uri": f"sqlite:///{out}/{tag}.catalog.db", "warehouse": str(out / f"{tag}.warehouse")}
+
+
 def read_output(folder: Path, tag: str, sink: Any) -> OutputData:
     """The records ``tag`` holds after a run in ``folder`` (``sink`` None: the default
     errors file)."""
@@ -89,6 +95,11 @@ def read_output(folder: Path, tag: str, sink: Any) -> OutputData:
     drop = [*(getattr(sink, "processing_time_columns", []) or []), *recorded_at_fields(sink)]
     if kind == "kafka":
         return OutputData(None, read_topic_frame(folder, tag, sink).drop(drop, strict=False))
+    if kind == "iceberg":  # a table has no row order: compared in one canonical order
+        from surestream.connectors.tables.iceberg_read import canonical_order, read_table
+
+        frame = read_table(iceberg_catalog(folder, tag), sink.table, Path)
+        return OutputData(None, canonical_order(frame.drop(drop, strict=False)))
     path = output_path(folder, tag, sink)
     if kind == "duckdb":
         frame = pl.DataFrame()
