@@ -43,6 +43,7 @@ CASES = [
         f"sources.reference_updates.path={d / 'market' / 'reference_updates.jsonl'}",
         f"streams.enriched.steps[5].reference.path="
         f"{d / 'market' / 'reference' / 'symbols.parquet'}"]),
+    ("iso/late_iso_lmp.yaml", 4, 26, lambda d: []),  # its own input, beside the spec
 ]
 
 
