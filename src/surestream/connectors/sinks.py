@@ -27,7 +27,15 @@ from surestream.connectors.sink_protocol import (
     reject_rows,
     type_check,
 )
-from surestream.model.spec import DuckDBSink, FileSink, KafkaSink, MemorySink, StdoutSink
+from surestream.model.spec import (
+    ClickHouseSink,
+    DeltaSink,
+    DuckDBSink,
+    FileSink,
+    KafkaSink,
+    MemorySink,
+    StdoutSink,
+)
 from surestream.model.steps import LateDataStep, WindowStep
 from surestream.model.stream_graph import step_side_tags
 
@@ -166,6 +174,21 @@ def open_sink(spec: Any, resolve: Callable[[str], Path],
         return LineFileSink(path, spec.format)
     if isinstance(spec, DuckDBSink):
         return DuckDBTableSink(resolve(spec.path), spec.table)
+    if isinstance(spec, DeltaSink):
+        from surestream.connectors.tables.delta import DeltaTableSink
+
+        if context is None:
+            raise ValueError("a Delta output needs its SinkContext (pipeline, tag, staging)")
+        uri = spec.path if "://" in spec.path else str(resolve(spec.path))
+        return DeltaTableSink(uri, spec.partition_by, spec.app_id or
+                              f"surestream-{context.pipeline}-{context.tag}",
+                              context.staging, spec.storage_options)
+    if isinstance(spec, ClickHouseSink):
+        from surestream.connectors.tables.clickhouse import ClickHouseTableSink
+
+        if context is None:
+            raise ValueError("a ClickHouse output needs its SinkContext (staging)")
+        return ClickHouseTableSink(spec, context.staging)
     if isinstance(spec, MemorySink):
         return MemoryCollector()
     if isinstance(spec, StdoutSink):
