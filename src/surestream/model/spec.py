@@ -321,6 +321,8 @@ class ClickHouseSink(_SinkBase):
                           "`toYYYYMM(interval_start)`); omitted: one partition")
     user: str = Field("default", description="the user to connect as")
     password: str = Field("", description="the user's password")
+    insert_block_rows: Annotated[int, Field(gt=0, strict=True)] = Field(
+        100_000, description="rows per native-protocol INSERT (one block each)")
     settings: dict[str, Any] = Field(
         default_factory=dict, description="passed to clickhouse-driver's Client")
 
