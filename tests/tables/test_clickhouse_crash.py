@@ -49,7 +49,7 @@ def run(args: list[str], env: dict[str, str] | None = None) -> subprocess.Comple
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("trades") / "trades.jsonl"
-    TradeSimulation(events=4000, seed=7).write(str(path))
+    TradeSimulation(events=3000, seed=7).write(str(path))
     return path
 
 
