@@ -88,3 +88,15 @@ def kafka_topic(request: pytest.FixtureRequest):
         return f"{base}.{stem}.{uuid.uuid4().hex[:8]}"
 
     return name
+
+
+# -- ClickHouse: a real server, started here --------------------------------------------------
+@pytest.fixture(scope="session")
+def clickhouse_server():
+    """A ClickHouse server for the whole session (``clickhouse-server`` from
+    scripts/test-deps.sh) on 127.0.0.1, free ports, its own config and data in a temp
+    folder; stopped at the end. Tests use tables of their own names."""
+    from surestream.connectors.tables.clickhouse_server import EmbeddedClickHouse
+
+    with EmbeddedClickHouse() as server:
+        yield server

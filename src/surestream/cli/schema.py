@@ -195,6 +195,16 @@ outputs:
   main: {type: kafka, topic: analytics.vwap, key_fields: [symbol],
          delivery: exactly_once}   # exactly_once | at_least_once
 """,
+    "delta": """\
+outputs:
+  dl: {type: delta, path: warehouse/delta/windows, partition_by: [symbol]}   # exactly once
+""",
+    "clickhouse": """\
+outputs:
+  ch: {type: clickhouse, host: 127.0.0.1, port: 9000, database: default, table: rt_lmp_5m,
+       key_columns: [iso, node, interval_start], version_column: event_version,
+       partition_by: "toYYYYMM(interval_start)"}   # idempotent: read with FINAL
+""",
 }
 
 #: a whole spec with named streams: ``from`` a source, a stream and a side-output tag

@@ -11,6 +11,8 @@ asked, in the order the records were committed:
 - a DuckDB table: its rows in insertion order;
 - a Kafka topic: this run's records (``surestream.run`` header), read to the topic's end
   with ``read_committed``, in commit order (``connectors/kafka/reader.py``);
+- a table sink with its own reader (Delta: the table as of the version the run left;
+  ClickHouse: the table read with ``FINAL``), through the sink's ``committed_reader()``;
 - standard output keeps nothing: its records were printed.
 
 An output is read back only while it is still what the run left: if another run has
@@ -68,7 +70,7 @@ class CommittedOutput:
     bootstrap: str | None = None
     topic: str | None = None
     run_id: str | None = None
-    #: a table output (``kind == "table"``): reads what the run left, pinned to that state
+    #: a table sink's reader of what the run left (``kind == "table"``)
     reader: Any = None
 
     def describe(self) -> str:
@@ -78,6 +80,8 @@ class CommittedOutput:
             return f"{self.kind} output {self.tag!r}"
         if self.kind == "kafka":
             return f"output {self.tag!r} (Kafka topic {self.topic})"
+        if self.kind == "table":
+            return f"output {self.tag!r} ({self.table})"
         return f"{self.kind} output {self.tag!r} ({self.path})"
 
     def _check_unchanged(self) -> None:
@@ -161,8 +165,7 @@ def committed_output(tag: str, sink: Any) -> CommittedOutput:
                                stamps=((str(sink.path), _stamp(sink.path)),))
     reader = getattr(sink, "committed_reader", None)
     if reader is not None:  # a table sink (connectors/tables): reads its own state back
-        return CommittedOutput(tag, "table", records, table=getattr(sink, "table", None),
-                               reader=reader())
+        return CommittedOutput(tag, "table", records, table=sink.output, reader=reader())
     from surestream.connectors.kafka.sink import KafkaTopicSink
 
     if isinstance(sink, KafkaTopicSink):

@@ -28,6 +28,8 @@ from surestream.connectors.sink_protocol import (
     type_check,
 )
 from surestream.model.spec import (
+    ClickHouseSink,
+    DeltaSink,
     DuckDBSink,
     FileSink,
     IcebergSink,
@@ -178,6 +180,21 @@ def open_sink(spec: Any, resolve: Callable[[str], Path],
 
         pipeline, tag = (context.pipeline, context.tag) if context else ("pipeline", "main")
         return IcebergTableSink(spec, resolve, pipeline, tag)
+    if isinstance(spec, DeltaSink):
+        from surestream.connectors.tables.delta import DeltaTableSink
+
+        if context is None:
+            raise ValueError("a Delta output needs its SinkContext (pipeline, tag, staging)")
+        uri = spec.path if "://" in spec.path else str(resolve(spec.path))
+        return DeltaTableSink(uri, spec.partition_by, spec.app_id or
+                              f"surestream-{context.pipeline}-{context.tag}",
+                              context.staging, spec.storage_options)
+    if isinstance(spec, ClickHouseSink):
+        from surestream.connectors.tables.clickhouse import ClickHouseTableSink
+
+        if context is None:
+            raise ValueError("a ClickHouse output needs its SinkContext (staging)")
+        return ClickHouseTableSink(spec, context.staging)
     if isinstance(spec, MemorySink):
         return MemoryCollector()
     if isinstance(spec, StdoutSink):

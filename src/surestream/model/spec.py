@@ -187,7 +187,8 @@ SourceSpec = Annotated[FileSource | GeneratorSource | KafkaSource, Field(discrim
 #: what each sink type can promise (SEMANTICS §7); `validate` holds specs to it
 SINK_GUARANTEES = {"file": "exactly_once", "duckdb": "exactly_once", "memory": "exactly_once",
                    "stdout": "at_least_once", "kafka": "exactly_once",
-                   "iceberg": "exactly_once"}
+                   "iceberg": "exactly_once", "delta": "exactly_once",
+                   "clickhouse": "idempotent"}
 
 
 ErrorKind = Literal[(*ERROR_KINDS, *ERROR_CATEGORIES)]  # type: ignore[valid-type]
@@ -346,6 +347,66 @@ class IcebergSink(_SinkBase):
         return self
 
 
+class DeltaSink(_SinkBase):
+    """A Delta Lake table, exactly once: each checkpoint is one Delta commit carrying the
+    application transaction (app id, checkpoint id), so a replayed commit is recognised
+    and skipped (docs/sinks.md, "Delta Lake")."""
+
+    type: Literal["delta"] = "delta"
+    path: Annotated[str, Field(min_length=1)] = Field(
+        description="the table's folder, relative to the spec's folder, or a URI "
+                    "(`s3://...`) deltalake opens; created from the first records if missing")
+    partition_by: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        None, description="partition columns of the table (identity partitioning, as "
+                          "Delta has); must match an existing table's")
+    app_id: Annotated[str, Field(min_length=1)] | None = Field(
+        None, description="the Delta application transaction id the commits carry "
+                          "(default `surestream-<pipeline>-<output>`); stable across "
+                          "restarts: recovery asks the table for this id's version")
+    storage_options: dict[str, str] = Field(
+        default_factory=dict, description="passed to deltalake (object store settings)")
+
+
+class ClickHouseSink(_SinkBase):
+    """A ClickHouse ReplacingMergeTree table, idempotent: a replayed checkpoint inserts
+    the same rows again, which replace by key and version; read with `FINAL`
+    (docs/sinks.md, "ClickHouse")."""
+
+    type: Literal["clickhouse"] = "clickhouse"
+    host: Annotated[str, Field(min_length=1)] = Field(
+        "127.0.0.1", description="the server's host (native protocol)")
+    port: Annotated[int, Field(gt=0, lt=65536, strict=True)] = Field(
+        9000, description="the server's native-protocol (TCP) port")
+    database: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = Field(
+        "default", description="the database, which must exist")
+    table: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = Field(
+        description="the table, created if missing as `ReplacingMergeTree(version_column)` "
+                    "ordered by the key columns")
+    key_columns: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)] \
+        = Field(description="the columns a row replaces by (the table's ORDER BY); never "
+                            "null")
+    version_column: Annotated[str, Field(min_length=1)] = Field(
+        description="the ReplacingMergeTree version: of rows with one key, the one with "
+                    "the highest version is kept (an unsigned integer, Date or DateTime "
+                    "column; never null)")
+    partition_by: Annotated[str, Field(min_length=1)] | None = Field(
+        None, description="the table's PARTITION BY expression (e.g. "
+                          "`toYYYYMM(interval_start)`); omitted: one partition")
+    user: str = Field("default", description="the user to connect as")
+    password: str = Field("", description="the user's password")
+    insert_block_rows: Annotated[int, Field(gt=0, strict=True)] = Field(
+        100_000, description="rows per native-protocol INSERT (one block each)")
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="passed to clickhouse-driver's Client")
+
+    @model_validator(mode="after")
+    def _version_not_a_key(self) -> ClickHouseSink:
+        if self.version_column in self.key_columns:
+            raise ValueError(f"version_column {self.version_column!r} is one of the "
+                             "key_columns; the version tells rows of one key apart")
+        return self
+
+
 class MemorySink(_SinkBase):
     """Collects records in memory (tests, notebooks): read them from the run result."""
 
@@ -401,7 +462,8 @@ class KafkaSink(_SinkBase):
                                     description="passed to the producer (librdkafka names)")
 
 
-SinkSpec = Annotated[FileSink | DuckDBSink | MemorySink | StdoutSink | KafkaSink | IcebergSink,
+SinkSpec = Annotated[FileSink | DuckDBSink | MemorySink | StdoutSink | KafkaSink | IcebergSink
+                     | DeltaSink | ClickHouseSink,
                      Field(discriminator="type")]
 
 

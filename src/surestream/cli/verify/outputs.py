@@ -13,6 +13,7 @@ only that something did.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,7 @@ def show_record(record: dict[str, Any] | None) -> str:
 def output_path(folder: Path, tag: str, sink: Any) -> Path:
     """Where a verify run writes ``tag`` (the same rule the run's spec is written with)."""
     kind = getattr(sink, "type", "file")
-    suffix = "duckdb" if kind == "duckdb" else getattr(sink, "format", "jsonl")
+    suffix = kind if kind in ("duckdb", "delta") else getattr(sink, "format", "jsonl")
     return folder / "out" / f"{tag}.{suffix}"
 
 
@@ -85,6 +86,43 @@ def iceberg_catalog(folder: Path, tag: str) -> dict[str, str]:
     """The embedded catalog a verify run writes Iceberg output ``tag`` to."""
     out = (folder / "out").resolve()
     return {"uri": f"sqlite:///{out}/{tag}.catalog.db", "warehouse": str(out / f"{tag}.warehouse")}
+
+
+def run_table(folder: Path, sink: Any) -> str:
+    """A ClickHouse output's table for the run in ``folder``: ``<table>_<run>``, beside
+    the configured one in its database (each run writes a table of its own)."""
+    return f"{sink.table}_{re.sub(r'[^A-Za-z0-9_]', '_', folder.name)}"
+
+
+def _table_frame(folder: Path, tag: str, sink: Any) -> pl.DataFrame:
+    """A Delta output's rows sorted by every column (a Delta scan's order is its files',
+    not the commit order), or a ClickHouse output's read with FINAL in key order."""
+    if sink.type == "delta":
+        from deltalake import DeltaTable
+
+        path = str(output_path(folder, tag, sink))
+        if not DeltaTable.is_deltatable(path):
+            return pl.DataFrame()
+        frame = pl.read_delta(path)
+        try:
+            return frame.sort(frame.columns)
+        except pl.exceptions.PolarsError:  # a column type polars cannot sort by
+            return frame
+    from clickhouse_driver import Client
+
+    client = Client(host=sink.host, port=sink.port, database=sink.database, user=sink.user,
+                    password=sink.password)
+    try:
+        table = f"`{sink.database}`.`{run_table(folder, sink)}`"
+        if not client.execute(f"EXISTS TABLE {table}")[0][0]:
+            return pl.DataFrame()
+        order = ", ".join(f"`{k}`" for k in sink.key_columns)
+        data, types = client.execute(f"SELECT * FROM {table} FINAL ORDER BY {order}",
+                                     columnar=True, with_column_types=True)
+    finally:
+        client.disconnect()
+    return pl.DataFrame({n: list(v) for (n, _), v in zip(types, data, strict=True)}
+                        if data else {n: [] for n, _ in types})
 
 
 def read_output(folder: Path, tag: str, sink: Any) -> OutputData:
@@ -100,6 +138,8 @@ def read_output(folder: Path, tag: str, sink: Any) -> OutputData:
 
         frame = read_table(iceberg_catalog(folder, tag), sink.table, Path)
         return OutputData(None, canonical_order(frame.drop(drop, strict=False)))
+    if kind in ("delta", "clickhouse"):
+        return OutputData(None, _table_frame(folder, tag, sink).drop(drop, strict=False))
     path = output_path(folder, tag, sink)
     if kind == "duckdb":
         frame = pl.DataFrame()

@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 from surestream.cli.verify.kafka_outputs import create_run_topics, is_kafka, run_topic
-from surestream.cli.verify.outputs import iceberg_catalog, output_path
+from surestream.cli.verify.outputs import iceberg_catalog, output_path, run_table
 from surestream.model.loader import SpecError, apply_override, build_spec, load_spec_dict
 from surestream.model.spec import ERRORS_TAG, PipelineSpec
 from surestream.runners.local import faults
@@ -111,11 +111,12 @@ class Verifier:
                               "CHECKPOINT_DIR`")
                              for n in live], str(spec_path))
         unsupported = [t for t, s in self.outputs.items()
-                       if s is not None and s.type not in ("file", "duckdb", "kafka", "iceberg")]
+                       if s is not None and s.type not in ("file", "duckdb", "kafka", "iceberg",
+                                                           "delta", "clickhouse")]
         if unsupported:
-            raise SpecError([(f"outputs.{t}", "verify needs file, duckdb, kafka or iceberg "
-                              f"outputs, not {self.outputs[t].type}")
-                             for t in unsupported], str(spec_path))
+            raise SpecError([(f"outputs.{t}", "verify needs file, duckdb, kafka, iceberg, delta "
+                                              "or clickhouse outputs, not "
+                              f"{self.outputs[t].type}") for t in unsupported], str(spec_path))
 
     # -- the run's spec ---------------------------------------------------------------------
     def run_doc(self, folder: Path, crash: CrashConfig | None) -> dict[str, Any]:
@@ -128,6 +129,8 @@ class Verifier:
                 entry["topic"] = run_topic(folder, tag)  # (kafka_outputs.py)
             elif getattr(sink, "type", None) == "iceberg":
                 entry["catalog"] = iceberg_catalog(folder, tag)
+            elif getattr(sink, "type", None) == "clickhouse":
+                entry["table"] = run_table(folder, sink)  # a table of the run's own
             else:
                 entry["path"] = str(output_path(folder, tag, sink))
         doc.setdefault("checkpoint", {})

@@ -40,7 +40,12 @@ SINK_POINTS = (
     "kafka.marker_sent",            # the marker sent, the transaction not yet committed
     "kafka.committed",              # the transaction committed, the checkpoint not yet done
 )
-ALL_POINTS = POINTS + SINK_POINTS
+#: points inside a table sink's commit (connectors/tables/clickhouse.py)
+TABLE_SINK_POINTS = (
+    "clickhouse.mid_insert",        # some of a checkpoint's insert blocks sent, not all
+    "clickhouse.inserted",          # all rows inserted, the commit row not yet
+)
+ALL_POINTS = POINTS + SINK_POINTS + TABLE_SINK_POINTS
 
 
 def _parse(value: str | None) -> tuple[str, int] | None:
