@@ -21,11 +21,31 @@ installed() {
     [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
 }
 
+# The PostgreSQL tests run the server as the `postgres` user (it refuses root); the
+# package makes that user, but a machine image may hold the package without it.
+postgres_user() {
+    if [[ " ${PACKAGES[*]} " == *" postgresql "* ]]; then
+        if ! getent passwd postgres >/dev/null; then
+            echo "test-deps: adding the system user postgres (the server refuses root)" >&2
+            group=(--user-group)
+            getent group postgres >/dev/null && group=(--gid postgres)
+            "${as_root[@]}" useradd --system "${group[@]}" --home-dir /var/lib/postgresql \
+                --no-create-home --shell /bin/sh postgres \
+                || { echo "test-deps: FAILED to add the user postgres" >&2; exit 1; }
+        fi
+    fi
+}
+
 missing=()
 for package in "${PACKAGES[@]}"; do
     installed "$package" || missing+=("$package")
 done
+as_root=()
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
+    as_root=(sudo)
+fi
 if [ "${#missing[@]}" -eq 0 ]; then
+    postgres_user
     exit 0
 fi
 
@@ -34,11 +54,8 @@ if ! command -v apt-get >/dev/null 2>&1; then
          "this machine: install them with your package manager" >&2
     exit 1
 fi
-as_root=()
 if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then
-        as_root=(sudo)
-    else
+    if [ "${#as_root[@]}" -eq 0 ]; then
         echo "test-deps: missing Debian package(s) ${missing[*]}: run this script as root" \
              "(or install sudo)" >&2
         exit 1
@@ -62,3 +79,4 @@ if [ "${#failed[@]}" -ne 0 ]; then
     exit 1
 fi
 echo "test-deps: installed ${missing[*]}" >&2
+postgres_user
