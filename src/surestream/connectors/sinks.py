@@ -27,7 +27,14 @@ from surestream.connectors.sink_protocol import (
     reject_rows,
     type_check,
 )
-from surestream.model.spec import DuckDBSink, FileSink, KafkaSink, MemorySink, StdoutSink
+from surestream.model.spec import (
+    DuckDBSink,
+    FileSink,
+    KafkaSink,
+    MemorySink,
+    PostgresSink,
+    StdoutSink,
+)
 from surestream.model.steps import LateDataStep, WindowStep
 from surestream.model.stream_graph import step_side_tags
 
@@ -159,6 +166,12 @@ def open_sink(spec: Any, resolve: Callable[[str], Path],
                                               f"outputs.{context.tag}.bootstrap"),
             pipeline=context.pipeline, tag=context.tag, staging=context.staging,
             kind=context.kind)  # type: ignore[arg-type]
+    if isinstance(spec, PostgresSink):
+        from surestream.connectors.tables.postgres import PostgresTableSink
+
+        if context is None:
+            raise ValueError("a PostgreSQL output needs its SinkContext (pipeline, tag)")
+        return PostgresTableSink(spec, pipeline=context.pipeline, tag=context.tag)
     if isinstance(spec, FileSink):
         path = resolve(spec.path)
         if spec.format == "parquet":

@@ -177,7 +177,8 @@ SourceSpec = Annotated[FileSource | GeneratorSource | KafkaSource, Field(discrim
 
 #: what each sink type can promise (SEMANTICS §7); `validate` holds specs to it
 SINK_GUARANTEES = {"file": "exactly_once", "duckdb": "exactly_once", "memory": "exactly_once",
-                   "stdout": "at_least_once", "kafka": "exactly_once"}
+                   "stdout": "at_least_once", "kafka": "exactly_once",
+                   "postgres": "exactly_once"}
 
 
 ErrorKind = Literal[(*ERROR_KINDS, *ERROR_CATEGORIES)]  # type: ignore[valid-type]
@@ -273,6 +274,55 @@ class DuckDBSink(_SinkBase):
         description="the table, created from the first records' columns if missing")
 
 
+_PG_NAME = r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$"
+
+
+class PostgresSink(_SinkBase):
+    """A PostgreSQL table, exactly once: each checkpoint's rows are staged (COPY) in a
+    table of their own, then moved into the table together with a `surestream_commits`
+    row in one transaction (docs/sinks.md, "PostgreSQL")."""
+
+    type: Literal["postgres"] = "postgres"
+    dsn: Annotated[str, Field(min_length=1)] = Field(
+        description="the libpq connection string or URI "
+                    "(`postgresql://user@127.0.0.1:5432/db`)")
+    table: Annotated[str, Field(pattern=r"^([A-Za-z_][A-Za-z0-9_$]{0,62}\.)?"
+                                        r"[A-Za-z_][A-Za-z0-9_$]{0,62}$")] = Field(
+        description="`table` or `schema.table`; created from the stream's columns if "
+                    "missing (the schema must exist)")
+    mode: Literal["append", "upsert", "replace_partition"] = Field(
+        "append", description="`append` (every record a new row), `upsert` (one row per "
+                              "`key_columns`, a newer `version_column` value replacing an "
+                              "older one, never the reverse) or `replace_partition` (each "
+                              "checkpoint's rows replace every row with the same "
+                              "`partition_columns` values)")
+    key_columns: list[Annotated[str, Field(pattern=_PG_NAME)]] | None = Field(
+        None, description="`upsert`: the columns that identify a row (the table's primary "
+                          "key when the sink creates it)")
+    version_column: Annotated[str, Field(pattern=_PG_NAME)] | None = Field(
+        None, description="`upsert`: the column ordering a key's revisions; a row is "
+                          "replaced only by one whose value is greater or equal")
+    partition_columns: list[Annotated[str, Field(pattern=_PG_NAME)]] | None = Field(
+        None, description="`replace_partition`: the columns naming a partition (e.g. "
+                          "`[window_start]`); each checkpoint holds the complete output of "
+                          "the partitions it writes")
+
+    @model_validator(mode="after")
+    def _mode_keys(self) -> PostgresSink:
+        if self.mode == "upsert" and not (self.key_columns and self.version_column):
+            raise ValueError("mode upsert needs key_columns and version_column (the column "
+                             "ordering a key's revisions, e.g. revision)")
+        if self.mode == "replace_partition" and not self.partition_columns:
+            raise ValueError("mode replace_partition needs partition_columns (e.g. "
+                             "[window_start])")
+        if self.mode != "upsert" and (self.key_columns or self.version_column):
+            raise ValueError("key_columns and version_column are for mode upsert; set "
+                             "mode: upsert, or leave them out")
+        if self.mode != "replace_partition" and self.partition_columns:
+            raise ValueError("partition_columns is for mode replace_partition")
+        return self
+
+
 class MemorySink(_SinkBase):
     """Collects records in memory (tests, notebooks): read them from the run result."""
 
@@ -318,7 +368,7 @@ class KafkaSink(_SinkBase):
                                     description="passed to the producer (librdkafka names)")
 
 
-SinkSpec = Annotated[FileSink | DuckDBSink | MemorySink | StdoutSink | KafkaSink,
+SinkSpec = Annotated[FileSink | DuckDBSink | MemorySink | StdoutSink | KafkaSink | PostgresSink,
                      Field(discriminator="type")]
 
 

@@ -39,6 +39,8 @@ SINK_POINTS = (
     "kafka.produced",               # all sent and acknowledged, the marker not yet
     "kafka.marker_sent",            # the marker sent, the transaction not yet committed
     "kafka.committed",              # the transaction committed, the checkpoint not yet done
+    "postgres.staged",              # a checkpoint's rows copied to staging, not yet committed
+    "postgres.committed",           # rows moved and commits row in, the checkpoint not yet done
 )
 ALL_POINTS = POINTS + SINK_POINTS
 
