@@ -420,6 +420,18 @@ class PostgresTableSink:
             self.commit(committable)
         self._types = self._table_types()
 
+    def read_committed(self) -> pl.DataFrame:
+        """The table's rows as they are now (``RunResult.rows``), read over a connection
+        of its own (the run's is closed by then)."""
+        with psycopg.connect(self.spec.dsn) as con:
+            if con.execute("select to_regclass(%s)",
+                           [self.target.as_string(con)]).fetchone()[0] is None:
+                return pl.DataFrame()
+            cur = con.execute(sql.SQL("select * from {}").format(self.target))
+            names = [c.name for c in cur.description]
+            return pl.DataFrame(cur.fetchall(), schema=names, orient="row",
+                                infer_schema_length=None)
+
     def close(self) -> None:
         if self._con is not None:
             with contextlib.suppress(psycopg.Error):
