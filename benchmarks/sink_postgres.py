@@ -9,7 +9,9 @@ tests do: ``tests/tables/postgres_server.py``; as root it runs as the ``postgres
 - windows: the 1-minute VWAP windows of ``--events`` generated trades
   (examples/trades_vwap.yaml, memory outputs), written in each mode (append, upsert by
   (symbol, window_start) under a revision column, replace_partition by window_start);
-- raw trades: the ``--events`` trades themselves, appended, in batches of 65,536.
+- raw trades: the ``--events`` trades themselves, appended, in batches of 65,536; and
+  the same through ``surestream run`` (benchmarks/trades_1m.yaml without its steps, a
+  checkpoint every ``--interval`` s), beside the same run into a Parquet dataset.
 
 Prints per case: rows, wall seconds, rows/s, checkpoints and the commit latency
 (pre_commit + commit: COPY into staging, then the move and the commits row) median / max.
@@ -101,6 +103,50 @@ def drive(dsn: str, table: str, frame: pl.DataFrame, interval: float, **keys) ->
             f"  max {max(latencies) * 1e3:7.1f} ms")
 
 
+def pipeline(dsn: str, path: Path, folder: Path, interval: float) -> str:
+    """1M raw trades through ``surestream run`` (in process) into the table, checkpointing
+    every ``interval`` s, against the same run into a Parquet dataset: the sink's real cost
+    in a run, and each checkpoint's commit latency (pre_commit + commit, timed around the
+    sink's own methods)."""
+    from surestream.connectors.tables import postgres as pg
+    from surestream.model.loader import apply_override, build_spec, load_spec_dict
+    from surestream.runners.local.runner import LocalRunner
+
+    timings: list[float] = []
+    pre_commit, commit = pg.PostgresTableSink.pre_commit, pg.PostgresTableSink.commit
+    began: dict[int, float] = {}
+
+    def timed_pre_commit(self, n):
+        began[n] = time.perf_counter()
+        return pre_commit(self, n)
+
+    def timed_commit(self, committable):
+        commit(self, committable)
+        timings.append(time.perf_counter() - began.pop(committable["checkpoint"]))
+
+    pg.PostgresTableSink.pre_commit, pg.PostgresTableSink.commit = timed_pre_commit, timed_commit
+    walls = {}
+    for name, output in (("parquet", f"{{type: file, format: parquet, path: '{folder}/raw'}}"),
+                         ("postgres", f"{{type: postgres, dsn: '{dsn}', table: bench_raw}}")):
+        doc = load_spec_dict(HERE / "trades_1m.yaml")
+        for assignment in (f"source.path={path}", "steps=[]", f"outputs.main={output}",
+                           f"outputs.errors.path={folder / name / 'errors.jsonl'}",
+                           f"checkpoint={{dir: '{folder / name / 'chk'}', "
+                           f"interval_ms: {int(interval * 1000)}}}"):
+            apply_override(doc, assignment)
+        del doc["outputs"]["late_window"]
+        spec = build_spec(doc, HERE)
+        started = time.perf_counter()
+        result = LocalRunner(spec).run()
+        walls[name] = time.perf_counter() - started
+    pg.PostgresTableSink.pre_commit, pg.PostgresTableSink.commit = pre_commit, commit
+    rows = result.records_in
+    return (f"{rows:>9,} rows  {walls['postgres']:6.2f} s  {rows / walls['postgres']:>9,.0f} "
+            f"rows/s  {len(timings):>3} checkpoints  commit median "
+            f"{statistics.median(timings) * 1e3:7.1f} ms  max {max(timings) * 1e3:7.1f} ms"
+            f"  (into Parquet: {walls['parquet']:.2f} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -129,6 +175,8 @@ def main() -> None:
                 partition_columns=["window_start"]))
             print(f"raw trades, append:         "
                   f"{drive(dsn, 'bench_trades', raw, args.interval)}")
+            print("raw trades, surestream run: " + pipeline(
+                dsn, folder / f"trades-{args.events}.jsonl", folder, args.interval))
         finally:
             if started is not None:
                 started.stop()
