@@ -158,6 +158,8 @@ def test_values_the_table_cannot_hold_are_rejected_naming_output_and_column(post
     assert "NUL" in rejected.reasons[2] and "'s'" in rejected.reasons[2]
     assert "nanoseconds" in rejected.reasons[3] and "'ts'" in rejected.reasons[3]
     assert all("PostgreSQL table 'windows' (output 'main')" in r for r in rejected.reasons)
+    early = s.reject(pl.DataFrame({"d": pl.Series([-800_000, 0], dtype=pl.Date)}))
+    assert early.rows.tolist() == [0] and "years 1 to 9999" in early.reasons[0]
     ok = pl.DataFrame({"n": [2.0], "s": ["ok"]})  # 2.0 is kept as the bigint 2
     checkpoint(s, 2, ok)
     s.close()

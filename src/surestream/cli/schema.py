@@ -187,6 +187,12 @@ outputs:
   main: {type: kafka, topic: analytics.vwap, key_fields: [symbol],
          delivery: exactly_once}   # exactly_once | at_least_once
 """,
+    "postgres": """\
+outputs:
+  main: {type: postgres, dsn: "postgresql://user@127.0.0.1:5432/db", table: windows,
+         mode: upsert, key_columns: [symbol, window_start], version_column: revision}
+  late: {type: postgres, dsn: "postgresql://user@127.0.0.1:5432/db", table: late_trades}
+""",
 }
 
 #: a whole spec with named streams: ``from`` a source, a stream and a side-output tag

@@ -7,7 +7,9 @@ floats into ``real`` / ``double precision`` (which hold NaN and the infinities t
 decimals into ``numeric(p,s)``, text into ``text``, datetimes into ``timestamp`` (no time
 zone) or ``timestamptz`` (with one), durations into ``interval``. What PostgreSQL cannot
 hold is rejected, never changed: text with a NUL character, time values finer than a
-microsecond (PostgreSQL keeps microseconds), dates outside its range, nested values
+microsecond (PostgreSQL keeps microseconds), dates and datetimes outside the years 1 to
+9999 (PostgreSQL holds more, but the COPY text this sink sends has no exact form of
+them: a BC year is written `... BC` there, not `-0221`), nested values
 (lists, structs: convert them to JSON text first), opaque objects.
 
 A column that exists already (the user's table, or one made by an earlier checkpoint) may
@@ -36,8 +38,6 @@ _SCALARS: dict[type, str] = {
     pl.Binary: "bytea", pl.Date: "date", pl.Time: "time without time zone",
     pl.Duration: "interval",
 }
-#: PostgreSQL's date range (4713 BC .. 5874897 AD) in days since 1970-01-01
-_DATE_MIN, _DATE_MAX = -2_440_588, 2_145_031_948
 _EXACT_FLOAT = {"real": 2**24, "double precision": 2**53}
 
 
@@ -94,11 +94,12 @@ def changed_rows(have: str, series: pl.Series) -> tuple[np.ndarray, str] | None:
         finer = _sub_microsecond(series)
         if finer.any():
             return finer, "PostgreSQL keeps microseconds, and this value has nanoseconds"
-    if dtype == pl.Date:
-        days = series.to_physical()
-        bad = ((days < _DATE_MIN) | (days > _DATE_MAX)).fill_null(False).to_numpy()
+    if dtype == pl.Date or isinstance(dtype, pl.Datetime):
+        years = series.dt.year()
+        bad = ((years < 1) | (years > 9999)).fill_null(False).to_numpy()
         if bad.any():
-            return bad, "the date is outside PostgreSQL's range (4713 BC to 5874897 AD)"
+            return bad, ("the sink writes the years 1 to 9999 (COPY text has no exact form "
+                         "of the others here)")
     if dtype == pl.String:
         bad = series.str.contains("\x00", literal=True).fill_null(False).to_numpy()
         if bad.any():

@@ -39,10 +39,13 @@ SINK_POINTS = (
     "kafka.produced",               # all sent and acknowledged, the marker not yet
     "kafka.marker_sent",            # the marker sent, the transaction not yet committed
     "kafka.committed",              # the transaction committed, the checkpoint not yet done
+)
+#: points inside the PostgreSQL sink (connectors/tables/postgres.py, through ``on_point``)
+POSTGRES_POINTS = (
     "postgres.staged",              # a checkpoint's rows copied to staging, not yet committed
     "postgres.committed",           # rows moved and commits row in, the checkpoint not yet done
 )
-ALL_POINTS = POINTS + SINK_POINTS
+ALL_POINTS = POINTS + SINK_POINTS + POSTGRES_POINTS
 
 
 def _parse(value: str | None) -> tuple[str, int] | None:
