@@ -44,9 +44,9 @@ def test_append_lands_each_checkpoint_once_and_a_repeated_commit_does_nothing(po
     s.close()
     assert rows(postgres_dsn, "select k, v from windows order by k") == [
         (1, "a"), (2, "b"), (3, "c")]
-    assert rows(postgres_dsn, "select pipeline, sink, checkpoint, records from "
+    assert rows(postgres_dsn, "select pipeline, sink, tbl, checkpoint, records from "
                               "surestream_commits order by checkpoint") == [
-        ("p", "main", 1, 2), ("p", "main", 2, 1)]
+        ("p", "main", "windows", 1, 2), ("p", "main", "windows", 2, 1)]
 
 
 def test_upsert_keeps_one_row_per_key_and_an_older_revision_never_overwrites_a_newer(
@@ -252,3 +252,18 @@ def test_the_spec_keys_of_each_mode_are_checked():
         PostgresSink(dsn="x", table="t", mode="replace_partition")
     with pytest.raises(ValueError, match="for mode upsert"):
         PostgresSink(dsn="x", table="t", key_columns=["k"])
+
+
+def test_the_commits_of_one_table_do_not_count_for_another(postgres_dsn):
+    """The same pipeline output pointed at another table: checkpoint 1 of the new table is
+    not taken for landed because the old table holds checkpoint 1."""
+    first = sink(postgres_dsn)
+    first.open(fresh=True)
+    checkpoint(first, 1, pl.DataFrame({"k": [1]}))
+    first.close()
+    second = sink(postgres_dsn, table="other")
+    second.open(fresh=True)
+    checkpoint(second, 1, pl.DataFrame({"k": [2]}))
+    second.close()
+    assert rows(postgres_dsn, "select k from windows") == [(1,)]
+    assert rows(postgres_dsn, "select k from other") == [(2,)]

@@ -4,7 +4,7 @@ one transaction.
 ``pre_commit(n)`` COPYs the records of checkpoint n into a staging table of their own,
 ``_surestream_stage_<sink id>_<n>`` (committed, so durable in the server). ``commit(n)``
 moves them into the table -- appended, upserted under the version guard, or replacing
-their partitions -- inserts ``(pipeline, sink, n)`` into ``surestream_commits`` and drops
+their partitions -- inserts ``(pipeline, sink, table, n)`` into ``surestream_commits`` and drops
 the staging table, all in one transaction: either all of it happened or none of it. When
 the commits row exists already, checkpoint n has landed and commit does nothing.
 Recovery to checkpoint n commits n's staged rows if they have not landed and drops the
@@ -50,6 +50,7 @@ COMMITS = "surestream_commits"
 #: the staging table's own column: the order rows arrived in (the last of equal versions
 #: of a key wins an upsert)
 SEQ = "_surestream_seq"
+_OWNED = "pipeline = %s and sink = %s and tbl = %s"
 
 
 class PostgresTableSink:
@@ -59,6 +60,9 @@ class PostgresTableSink:
         self.spec, self.pipeline, self.tag = spec, pipeline, tag
         schema, _, name = spec.table.rpartition(".")
         self.schema, self.name = schema or None, name
+        #: whose rows a commits row counts: this pipeline's output, in this table (an
+        #: output pointed at another table starts that table's count afresh)
+        self.owner = (pipeline, tag, name)
         digest = hashlib.sha1(f"{pipeline}\0{tag}\0{spec.table}".encode()).hexdigest()[:12]
         self.stage_prefix = f"_surestream_stage_{digest}_"
         self._con: psycopg.Connection | None = None
@@ -98,9 +102,9 @@ class PostgresTableSink:
         with self._con.transaction():
             self._con.execute(sql.SQL(
                 "create table if not exists {} (pipeline text not null, sink text not null, "
-                "checkpoint bigint not null, records bigint not null, "
+                "tbl text not null, checkpoint bigint not null, records bigint not null, "
                 "committed_at timestamptz not null default now(), "
-                "primary key (pipeline, sink, checkpoint))").format(self._ident(COMMITS)))
+                "primary key (pipeline, sink, tbl, checkpoint))").format(self._ident(COMMITS)))
         if fresh:
             self._start_afresh()
         self._types = self._table_types()
@@ -141,14 +145,14 @@ class PostgresTableSink:
         """Records committed to the table by this output (by checkpoints before
         ``before``, if given)."""
         query = self._commits_query("coalesce(sum(records), 0)")
-        params: list[Any] = [self.pipeline, self.tag]
+        params: list[Any] = list(self.owner)
         if before is not None:
             query += sql.SQL(" and checkpoint < %s")
             params.append(before)
         return int(self._one(query, params))
 
     def _commits_query(self, what: str) -> sql.Composable:
-        return sql.SQL("select " + what + " from {} where pipeline = %s and sink = %s").format(
+        return sql.SQL("select " + what + " from {} where " + _OWNED).format(
             self._ident(COMMITS))
 
     def _start_afresh(self) -> None:
@@ -157,11 +161,11 @@ class PostgresTableSink:
         table this sink never committed to is the user's, and is kept as it is."""
         with self._con.transaction():
             self._drop_staging()
-            ours = self._one(self._commits_query("count(*)"), [self.pipeline, self.tag])
+            ours = self._one(self._commits_query("count(*)"), self.owner)
             if ours and self._exists(self.name):
                 self._con.execute(sql.SQL("delete from {}").format(self.target))
-            self._con.execute(sql.SQL("delete from {} where pipeline = %s and sink = %s")
-                              .format(self._ident(COMMITS)), [self.pipeline, self.tag])
+            self._con.execute(sql.SQL("delete from {} where " + _OWNED)
+                              .format(self._ident(COMMITS)), self.owner)
 
     # -- writing --------------------------------------------------------------------------
     def reject(self, data: pl.DataFrame) -> Rejection | None:
@@ -251,9 +255,8 @@ class PostgresTableSink:
 
     # -- committing -----------------------------------------------------------------------
     def _landed(self, checkpoint_id: int) -> bool:
-        query = sql.SQL("select count(*) from {} where pipeline = %s and sink = %s "
-                        "and checkpoint = %s").format(self._ident(COMMITS))
-        return bool(self._one(query, [self.pipeline, self.tag, checkpoint_id]))
+        query = self._commits_query("count(*)") + sql.SQL(" and checkpoint = %s")
+        return bool(self._one(query, [*self.owner, checkpoint_id]))
 
     def _check_committable(self, committable: Any, checkpoint_id: int | None = None) -> None:
         ok = (isinstance(committable, dict)
@@ -293,9 +296,10 @@ class PostgresTableSink:
             self._check_table_kept()
             if committable["rows"]:
                 self._move_staged(n)
-            self._con.execute(sql.SQL("insert into {} (pipeline, sink, checkpoint, records) "
-                                      "values (%s, %s, %s, %s)").format(self._ident(COMMITS)),
-                              [self.pipeline, self.tag, n, committable["rows"]])
+            self._con.execute(sql.SQL("insert into {} (pipeline, sink, tbl, checkpoint, "
+                                      "records) values (%s, %s, %s, %s, %s)").format(
+                                          self._ident(COMMITS)),
+                              [*self.owner, n, committable["rows"]])
         self.records += committable["rows"]
         self.on_point("postgres.committed")
 
@@ -393,7 +397,7 @@ class PostgresTableSink:
         if committable is not None:
             self._check_committable(committable, checkpoint_id)
         newer = self._one(self._commits_query("max(checkpoint)") + sql.SQL(
-            " and checkpoint > %s"), [self.pipeline, self.tag, checkpoint_id])
+            " and checkpoint > %s"), [*self.owner, checkpoint_id])
         if newer is not None:
             raise SinkRecoveryError(
                 f"{self.output} already holds checkpoint {newer} of pipeline "
