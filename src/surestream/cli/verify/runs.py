@@ -34,6 +34,7 @@ import yaml
 
 from surestream.cli.verify.kafka_outputs import create_run_topics, is_kafka, run_topic
 from surestream.cli.verify.outputs import output_path
+from surestream.cli.verify.postgres_outputs import is_postgres, run_table
 from surestream.model.loader import SpecError, apply_override, build_spec, load_spec_dict
 from surestream.model.spec import ERRORS_TAG, PipelineSpec
 from surestream.runners.local import faults
@@ -110,10 +111,11 @@ class Verifier:
                               "run from its journal: `surestream verify SPEC --journal "
                               "CHECKPOINT_DIR`")
                              for n in live], str(spec_path))
-        unsupported = [t for t, s in self.outputs.items()
-                       if s is not None and s.type not in ("file", "duckdb", "kafka")]
+        unsupported = [t for t, s in self.outputs.items() if s is not None
+                       and s.type not in ("file", "duckdb", "kafka", "postgres")]
         if unsupported:
-            raise SpecError([(f"outputs.{t}", f"verify needs file, duckdb or kafka outputs, not "
+            raise SpecError([(f"outputs.{t}", "verify needs file, duckdb, kafka or postgres "
+                              f"outputs, not "
                               f"{self.outputs[t].type}") for t in unsupported], str(spec_path))
 
     # -- the run's spec ---------------------------------------------------------------------
@@ -125,6 +127,8 @@ class Verifier:
             entry = doc["outputs"].setdefault(tag, {"type": "file", "format": "jsonl"})
             if is_kafka(sink):
                 entry["topic"] = run_topic(folder, tag)  # (kafka_outputs.py)
+            elif is_postgres(sink):
+                entry["table"] = run_table(folder, sink)  # (postgres_outputs.py)
             else:
                 entry["path"] = str(output_path(folder, tag, sink))
         doc.setdefault("checkpoint", {})
