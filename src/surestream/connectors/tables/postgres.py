@@ -47,8 +47,8 @@ from surestream.connectors.tables.postgres_types import (
 from surestream.model.spec import PostgresSink
 
 COMMITS = "surestream_commits"
-#: the staging table's own column: the order rows arrived in (the last of equal versions
-#: of a key wins an upsert)
+#: the staging table's own column in mode upsert: the order rows arrived in (the last of
+#: equal versions of a key wins)
 SEQ = "_surestream_seq"
 _OWNED = "pipeline = %s and sink = %s and tbl = %s"
 
@@ -218,9 +218,10 @@ class PostgresTableSink:
         """COPY the open checkpoint's records into their staging table, committed."""
         rows = sum(f.height for f in self._frames)
         if rows:
-            if SEQ in self._types:
+            upsert = self.spec.mode == "upsert"
+            if upsert and SEQ in self._types:
                 raise SinkRecoveryError(f"{self.output}: the column name {SEQ!r} is the "
-                                        "sink's own; rename the column")
+                                        "sink's own in mode upsert; rename the column")
             staging = self._ident(self.staging(checkpoint_id))
             written = {c for f in self._frames for c in f.columns}
             # only the columns this checkpoint wrote: a column of the table it did not
@@ -230,9 +231,10 @@ class PostgresTableSink:
                 for c, t in self._types.items() if c in written)
             with self._con.transaction():
                 self._con.execute(sql.SQL("drop table if exists {}").format(staging))
-                self._con.execute(sql.SQL(
-                    "create table {} ({}, {} bigint generated always as identity)").format(
-                        staging, columns, sql.Identifier(SEQ)))
+                if upsert:  # the arrival order, which breaks ties of equal versions
+                    columns = sql.SQL("{}, {} bigint generated always as identity").format(
+                        columns, sql.Identifier(SEQ))
+                self._con.execute(sql.SQL("create table {} ({})").format(staging, columns))
                 for frame in self._frames:
                     self._copy(staging, frame)
                 self.on_point("postgres.staged")
@@ -241,12 +243,14 @@ class PostgresTableSink:
 
     def _copy(self, staging: sql.Composable, frame: pl.DataFrame) -> None:
         """One frame, by COPY in CSV: polars writes the text in bulk (no per-row Python),
-        floats in their shortest exact form, empty text quoted apart from null."""
+        floats in their shortest exact form, empty text quoted apart from null. FREEZE (the
+        staging table was made in this transaction) writes the rows already frozen, so the
+        move out of staging does not set their hint bits first."""
         frame = frame.select([c for c in frame.columns if c in self._types])
         if not frame.width:
             return
         text = copy_text(frame, self._types).write_csv(include_header=False, null_value="")
-        statement = sql.SQL("copy {} ({}) from stdin (format csv)").format(
+        statement = sql.SQL("copy {} ({}) from stdin (format csv, freeze)").format(
             staging, sql.SQL(", ").join(map(sql.Identifier, frame.columns)))
         with self._con.cursor().copy(statement) as copy:
             buffer = io.BytesIO(text.encode())
@@ -307,13 +311,15 @@ class PostgresTableSink:
         """Inside the commit's transaction: make or widen the table, then move checkpoint
         n's rows in by the sink's mode and drop the staging table."""
         con, staging = self._con, self._ident(self.staging(n))
-        staged = {c: t for c, t in self._staged_types(n).items() if c != SEQ}
+        staged = self._staged_types(n)
+        if self.spec.mode == "upsert":
+            staged.pop(SEQ, None)
         self._ensure_table(staged)
         cols = sql.SQL(", ").join(map(sql.Identifier, staged))
         mode = self.spec.mode
         if mode == "append":
-            con.execute(sql.SQL("insert into {} ({}) select {} from {} order by {}").format(
-                self.target, cols, cols, staging, sql.Identifier(SEQ)))
+            con.execute(sql.SQL("insert into {} ({}) select {} from {}").format(
+                self.target, cols, cols, staging))
         elif mode == "replace_partition":
             parts = self.spec.partition_columns
             match = sql.SQL(" and ").join(
@@ -322,8 +328,8 @@ class PostgresTableSink:
             con.execute(sql.SQL("delete from {} t using (select distinct {} from {}) p "
                                 "where {}").format(
                 self.target, sql.SQL(", ").join(map(sql.Identifier, parts)), staging, match))
-            con.execute(sql.SQL("insert into {} ({}) select {} from {} order by {}").format(
-                self.target, cols, cols, staging, sql.Identifier(SEQ)))
+            con.execute(sql.SQL("insert into {} ({}) select {} from {}").format(
+                self.target, cols, cols, staging))
         else:
             self._upsert(staging, staged)
         con.execute(sql.SQL("drop table {}").format(staging))
