@@ -8,7 +8,8 @@ tests do: ``tests/tables/postgres_server.py``; as root it runs as the ``postgres
 
 - windows: the 1-minute VWAP windows of ``--events`` generated trades
   (examples/trades_vwap.yaml, memory outputs), written in each mode (append, upsert by
-  (symbol, window_start) under a revision column, replace_partition by window_start);
+  (symbol, window_start) under their own revision column, replace_partition by
+  window_start);
 - raw trades: the ``--events`` trades themselves, appended, in batches of 65,536; and
   the same through ``surestream run`` (benchmarks/trades_1m.yaml without its steps, a
   checkpoint every ``--interval`` s), beside the same run into a Parquet dataset.
@@ -168,7 +169,6 @@ def main() -> None:
         try:
             raw = trades(args.events, folder)
             wins = windows(folder / f"trades-{args.events}.jsonl", folder)
-            wins = wins.with_columns(pl.lit(1, dtype=pl.Int64).alias("revision"))
             print(f"windows, append:            "
                   f"{drive(dsn, 'bench_windows_a', wins, args.interval)}")
             print("windows, upsert:            " + drive(
