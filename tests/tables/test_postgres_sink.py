@@ -94,6 +94,9 @@ def test_replace_partition_replaces_the_whole_partition_and_keeps_the_others(pos
     s.close()
     assert rows(postgres_dsn, "select window_start, symbol, n from windows order by 1, 2") \
         == [(0, "A", 10), (0, "C", 30), (60, "A", 3)]
+    # the partition column is indexed, for the commits' deletes
+    assert rows(postgres_dsn, "select indexdef like '%(window_start)' from pg_indexes "
+                              "where tablename = 'windows'") == [(True,)]
 
 
 def test_types_map_exactly_and_values_come_back_unchanged(postgres_dsn):

@@ -322,9 +322,9 @@ class PostgresTableSink:
                 self.target, cols, cols, staging))
         elif mode == "replace_partition":
             parts = self.spec.partition_columns
+            # ``=``: a partition value is never null (``reject``), and an index serves it
             match = sql.SQL(" and ").join(
-                sql.SQL("t.{c} is not distinct from p.{c}").format(c=sql.Identifier(c))
-                for c in parts)
+                sql.SQL("t.{c} = p.{c}").format(c=sql.Identifier(c)) for c in parts)
             con.execute(sql.SQL("delete from {} t using (select distinct {} from {}) p "
                                 "where {}").format(
                 self.target, sql.SQL(", ").join(map(sql.Identifier, parts)), staging, match))
@@ -363,7 +363,8 @@ class PostgresTableSink:
 
     def _ensure_table(self, staged: dict[str, str]) -> None:
         """Create the table from the staged columns (with the upsert keys as its primary
-        key), or add the columns it lacks. A column's type is never changed."""
+        key, or an index on the partition columns), or add the columns it lacks. A
+        column's type is never changed."""
         con = self._con
         if not self._exists(self.name):
             columns = [sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
@@ -373,6 +374,10 @@ class PostgresTableSink:
                     sql.SQL(", ").join(map(sql.Identifier, self.spec.key_columns))))
             con.execute(sql.SQL("create table {} ({})").format(
                 self.target, sql.SQL(", ").join(columns)))
+            if self.spec.mode == "replace_partition":  # each commit deletes by partition
+                con.execute(sql.SQL("create index on {} ({})").format(
+                    self.target, sql.SQL(", ").join(
+                        map(sql.Identifier, self.spec.partition_columns))))
         else:
             have = self._table_types()
             for column, typ in staged.items():
