@@ -205,6 +205,12 @@ outputs:
        key_columns: [iso, node, interval_start], version_column: event_version,
        partition_by: "toYYYYMM(interval_start)"}   # idempotent: read with FINAL
 """,
+    "postgres": """\
+outputs:
+  main: {type: postgres, dsn: "postgresql://user@127.0.0.1:5432/db", table: windows,
+         mode: upsert, key_columns: [symbol, window_start], version_column: revision}
+  late: {type: postgres, dsn: "postgresql://user@127.0.0.1:5432/db", table: late_trades}
+""",
 }
 
 #: a whole spec with named streams: ``from`` a source, a stream and a side-output tag

@@ -9,6 +9,7 @@ asked, in the order the records were committed:
 - CSV: the rows with their types inferred from the whole file (CSV keeps text only);
 - a Parquet dataset: the part files of the run, partition by partition, in commit order;
 - a DuckDB table: its rows in insertion order;
+- a table sink's table (connectors/tables/): what its ``read_committed`` reads, now;
 - a Kafka topic: this run's records (``surestream.run`` header), read to the topic's end
   with ``read_committed``, in commit order (``connectors/kafka/reader.py``);
 - a table sink with its own reader (Delta: the table as of the version the run left;
@@ -23,6 +24,7 @@ written it since (a later run of the same pipeline rewrites its outputs), readin
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,10 +72,12 @@ class CommittedOutput:
     bootstrap: str | None = None
     topic: str | None = None
     run_id: str | None = None
-    #: a table sink's reader of what the run left (``kind == "table"``)
-    reader: Any = None
+    #: a table sink's own reader of its committed rows (``read_committed``)
+    reader: Callable[[], pl.DataFrame] | None = None
 
     def describe(self) -> str:
+        if self.kind == "table":
+            return f"output {self.tag!r} ({self.table})"
         if self.kind == "duckdb":
             return f"DuckDB table {self.table!r} in {self.path}"
         if self.kind in ("memory", "stdout"):
@@ -106,7 +110,7 @@ class CommittedOutput:
         if self.kind == "kafka":
             return pl.DataFrame(self._kafka_records()) if self.records else pl.DataFrame()
         if self.kind == "table":
-            return self.reader()
+            return self.reader() if self.reader is not None else pl.DataFrame()
         self._check_unchanged()
         if self.kind == "parquet":
             frames = [pl.read_parquet(p) for p, _ in self.stamps]

@@ -93,13 +93,22 @@ def reject_rows(data: pl.DataFrame, checks: list[ColumnCheck]) -> Rejection | No
                 continue
             mask, why = found
             rows = np.flatnonzero(mask)
-            for row, value in zip(rows.tolist(), series.gather(rows).to_list(), strict=True):
+            for row, value in zip(rows.tolist(), _values(series.gather(rows)), strict=True):
                 if row not in reasons:
                     reasons[row] = why(value)
     if not reasons:
         return None
     rows = sorted(reasons)
     return Rejection(np.array(rows, dtype=np.int64), [reasons[r] for r in rows])
+
+
+def _values(series: pl.Series) -> list[Any]:
+    """The values for reasons: as Python values, or as text where Python has none (a date
+    of the year -221 or 10183, which ``datetime`` cannot hold)."""
+    try:
+        return series.to_list()
+    except (ValueError, OverflowError):
+        return series.cast(pl.String).to_list()
 
 
 def shown(value: Any, limit: int = 120) -> str:

@@ -35,6 +35,7 @@ from surestream.model.spec import (
     IcebergSink,
     KafkaSink,
     MemorySink,
+    PostgresSink,
     StdoutSink,
 )
 from surestream.model.steps import LateDataStep, WindowStep
@@ -168,6 +169,12 @@ def open_sink(spec: Any, resolve: Callable[[str], Path],
                                               f"outputs.{context.tag}.bootstrap"),
             pipeline=context.pipeline, tag=context.tag, staging=context.staging,
             kind=context.kind)  # type: ignore[arg-type]
+    if isinstance(spec, PostgresSink):
+        from surestream.connectors.tables.postgres import PostgresTableSink
+
+        if context is None:
+            raise ValueError("a PostgreSQL output needs its SinkContext (pipeline, tag)")
+        return PostgresTableSink(spec, pipeline=context.pipeline, tag=context.tag)
     if isinstance(spec, FileSink):
         path = resolve(spec.path)
         if spec.format == "parquet":

@@ -188,7 +188,7 @@ SourceSpec = Annotated[FileSource | GeneratorSource | KafkaSource, Field(discrim
 SINK_GUARANTEES = {"file": "exactly_once", "duckdb": "exactly_once", "memory": "exactly_once",
                    "stdout": "at_least_once", "kafka": "exactly_once",
                    "iceberg": "exactly_once", "delta": "exactly_once",
-                   "clickhouse": "idempotent"}
+                   "clickhouse": "idempotent", "postgres": "exactly_once"}
 
 
 ErrorKind = Literal[(*ERROR_KINDS, *ERROR_CATEGORIES)]  # type: ignore[valid-type]
@@ -407,6 +407,55 @@ class ClickHouseSink(_SinkBase):
         return self
 
 
+_PG_NAME = r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$"
+
+
+class PostgresSink(_SinkBase):
+    """A PostgreSQL table, exactly once: each checkpoint's rows are staged (COPY) in a
+    table of their own, then moved into the table together with a `surestream_commits`
+    row in one transaction (docs/sinks.md, "PostgreSQL")."""
+
+    type: Literal["postgres"] = "postgres"
+    dsn: Annotated[str, Field(min_length=1)] = Field(
+        description="the libpq connection string or URI "
+                    "(`postgresql://user@127.0.0.1:5432/db`)")
+    table: Annotated[str, Field(pattern=r"^([A-Za-z_][A-Za-z0-9_$]{0,62}\.)?"
+                                        r"[A-Za-z_][A-Za-z0-9_$]{0,62}$")] = Field(
+        description="`table` or `schema.table`; created from the stream's columns if "
+                    "missing (the schema must exist)")
+    mode: Literal["append", "upsert", "replace_partition"] = Field(
+        "append", description="`append` (every record a new row), `upsert` (one row per "
+                              "`key_columns`, a newer `version_column` value replacing an "
+                              "older one, never the reverse) or `replace_partition` (each "
+                              "checkpoint's rows replace every row with the same "
+                              "`partition_columns` values)")
+    key_columns: list[Annotated[str, Field(pattern=_PG_NAME)]] | None = Field(
+        None, description="`upsert`: the columns that identify a row (the table's primary "
+                          "key when the sink creates it)")
+    version_column: Annotated[str, Field(pattern=_PG_NAME)] | None = Field(
+        None, description="`upsert`: the column ordering a key's revisions; a row is "
+                          "replaced only by one whose value is greater or equal")
+    partition_columns: list[Annotated[str, Field(pattern=_PG_NAME)]] | None = Field(
+        None, description="`replace_partition`: the columns naming a partition (e.g. "
+                          "`[window_start]`); each checkpoint holds the complete output of "
+                          "the partitions it writes")
+
+    @model_validator(mode="after")
+    def _mode_keys(self) -> PostgresSink:
+        if self.mode == "upsert" and not (self.key_columns and self.version_column):
+            raise ValueError("mode upsert needs key_columns and version_column (the column "
+                             "ordering a key's revisions, e.g. revision)")
+        if self.mode == "replace_partition" and not self.partition_columns:
+            raise ValueError("mode replace_partition needs partition_columns (e.g. "
+                             "[window_start])")
+        if self.mode != "upsert" and (self.key_columns or self.version_column):
+            raise ValueError("key_columns and version_column are for mode upsert; set "
+                             "mode: upsert, or leave them out")
+        if self.mode != "replace_partition" and self.partition_columns:
+            raise ValueError("partition_columns is for mode replace_partition")
+        return self
+
+
 class MemorySink(_SinkBase):
     """Collects records in memory (tests, notebooks): read them from the run result."""
 
@@ -463,7 +512,7 @@ class KafkaSink(_SinkBase):
 
 
 SinkSpec = Annotated[FileSink | DuckDBSink | MemorySink | StdoutSink | KafkaSink | IcebergSink
-                     | DeltaSink | ClickHouseSink,
+                     | DeltaSink | ClickHouseSink | PostgresSink,
                      Field(discriminator="type")]
 
 

@@ -22,6 +22,7 @@ import duckdb
 import polars as pl
 
 from surestream.cli.verify.kafka_outputs import read_topic_frame
+from surestream.cli.verify.postgres_outputs import read_table_frame
 from surestream.connectors.duckdb_util import fetch_frame
 from surestream.connectors.file_sinks import read_parquet_dataset
 from surestream.model.error_outputs import recorded_at_fields
@@ -140,6 +141,8 @@ def read_output(folder: Path, tag: str, sink: Any) -> OutputData:
         return OutputData(None, canonical_order(frame.drop(drop, strict=False)))
     if kind in ("delta", "clickhouse"):
         return OutputData(None, _table_frame(folder, tag, sink).drop(drop, strict=False))
+    if kind == "postgres":
+        return OutputData(None, read_table_frame(folder, sink).drop(drop, strict=False))
     path = output_path(folder, tag, sink)
     if kind == "duckdb":
         frame = pl.DataFrame()

@@ -34,6 +34,8 @@ import yaml
 
 from surestream.cli.verify.kafka_outputs import create_run_topics, is_kafka, run_topic
 from surestream.cli.verify.outputs import iceberg_catalog, output_path, run_table
+from surestream.cli.verify.postgres_outputs import is_postgres
+from surestream.cli.verify.postgres_outputs import run_table as postgres_run_table
 from surestream.model.loader import SpecError, apply_override, build_spec, load_spec_dict
 from surestream.model.spec import ERRORS_TAG, PipelineSpec
 from surestream.runners.local import faults
@@ -112,10 +114,10 @@ class Verifier:
                              for n in live], str(spec_path))
         unsupported = [t for t, s in self.outputs.items()
                        if s is not None and s.type not in ("file", "duckdb", "kafka", "iceberg",
-                                                           "delta", "clickhouse")]
+                                                           "delta", "clickhouse", "postgres")]
         if unsupported:
-            raise SpecError([(f"outputs.{t}", "verify needs file, duckdb, kafka, iceberg, delta "
-                                              "or clickhouse outputs, not "
+            raise SpecError([(f"outputs.{t}", "verify needs file, duckdb, kafka, iceberg, delta, "
+                                              "clickhouse or postgres outputs, not "
                               f"{self.outputs[t].type}") for t in unsupported], str(spec_path))
 
     # -- the run's spec ---------------------------------------------------------------------
@@ -131,6 +133,8 @@ class Verifier:
                 entry["catalog"] = iceberg_catalog(folder, tag)
             elif getattr(sink, "type", None) == "clickhouse":
                 entry["table"] = run_table(folder, sink)  # a table of the run's own
+            elif is_postgres(sink):
+                entry["table"] = postgres_run_table(folder, sink)  # (postgres_outputs.py)
             else:
                 entry["path"] = str(output_path(folder, tag, sink))
         doc.setdefault("checkpoint", {})

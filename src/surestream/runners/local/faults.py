@@ -45,7 +45,12 @@ TABLE_SINK_POINTS = (
     "clickhouse.mid_insert",        # some of a checkpoint's insert blocks sent, not all
     "clickhouse.inserted",          # all rows inserted, the commit row not yet
 )
-ALL_POINTS = POINTS + SINK_POINTS + TABLE_SINK_POINTS
+#: points inside the PostgreSQL sink (connectors/tables/postgres.py, through ``on_point``)
+POSTGRES_POINTS = (
+    "postgres.staged",              # a checkpoint's rows copied to staging, not yet committed
+    "postgres.committed",           # rows moved and commits row in, the checkpoint not yet done
+)
+ALL_POINTS = POINTS + SINK_POINTS + TABLE_SINK_POINTS + POSTGRES_POINTS
 
 
 def _parse(value: str | None) -> tuple[str, int] | None:
