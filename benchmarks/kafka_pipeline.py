@@ -80,7 +80,7 @@ def wait_with_cpu(proc: subprocess.Popen, timeout_s: float | None = None) -> tup
 
 
 def pipeline_spec(bootstrap: str, topics: dict[str, str], delivery: str, live: bool,
-                  workdir: Path) -> dict:
+                  workdir: Path, produce_at: str = "write") -> dict:
     """The benchmark pipeline as a spec dict (written to a YAML file and run)."""
     source = {"type": "kafka", "bootstrap": bootstrap, "topics": [topics["in"]],
               "group_id": f"bench-{uuid.uuid4().hex[:6]}", "start": "earliest",
@@ -89,8 +89,8 @@ def pipeline_spec(bootstrap: str, topics: dict[str, str], delivery: str, live: b
     def kafka_out(topic: str, key: list[str]) -> dict:
         out = {"type": "kafka", "bootstrap": bootstrap, "topic": topic, "key_fields": key,
                "delivery": delivery}
-        if delivery == "exactly_once":  # into the open transaction as written
-            out["produce_at"] = "write"
+        if delivery == "exactly_once":  # write: into the open transaction as written
+            out["produce_at"] = produce_at
         return out
 
     if not live:
@@ -178,7 +178,8 @@ def throughput(bootstrap: str, args: argparse.Namespace, delivery: str, tmp: Pat
     workdir.mkdir()
     broker_cpu = cpu_seconds(broker_pid)
     started = time.perf_counter()
-    proc = run_spec(pipeline_spec(bootstrap, topics, delivery, False, workdir), workdir, False)
+    proc = run_spec(pipeline_spec(bootstrap, topics, delivery, False, workdir,
+                                  args.produce_at), workdir, False)
     rc, run_cpu = wait_with_cpu(proc)
     wall = time.perf_counter() - started
     broker_cpu = cpu_seconds(broker_pid) - broker_cpu
@@ -327,7 +328,7 @@ def latency(bootstrap: str, args: argparse.Namespace, delivery: str, tmp: Path,
     topics = create_topics(bootstrap, args.partitions)
     workdir = tmp / f"latency-{delivery}"
     workdir.mkdir()
-    spec = pipeline_spec(bootstrap, topics, delivery, True, workdir)
+    spec = pipeline_spec(bootstrap, topics, delivery, True, workdir, args.produce_at)
     proc = run_spec(spec, workdir, True)
     time.sleep(3)  # the run has started and polls the (still empty) input
     broker_cpu = cpu_seconds(broker_pid)
@@ -393,6 +394,10 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=20_000, help="latency run: events/s")
     ap.add_argument("--seconds", type=float, default=30, help="latency run: how long")
     ap.add_argument("--warmup", type=int, default=5, help="latency run: seconds left out")
+    ap.add_argument("--produce-at", choices=["write", "commit"], default="write",
+                    help="exactly_once outputs' produce_at (default: write)")
+    ap.add_argument("--delivery", choices=["exactly_once", "at_least_once"],
+                    help="one delivery only (default: both)")
     ap.add_argument("--only", choices=["throughput", "latency"],
                     help="one phase only (each also measures the broker alone: a bare read "
                          "of the input, a one-hop latency at the same rate)")
@@ -405,6 +410,7 @@ def main() -> None:
         else:
             broker = stack.enter_context(EmbeddedBroker(log=tmp / "broker.log"))
             bootstrap, broker_pid = broker.bootstrap, broker.pid
+        deliveries = [args.delivery] if args.delivery else ["exactly_once", "at_least_once"]
         print(f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)",
               flush=True)
         if args.only != "latency":
@@ -412,11 +418,11 @@ def main() -> None:
                             "7", "--out", str(tmp), "--parts", "0"], check=True,
                            stdout=subprocess.DEVNULL)
             trades = tmp / f"trades-{args.events}.jsonl"
-            for delivery in ("exactly_once", "at_least_once"):
+            for delivery in deliveries:
                 throughput(bootstrap, args, delivery, tmp, trades, broker_pid)
         if args.only != "throughput":
             broker_floor(bootstrap, args, broker_pid)
-            for delivery in ("exactly_once", "at_least_once"):
+            for delivery in deliveries:
                 latency(bootstrap, args, delivery, tmp, broker_pid)
 
 
