@@ -16,6 +16,9 @@ records. One bad value costs one record, whatever the batch size:
 
 SQL ``CAST`` is strict, as SQL says: a value that does not convert is an error, never a
 null. ``TRY_CAST`` is the way to ask for a null instead (docs/concepts.md).
+
+``CURRENT_DATE``, ``CURRENT_TIMESTAMP`` and ``NOW()`` in ``with_columns`` and ``where`` take
+one value per checkpoint interval, stored with the checkpoint (``sql_processing_time``).
 """
 
 from __future__ import annotations
@@ -35,8 +38,11 @@ from surestream.semantics.errors import (
     error_batch,
 )
 from surestream.semantics.operator import ERRORS, MAIN, Outputs
+from surestream.semantics.process import wall_clock_ms
 from surestream.semantics.row_isolation import isolate_failures
+from surestream.semantics.sql_processing_time import StampedSql
 from surestream.semantics.user_functions import resolve_callable
+from surestream.semantics.watermarks import Clock
 
 
 class FrameTransformOperator:
@@ -54,6 +60,8 @@ class FrameTransformOperator:
         self.pipeline = pipeline
         self.transform = transform
         self.counters = {"errors": 0}
+        #: the step's SQL, when it has any (its processing-time stamp is checkpointed)
+        self.sql: StampedSql | None = None
 
     def output_tags(self) -> set[str]:
         return set()
@@ -69,6 +77,8 @@ class FrameTransformOperator:
         return data, None
 
     def process(self, batch: Batch) -> Outputs:
+        if self.sql is not None:
+            self.sql.begin_batch()
         if not len(batch):
             return {MAIN: batch}
         try:
@@ -127,35 +137,43 @@ class FrameTransformOperator:
                            ts=None if batch.ts is None else batch.ts[rows])
 
     def snapshot(self) -> Any:
-        return {"counters": dict(self.counters)}
+        return {"counters": dict(self.counters),
+                **(self.sql.snapshot() if self.sql is not None else {})}
 
     def restore(self, state: Any) -> None:
         if state:
             self.counters = dict(state["counters"])
+        if self.sql is not None:
+            self.sql.restore(state or {})
 
 
-def build_with_columns_operator(step: WithColumnsStep, pipeline: str) -> FrameTransformOperator:
+def build_with_columns_operator(step: WithColumnsStep, pipeline: str,
+                                clock: Clock | None = None) -> FrameTransformOperator:
     """Columns computed in order, so a later expression may use an earlier one."""
-    exprs = [pl.sql_expr(expr).alias(name) for name, expr in step.columns.items()]
+    sql = StampedSql(list(step.columns.values()), clock or wall_clock_ms)
+    names = list(step.columns)
 
     def transform(frame: pl.DataFrame) -> pl.DataFrame:
-        for expr in exprs:
-            frame = frame.with_columns(expr)
+        for name, expr in zip(names, sql.exprs(), strict=True):
+            frame = frame.with_columns(expr.alias(name))
         return frame
 
-    return FrameTransformOperator(step.name, pipeline, transform)
+    op = FrameTransformOperator(step.name, pipeline, transform)
+    op.sql = sql
+    return op
 
 
 class WhereOperator(FrameTransformOperator):
     """Keeps the rows whose condition is true; counts the others as filtered."""
 
-    def __init__(self, step: WhereStep, pipeline: str) -> None:
+    def __init__(self, step: WhereStep, pipeline: str, clock: Clock | None = None) -> None:
         super().__init__(step.name, pipeline, lambda frame: frame)
-        self.condition = pl.sql_expr(step.condition)
+        self.sql = StampedSql([step.condition], clock or wall_clock_ms)
         self.counters["filtered"] = 0
 
     def evaluate(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray | None]:
-        keep = frame.select(self.condition.fill_null(False)).to_series()
+        condition = self.sql.exprs()[0]  # type: ignore[union-attr] - set in __init__
+        keep = frame.select(condition.fill_null(False)).to_series()
         if keep.dtype != pl.Boolean:
             raise TypeError(f"condition of {self.name} gives {keep.dtype}, not a boolean")
         mask = keep.to_numpy()
