@@ -275,8 +275,8 @@ SQL_IDIOMS: list[tuple[str, str]] = [
     ("the start of the minute, in epoch ms", "timestamp_ms - timestamp_ms % 60000"),
     ("epoch seconds to epoch ms", "ts_s * 1000"),
     ("the day of a window result", "CAST(CAST(window_start * 1000 AS TIMESTAMP) AS DATE)"),
-    ("today, by the wall clock (processing time: declare the column in the output's "
-     "`processing_time_columns`)", "CURRENT_DATE"),
+    ("today, by the wall clock, one value per checkpoint interval (processing time: "
+     "declare the column in the output's `processing_time_columns`)", "CURRENT_DATE"),
 ]
 
 
@@ -553,11 +553,15 @@ def render_markdown() -> str:
         "| --- | --- |",
         *[f"| {_cell(want)} | `{sql}` |" for want, sql in SQL_IDIOMS],
         "",
-        "Event-time idioms give the same value on every replay. `CURRENT_DATE`, "
-        "`CURRENT_TIMESTAMP` and `NOW()` read the wall clock while the batch is processed: "
-        "a replay or a recovery gives another value. Prefer the event-time day; where you do "
-        "want processing time, list the column in the output's `processing_time_columns` so "
-        "that `surestream verify` leaves it out of its byte-for-byte comparisons.",
+        "Event-time idioms give the same value on every run. `CURRENT_DATE`, "
+        "`CURRENT_TIMESTAMP` and `NOW()` (also `LOCALTIMESTAMP`, `CURRENT_TIME`, "
+        "`LOCALTIME`) are processing time, in UTC: the wall clock read once per checkpoint "
+        "interval (as the `processing_time` step does) and stored with the checkpoint, so a "
+        "recovery or a replay gives the records it processes again the values they had -- "
+        "after midnight too. Two separate runs read the clock at other times: prefer the "
+        "event-time day, and where you do want processing time, list the column in the "
+        "output's `processing_time_columns` so that `surestream verify` leaves it out of its "
+        "comparisons between runs.",
         "",
         "## Outputs",
         "",

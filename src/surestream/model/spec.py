@@ -203,8 +203,9 @@ class _SinkBase(_Strict):
     processing_time_columns: list[str] = Field(
         default_factory=list,
         description="columns holding processing time (the wall clock, e.g. from "
-                    "`CURRENT_DATE`): they differ between runs, so `verify` leaves them out "
-                    "of its replay comparisons")
+                    "`CURRENT_DATE` or the `processing_time` step): one value per checkpoint "
+                    "interval, reproduced by a recovery, but two separate runs differ in "
+                    "them, so `verify` leaves them out of its comparisons between runs")
     key: list[str] | None = Field(
         None, description="the records' idempotency key, which `verify` checks is unique in "
                           "this output; by default the key of the stream's last keyed step "

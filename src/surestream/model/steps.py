@@ -316,7 +316,9 @@ class RouteStep(StepModel):
 class WithColumnsStep(StepModel):
     """Add or replace columns with SQL expressions, vectorized over the batch
     (``value: price * quantity``, ``is_buy: "CASE WHEN side = 'BUY' THEN 1 ELSE 0 END"``).
-    Columns are computed in order, so a later expression may use an earlier one."""
+    Columns are computed in order, so a later expression may use an earlier one.
+    ``CURRENT_DATE``, ``CURRENT_TIMESTAMP`` and ``NOW()`` give one UTC value per checkpoint
+    interval, stored with the checkpoint, so a recovery reproduces them."""
 
     type: Literal["with_columns"] = "with_columns"
     name: StepName = "with_columns"
@@ -450,8 +452,9 @@ class ProcessingTimeStep(StepModel):
     """Stamp each record with processing time (the wall clock) the way SEMANTICS §1 allows
     it: one value per checkpoint interval, taken when the interval's checkpoint opens and
     stored in the checkpoint, so a recovery gives the records it processes again the value
-    they had. (``CURRENT_TIMESTAMP`` in ``with_columns`` reads the clock per batch instead.)
-    List the column in the output's ``processing_time_columns``: it differs between runs."""
+    they had. (``CURRENT_DATE``, ``CURRENT_TIMESTAMP`` and ``NOW()`` in ``with_columns`` and
+    ``where`` take their value the same way.) List the column in the output's
+    ``processing_time_columns``: it differs between runs."""
 
     type: Literal["processing_time"] = "processing_time"
     name: StepName = "processing_time"
