@@ -25,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 
+from surestream.apps.trading.delta_warehouse import delta_datasets
 from surestream.apps.trading.iceberg_warehouse import iceberg_datasets
 
 _TRADE_COLUMNS: dict[str, str] = {
@@ -143,16 +144,22 @@ def existing_tables(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 def register_datasets(con: duckdb.DuckDBPyConnection, warehouse: Path | None) -> set[str]:
     """One temporary view per ``DATASETS`` entry; returns the datasets with data.
 
-    A dataset's view reads the warehouse folder's parts; without parts it falls back to the
-    Iceberg table ``trading.<name>`` of the folder's catalog (``iceberg_warehouse.py``),
-    then to a table of the same name in the database (a DuckDB sink's output), else to an
-    empty view.
+    A dataset's view reads the Delta table ``<warehouse>/<name>`` when that folder is one
+    (its latest version, ``delta_warehouse.py``; never its Parquet files one by one), else
+    the warehouse folder's parts; without parts it falls back to the Iceberg table
+    ``trading.<name>`` of the folder's catalog (``iceberg_warehouse.py``), then to a table
+    of the same name in the database (a DuckDB sink's output), else to an empty view.
     """
     available: set[str] = set()
     tables = existing_tables(con)
+    delta = delta_datasets(warehouse, set(DATASETS))  # <warehouse>/<name>/_delta_log
     iceberg = iceberg_datasets(warehouse, set(DATASETS))  # trading.<name> tables, if any
     for name, columns in DATASETS.items():
-        rel = None if warehouse is None else dataset_relation(con, warehouse / name, columns)
+        rel = None
+        if name in delta:
+            rel = _conform(con.from_arrow(delta[name]), columns)
+        elif warehouse is not None:
+            rel = dataset_relation(con, warehouse / name, columns)
         if rel is None and name in iceberg:
             rel = _conform(con.from_arrow(iceberg[name]), columns)
         if rel is None and name in tables:
