@@ -46,8 +46,9 @@ def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
     names = "\n".join(f"  {spec.name:<30} {spec.help}" for spec in QUERIES.values())
     p = subparsers.add_parser(
         "query", help="ask the trading warehouse: top symbols, portfolios, windows, ...",
-        description="Ask the trading warehouse (DuckDB over its Parquet datasets) a named "
-                    "question; print the answer as a table, JSON or CSV.",
+        description="Ask the trading warehouse (DuckDB over its Parquet datasets, Delta or "
+                    "Iceberg tables) a named question; print the answer as a table, JSON or "
+                    "CSV.",
         epilog=f"queries:\n{names}",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     # no argparse choices: run_query reports an unknown name itself, with the list
