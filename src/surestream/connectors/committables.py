@@ -117,3 +117,18 @@ def check_parquet_committable(committable: Any, output: str,
             raise _refuse(output, f"names the part {entry[0]!r}, which is not this "
                                   f"checkpoint's part file ({expected}) in partition "
                                   "folders of the dataset")
+
+
+def check_records_held(output: str, checkpoint_id: int, before: int, held: int,
+                       lost: str) -> None:
+    """A restored checkpoint was taken after ``before`` committed records; the table's own
+    commit records count ``held`` up to it. Any other number means the output is not the
+    one the checkpoint knew (``lost``: how fewer can happen), so the restart is refused
+    rather than going on with records lost or written twice."""
+    if held == before:
+        return
+    why = lost if held < before else "another run has written it since"
+    raise SinkRecoveryError(
+        f"{output}: checkpoint {checkpoint_id} was taken after {before:,} committed "
+        f"records, but the database records {held:,}: {why}; restore it, or delete the "
+        "checkpoint folder to start afresh (which rewrites every output)")

@@ -34,7 +34,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from surestream.connectors.committables import check_duckdb_committable
+from surestream.connectors.committables import check_duckdb_committable, check_records_held
 from surestream.connectors.duckdb_types import (
     NULL_TYPE,
     changed_by_cast,
@@ -300,16 +300,10 @@ class DuckDBTableSink:
                 "file is corrupt or was removed); restore it, or start afresh by deleting "
                 "the checkpoint directory")
         if committable is not None and "before" in committable:
-            held = self._committed(before=checkpoint_id)
-            if held != committable["before"]:
-                why = ("the database file (or the table's commit records) was deleted or "
-                       "replaced by something else" if held < committable["before"] else
-                       "another run has written it since")
-                raise SinkRecoveryError(
-                    f"{self.output}: checkpoint {checkpoint_id} was taken after "
-                    f"{committable['before']:,} committed records, but the database records "
-                    f"{held:,}: {why}; restore it, or delete the checkpoint folder to start "
-                    "afresh (which rewrites every output)")
+            check_records_held(self.output, checkpoint_id, committable["before"],
+                               self._committed(before=checkpoint_id),
+                               "the database file (or the table's commit records) was "
+                               "deleted or replaced by something else")
         self._check_table_kept()
         self._drop_staging(newer_than=checkpoint_id)
         self.records = self._committed()

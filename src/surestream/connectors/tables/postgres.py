@@ -30,6 +30,7 @@ import polars as pl
 import psycopg
 from psycopg import sql
 
+from surestream.connectors.committables import check_records_held
 from surestream.connectors.sink_protocol import (
     Guarantee,
     Rejection,
@@ -418,16 +419,10 @@ class PostgresTableSink:
                 "is an older copy); restore it, or start afresh by deleting the checkpoint "
                 "folder (which rewrites this output)")
         if committable is not None:
-            held = self._committed(before=checkpoint_id)
-            if held != committable["before"]:
-                why = ("the table's commit records were deleted or replaced by something "
-                       "else" if held < committable["before"] else
-                       "another run has written it since")
-                raise SinkRecoveryError(
-                    f"{self.output}: checkpoint {checkpoint_id} was taken after "
-                    f"{committable['before']:,} committed records, but the database records "
-                    f"{held:,}: {why}; restore it, or delete the checkpoint folder to start "
-                    "afresh (which rewrites every output)")
+            check_records_held(self.output, checkpoint_id, committable["before"],
+                               self._committed(before=checkpoint_id),
+                               "the table's commit records were deleted or replaced by "
+                               "something else")
         self._check_table_kept()
         self._drop_staging(newer_than=checkpoint_id)
         self._frames = []
