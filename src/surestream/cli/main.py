@@ -27,6 +27,7 @@ from surestream.cli.interrupt import EXIT_INTERRUPTED, stop_on_ctrl_c
 from surestream.cli.produce import add_produce_parser
 from surestream.cli.query import add_query_parser
 from surestream.cli.replay import add_replay_parser
+from surestream.cli.run_ops import add_ops_arguments, operations
 from surestream.cli.simulate import add_simulate_parser
 from surestream.cli.tables import add_tables_parser
 from surestream.cli.topics import add_topics_parser
@@ -44,6 +45,7 @@ from surestream.runners.local.failures import RunFailure
 from surestream.runners.local.results import RunResult
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+ENDPOINT_NAMES = {"metrics": "metrics", "ui": "web view"}
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -82,7 +84,15 @@ def _execute(args: argparse.Namespace, spec: PipelineSpec,
     except (SourceError, ValueError) as e:
         print(f"{args.spec}: {e}", file=sys.stderr)
         return EXIT_USAGE, None
-    code, result = _run_to_end(runner, spec, display)
+    try:
+        with operations(args, runner) as endpoints:
+            for what, url in endpoints.items():
+                print(f"  {ENDPOINT_NAMES[what]}: {url}", file=sys.stderr)
+            code, result = _run_to_end(runner, spec, display)
+    except OSError as e:  # a port in use, a metrics file that cannot be written
+        display.close()
+        print(f"{args.spec}: cannot start the operations endpoints: {e}", file=sys.stderr)
+        return EXIT_USAGE, runner
     display.close()  # the live line goes before anything else is printed
     if result is None:
         return code, runner
@@ -369,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "checkpoint to DIR as a savepoint (default: none)")
     p.add_argument("--base-dir", help=argparse.SUPPRESS)  # where relative paths resolve
     p.add_argument("--summary", help=argparse.SUPPRESS)  # write a JSON run summary here
+    add_ops_arguments(p)
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("verify", help="prove replay identity and crash recovery on this "
                                       "pipeline's bounded input",

@@ -67,6 +67,7 @@ from surestream.runners.local.journal import JournalError, JournalWriter, Replay
 from surestream.runners.local.results import Progress, RunResult
 from surestream.runners.local.savepoints import finish_interrupted_install, install_savepoint
 from surestream.runners.local.step_clock import StepClock
+from surestream.runners.local.telemetry import RunTelemetry
 from surestream.runners.local.unwritable import check_errors_writable, divert_unwritable
 from surestream.semantics.errors import DESERIALIZATION_ERROR, error_batch
 from surestream.semantics.operator import MAIN
@@ -146,6 +147,11 @@ class LocalRunner:
                                             state_shape(step))
                       for stream in self.streams
                       for op, step in zip(stream.operators, stream.steps, strict=True)}
+        #: counts, timings and state sizes for the people watching (``telemetry``)
+        self.telemetry = RunTelemetry(spec.pipeline, live=self.live)
+        for stream in self.streams:
+            for op, step in zip(stream.operators, stream.steps, strict=True):
+                self.telemetry.declare_operator(op.name, stream.name, step.type)
         self.store = CheckpointStore(spec.checkpoint_dir(), spec.checkpoint.retain)
         interval_ms = spec.checkpoint.interval_ms
         if self.live and interval_ms is None and spec.checkpoint.interval_records is None:
@@ -397,14 +403,23 @@ class LocalRunner:
         # the processing time of the epoch this checkpoint opens, stored with it so a run
         # resumed from here stamps the records it processes again the same way
         self.error_outputs.recorded_at_ms = self.clock()
-        meta = self.coordinator.checkpoint(
-            self.slots, self.sinks, self.interleaver.positions(),
-            {"records_in": self.records_in, "source_errors": self.source_errors,
-             "first_error": self.first_error, "steps": self.steps,
-             "recorded_at_ms": self.error_outputs.recorded_at_ms},
-            self.records_in, finished=finished, labels=self.labels)
+        began = time.perf_counter()
+        try:
+            meta = self.coordinator.checkpoint(
+                self.slots, self.sinks, self.interleaver.positions(),
+                {"records_in": self.records_in, "source_errors": self.source_errors,
+                 "first_error": self.first_error, "steps": self.steps,
+                 "recorded_at_ms": self.error_outputs.recorded_at_ms},
+                self.records_in, finished=finished, labels=self.labels)
+        except Exception as e:
+            self.telemetry.checkpoint_failed(self.coordinator.next_id, e)
+            raise
         self._pending.clear()  # committed: the sinks count these records now
         self.interleaver.commit_positions()  # Kafka sources: for the group's lag tools
+        self.telemetry.checkpoint_done(meta, time.perf_counter() - began)
+        with concerning(f"checkpoint folder {self.store.dir}"):
+            self.telemetry.flush_history(self.telemetry.checkpoints[-1])
+        self.telemetry.publish(self)
         return meta
 
     # -- stopping early (Ctrl-C) ----------------------------------------------------------
@@ -435,14 +450,39 @@ class LocalRunner:
     def run(self) -> RunResult:
         started = time.perf_counter()
         owns_lock = self._lock is None
+        state = "failed"
         try:
             if owns_lock:
                 self._lock = lock_checkpoint_folder(self.store.dir)
             self._start()
+            self._start_history()
             self._loop(started)
+            state = "stopped" if self.interrupted else "finished"
         finally:
-            self._close(release_lock=owns_lock)
+            try:
+                self._close(release_lock=owns_lock)
+            finally:
+                self._end_telemetry(state)
         return self._result(time.perf_counter() - started)
+
+    def _start_history(self) -> None:
+        """The run's history beside its checkpoints (``telemetry``), for ``report``."""
+        with concerning(f"checkpoint folder {self.store.dir}"):
+            self.telemetry.start_history(
+                self.store.dir, self.spec.model_dump(mode="json", exclude_none=True, fallback=repr),
+                fresh=self.restored is None,
+                restored_from=self.restored.id if self.restored else None)
+            self.telemetry.publish(self)
+
+    def _end_telemetry(self, state: str) -> None:
+        """The last snapshot and history line; a failure here never hides the run's own."""
+        if state == "failed":
+            try:
+                self.telemetry.end(self, state)
+            except Exception:  # noqa: BLE001, S110 - the run's error is the one to report
+                pass
+        else:
+            self.telemetry.end(self, state)
 
     def _loop(self, started: float) -> None:
         """Steps until the input ends (a finished checkpoint), a savepoint's one
@@ -467,6 +507,8 @@ class LocalRunner:
                     self.store.mark_done(self.coordinator.next_id - 1)
             elif self.stop_after_checkpoint or self.coordinator.due(self.records_in):
                 self.checkpoint()
+            if self.telemetry.due():
+                self.telemetry.publish(self)
             if self.progress:
                 self.progress(self._progress(time.perf_counter() - started))
             if final or self.stop_after_checkpoint:
@@ -493,6 +535,8 @@ class LocalRunner:
             self._add_partitions(added)
             self._replay_chunks = entry["c"]
             self.step()
+            if self.telemetry.due():
+                self.telemetry.publish(self)
             if self.progress:
                 self.progress(self._progress(time.perf_counter() - started))
         self._replay_chunks = None
@@ -530,6 +574,7 @@ class LocalRunner:
 
     def step(self, final: bool = False) -> None:
         """One micro-batch through every stream; ``final`` ends the input (W = +inf)."""
+        self.telemetry.step_started()
         tags, emitted = self._read_inputs(final)
         tag_wm: dict[str, int] = {}
         for stream in self.streams:
@@ -537,6 +582,7 @@ class LocalRunner:
         emitted = divert_unwritable(emitted, self.sinks, self.spec.pipeline)
         faults.reached("batch.mid")
         self._write(self._route_errors(_errors_in_input_order(emitted)))
+        self.telemetry.step_done()
 
     def _read_inputs(self, final: bool) -> tuple[dict[str, Batch], list[tuple[str, Batch]]]:
         """The next slice of every source by name, and the error records of its lines that
@@ -595,12 +641,15 @@ class LocalRunner:
             else:
                 batch = Batch.empty(tag_wm.get(stream.from_, NEG_INF), with_ts=True)
         for i, op in enumerate(stream.operators):
+            began = time.perf_counter()
             if i in stream.updates:
                 upd = tags.get(stream.updates[i])
                 outs = op.process_with_updates(
                     batch, upd if upd is not None else Batch.empty(NEG_INF))
             else:
                 outs = op.process(batch)
+            self.telemetry.operator_step(op.name, len(batch), outs,
+                                         time.perf_counter() - began)
             in_wm = batch.wm_end
             main = outs.pop(MAIN, None)  # (an empty batch is falsy: test for None)
             batch = main if main is not None else Batch.empty(in_wm)
@@ -620,6 +669,7 @@ class LocalRunner:
         if not emitted or emitted[-1][0] != ERRORS_TAG or not len(emitted[-1][1]):
             return [(t, b) for t, b in emitted if t != ERRORS_TAG]
         errors = emitted[-1][1]
+        self.telemetry.errors(errors.data)
         if self.first_error is None:
             self.first_error = str(errors.data.get_column("error_message")[0])
         return [*emitted[:-1], *self.error_outputs.split(errors)]
@@ -637,6 +687,8 @@ class LocalRunner:
             with concerning(self.labels[tag]):
                 sink.write(out.data)
             self._pending[tag] = self._pending.get(tag, 0) + len(out)
+            if tag not in error_tags:
+                self.telemetry.written(len(out), out.ts)
 
     def _end_of_source(self, source: str) -> Batch:
         """An empty batch that ends every partition of ``source`` (W -> +infinity)."""
