@@ -22,6 +22,7 @@ or network error names the input, output or checkpoint folder it concerns (``fai
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -477,10 +478,8 @@ class LocalRunner:
     def _end_telemetry(self, state: str) -> None:
         """The last snapshot and history line; a failure here never hides the run's own."""
         if state == "failed":
-            try:
+            with contextlib.suppress(Exception):  # the run's own error is the one to report
                 self.telemetry.end(self, state)
-            except Exception:  # noqa: BLE001, S110 - the run's error is the one to report
-                pass
         else:
             self.telemetry.end(self, state)
 

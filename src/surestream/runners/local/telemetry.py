@@ -34,6 +34,7 @@ Snapshot shape (``RunTelemetry.snapshot``; docs/metrics.md lists the metrics mad
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import os
 import time
@@ -288,10 +289,8 @@ class RunTelemetry:
                               "records_in": snap["records_in"], "counters": snap["counters"],
                               "written": {o["tag"]: o["written"] for o in snap["outputs"]},
                               "errors_by_reason": snap["errors"]["by_reason"]})
-        try:
+        with contextlib.suppress(OSError):  # a full disk must not hide the run's error
             self.flush_history()
-        except OSError:
-            pass  # the history is a convenience: a full disk must not hide the run's error
         return snap
 
 
@@ -375,7 +374,10 @@ def build_snapshot(t: RunTelemetry, runner: Any) -> dict[str, Any]:
     op_counts = {o["name"]: o["records_in"] for o in ops}
     out_counts = {o["tag"]: o["written"] for o in outputs}
     dt = mono - prev[0] if prev else 0.0
-    rate = (lambda now, before: round((now - before) / dt, 1) if dt > 0 else 0.0)
+
+    def rate(now: int, before: int) -> float:
+        return round((now - before) / dt, 1) if dt > 0 else 0.0
+
     for o in ops:
         o["records_per_s"] = rate(o["records_in"], prev[2].get(o["name"], 0)) if prev else 0.0
     for o in outputs:
