@@ -470,7 +470,7 @@ class LocalRunner:
         """The run's history beside its checkpoints (``telemetry``), for ``report``."""
         with concerning(f"checkpoint folder {self.store.dir}"):
             self.telemetry.start_history(
-                self.store.dir, self.spec.model_dump(mode="json", exclude_none=True, fallback=repr),
+                self.store.dir, _spec_for_history(self.spec),
                 fresh=self.restored is None,
                 restored_from=self.restored.id if self.restored else None)
             self.telemetry.publish(self)
@@ -732,6 +732,14 @@ class LocalRunner:
             interrupted=self.interrupted, resume_from=resume_from,
             stop_note=self.stop_note, first_error=self.first_error,
             error_tags=tuple(self.error_outputs.tags))
+
+
+def _spec_for_history(spec: PipelineSpec) -> dict[str, Any]:
+    """The spec as JSON for the run history, without a generator source's function or
+    in-memory records: serializing an iterator would consume it, and records can be many."""
+    inline = {"function", "records"}
+    return spec.model_dump(mode="json", exclude_none=True, fallback=repr,
+                           exclude={"source": inline, "sources": {"__all__": inline}})
 
 
 def _errors_in_input_order(emitted: list[tuple[str, Batch]]) -> list[tuple[str, Batch]]:
