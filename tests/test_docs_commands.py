@@ -3,9 +3,9 @@
 The commands are the lines of the ```bash blocks (``&&`` chains split, a trailing ``\\``
 joining lines) and the ``$ `` lines of the ```console blocks, run in the order they appear,
 each Markdown file in its own fresh copy of the repository (README.md, pyproject.toml,
-docs/, src/, benchmarks/, scripts/), with ``surestream``, ``python`` and ``python3`` meaning this
-checkout's code. Each must exit 0; later commands see what earlier ones wrote, as a reader
-following the page would.
+docs/, src/, benchmarks/, scripts/, monitoring/), with ``surestream``, ``python`` and
+``python3`` meaning this checkout's code. Each must exit 0; later commands see what earlier
+ones wrote, as a reader following the page would.
 
 The only departures from "as written", and why:
 
@@ -39,7 +39,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-COPIED = ("README.md", "pyproject.toml", "docs", "src", "benchmarks", "scripts")
+COPIED = ("README.md", "pyproject.toml", "docs", "src", "benchmarks", "scripts", "monitoring")
 DEMO_EVENTS = "20000"
 #: files that must have runnable commands (so a broken extraction cannot pass quietly)
 MUST_HAVE_COMMANDS = {"README.md", "docs/trading.md", "docs/exactly-once.md",
