@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""Operations overhead: trades-1m with and without the metrics endpoint (and the telemetry).
+
+The trades-1m pipeline (benchmarks/trades_1m.yaml: JSON lines, watermark, dedup, 1-minute
+VWAP windows) runs in a fresh process per run, the way ``surestream run`` runs it (the
+operations flags parsed by the real command-line parser, entered with
+``cli.run_ops.operations``), in these variants:
+
+- ``off``: the runner's telemetry calls replaced by no-ops (monkeypatched in the child):
+  what the run costs without any telemetry at all;
+- ``default``: ``surestream run`` as it is, no operations flag (telemetry on: a snapshot
+  every 0.25 s and at checkpoints);
+- ``metrics``: ``--metrics-port 0``, and this process scraping the endpoint every
+  ``--scrape-interval`` seconds (1 s by default, as a Prometheus server would) while the
+  run lasts -- the scraper's own work is outside the measured process;
+- ``metrics_file``: ``--metrics-file``;
+- ``ui``: ``--ui-port 0`` (the web view; its ``/api/status`` is polled like the metrics).
+
+Variants alternate within each repetition (the order rotating), so a machine getting
+busier or quieter affects them alike. It prints events/s per variant (median and best of
+the repetitions, processing time only: start-up and imports excluded) and each variant's
+cost against ``default`` (and ``default``'s against ``off``), and the load average.
+
+    python benchmarks/ops_overhead.py [--repeat 5] [--variants off,default,metrics]
+        [--scrape-interval 1.0] [--cores one|all]
+
+Adding a variant: one entry in ``VARIANTS`` (flags, and the endpoint to poll, if any).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from trades_1m import REPO, SPEC, child_env, ensure_data, pinned, shared_bench  # noqa: E402
+
+#: name -> (the ``surestream run`` flags, the endpoint polled while it runs: (key in the
+#: endpoints ``operations`` yields, path appended to its URL) or None, telemetry off)
+VARIANTS: dict[str, tuple[list[str], tuple[str, str] | None, bool]] = {
+    "off": ([], None, True),
+    "default": ([], None, False),
+    "metrics": (["--metrics-port", "0"], ("metrics", ""), False),
+    "metrics_file": (["--metrics-file", "{work}/metrics.prom"], None, False),
+    "ui": (["--ui-port", "0"], ("ui", "/api/status"), False),
+}
+
+DRIVER = r"""
+import json, os, sys
+if os.environ.get("BENCH_ONE_CORE") == "1":
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+spec_path, flags, sets, telemetry_off = sys.argv[1], json.loads(sys.argv[2]), \
+    json.loads(sys.argv[3]), sys.argv[4] == "1"
+if telemetry_off:  # every telemetry call of the runner's loop a no-op
+    from surestream.runners.local.telemetry import RunTelemetry
+    for name in ("step_started", "operator_step", "written", "step_done", "errors",
+                 "start_history", "flush_history"):
+        setattr(RunTelemetry, name, lambda self, *a, **k: None)
+    RunTelemetry.due = lambda self: False
+    RunTelemetry.publish = lambda self, runner: {}
+    RunTelemetry.end = lambda self, runner, state: {}
+from surestream.cli.main import build_parser
+from surestream.cli.run_ops import operations
+from surestream.model.loader import load_spec
+from surestream.runners.local.runner import LocalRunner
+args = build_parser().parse_args(
+    ["run", spec_path, *flags, *[a for s in sets for a in ("--set", s)]])
+runner = LocalRunner(load_spec(spec_path, sets))
+with operations(args, runner) as endpoints:
+    print("ENDPOINTS " + json.dumps(endpoints), flush=True)
+    result = runner.run()
+print("RESULT " + json.dumps({"processing_s": result.elapsed_s,
+                              "records_in": result.records_in,
+                              "checkpoints": result.checkpoints}), flush=True)
+"""
+
+
+class Poller(threading.Thread):
+    """GETs ``url`` every ``interval`` seconds until stopped; counts the answers."""
+
+    def __init__(self, url: str, interval: float) -> None:
+        super().__init__(daemon=True)
+        self.url, self.interval = url, interval
+        self.done = threading.Event()
+        self.answers = self.failures = 0
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as response:
+                    response.read()
+                self.answers += 1
+            except OSError:
+                self.failures += 1
+            self.done.wait(self.interval)
+
+
+def run_variant(name: str, data: dict, work: Path, one_core: bool,
+                scrape_interval: float) -> dict:
+    flags, polled, telemetry_off = VARIANTS[name]
+    flags = [f.replace("{work}", str(work)) for f in flags]
+    sets = [f"source.path={data['path']}", f"outputs.main.path={work / 'windows.csv'}",
+            f"outputs.late_window.path={work / 'late.jsonl'}",
+            f"outputs.errors.path={work / 'errors.jsonl'}",
+            f"checkpoint.dir={work / 'checkpoints'}"]
+    cmd = pinned([sys.executable, "-c", DRIVER, str(SPEC), json.dumps(flags),
+                  json.dumps(sets), "1" if telemetry_off else "0"], one_core)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=child_env(one_core))
+    poller = None
+    result = None
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("ENDPOINTS ") and polled is not None:
+            endpoints = json.loads(line[len("ENDPOINTS "):])
+            key, path = polled
+            url = endpoints[key]
+            if path:
+                url = url.split("/", 3)
+                url = "/".join(url[:3]) + path
+            poller = Poller(url, scrape_interval)
+            poller.start()
+        elif line.startswith("RESULT "):
+            result = json.loads(line[len("RESULT "):])
+    if poller is not None:
+        poller.done.set()
+        poller.join()
+    if proc.wait() != 0 or result is None:
+        raise RuntimeError(f"variant {name} failed with exit code {proc.returncode}")
+    result["polls"] = poller.answers if poller else None
+    return result
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=5, help="alternating runs of each variant")
+    ap.add_argument("--variants", default="off,default,metrics,metrics_file",
+                    help=f"comma-separated, of {', '.join(VARIANTS)}")
+    ap.add_argument("--scrape-interval", type=float, default=1.0)
+    ap.add_argument("--cores", choices=["one", "all"], default="one")
+    ap.add_argument("--data", default=str(REPO / "bench-data"))
+    ap.add_argument("--out", default=str(REPO / "bench-out" / "ops_overhead.json"))
+    a = ap.parse_args()
+    names = a.variants.split(",")
+    unknown = set(names) - set(VARIANTS)
+    if unknown:
+        sys.exit(f"unknown variants {sorted(unknown)}; known: {', '.join(VARIANTS)}")
+    data = ensure_data(shared_bench(), a.events, Path(a.data))
+    one_core = a.cores == "one"
+    runs: dict[str, list[dict]] = {n: [] for n in names}
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="ops-overhead-") as tmp:
+        for rep in range(a.repeat):
+            order = names[rep % len(names):] + names[:rep % len(names)]
+            for name in order:
+                work = Path(tmp) / f"{name}-{rep}"
+                r = run_variant(name, data, work, one_core, a.scrape_interval)
+                runs[name].append(r)
+                print(f"  rep {rep + 1} {name:<13} {a.events / r['processing_s']:>11,.0f} "
+                      f"events/s" + (f"  ({r['polls']} polls)" if r["polls"] is not None
+                                     else ""), flush=True)
+    load_after = os.getloadavg()
+    report = {}
+    for name, rs in runs.items():
+        eps = [a.events / r["processing_s"] for r in rs]
+        report[name] = {"median_events_per_s": round(statistics.median(eps)),
+                        "best_events_per_s": round(max(eps)),
+                        "runs_events_per_s": [round(e) for e in eps],
+                        "polls": [r["polls"] for r in rs]}
+    print(f"\n{a.events:,} events, {a.repeat} alternating repetitions, "
+          f"{'one core' if one_core else 'all cores'}; load average "
+          f"{load_before[0]:.2f} before, {load_after[0]:.2f} after")
+    base = report.get("default")
+    for name, r in report.items():
+        line = (f"{name:<13} median {r['median_events_per_s']:>11,} events/s, "
+                f"best {r['best_events_per_s']:>11,}")
+        against = report.get("off") if name == "default" else base
+        if against is not None and name not in ("off",) and against is not r:
+            cost = 1 - r["median_events_per_s"] / against["median_events_per_s"]
+            best = 1 - r["best_events_per_s"] / against["best_events_per_s"]
+            ref = "off" if name == "default" else "default"
+            line += f"  | cost vs {ref}: median {100 * cost:+.1f} %, best {100 * best:+.1f} %"
+            r[f"cost_vs_{ref}_median_pct"] = round(100 * cost, 1)
+            r[f"cost_vs_{ref}_best_pct"] = round(100 * best, 1)
+        print(line)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"events": a.events, "repeat": a.repeat,
+                               "cores": a.cores, "scrape_interval_s": a.scrape_interval,
+                               "load_average": [load_before, load_after],
+                               "results": report}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
