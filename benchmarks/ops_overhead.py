@@ -14,7 +14,10 @@ operations flags parsed by the real command-line parser, entered with
   ``--scrape-interval`` seconds (1 s by default, as a Prometheus server would) while the
   run lasts -- the scraper's own work is outside the measured process;
 - ``metrics_file``: ``--metrics-file``;
-- ``ui``: ``--ui-port 0`` (the web view; its ``/api/status`` is polled like the metrics).
+- ``ui``: ``--ui-port 0`` (the web view; its ``/api/status`` is polled like the metrics);
+- ``accounted``: ``--metrics-port 0 --metrics-file``, scraped, with every telemetry method
+  and every metrics rendering timed inside the process (``perf_counter`` around each call):
+  the CPU the operations cost, which a noisy shared machine blurs in events/s but not here.
 
 Variants alternate within each repetition (the order rotating), so a machine getting
 busier or quieter affects them alike. It prints events/s per variant (median and best of
@@ -45,29 +48,54 @@ sys.path.insert(0, str(HERE))
 from trades_1m import REPO, SPEC, child_env, ensure_data, pinned, shared_bench  # noqa: E402
 
 #: name -> (the ``surestream run`` flags, the endpoint polled while it runs: (key in the
-#: endpoints ``operations`` yields, path appended to its URL) or None, telemetry off)
-VARIANTS: dict[str, tuple[list[str], tuple[str, str] | None, bool]] = {
-    "off": ([], None, True),
-    "default": ([], None, False),
-    "metrics": (["--metrics-port", "0"], ("metrics", ""), False),
-    "metrics_file": (["--metrics-file", "{work}/metrics.prom"], None, False),
-    "ui": (["--ui-port", "0"], ("ui", "/api/status"), False),
+#: endpoints ``operations`` yields, path appended to its URL) or None, the child's mode:
+#: "" as is, "off" telemetry calls no-ops, "account" telemetry calls timed)
+VARIANTS: dict[str, tuple[list[str], tuple[str, str] | None, str]] = {
+    "off": ([], None, "off"),
+    "default": ([], None, ""),
+    "metrics": (["--metrics-port", "0"], ("metrics", ""), ""),
+    "metrics_file": (["--metrics-file", "{work}/metrics.prom"], None, ""),
+    "ui": (["--ui-port", "0"], ("ui", "/api/status"), ""),
+    "accounted": (["--metrics-port", "0", "--metrics-file", "{work}/metrics.prom"],
+                  ("metrics", ""), "account"),
 }
 
 DRIVER = r"""
 import json, os, sys
 if os.environ.get("BENCH_ONE_CORE") == "1":
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-spec_path, flags, sets, telemetry_off = sys.argv[1], json.loads(sys.argv[2]), \
-    json.loads(sys.argv[3]), sys.argv[4] == "1"
-if telemetry_off:  # every telemetry call of the runner's loop a no-op
-    from surestream.runners.local.telemetry import RunTelemetry
+spec_path, flags, sets, mode = sys.argv[1], json.loads(sys.argv[2]), \
+    json.loads(sys.argv[3]), sys.argv[4]
+from surestream.runners.local.telemetry import RunTelemetry
+LOOP = ("step_started", "operator_step", "written", "step_done", "errors", "checkpoint_done",
+        "due", "publish", "start_history", "flush_history")
+if mode == "off":  # every telemetry call of the runner's loop a no-op
     for name in ("step_started", "operator_step", "written", "step_done", "errors",
                  "start_history", "flush_history"):
         setattr(RunTelemetry, name, lambda self, *a, **k: None)
     RunTelemetry.due = lambda self: False
     RunTelemetry.publish = lambda self, runner: {}
     RunTelemetry.end = lambda self, runner, state: {}
+account = {}
+if mode == "account":  # time every call (nested calls: publish includes the listeners)
+    import time
+    import prometheus_client.exposition as exposition
+    def timed(owner, name, key):
+        inner = getattr(owner, name)
+        def wrapper(*a, **k):
+            t = time.perf_counter()
+            try:
+                return inner(*a, **k)
+            finally:
+                s = account.setdefault(key, [0.0, 0])
+                s[0] += time.perf_counter() - t
+                s[1] += 1
+        setattr(owner, name, wrapper)
+    for name in LOOP:
+        timed(RunTelemetry, name, "telemetry." + name)
+    import surestream.ops.metrics as ops_metrics
+    timed(exposition, "generate_latest", "metrics rendering (scrapes and file writes)")
+    timed(ops_metrics, "write_to_textfile", "metrics file writes (in telemetry.publish)")
 from surestream.cli.main import build_parser
 from surestream.cli.run_ops import operations
 from surestream.model.loader import load_spec
@@ -80,7 +108,8 @@ with operations(args, runner) as endpoints:
     result = runner.run()
 print("RESULT " + json.dumps({"processing_s": result.elapsed_s,
                               "records_in": result.records_in,
-                              "checkpoints": result.checkpoints}), flush=True)
+                              "checkpoints": result.checkpoints,
+                              "account": account}), flush=True)
 """
 
 
@@ -106,14 +135,14 @@ class Poller(threading.Thread):
 
 def run_variant(name: str, data: dict, work: Path, one_core: bool,
                 scrape_interval: float) -> dict:
-    flags, polled, telemetry_off = VARIANTS[name]
+    flags, polled, mode = VARIANTS[name]
     flags = [f.replace("{work}", str(work)) for f in flags]
     sets = [f"source.path={data['path']}", f"outputs.main.path={work / 'windows.csv'}",
             f"outputs.late_window.path={work / 'late.jsonl'}",
             f"outputs.errors.path={work / 'errors.jsonl'}",
             f"checkpoint.dir={work / 'checkpoints'}"]
     cmd = pinned([sys.executable, "-c", DRIVER, str(SPEC), json.dumps(flags),
-                  json.dumps(sets), "1" if telemetry_off else "0"], one_core)
+                  json.dumps(sets), mode], one_core)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=child_env(one_core))
     poller = None
     result = None
@@ -137,6 +166,19 @@ def run_variant(name: str, data: dict, work: Path, one_core: bool,
         raise RuntimeError(f"variant {name} failed with exit code {proc.returncode}")
     result["polls"] = poller.answers if poller else None
     return result
+
+
+def accounted(runs: list[dict]) -> dict[str, dict]:
+    """Per timed call: milliseconds and calls a run (mean), and the share of processing
+    time (``telemetry.*`` calls nest: ``publish`` includes what its listeners do)."""
+    out: dict[str, dict] = {}
+    processing = sum(r["processing_s"] for r in runs)
+    for key in sorted({k for r in runs for k in r["account"]}):
+        seconds = sum(r["account"].get(key, [0.0, 0])[0] for r in runs)
+        calls = sum(r["account"].get(key, [0.0, 0])[1] for r in runs)
+        out[key] = {"ms_per_run": 1000 * seconds / len(runs), "calls_per_run": calls / len(runs),
+                    "pct": 100 * seconds / processing}
+    return out
 
 
 def main() -> int:
@@ -176,9 +218,15 @@ def main() -> int:
                         "best_events_per_s": round(max(eps)),
                         "runs_events_per_s": [round(e) for e in eps],
                         "polls": [r["polls"] for r in rs]}
+        if any(r["account"] for r in rs):
+            report[name]["account"] = accounted(rs)
     print(f"\n{a.events:,} events, {a.repeat} alternating repetitions, "
           f"{'one core' if one_core else 'all cores'}; load average "
           f"{load_before[0]:.2f} before, {load_after[0]:.2f} after")
+    for name, r in report.items():
+        for key, figure in r.get("account", {}).items():
+            print(f"{name}: {key:<48} {figure['ms_per_run']:>8.2f} ms a run "
+                  f"({figure['calls_per_run']:,.0f} calls), {figure['pct']:.3f} % of processing")
     base = report.get("default")
     for name, r in report.items():
         line = (f"{name:<13} median {r['median_events_per_s']:>11,} events/s, "

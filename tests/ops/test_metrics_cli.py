@@ -74,7 +74,8 @@ def test_metrics_file_of_a_bounded_run_holds_the_runs_counts(tmp_path):
                       ("errors", "errors.jsonl")):
         assert value(m, "surestream_output_committed_records_total", output=tag) == \
             lines_in(out / name) == summary["written"][tag]
-    assert not list(metrics_file.parent.glob(".*.tmp"))  # written atomically, nothing left
+    # replaced atomically at each write: no temporary file left beside it
+    assert [p.name for p in metrics_file.parent.iterdir()] == ["run.prom"]
     problems = promtool_problems(text)
     flagged = {line.split()[0] for line in problems}
     assert flagged <= CONTRACT_MS_NAMES, problems

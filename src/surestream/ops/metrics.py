@@ -10,12 +10,15 @@ pays nothing per scrape: no lock, no call into its operators.
   one: two runs in one process must not mix), for ``surestream run --metrics-port``. It
   yields the URL and shuts the server down on exit.
 - ``metrics_file_writer(telemetry, path)``: the same metrics in Prometheus text format,
-  written atomically (``write_atomic``: a reader never sees a torn file) when the writer
-  starts, after every checkpoint (taken or failed), when the run ends and on exit -- not on
-  every snapshot. For ``--metrics-file``: a bounded run's final figures, in the format of
-  node_exporter's textfile collector and of a Pushgateway push. A file that cannot be
-  written at start is an error (``OSError``: the run does not start); later, a failed
-  write is logged and the run goes on (metrics watch a run, they are not its output).
+  written when the writer starts, after every checkpoint (taken or failed), when the run
+  ends and on exit -- not on every snapshot. For ``--metrics-file``: a bounded run's final
+  figures, in the format of node_exporter's textfile collector and of a Pushgateway push.
+  Each write replaces the file atomically (a temporary file renamed over it:
+  prometheus-client's ``write_to_textfile``), so a reader never sees a torn file; it is
+  not fsynced: the file is a view of the run, rewritten at the next checkpoint, and an
+  fsync (about 5 ms here) would lengthen every checkpoint. A file that cannot be written
+  at start is an error (``OSError``: the run does not start); later, a failed write is
+  logged and the run goes on (metrics watch a run, they are not its output).
 """
 
 from __future__ import annotations
@@ -27,10 +30,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    generate_latest,
+    start_http_server,
+    write_to_textfile,
+)
 from prometheus_client.metrics_core import Metric
 
-from surestream.io.durable import write_atomic
 from surestream.ops.logs import log
 from surestream.ops.metrics_families import snapshot_families
 
@@ -93,13 +100,13 @@ def metrics_file_writer(telemetry: Any, path: Path) -> Iterator[Path]:
     path = Path(path)
     registry = metrics_registry(telemetry)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, generate_latest(registry))  # a bad path fails here, before the run
+    write_to_textfile(str(path), registry)  # a bad path fails here, before the run
     #: (checkpoints taken, failed, run state) at the last write: a change means write again
     last: dict[str, Any] = {"mark": (0, 0, "running"), "snapshot": None, "error": None}
 
     def write(snap: dict[str, Any] | None) -> None:
         try:
-            write_atomic(path, generate_latest(registry))
+            write_to_textfile(str(path), registry)
         except OSError as e:
             if str(e) != last["error"]:  # once per distinct problem, not per checkpoint
                 log(logging.WARNING, f"cannot write the metrics file {path}: {e}",
