@@ -6,6 +6,7 @@ by ``promtool``); the trading alerts job's alerts by severity; where the endpoin
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import socket
@@ -15,6 +16,7 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from metrics_scrape import build_input, lines_in, parse, pipeline_doc, value
 
 import surestream
@@ -22,6 +24,7 @@ from surestream.cli.main import build_parser
 from surestream.cli.run_ops import operations, read_endpoints
 from surestream.connectors.file_sinks import read_parquet_dataset
 from surestream.model.loader import build_spec
+from surestream.ops.logs import LOGGER
 from surestream.runners.local.runner import LocalRunner
 
 #: promtool's lint finds the contract's millisecond names (HELPERS.md: dashboards and alert
@@ -122,7 +125,19 @@ def listening(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def test_metrics_endpoint_listens_on_loopback_only_unless_told(tmp_path):
+@pytest.fixture
+def surestream_logger():
+    """``operations`` configures the ``surestream`` logger as ``surestream run`` would
+    (its own handler, no propagation): put it back for the tests after this one."""
+    logger = logging.getLogger(LOGGER)
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    logger.handlers[:] = saved[0]
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]
+
+
+def test_metrics_endpoint_listens_on_loopback_only_unless_told(tmp_path, surestream_logger):
     """Linux routes all of 127.0.0.0/8 to the loopback interface: a server bound to
     127.0.0.1 alone refuses 127.0.0.2, one bound to every address accepts it."""
     inp = build_input(tmp_path / "in", n=10)
