@@ -33,6 +33,7 @@ from surestream.model.steps import KeyedDedupStep
 from surestream.semantics.dedup_common import DedupBase, key_frame
 from surestream.semantics.key_index import HashFn, KeyIndex
 from surestream.semantics.operator import Outputs
+from surestream.semantics.state_size import arrays_bytes
 
 _BLOCK_BITS = 12
 _BLOCK = 1 << _BLOCK_BITS  # slots per expiry block
@@ -106,6 +107,12 @@ class KeepFirstDedup(DedupBase):
             return self._outputs(batch, batch.filter(keep), ~keep)
         out = self._outputs(batch, batch.filter(keep), ~keep & ~unusable)
         return self._add_errors(out, self._null_key_errors(batch, unusable))
+
+    def state_gauges(self) -> dict[str, int]:
+        """Live keys, and the bytes of the index and the per-slot arrays (``state_size``)."""
+        return {"keys": len(self.index),
+                "bytes": self.index.nbytes() + arrays_bytes(self._t0, self._mark,
+                                                            self._block_due)}
 
     # -- the rule ---------------------------------------------------------------------
     def _keep_mask(self, slots: np.ndarray, is_new: np.ndarray, ts: np.ndarray,

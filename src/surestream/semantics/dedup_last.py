@@ -40,6 +40,13 @@ from surestream.model.batch import NEG_INF, POS_INF, Batch
 from surestream.model.steps import KeyedDedupStep
 from surestream.semantics.dedup_common import DedupBase, key_values
 from surestream.semantics.operator import MAIN, Outputs
+from surestream.semantics.state_size import (
+    DICT_ENTRY_BYTES,
+    HEAP_ENTRY_BYTES,
+    KEY_BYTES,
+    SET_ENTRY_BYTES,
+    WINDOW_OBJECT_BYTES,
+)
 
 _SNAPSHOT_FORMAT = 2  # 1: pickled dicts of row dicts; 2: frames + arrays (plain data)
 _MAX_FRAMES = 32  # merge frames of one schema when there are more than this many
@@ -122,6 +129,18 @@ class KeepLastDedup(DedupBase):
             self._add_errors(result, self._null_key_errors(batch, unusable))
         self._shrink(frame)
         return result
+
+    def state_gauges(self) -> dict[str, int]:
+        """Keys with state, and bytes: the held records' frames plus a fixed cost per
+        window, key and heap entry (``state_size``)."""
+        windows = len(self._windows)
+        heaps = len(self._due) + len(self._holds) + len(self._expiry)
+        frames = sum(f.estimated_size() for f in self._frames.values())
+        return {"keys": len(self._key_window),
+                "bytes": frames + windows * (WINDOW_OBJECT_BYTES + DICT_ENTRY_BYTES
+                                             + SET_ENTRY_BYTES)
+                + len(self._key_window) * (DICT_ENTRY_BYTES + KEY_BYTES)
+                + heaps * HEAP_ENTRY_BYTES}
 
     def _take(self, key: Hashable, t: int, w: int, seq: int, frame: int, row: int,
               dups: list[_Out]) -> None:

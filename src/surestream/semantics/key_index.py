@@ -155,6 +155,14 @@ class KeyIndex:
         input or other batch cuts)."""
         return self._epoch
 
+    def nbytes(self) -> int:
+        """Memory held (an estimate for the state gauges): the table, the per-slot arrays
+        and the stored keys (polars' own estimate of its buffers). Cheap: a few
+        additions over O(log n) chunks."""
+        keys = sum(chunk.estimated_size() for chunk in self._chunks)
+        return int(self._tab.nbytes + self._hash.nbytes + self._pos.nbytes
+                   + self._live.nbytes + keys)
+
     @property
     def live(self) -> np.ndarray:
         """Read-only mask of the live slot ids, length ``n_slots``."""

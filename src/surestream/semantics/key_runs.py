@@ -55,6 +55,7 @@ from surestream.semantics.errors import ErrorCollector
 from surestream.semantics.operator import ERRORS, MAIN, Outputs
 from surestream.semantics.records import RecordBuffer
 from surestream.semantics.state import Key
+from surestream.semantics.state_size import DICT_ENTRY_BYTES, KEY_BYTES, USER_VALUE_BYTES
 from surestream.semantics.user_functions import resolve_object
 from surestream.semantics.user_state import codec_of
 
@@ -213,7 +214,16 @@ class KeyRunOperator:
         for k in gone:
             del self.states[k]
 
-    # -- checkpoints --------------------------------------------------------------------
+    # -- gauges and checkpoints ---------------------------------------------------------
+    def state_gauges(self) -> dict[str, int]:
+        """Keys with state, no timers (records wait for the watermark instead: ``held``),
+        and bytes: the held records' frame plus a fixed cost per key (``state_size``)."""
+        keys = len(self.states)
+        held = self.held.height if self.held is not None else 0
+        frame = self.held.estimated_size() if self.held is not None else 0
+        return {"keys": keys, "timers": 0, "held": held,
+                "bytes": frame + keys * (DICT_ENTRY_BYTES + KEY_BYTES + USER_VALUE_BYTES)}
+
     def snapshot(self) -> dict[str, Any]:
         """Held records (a frame), key states, the watermark and the last ``seq``, as data."""
         encode = self.codec.encode if self.codec is not None else (lambda v: v)

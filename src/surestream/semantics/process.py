@@ -74,6 +74,12 @@ from surestream.semantics.state import (
     StateKind,
     ValueState,
 )
+from surestream.semantics.state_size import (
+    DICT_ENTRY_BYTES,
+    HEAP_ENTRY_BYTES,
+    KEY_BYTES,
+    USER_VALUE_BYTES,
+)
 from surestream.semantics.timers import (
     TIMER_MAX_MS,
     TIMER_MIN_MS,
@@ -378,7 +384,17 @@ class KeyedProcessOperator:
             out.emit(tag, record, timestamp, wm, seq)
         pending.clear()
 
-    # -- checkpoints --------------------------------------------------------------------
+    # -- gauges and checkpoints ---------------------------------------------------------
+    def state_gauges(self) -> dict[str, int]:
+        """Key-state entries (a key counted once per named state it holds), timers of
+        both domains, and bytes: a fixed cost per entry and timer (``state_size``: user
+        values are not walked)."""
+        entries = self.state.key_count()
+        timers = len(self.event_timers) + len(self.processing_timers)
+        return {"keys": entries, "timers": timers,
+                "bytes": entries * (DICT_ENTRY_BYTES + KEY_BYTES + USER_VALUE_BYTES)
+                + timers * (DICT_ENTRY_BYTES + HEAP_ENTRY_BYTES + KEY_BYTES)}
+
     def snapshot(self) -> dict[str, Any]:
         """Every key's state, both timer queues, the watermark and the last ``seq``, as plain
         data (``surestream.io.state_codec``): a copy later processing cannot change, and a

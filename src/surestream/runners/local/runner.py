@@ -687,7 +687,7 @@ class LocalRunner:
                 sink.write(out.data)
             self._pending[tag] = self._pending.get(tag, 0) + len(out)
             if tag not in error_tags:
-                self.telemetry.written(len(out), out.ts)
+                self.telemetry.written(len(out), out.ts, tag, out.data)
 
     def _end_of_source(self, source: str) -> Batch:
         """An empty batch that ends every partition of ``source`` (W -> +infinity)."""

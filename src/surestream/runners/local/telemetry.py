@@ -20,9 +20,11 @@ Snapshot shape (``RunTelemetry.snapshot``; docs/metrics.md lists the metrics mad
     started_at_ms, now_ms, uptime_s, records_in, records_per_s, watermark, watermark_lag_ms,
     counters {late, duplicates, errors, ...},
     operators [{name, stream, kind, records_in, records_out, emitted {tag: n},
-                seconds, records_per_s, counters {...}, state {keys, bytes, windows, ...}}],
+                seconds, records_per_s, counters {...}, state {keys, bytes, windows, ...},
+                watermark, watermark_lag_ms (watermark steps only)}],
     partitions [{source, partition, index, position, ended, watermark, lag_ms, kafka {...}}],
-    outputs [{tag, type, written, committed, records_per_s, sink {...}}],
+    outputs [{tag, type, written, committed, records_per_s, sink {...},
+              by_severity {value: n} (outputs with a ``severity`` column: alerts)}],
     checkpoints {taken, failures, last_success_ms, last_failure, history [...]},
     errors {by_reason {"operator|error_type": n}, latest [{...}]},
     histograms {operator_seconds {op: H}, checkpoint_seconds H,
@@ -48,6 +50,8 @@ import numpy as np
 
 from surestream.model.batch import NEG_INF, POS_INF
 
+#: an output with this column counts its records by value (alerts fired by severity)
+SEVERITY_COLUMN = "severity"
 #: how often (wall time) the runner builds a snapshot between checkpoints
 PUBLISH_INTERVAL_S = 0.25
 #: the run's course, beside its checkpoints, for ``surestream report``
@@ -141,6 +145,8 @@ class RunTelemetry:
         self.last_success_ms: int | None = None
         self.last_failure: str | None = None
         self.errors_by_reason: dict[str, int] = {}
+        #: output tag -> severity -> records written (outputs with a severity column)
+        self.severities: dict[str, dict[str, int]] = {}
         self.latest_errors: deque[dict[str, Any]] = deque(maxlen=LATEST_ERRORS)
         #: what the open checkpoint's outputs hold, for the latencies at its commit:
         #: event times written, and (read wall time, records) per step
@@ -178,12 +184,19 @@ class RunTelemetry:
             elif n:
                 t.emitted[tag] = t.emitted.get(tag, 0) + n
 
-    def written(self, n: int, ts: np.ndarray | None) -> None:
+    def written(self, n: int, ts: np.ndarray | None, tag: str | None = None,
+                data: Any = None) -> None:
         """Records given to an output (not an errors output) in this step; their event
-        times, for the event-time latency at the commit."""
+        times, for the event-time latency at the commit; and, when they have a
+        ``severity`` column (alerts), their count by severity (one value_counts)."""
         self._step_out += n
         if ts is not None and len(ts):
             self._open_event_times.append(ts)
+        if data is not None and SEVERITY_COLUMN in data.columns:
+            counts = self.severities.setdefault(tag or "", {})
+            for value, k in data.get_column(SEVERITY_COLUMN).value_counts().iter_rows():
+                name = "none" if value is None else str(value)
+                counts[name] = counts.get(name, 0) + int(k)
 
     def errors(self, data: Any) -> None:
         """A step's error records (a polars frame with ``operator``, ``error_type``,
@@ -360,6 +373,8 @@ def build_snapshot(t: RunTelemetry, runner: Any) -> dict[str, Any]:
                     entry["lag_ms"] = (newest - own) if newest is not None and \
                         _finite(own) is not None else None
                     entry["operator"] = op.name
+                row["watermark"] = _finite(op.watermark)
+                row["watermark_lag_ms"] = tr.lag_ms()
     outputs = []
     for tag, sink in runner.sinks.items():
         row = {"tag": tag, "type": getattr(runner.spec.outputs.get(tag), "type", "file"),
@@ -368,6 +383,8 @@ def build_snapshot(t: RunTelemetry, runner: Any) -> dict[str, Any]:
         probe = getattr(sink, "telemetry", None)
         if probe is not None:
             row["sink"] = probe()
+        if tag in t.severities:
+            row["by_severity"] = dict(t.severities[tag])
         outputs.append(row)
     # rates since the previous snapshot
     prev = t._prev_rates

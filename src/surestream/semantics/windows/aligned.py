@@ -30,6 +30,13 @@ from surestream.model.batch import Batch, concat
 from surestream.model.steps import WindowStep
 from surestream.semantics.aggregates import BatchInput, Pairs, UdafCallError
 from surestream.semantics.operator import MAIN, Outputs
+from surestream.semantics.state_size import (
+    DICT_ENTRY_BYTES,
+    HEAP_ENTRY_BYTES,
+    KEY_BYTES,
+    accumulators_bytes,
+    arrays_bytes,
+)
 from surestream.semantics.windows.assigners import (
     Assignment,
     saturating_add,
@@ -82,6 +89,7 @@ class AlignedWindowOperator(WindowOperatorBase):
         self.live = np.zeros(0, dtype=bool)
         self.slot_keys: list[tuple | None] = []
         self.index: dict[tuple[tuple, int], int] = {}  # (key, start) -> slot
+        self.key_windows: dict[tuple, int] = {}  # key -> its live windows (state gauges)
 
     # -- slots ---------------------------------------------------------------------------
     def _grow(self) -> None:
@@ -104,9 +112,11 @@ class AlignedWindowOperator(WindowOperatorBase):
         self.fires[slots] = 0
         self.timer[slots] = False
         self.live[slots] = True
+        key_windows = self.key_windows
         for s, k, st in zip(slots.tolist(), keys, starts.tolist(), strict=True):
             self.slot_keys[s] = k
             self.index[(k, st)] = s
+            key_windows[k] = key_windows.get(k, 0) + 1
         self.aggs.reset(slots)
         return slots
 
@@ -295,14 +305,31 @@ class AlignedWindowOperator(WindowOperatorBase):
         dead = live[saturating_add(self.start[live] + (self.size - 1), self.lateness) <= wm]
         if not len(dead):
             return
+        key_windows = self.key_windows
         for s in dead.tolist():
-            del self.index[(self.slot_keys[s], int(self.start[s]))]
+            key = self.slot_keys[s]
+            del self.index[(key, int(self.start[s]))]
             self.slot_keys[s] = None
+            if key_windows[key] == 1:
+                del key_windows[key]
+            else:
+                key_windows[key] -= 1
         self.live[dead] = False
         self.timer[dead] = False
         self.pool.release(dead)
 
-    # -- checkpoints -----------------------------------------------------------------------
+    # -- gauges and checkpoints -------------------------------------------------------------
+    def state_gauges(self) -> dict[str, int]:
+        """Keys with a live window, live windows (pending: not yet fired, or kept for the
+        allowed lateness), and bytes: the per-slot and accumulator arrays plus a fixed cost
+        per window and key in the dicts (``state_size``)."""
+        windows, keys = len(self.index), len(self.key_windows)
+        return {"keys": keys, "windows": windows,
+                "bytes": arrays_bytes(self.start, self.fires, self.timer, self.live)
+                + accumulators_bytes(self.aggs) + 8 * len(self.slot_keys)
+                + windows * (DICT_ENTRY_BYTES + HEAP_ENTRY_BYTES)
+                + keys * (DICT_ENTRY_BYTES + KEY_BYTES)}
+
     def snapshot(self) -> dict[str, Any]:
         live = np.flatnonzero(self.live)
         return {

@@ -34,6 +34,13 @@ from surestream.model.batch import POS_INF, Batch
 from surestream.model.steps import WindowStep
 from surestream.semantics.aggregates import BatchInput, FailedResult, UdafCallError
 from surestream.semantics.operator import Outputs
+from surestream.semantics.state_size import (
+    DICT_ENTRY_BYTES,
+    HEAP_ENTRY_BYTES,
+    KEY_BYTES,
+    WINDOW_OBJECT_BYTES,
+    accumulators_bytes,
+)
 from surestream.semantics.windows.assigners import session_window
 from surestream.semantics.windows.base import Timeline, WindowOperatorBase
 from surestream.semantics.windows.keys import normalize_key
@@ -230,7 +237,18 @@ class SessionWindowOperator(WindowOperatorBase):
             heapq.heappush(self.timers, (target.max_ts, target.gen))
         return True
 
-    # -- checkpoints -------------------------------------------------------------------------
+    # -- gauges and checkpoints ----------------------------------------------------------------
+    def state_gauges(self) -> dict[str, int]:
+        """Keys with a live session, live sessions (pending: not yet fired, or kept for
+        the allowed lateness), and bytes: the accumulator arrays plus a fixed cost per
+        session, key and timer (``state_size``)."""
+        windows, keys = len(self.by_gen), len(self.by_key)
+        return {"keys": keys, "windows": windows,
+                "bytes": accumulators_bytes(self.aggs)
+                + windows * (WINDOW_OBJECT_BYTES + DICT_ENTRY_BYTES + 8)
+                + keys * (DICT_ENTRY_BYTES + KEY_BYTES + 56)
+                + (len(self.timers) + len(self.cleanups)) * HEAP_ENTRY_BYTES}
+
     def snapshot(self) -> dict[str, Any]:
         sessions = [s for lst in self.by_key.values() for s in lst]
         return {
