@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -17,10 +16,11 @@ GOOD, BAD = 3_000, 3
 INTERVAL = 500  # records between checkpoints
 
 
-def write_pipeline(folder: Path, pipeline: str = "logs-demo", **runtime: Any) -> Path:
+def write_pipeline(folder: Path, pipeline: str = "logs-demo", main_format: str = "jsonl"
+                   ) -> Path:
     """A spec reading ``in.jsonl`` (``GOOD`` records, ``BAD`` unparsable lines) through a
-    watermark and a dedup into ``out/main.jsonl``, checkpointing every ``INTERVAL``
-    records; its checkpoint folder is ``folder/cp``."""
+    watermark and a dedup into ``out/main.jsonl`` (or the Parquet dataset ``out/main``),
+    checkpointing every ``INTERVAL`` records; its checkpoint folder is ``folder/cp``."""
     folder.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps({"id": i % 2_500, "ts": 1_000 * i}) for i in range(GOOD)]
     for k in range(BAD):
@@ -31,10 +31,12 @@ def write_pipeline(folder: Path, pipeline: str = "logs-demo", **runtime: Any) ->
         "source": {"type": "file", "path": "in.jsonl"},
         "steps": [{"type": "watermark", "timestamp_column": "ts"},
                   {"type": "keyed_dedup", "key_fields": ["id"], "time_window_ms": 10_000_000}],
-        "outputs": {"main": {"type": "file", "path": "out/main.jsonl"},
+        "outputs": {"main": {"type": "file", "format": main_format,
+                             "path": "out/main" if main_format == "parquet"
+                             else "out/main.jsonl"},
                     "errors": {"type": "file", "path": "out/errors.jsonl"}},
         "checkpoint": {"dir": "cp", "interval_records": INTERVAL},
-        "runtime": {"batch_size": 100, "max_error_ratio": 0.5, **runtime},
+        "runtime": {"batch_size": 100, "max_error_ratio": 0.5},
     }
     path = folder / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))

@@ -29,6 +29,7 @@ from surestream.cli.query import add_query_parser
 from surestream.cli.replay import add_replay_parser
 from surestream.cli.run_ops import add_ops_arguments, configure_logs, operations
 from surestream.cli.simulate import add_simulate_parser
+from surestream.cli.status import add_status_parser
 from surestream.cli.tables import add_tables_parser
 from surestream.cli.topics import add_topics_parser
 from surestream.connectors.file_sinks import OutputOwnershipError
@@ -460,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_replay_parser(sub)
     add_produce_parser(sub)
     add_tables_parser(sub)
+    add_status_parser(sub)
     p = sub.add_parser("demo", help="the main job: the trading platform end to end",
                        description="The trading platform end to end: simulate the market, "
                                    "run the five jobs into a Parquet warehouse, reconcile "
