@@ -78,3 +78,28 @@ def test_new_partition_is_logged_with_its_name(kafka_bootstrap, kafka_topic, tmp
     missing = [x for x in seen if x["logger"] == "surestream.connectors.kafka.feed"]
     assert missing and missing[0]["level"] == "WARNING" and later in missing[0]["message"]
     assert seen[-1]["event"] == "run_end" and seen[-1]["state"] == "stopped"
+
+
+def test_librdkafka_lines_go_through_the_log(capsys, surestream_logger) -> None:
+    """librdkafka's own lines (here: a broker that refuses connections) are JSON log lines
+    with the run's context, not text its threads print into standard error."""
+    from surestream.connectors.kafka.client_config import LIBRDKAFKA_LOGGER
+    from surestream.connectors.kafka.feed import KafkaFeed, consumer_config
+
+    configure_logging("json", "WARNING", "klogs")
+    feed = KafkaFeed("source", ["t"], consumer_config("127.0.0.1:1", "g", {}))
+    try:
+        feed.place(("t", 0), 0)
+        seen: list[dict] = []
+
+        def refused() -> bool:
+            feed.poll(0.1)  # serves the client's log lines in this thread
+            seen.extend(json.loads(x) for x in capsys.readouterr().err.splitlines())
+            return any("Connection refused" in x["message"] for x in seen)
+
+        wait_for(refused)
+    finally:
+        feed.close()
+    line = next(x for x in seen if "Connection refused" in x["message"])
+    assert (line["logger"], line["level"], line["pipeline"]) == \
+        (LIBRDKAFKA_LOGGER, "ERROR", "klogs")

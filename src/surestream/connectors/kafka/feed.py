@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
+from surestream.connectors.kafka.client_config import client_logger
+
 log = logging.getLogger(__name__)
 
 TP = tuple[str, int]  # (topic, partition)
@@ -67,6 +69,7 @@ def consumer_config(bootstrap: str, group_id: str, options: dict[str, Any]) -> d
             "enable.auto.commit": False, "enable.auto.offset.store": False,
             "isolation.level": "read_committed", "enable.partition.eof": True,
             "auto.offset.reset": "earliest", "fetch.wait.max.ms": 10,
+            "logger": client_logger(),
             **FETCH_DEFAULTS, **{k: v for k, v in options.items()}}
 
 

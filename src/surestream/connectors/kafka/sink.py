@@ -46,6 +46,7 @@ from confluent_kafka.admin import AdminClient
 
 from surestream.connectors.committables import checked_committable
 from surestream.connectors.file_sinks import OutputOwnershipError
+from surestream.connectors.kafka.client_config import client_logger
 from surestream.connectors.kafka.delivery import DeliveryStats
 from surestream.connectors.kafka.messages import (
     ATTEMPT_HEADER,
@@ -139,7 +140,8 @@ class KafkaTopicSink:
     def _producer_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {"bootstrap.servers": self.bootstrap,
                                   "enable.idempotence": True, "acks": "all",
-                                  "linger.ms": 5, "partitioner": "murmur2_random"}
+                                  "linger.ms": 5, "partitioner": "murmur2_random",
+                                  "logger": client_logger()}
         if self.guarantee == "exactly_once":
             config["transactional.id"] = self.transactional_id
         config.update(self.spec.options)
