@@ -80,6 +80,32 @@ def test_status_of_a_finished_run(tmp_path) -> None:
     assert "nobody: the folder is free" in text
 
 
+def test_status_of_a_killed_run_and_of_its_resumption(tmp_path) -> None:
+    spec = write_pipeline(tmp_path)
+    killed = surestream("run", str(spec), env={"SURESTREAM_FAULT": "batch.mid:17"})
+    assert killed.returncode == -9
+    latest = CheckpointStore(tmp_path / "cp").latest()
+    s = status_json(tmp_path / "cp")
+    assert s["state"] == "killed" and s["run"]["end"] is None
+    assert s["holder"]["holds_folder"] is False and s["holder"]["alive"] is False
+    assert (s["last_checkpoint"]["id"], s["last_checkpoint"]["finished"]) == \
+        (latest.id, False)
+    (name, position, ended), = latest.positions["partitions"]
+    assert s["positions"] == [{"partition": name, "position": position, "ended": ended}]
+    assert 0 < position < (tmp_path / "in.jsonl").stat().st_size and not ended
+    main = {o["output"]: o for o in s["outputs"]}["main"]
+    assert (main["committed"], main["as_of"]) == \
+        (line_count(tmp_path / "out" / "main.jsonl"), f"checkpoint {latest.id}")
+    assert "killed (the last run has no end" in status_text(tmp_path / "cp")
+
+    assert surestream("run", str(spec)).returncode == 0
+    s = status_json(tmp_path / "cp")
+    assert s["state"] == "finished"
+    assert (s["run"]["restored_from"], s["run"]["end"]) == (latest.id, "finished")
+    assert {o["output"]: o["committed"] for o in s["outputs"]} == \
+        {"main": line_count(tmp_path / "out" / "main.jsonl"), "errors": BAD}
+
+
 FEED = '''
 import time
 from pathlib import Path

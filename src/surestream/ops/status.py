@@ -41,8 +41,9 @@ HEADLINE_METRICS = {
     "surestream_seconds_since_last_checkpoint": "seconds since last checkpoint",
 }
 _MAX_METRICS = {"surestream_watermark_lag_ms", "surestream_seconds_since_last_checkpoint"}
-#: the history's lines ``status`` reads (samples are skipped unparsed)
-_KINDS = tuple(f'{{"kind":"{k}"'.encode() for k in ("run", "checkpoint", "end"))
+#: a history sample's line starts so (``json.dumps`` of ``{"kind": "sample", ...}``):
+#: skipped unparsed, they are nearly all of a long run's history
+_SAMPLE = b'{"kind":"sample"'
 
 
 def folder_status(folder: Path) -> dict[str, Any] | None:
@@ -81,8 +82,7 @@ def folder_status(folder: Path) -> dict[str, Any] | None:
 def last_run(path: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None,
                                   dict[str, Any] | None]:
     """(the last run's first line, its last checkpoint line, its end line) of a run
-    history, each None where missing. Streams the file: only run, checkpoint and end lines
-    are parsed."""
+    history, each None where missing. Streams the file; samples are not parsed."""
     run = cp = end = None
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed below, read line by line
@@ -90,7 +90,7 @@ def last_run(path: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None,
         return None, None, None
     with f:
         for line in f:
-            if not line.startswith(_KINDS):
+            if line.startswith(_SAMPLE):
                 continue
             try:
                 entry = json.loads(line)
