@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -471,7 +471,7 @@ class LocalRunner:
         """The run's history beside its checkpoints (``telemetry``), for ``report``."""
         with concerning(f"checkpoint folder {self.store.dir}"):
             self.telemetry.start_history(
-                self.store.dir, self.spec.model_dump(mode="json", exclude_none=True, fallback=repr),
+                self.store.dir, _spec_for_history(self.spec),
                 fresh=self.restored is None,
                 restored_from=self.restored.id if self.restored else None)
             self.telemetry.publish(self)
@@ -733,6 +733,21 @@ class LocalRunner:
             interrupted=self.interrupted, resume_from=resume_from,
             stop_note=self.stop_note, first_error=self.first_error,
             error_tags=tuple(self.error_outputs.tags))
+
+
+def _spec_for_history(spec: PipelineSpec) -> dict[str, Any]:
+    """The spec as JSON for the run history. A generator source given an iterator object
+    (a generator) is named, not dumped: pydantic serializes an iterator by consuming it --
+    the run's own input."""
+    exclude: dict[str, Any] = {}
+    for name, source in spec.all_sources.items():
+        if isinstance(getattr(source, "function", None), Iterator):
+            if name == "source" and spec.source is source:
+                exclude["source"] = {"function"}
+            else:
+                exclude.setdefault("sources", {})[name] = {"function"}
+    return spec.model_dump(mode="json", exclude_none=True, fallback=repr,
+                           exclude=exclude or None)
 
 
 def _errors_in_input_order(emitted: list[tuple[str, Batch]]) -> list[tuple[str, Batch]]:
