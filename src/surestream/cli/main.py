@@ -27,8 +27,9 @@ from surestream.cli.interrupt import EXIT_INTERRUPTED, stop_on_ctrl_c
 from surestream.cli.produce import add_produce_parser
 from surestream.cli.query import add_query_parser
 from surestream.cli.replay import add_replay_parser
-from surestream.cli.run_ops import add_ops_arguments, operations
+from surestream.cli.run_ops import add_ops_arguments, configure_logs, operations
 from surestream.cli.simulate import add_simulate_parser
+from surestream.cli.status import add_status_parser
 from surestream.cli.tables import add_tables_parser
 from surestream.cli.topics import add_topics_parser
 from surestream.connectors.file_sinks import OutputOwnershipError
@@ -78,7 +79,10 @@ def _execute(args: argparse.Namespace, spec: PipelineSpec,
     """Run ``spec`` with a progress display; print per-output counts. (exit code, runner)"""
     from surestream.runners.local.runner import LocalRunner
 
-    display = ProgressDisplay(live=False if _records_to_terminal(spec) else None)
+    json_logs = getattr(args, "log_format", None) == "json"
+    display = ProgressDisplay(live=False if _records_to_terminal(spec) else None,
+                              silent=json_logs)
+    configure_logs(args, spec.pipeline)
     try:
         runner = LocalRunner(spec, progress=display, **runner_kwargs)
     except (SourceError, ValueError) as e:
@@ -88,7 +92,7 @@ def _execute(args: argparse.Namespace, spec: PipelineSpec,
         with operations(args, runner) as endpoints:
             for what, url in endpoints.items():
                 print(f"  {ENDPOINT_NAMES[what]}: {url}", file=sys.stderr)
-            code, result = _run_to_end(runner, spec, display)
+            code, result = _run_to_end(runner, spec, display, json_logs)
     except OSError as e:  # a port in use, a metrics file that cannot be written
         display.close()
         print(f"{args.spec}: cannot start the operations endpoints: {e}", file=sys.stderr)
@@ -110,9 +114,23 @@ def _execute(args: argparse.Namespace, spec: PipelineSpec,
     problem = None if runner_kwargs.get("stop_after_checkpoint") else \
         budget_problem(result, spec.runtime.max_error_ratio)
     if problem:
-        print(f"pipeline {spec.pipeline!r} failed: {problem}", file=sys.stderr)
+        _say_failure(f"pipeline {spec.pipeline!r} failed: {problem}", spec, EXIT_FAILURE,
+                     json_logs)
         return EXIT_FAILURE, runner
     return EXIT_OK, runner
+
+
+def _say_failure(line: str, spec: PipelineSpec, code: int, json_logs: bool) -> None:
+    """A failed run's one line: plain text, or with ``--log-format json`` an ERROR log line
+    (``run_failed``), so that every line the run writes parses."""
+    if not json_logs:
+        print(line, file=sys.stderr)
+        return
+    import logging
+
+    from surestream.ops.logs import log
+
+    log(logging.ERROR, line, event="run_failed", pipeline=spec.pipeline, exit_code=code)
 
 
 def _stopped_live(args: argparse.Namespace, runner: Any, result: RunResult) -> int:
@@ -132,8 +150,8 @@ def _stopped_live(args: argparse.Namespace, runner: Any, result: RunResult) -> i
     return EXIT_OK
 
 
-def _run_to_end(runner: Any, spec: PipelineSpec,
-                display: ProgressDisplay) -> tuple[int, RunResult | None]:
+def _run_to_end(runner: Any, spec: PipelineSpec, display: ProgressDisplay,
+                json_logs: bool = False) -> tuple[int, RunResult | None]:
     """(exit code, the result; None when the run did not end): each failure is one line
     naming what it concerns; the live line is gone before it is printed."""
     def stop() -> None:
@@ -147,7 +165,7 @@ def _run_to_end(runner: Any, spec: PipelineSpec,
     except (KeyboardInterrupt, Exception) as e:  # noqa: BLE001 - one line each, no traceback
         display.close()  # the live line goes first
         code, line = _failure(f"pipeline {spec.pipeline!r}", runner, e)
-        print(line, file=sys.stderr)
+        _say_failure(line, spec, code, json_logs)
         return code, None
 
 
@@ -443,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_replay_parser(sub)
     add_produce_parser(sub)
     add_tables_parser(sub)
+    add_status_parser(sub)
     p = sub.add_parser("demo", help="the main job: the trading platform end to end",
                        description="The trading platform end to end: simulate the market, "
                                    "run the five jobs into a Parquet warehouse, reconcile "

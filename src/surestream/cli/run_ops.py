@@ -54,6 +54,15 @@ def add_ops_arguments(p: argparse.ArgumentParser) -> None:
                         "one line per checkpoint (default %(default)s)")
 
 
+def configure_logs(args: argparse.Namespace, pipeline: str) -> None:
+    """Logging as ``--log-format`` / ``--log-level`` say, for ``pipeline``'s run: before
+    its runner is built, since opening the inputs may log already."""
+    if getattr(args, "log_format", None):
+        from surestream.ops.logs import configure_logging
+
+        configure_logging(args.log_format, args.log_level, pipeline)
+
+
 @contextmanager
 def operations(args: argparse.Namespace, runner: Any) -> Iterator[dict[str, str]]:
     """Start what the flags ask for around ``runner``'s run; yields the endpoints' URLs."""
@@ -61,9 +70,9 @@ def operations(args: argparse.Namespace, runner: Any) -> Iterator[dict[str, str]
     endpoints: dict[str, str] = {}
     with ExitStack() as stack:
         if getattr(args, "log_format", None):
-            from surestream.ops.logs import configure_logging, log_run
+            from surestream.ops.logs import log_run
 
-            configure_logging(args.log_format, args.log_level)
+            configure_logs(args, runner.spec.pipeline)  # (again: a caller may not have)
             stack.enter_context(log_run(telemetry))
         if getattr(args, "metrics_port", None) is not None:
             from surestream.ops.metrics import serve_metrics

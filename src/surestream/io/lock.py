@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -53,6 +54,71 @@ def _holder_of(path: Path) -> tuple[str, str]:
     pid = lines[0].strip() if lines and lines[0].strip().isdigit() else "?"
     what = lines[1].strip() if len(lines) > 1 and lines[1].strip() else "another process"
     return pid, what
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds a folder's lock, or held it last (``lock_holder``)."""
+
+    pid: int | None  # as the holder wrote it (None: unreadable)
+    what: str  # what the holder is ("surestream run")
+    locked: bool | None  # the lock is held now (None: this system cannot tell)
+    alive: bool  # a process with that pid exists
+    paused: bool  # that process is stopped (SIGSTOP, Ctrl-Z): it still holds the lock
+
+
+def lock_holder(folder: Path) -> LockHolder | None:
+    """Who holds ``folder``'s lock now, or held it last, without taking it (taking it, even
+    for an instant, could refuse a run starting at that moment): the pid and what it is, as
+    the holder wrote them; whether the lock is held now (Linux lists every ``flock`` lock by
+    inode in ``/proc/locks``); whether that process is alive, and paused. None when the
+    folder has no lock file."""
+    path = Path(folder) / LOCK_FILE
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    pid_text, what = _holder_of(path)
+    pid = int(pid_text) if pid_text.isdigit() else None
+    state = process_state(pid) if pid is not None else None
+    return LockHolder(pid, what, _flock_held(st), state is not None and state != "Z",
+                      state in ("T", "t"))
+
+
+def _flock_held(st: os.stat_result) -> bool | None:
+    """Whether some process holds a ``flock`` on the file ``st`` describes (None: no
+    ``/proc/locks`` to read). Its lines: ``1: FLOCK ADVISORY WRITE <pid> <maj>:<min>:<inode>
+    0 EOF``. The inode decides: an overlay file system (a container's) reports the device
+    of the layer below there, not the one ``stat`` gives."""
+    try:
+        text = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    inode = str(st.st_ino)
+    for line in text.splitlines():
+        fields = line.split()
+        if "FLOCK" not in fields[1:3]:
+            continue
+        where = next((f for f in fields if f.count(":") == 2), "")
+        if where.rpartition(":")[2] == inode:
+            return True
+    return False
+
+
+def process_state(pid: int) -> str | None:
+    """The state letter of process ``pid`` (R, S, T stopped, Z zombie, ...); "?" where it
+    exists but its state cannot be read; None where there is no such process."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # someone else's process: it exists
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "?"
 
 
 class FolderLock:

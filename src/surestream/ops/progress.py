@@ -13,6 +13,12 @@ alive and where it stands.
 
 Every line shows errors (records sent to the errors output, the dead-letter queue) as
 they happen -- committed or still in the open checkpoint -- not only at the end.
+
+Standard error is shared with the log (``ops/logs``). The live line redirects
+``sys.stderr`` while it is up, so a log line (or any other text written there) is printed
+above it, whole, instead of into it. ``silent`` turns the display off altogether: with
+``--log-format json`` every line the run writes to standard error is a JSON object, and
+the log's lines carry the progress instead.
 """
 
 from __future__ import annotations
@@ -81,8 +87,11 @@ class ProgressDisplay:
 
     def __init__(self, label: str = "", *, extra: ExtraCounts | None = None,
                  stream: TextIO | None = None, live: bool | None = None,
-                 plain_every_s: float = 5.0, refresh_per_second: float = 4.0) -> None:
+                 plain_every_s: float = 5.0, refresh_per_second: float = 4.0,
+                 silent: bool = False) -> None:
         self.label = label
+        #: nothing drawn or written (the log carries the progress)
+        self.silent = silent
         self.extra = extra
         self.stream = stream if stream is not None else sys.stderr
         self.console = Console(file=self.stream, highlight=False, soft_wrap=False)
@@ -101,12 +110,14 @@ class ProgressDisplay:
     # -- the runner's callback -----------------------------------------------------------
     def __call__(self, p: Progress) -> None:
         self._latest = p  # the live display renders the latest from its own thread
+        if self.silent:
+            return
         if self.live:
             if self._live is None:
                 self._live = Live(console=self.console, get_renderable=self._render,
                                   refresh_per_second=self.refresh_per_second,
                                   transient=True, redirect_stdout=False,
-                                  redirect_stderr=False)
+                                  redirect_stderr=True)
                 self._live.start()
             return
         now = time.monotonic()
@@ -149,6 +160,8 @@ class ProgressDisplay:
         the terminal is narrower than it; otherwise one more plain line."""
         self._latest = p
         self.close()
+        if self.silent:
+            return
         if not self.live:
             self._write_plain(p)
             return

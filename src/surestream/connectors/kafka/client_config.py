@@ -26,7 +26,19 @@ read on a broker that honours it)
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
+
+#: where a run's Kafka clients send librdkafka's own log lines (its ``logger`` setting):
+#: through Python logging, served in the thread that polls the client, so they take the
+#: run's log format, level and context (``ops/logs``) instead of being printed to standard
+#: error by librdkafka's threads -- where they would cut into JSON log lines
+LIBRDKAFKA_LOGGER = "surestream.connectors.kafka.librdkafka"
+
+
+def client_logger() -> logging.Logger:
+    """The ``logger`` setting of a run's Kafka clients (see ``LIBRDKAFKA_LOGGER``)."""
+    return logging.getLogger(LIBRDKAFKA_LOGGER)
 
 ProducerPreset = Literal["reliability", "throughput"]
 ConsumerPreset = Literal["low-latency", "high-throughput"]

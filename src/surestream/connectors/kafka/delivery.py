@@ -16,7 +16,67 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+#: upper bounds (seconds) of the producer latency histogram: produce() to delivery report
+PRODUCER_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                            2.5, 5.0, 10.0, 30.0, 60.0)
+#: latencies kept before they are folded into the histogram (a few hundred KB at most)
+_FOLD_AT = 16_384
+
+
+class DeliveryStats:
+    """Delivery reports counted for telemetry: records delivered, failed, and the latency
+    from ``produce()`` to the broker's acknowledgement (librdkafka measures it:
+    ``Message.latency()``).
+
+    The callbacks do one list append (or one addition): latencies are folded into the
+    histogram in bulk (numpy) when ``to_dict`` is read or ``fold`` is called after a
+    batch. ``on_delivery`` counts the record and times it; ``on_timed`` only times it, for
+    a producer that counts its records otherwise (a transactional sink counts them at the
+    commit and times a sample: a callback on every record would cost ~0.5 us each, a
+    quarter of what ``produce`` itself costs)."""
+
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.failed = 0
+        self._latencies: list[float] = []
+        self._buckets = np.asarray(PRODUCER_LATENCY_BUCKETS)
+        self._counts = [0] * (len(PRODUCER_LATENCY_BUCKETS) + 1)
+        self._sum = 0.0
+
+    def on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        """confluent-kafka's ``on_delivery`` callback: count the record, time it."""
+        if err is None:
+            self.delivered += 1
+            self._latencies.append(msg.latency() or 0.0)
+        else:
+            self.failed += 1
+
+    def on_timed(self, err: KafkaError | None, msg: Message) -> None:
+        """An ``on_delivery`` callback that only times a delivered record."""
+        if err is None:
+            self._latencies.append(msg.latency() or 0.0)
+
+    def fold(self, at_least: int = _FOLD_AT) -> None:
+        """Fold the pending latencies into the histogram once ``at_least`` wait."""
+        values = self._latencies
+        if not values or len(values) < at_least:
+            return
+        self._latencies = []
+        arr = np.asarray(values, dtype=np.float64)
+        idx = np.searchsorted(self._buckets, arr, side="left")
+        for i, n in enumerate(np.bincount(idx, minlength=len(self._counts)).tolist()):
+            self._counts[i] += n
+        self._sum += float(arr.sum())
+
+    def latency(self) -> dict[str, Any]:
+        """The latency histogram (seconds) in the shape of the run telemetry's histograms:
+        ``{buckets, counts (per bucket, non-cumulative, last = +Inf), sum, count}``."""
+        self.fold(1)
+        return {"buckets": list(PRODUCER_LATENCY_BUCKETS), "counts": list(self._counts),
+                "sum": self._sum, "count": sum(self._counts)}
 
 
 @dataclass

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
+from surestream.connectors.kafka.client_config import client_logger
+
 log = logging.getLogger(__name__)
 
 TP = tuple[str, int]  # (topic, partition)
@@ -67,6 +69,7 @@ def consumer_config(bootstrap: str, group_id: str, options: dict[str, Any]) -> d
             "enable.auto.commit": False, "enable.auto.offset.store": False,
             "isolation.level": "read_committed", "enable.partition.eof": True,
             "auto.offset.reset": "earliest", "fetch.wait.max.ms": 10,
+            "logger": client_logger(),
             **FETCH_DEFAULTS, **{k: v for k, v in options.items()}}
 
 
@@ -76,6 +79,8 @@ class KafkaFeed:
     def __init__(self, source: str, topics: list[str], config: dict[str, Any]) -> None:
         self.source = source
         self.topics = list(topics)
+        #: the consumer group (offsets are committed to it after checkpoints, for lag tools)
+        self.group: str | None = config.get("group.id")
         self.consumer = Consumer(config)
         #: fetched messages of each partition, as runs (lists) in offset order
         self.buffers: dict[TP, deque[list[Any]]] = {}
@@ -89,6 +94,8 @@ class KafkaFeed:
         self.closed = False
         self._warned: list[str] = []
         self._paused: set[TP] = set()
+        #: the last end offset ``known_end`` found per partition (kept past ``close``)
+        self._known_ends: dict[TP, int] = {}
 
     # -- metadata --------------------------------------------------------------------------
     def topic_partitions(self, timeout_s: float = QUERY_TIMEOUT_S,
@@ -305,6 +312,28 @@ class KafkaFeed:
 
     def buffered(self, tp: TP) -> int:
         return self.counts.get(tp, 0)
+
+    def known_end(self, tp: TP) -> int | None:
+        """The partition's end as far as this consumer knows, without a broker round trip
+        (for telemetry, up to a few times a second): the high watermark of its last fetch
+        response (librdkafka's cached value, ~1 us to read), or the end-of-partition
+        event's offset where that is further. None before the first fetch.
+
+        On tansu a fetch response's high watermark can stop at the last *batch's* base
+        offset + 1 (the module docstring), so the end read here may fall short of the true
+        end by up to a batch until the feed reaches it (then the end-of-partition event
+        gives the true end)."""
+        if self.closed:
+            return self._known_ends.get(tp)
+        try:
+            _, hi = self.consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
+        except (KafkaException, RuntimeError):
+            hi = -1
+        end = max(int(hi), self.eof.get(tp, -1), self._known_ends.get(tp, -1))
+        if end < 0:
+            return None
+        self._known_ends[tp] = end
+        return end
 
     def take(self, tp: TP, n: int, before: int | None = None) -> list[Any]:
         """Up to ``n`` buffered messages of ``tp`` (only offsets below ``before``)."""

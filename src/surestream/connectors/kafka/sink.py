@@ -46,6 +46,8 @@ from confluent_kafka.admin import AdminClient
 
 from surestream.connectors.committables import checked_committable
 from surestream.connectors.file_sinks import OutputOwnershipError
+from surestream.connectors.kafka.client_config import client_logger
+from surestream.connectors.kafka.delivery import DeliveryStats
 from surestream.connectors.kafka.messages import (
     ATTEMPT_HEADER,
     CHECKPOINT_HEADER,
@@ -65,6 +67,8 @@ TXN_TIMEOUT_S = 60.0
 ABORT_TIMEOUT_S = 10.0
 #: the partition of the output topic whose committed offset in the marker group is the marker
 MARKER_PARTITION = 0
+#: a transaction's records are counted at its commit; one in this many is timed
+LATENCY_SAMPLE = 64
 #: error codes that mean another producer with our transactional id took over
 _FENCED = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
 
@@ -111,8 +115,10 @@ class KafkaTopicSink:
         #: ``produce_at: write``: the id the next checkpoint will get (set by the runner;
         #: without it the records are produced at commit, as ``produce_at: commit``)
         self.epoch_of: Callable[[], int] | None = None
-        #: the transaction open for ``produce_at: write``: (checkpoint id, attempt)
+        #: the transaction open for ``produce_at: write``: (checkpoint id, attempt), and
+        #: how many records were produced into it
         self._open: tuple[int, int] | None = None
+        self._open_sent = 0
         #: a durable checkpoint holds this run's id: a restart goes on under it. Until then
         #: (a fresh run's first epoch) records are produced at commit even with
         #: ``produce_at: write`` -- a run killed before its first checkpoint starts afresh
@@ -122,6 +128,8 @@ class KafkaTopicSink:
         self._producer: Producer | None = None
         self._marker_reader: Consumer | None = None
         self._delivery_errors: list[str] = []
+        #: delivery reports counted for the run's telemetry (``telemetry``)
+        self._stats = DeliveryStats()
         #: test hook: called with a point's name inside ``commit`` (crash simulation)
         self.on_point = lambda point: None
 
@@ -132,7 +140,8 @@ class KafkaTopicSink:
     def _producer_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {"bootstrap.servers": self.bootstrap,
                                   "enable.idempotence": True, "acks": "all",
-                                  "linger.ms": 5, "partitioner": "murmur2_random"}
+                                  "linger.ms": 5, "partitioner": "murmur2_random",
+                                  "logger": client_logger()}
         if self.guarantee == "exactly_once":
             config["transactional.id"] = self.transactional_id
         config.update(self.spec.options)
@@ -250,6 +259,7 @@ class KafkaTopicSink:
                 self._producer.begin_transaction()
                 self._open = (n, attempt)
             self._send(encoded, self._open[0], self._open[1], self._rows)
+            self._open_sent += len(encoded)
         except KafkaException as e:
             raise self._fenced(e) from e
 
@@ -260,7 +270,10 @@ class KafkaTopicSink:
         if attempt is not None:
             base.append((ATTEMPT_HEADER, str(attempt).encode()))
         produce, topic = self._producer.produce, self.topic
-        callback = None if attempt is not None else self._delivered
+        # at least once: every record's report is checked (and counted); in a transaction
+        # the commit vouches for them all, and one record in LATENCY_SAMPLE is timed
+        callback, every = (self._delivered, 1) if attempt is None else \
+            (self._stats.on_timed, LATENCY_SAMPLE)
         half = len(batch) // 2
         for i, (key, value, headers) in enumerate(zip(batch.keys, batch.values,
                                                       batch.headers, strict=True)):
@@ -269,15 +282,31 @@ class KafkaTopicSink:
             h = [*headers, *base, (INDEX_HEADER, str(first_index + i).encode())]
             while True:
                 try:
-                    produce(topic, value, key, headers=h, on_delivery=callback)
+                    produce(topic, value, key, headers=h,
+                            on_delivery=None if i % every else callback)
                     break
                 except BufferError:  # the local queue is full: let deliveries drain
                     self._producer.poll(0.05)
         self._producer.poll(0)
+        self._stats.fold()
 
-    def _delivered(self, err: KafkaError | None, msg: Any) -> None:  # noqa: ARG002
+    def _delivered(self, err: KafkaError | None, msg: Any) -> None:
+        self._stats.on_delivery(err, msg)
         if err is not None and len(self._delivery_errors) < 5:
             self._delivery_errors.append(err.str())
+
+    def telemetry(self) -> dict[str, Any]:
+        """The output's producer, for the run's snapshot (runner thread): records
+        produced and failed since this process opened the output, and the
+        produce-to-acknowledgement latency (seconds, in the shape of
+        ``runners/local/telemetry.Histogram.to_dict``).
+
+        at_least_once: each record's delivery report counts it (acknowledged: produced;
+        refused: failed) and times it. exactly_once: ``produced`` counts the records of
+        committed transactions (what ``read_committed`` readers see), ``failed`` those of
+        a transaction that could not commit; one record in ``LATENCY_SAMPLE`` is timed."""
+        return {"topic": self.topic, "produced": self._stats.delivered,
+                "failed": self._stats.failed, "latency": self._stats.latency()}
 
     def pre_commit(self, checkpoint_id: int) -> dict[str, Any]:
         rows, self._rows = self._rows, 0
@@ -341,6 +370,7 @@ class KafkaTopicSink:
         """Produce a staged checkpoint (``file``; None: nothing) and set the marker to
         ``checkpoint_id``, in one transaction."""
         producer = self._producer
+        sent = 0
         try:
             producer.begin_transaction()
             if file is not None:
@@ -349,13 +379,16 @@ class KafkaTopicSink:
                 batch = staged[1] if staged is not None and staged[0] == checkpoint_id \
                     else self.staging.read(file)
                 self._send(batch, checkpoint_id, attempt, 0)
+                sent = len(batch)
                 producer.flush(TXN_TIMEOUT_S)
                 self.on_point("kafka.produced")
             self._set_marker(checkpoint_id)
             self.on_point("kafka.marker_sent")
             producer.commit_transaction(TXN_TIMEOUT_S)
         except KafkaException as e:
+            self._stats.failed += sent
             raise self._fenced(e) from e
+        self._stats.delivered += sent
         self.on_point("kafka.committed")
 
     def _commit_open(self, checkpoint_id: int) -> None:
@@ -374,8 +407,10 @@ class KafkaTopicSink:
             self.on_point("kafka.marker_sent")
             producer.commit_transaction(TXN_TIMEOUT_S)
         except KafkaException as e:
+            self._stats.failed += self._open_sent
             raise self._fenced(e) from e
-        self._open = None
+        self._stats.delivered += self._open_sent
+        self._open, self._open_sent = None, 0
         self.on_point("kafka.committed")
 
     def _drop_staged(self, landed: int) -> None:
@@ -417,7 +452,7 @@ class KafkaTopicSink:
         self._buffer = []
         self._staged = None
         if self._open is not None and self._producer is not None:
-            self._open = None
+            self._open, self._open_sent = None, 0  # aborted: never visible, not counted
             with contextlib.suppress(KafkaException):  # (fenced: nothing of ours is open)
                 self._producer.abort_transaction(ABORT_TIMEOUT_S)
         if self._marker_reader is not None:

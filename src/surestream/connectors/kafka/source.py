@@ -151,6 +151,8 @@ class KafkaPartitionReader:
         self.feed, self.tp, self.spec, self.schema = feed, tp, spec, schema
         self.end = end
         self.name = partition_name(tp)
+        #: messages this reader has served (records and bad records alike), this process
+        self.consumed = 0
         self._header = (",".join(spec.csv_header) + "\n").encode() if spec.csv_header else b""
         self.seek(position)
 
@@ -245,6 +247,7 @@ class KafkaPartitionReader:
         self._cursor = hi
         if hi > lo:
             self.position = self._held[hi - 1].offset() + 1
+            self.consumed += hi - lo
         if cut:
             self._widen(parsed.new_fields, self._held[hi])
         if self._cursor == len(self._held):
@@ -344,6 +347,27 @@ class KafkaPartitionReader:
                                       for k, v in (m.headers() or [])]) for m in msgs]
             cols.append(pl.Series(f"kafka_{name}", values, dtype=METADATA_TYPES[name]))
         return cols
+
+    # -- telemetry ---------------------------------------------------------------------------
+    def telemetry(self) -> dict[str, Any]:
+        """Where this partition stands, for the run's snapshot (``runners/local/telemetry``,
+        built in the runner's thread a few times a second: nothing here asks the broker).
+
+        ``end_offset``: a bounded source's own end (``stop_at``), else the end the consumer
+        knows (``KafkaFeed.known_end``: on tansu short by up to a batch until the feed
+        reaches it). ``lag`` = end_offset - position, in offsets (a transaction marker
+        counts as one until the feed sees past it); 0 once the feed has reached the end and
+        holds nothing more. Both None until the first fetch answers."""
+        end = self.end if self.end is not None else self.feed.known_end(self.tp)
+        lag = None
+        if end is not None:
+            end = max(end, self.position)
+            caught_up = not self._holding() and not self.feed.buffered(self.tp) \
+                and self.feed.eof.get(self.tp, -1) >= end
+            lag = 0 if caught_up else end - self.position
+        return {"topic": self.tp[0], "partition": self.tp[1], "group": self.feed.group,
+                "position": self.position, "end_offset": end, "lag": lag,
+                "consumed": self.consumed}
 
     # -- checkpoints -------------------------------------------------------------------------
     def checkpoint_state(self) -> None:

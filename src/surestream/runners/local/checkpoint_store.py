@@ -363,6 +363,18 @@ class CheckpointStore:
                 return Checkpoint(self, cp_id, meta)
         return None
 
+    def newest_manifest(self) -> dict[str, Any] | None:
+        """The newest readable manifest's body, its state files not read: a quick look
+        (``surestream status``) at a folder a run may be writing; ``latest`` is the one to
+        restore from."""
+        for cp_id in reversed(self._ids()):
+            if not (self.dir / f"chk-{cp_id:010d}.json").exists():
+                continue  # retention removed it since the listing: a newer one exists
+            meta = self._read_manifest(cp_id)
+            if meta is not None:
+                return meta
+        return None
+
     def list(self) -> list[dict[str, Any]]:
         """Metadata of every checkpoint on disk, oldest first (``valid`` says if usable)."""
         out = []

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -417,7 +417,8 @@ class LocalRunner:
             raise
         self._pending.clear()  # committed: the sinks count these records now
         self.interleaver.commit_positions()  # Kafka sources: for the group's lag tools
-        self.telemetry.checkpoint_done(meta, time.perf_counter() - began)
+        self.telemetry.checkpoint_done(meta, time.perf_counter() - began,
+                                       {t: s.records for t, s in self.sinks.items()})
         with concerning(f"checkpoint folder {self.store.dir}"):
             self.telemetry.flush_history(self.telemetry.checkpoints[-1])
         self.telemetry.publish(self)

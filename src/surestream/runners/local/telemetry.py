@@ -135,6 +135,8 @@ class RunTelemetry:
         self.run_id = uuid.uuid4().hex[:12]
         self.started_ms = now_ms()
         self.state = "running"
+        #: the checkpoint the run resumed from (None: it started afresh), once started
+        self.restored_from: int | None = None
         self.operators: dict[str, OperatorTally] = {}
         self.checkpoint_seconds = Histogram(CHECKPOINT_BUCKETS)
         self.latency_event = Histogram(LATENCY_BUCKETS)
@@ -216,9 +218,11 @@ class RunTelemetry:
         if self._step_out:
             self._open_steps.append((self._step_read_ms, self._step_out))
 
-    def checkpoint_done(self, meta: dict[str, Any], seconds: float) -> None:
-        """A checkpoint landed (durable and committed): its figures, and the end-to-end
-        latency of every record it published."""
+    def checkpoint_done(self, meta: dict[str, Any], seconds: float,
+                        committed: dict[str, int] | None = None) -> None:
+        """A checkpoint landed (durable and committed): its figures, the records each
+        output holds committed (``committed``, for ``surestream status``), and the
+        end-to-end latency of every record it published."""
         wall = now_ms()
         self.checkpoints_taken += 1
         self.last_success_ms = wall
@@ -227,7 +231,8 @@ class RunTelemetry:
             "id": meta.get("id"), "at_ms": wall, "duration_ms": round(seconds * 1000, 3),
             "store_ms": meta.get("duration_ms"), "bytes_written": meta.get("bytes_written"),
             "bytes_total": meta.get("bytes_total"), "records_in": meta.get("records_in"),
-            "finished": bool(meta.get("finished")), "ok": True})
+            "finished": bool(meta.get("finished")), "ok": True,
+            **({"committed": committed} if committed is not None else {})})
         if self._open_event_times:
             ts = np.concatenate(self._open_event_times)
             ts = ts[(ts != NEG_INF) & (ts != POS_INF)]
@@ -272,6 +277,7 @@ class RunTelemetry:
                       restored_from: int | None) -> None:
         """Begin (a fresh run: replace) the history file with this run's first line."""
         self._history_path = folder / RUN_HISTORY_FILE
+        self.restored_from = restored_from
         if fresh:
             self._history_path.unlink(missing_ok=True)
         self._history.append({"kind": "run", "run_id": self.run_id, "pid": os.getpid(),
