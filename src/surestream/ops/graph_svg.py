@@ -41,7 +41,8 @@ FONT = "DejaVu Sans, Verdana, Arial, sans-serif"
 BOX_H = 58
 ROW_GAP = 46
 MIN_BOX_W, MAX_BOX_W = 132, 250
-MIN_COL_GAP = 72
+#: room between columns for an edge's labels: its tag, and a rate such as 123,456/s
+MIN_COL_GAP = 84
 MARGIN = 24
 NAME_SIZE, DETAIL_SIZE, LABEL_SIZE = 13, 11, 10
 SWEEPS = 4
