@@ -34,6 +34,7 @@ from surestream.ops.pipeline_graph import (
     SOURCE,
     SPLIT,
     GraphEdge,
+    GraphNode,
     PipelineGraph,
 )
 
@@ -397,10 +398,8 @@ def _edge_svg(e: GraphEdge, lay: Layout) -> list[str]:
     ]
 
 
-def _node_title(n: object) -> str:
-    name, detail = getattr(n, "name", ""), getattr(n, "detail", "")
-    stream = getattr(n, "stream", None)
-    return f"{name} ({detail})" + (f", stream {stream}" if stream else "")
+def _node_title(n: GraphNode) -> str:
+    return f"{n.name} ({n.detail})" + (f", stream {n.stream}" if n.stream else "")
 
 
 def render_png(svg: str, scale: float = 2.0) -> bytes:

@@ -27,6 +27,7 @@ picture's numbers are the run's own counters.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -164,7 +165,7 @@ def pipeline_graph(spec: PipelineSpec) -> PipelineGraph:
 
 
 def _error_edges(graph: PipelineGraph, outputs: dict[str, Any], err_tags: list[str],
-                 add: Any) -> None:
+                 add: Callable[[GraphEdge], None]) -> None:
     """Every source and operator to the errors output, or through the split by kind."""
     givers = [n.id for n in graph.nodes if n.kind in (SOURCE, OPERATOR)]
     if len(err_tags) == 1:
