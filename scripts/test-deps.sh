@@ -6,13 +6,14 @@
 #   clickhouse-server  the ClickHouse server the ClickHouse sink tests start
 #   prometheus         promtool, which checks the metrics text format
 #   chromium           the headless browser of the dashboard tests
+#   libcairo2          cairo, which cairosvg draws the PNG pictures with (surestream graph)
 #
 # Usage: scripts/test-deps.sh [PACKAGE ...]   (default: the packages above)
 # Runs as root, or through sudo when it is there. `apt-get update` runs only when a package
 # is missing. Fails (exit 1) naming each package it could not install.
 set -euo pipefail
 
-PACKAGES=(postgresql clickhouse-server prometheus chromium)
+PACKAGES=(postgresql clickhouse-server prometheus chromium libcairo2)
 if [ "$#" -gt 0 ]; then
     PACKAGES=("$@")
 fi

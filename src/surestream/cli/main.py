@@ -23,6 +23,7 @@ from surestream.cli.checkpoint_cmds import (
     load_savepoint,
     savepoint_summary,
 )
+from surestream.cli.graph import add_graph_parser
 from surestream.cli.interrupt import EXIT_INTERRUPTED, stop_on_ctrl_c
 from surestream.cli.produce import add_produce_parser
 from surestream.cli.query import add_query_parser
@@ -462,6 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_produce_parser(sub)
     add_tables_parser(sub)
     add_status_parser(sub)
+
+    add_graph_parser(sub)
     p = sub.add_parser("demo", help="the main job: the trading platform end to end",
                        description="The trading platform end to end: simulate the market, "
                                    "run the five jobs into a Parquet warehouse, reconcile "
