@@ -472,7 +472,8 @@ class LocalRunner:
             self.telemetry.start_history(
                 self.store.dir, self.spec.model_dump(mode="json", exclude_none=True, fallback=repr),
                 fresh=self.restored is None,
-                restored_from=self.restored.id if self.restored else None)
+                restored_from=self.restored.id if self.restored else None,
+                base_dir=self.spec.base_dir)
             self.telemetry.publish(self)
 
     def _end_telemetry(self, state: str) -> None:
