@@ -22,6 +22,7 @@ import matplotlib
 import matplotlib.dates as mdates
 from matplotlib.figure import Figure
 from matplotlib.text import Text
+from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
 #: a palette that reads on white and in grey print
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf",
@@ -68,27 +69,50 @@ def as_times(ms: Sequence[int | float]) -> list[datetime]:
     return [datetime.fromtimestamp(v / 1000, tz=UTC) for v in ms]
 
 
-def time_axis(ax: Any) -> None:
+#: a time axis spans at least this much (a few late records a millisecond apart would
+#: otherwise get an axis of microseconds)
+MIN_TIME_SPAN_MS = 60_000
+
+
+def time_axis(ax: Any, xs: Sequence[Sequence[int | float]]) -> None:
+    """UTC dates on the x axis; ``xs``: the epoch-ms values drawn (for the minimum span)."""
     locator = mdates.AutoDateLocator(tz=UTC)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
+    values = [v for series in xs for v in series]
+    if values and max(values) - min(values) < MIN_TIME_SPAN_MS:
+        middle = (max(values) + min(values)) / 2
+        ax.set_xlim(*as_times([middle - MIN_TIME_SPAN_MS / 2, middle + MIN_TIME_SPAN_MS / 2]))
 
 
-def _style(ax: Any, title: str, xlabel: str, ylabel: str) -> None:
+def _plain_numbers(axis: Any, integer: bool) -> None:
+    """Numbers as they are (no "+6.5e4" offset); whole ones only for counts."""
+    formatter = axis.get_major_formatter()
+    if isinstance(formatter, ScalarFormatter):
+        formatter.set_useOffset(False)
+        formatter.set_scientific(False)
+    if integer:
+        axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _style(ax: Any, title: str, xlabel: str, ylabel: str, integer: bool = False) -> None:
     ax.set_title(title, fontsize=10, loc="left")
     ax.set_xlabel(xlabel, fontsize=8)
     ax.set_ylabel(ylabel, fontsize=8)
     ax.tick_params(labelsize=7)
     ax.grid(True, alpha=0.3)
+    _plain_numbers(ax.yaxis, integer)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
 
 
 def lines(name: str, title: str, series: list[tuple[str, Sequence[Any], Sequence[float]]],
           xlabel: str, ylabel: str, *, x_is_time: bool = False, step: bool = False,
+          integer: bool = False,
           right: tuple[str, Sequence[Any], Sequence[float], str] | None = None) -> str:
-    """One line per ``(label, xs, ys)``; ``right``: one more series on its own y axis
-    ``(label, xs, ys, axis label)``; ``x_is_time``: xs are epoch milliseconds."""
+    """One line per ``(label, xs, ys)``; ``right``: one more series (a count) on its own
+    y axis ``(label, xs, ys, axis label)``; ``x_is_time``: xs are epoch milliseconds;
+    ``integer``: the y values are counts."""
     fig = figure()
     ax = fig.add_subplot()
     handles = []
@@ -109,35 +133,37 @@ def lines(name: str, title: str, series: list[tuple[str, Sequence[Any], Sequence
                               linewidth=1.2, linestyle="--")
         other.set_ylabel(axis, fontsize=8)
         other.tick_params(labelsize=7)
-    _style(ax, title, xlabel, ylabel)
+        _plain_numbers(other.yaxis, True)
+    _style(ax, title, xlabel, ylabel, integer)
     if x_is_time:
-        time_axis(ax)
+        time_axis(ax, [xs for _, xs, _ in series] + ([right[1]] if right else []))
     if len(handles) > 1:
         ax.legend(handles=handles, fontsize=7, loc="upper left", frameon=False)
     return to_svg(fig, name, title)
 
 
 def scatter(name: str, title: str, groups: list[tuple[str, Sequence[Any], Sequence[float]]],
-            xlabel: str, ylabel: str, *, x_is_time: bool = False) -> str:
-    """Points per ``(label, xs, ys)`` group."""
+            xlabel: str, ylabel: str, *, x_is_time: bool = False,
+            integer: bool = False) -> str:
+    """Points per ``(label, xs, ys)`` group; ``integer``: whole y values."""
     fig = figure()
     ax = fig.add_subplot()
     for i, (label, xs, ys) in enumerate(groups):
         x = as_times(xs) if x_is_time else list(xs)
         ax.scatter(x, list(ys), s=8, alpha=0.7, label=label, color=COLOURS[i % len(COLOURS)],
                    linewidths=0)
-    _style(ax, title, xlabel, ylabel)
+    _style(ax, title, xlabel, ylabel, integer)
     if x_is_time:
-        time_axis(ax)
+        time_axis(ax, [xs for _, xs, _ in groups])
     if len(groups) > 1:
         ax.legend(fontsize=7, loc="upper left", frameon=False)
     return to_svg(fig, name, title)
 
 
 def bars(name: str, title: str, labels: Sequence[str], values: Sequence[float],
-         xlabel: str, ylabel: str, *, horizontal: bool = False,
+         xlabel: str, ylabel: str, *, horizontal: bool = False, integer: bool = False,
          colours: Sequence[str] | None = None) -> str:
-    """One bar per label (horizontal bars suit long labels)."""
+    """One bar per label (horizontal bars suit long labels); ``integer``: counts."""
     height = max(1.6, 0.35 * len(labels) + 0.8) if horizontal else SIZE[1]
     fig = figure((SIZE[0], height))
     ax = fig.add_subplot()
@@ -150,4 +176,5 @@ def bars(name: str, title: str, labels: Sequence[str], values: Sequence[float],
         if len(labels) > 12:
             ax.tick_params(axis="x", labelrotation=90)
     _style(ax, title, xlabel, ylabel)
+    _plain_numbers(ax.xaxis if horizontal else ax.yaxis, integer)
     return to_svg(fig, name, title)

@@ -194,7 +194,7 @@ def _late(data: RunData, p: str) -> list[str]:
             ident(p, "chart-late-records"),
             f"Late records by event time ({total:,}, read back from "
             f"{', '.join(g[0] for g in groups)})", groups, "event time (UTC)",
-            "lateness (ms behind the watermark)", x_is_time=True))
+            "lateness (ms behind the watermark)", x_is_time=True, integer=True))
     else:
         parts.append(para("No late records were read back (none were late, or the late "
                           "outputs are not local files with the late metadata columns).",
@@ -236,12 +236,13 @@ def _duplicates(data: RunData, p: str) -> list[str]:
             ident(p, "chart-duplicates"), "Duplicates dropped over event time",
             [("duplicates (cumulative)", [s["watermark"] for s in with_wm],
               [int((s.get("counters") or {}).get("duplicates", 0)) for s in with_wm])],
-            "watermark (event time, UTC)", "duplicates", x_is_time=True, step=True))
+            "watermark (event time, UTC)", "duplicates", x_is_time=True, step=True,
+            integer=True))
     else:
         parts.append(charts.lines(
             ident(p, "chart-duplicates"), "Duplicates dropped over the run",
             [("duplicates (cumulative)", [s["at_ms"] for s in samples], dups)],
-            "wall time (UTC)", "duplicates", x_is_time=True, step=True))
+            "wall time (UTC)", "duplicates", x_is_time=True, step=True, integer=True))
     parts.append(para(esc(f"{final:,} duplicates dropped by {', '.join(dedups)} in all."),
                       "note"))
     return parts
@@ -276,7 +277,8 @@ def _errors(data: RunData, p: str) -> list[str]:
     labels = [f"{r.operator} / {r.error_type}" for r in data.reasons[:15]]
     return [
         charts.bars(ident(p, "chart-errors"), "Error records by operator and type", labels,
-                    [r.count for r in data.reasons[:15]], "records", "", horizontal=True),
+                    [r.count for r in data.reasons[:15]], "records", "", horizontal=True,
+                    integer=True),
         table(["operator", "error type", "records", "examples"], rows,
               table_id=ident(p, "errors-table"), numeric=(2,), raw=(3,)),
         para(esc(f"From {data.reasons_from}."), "note"),
