@@ -12,6 +12,7 @@ self-contained (inline SVG charts, no web address).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -72,6 +73,18 @@ SPEC = {
     "checkpoint": {"dir": "checkpoints", "interval_records": 30},
     "runtime": {"batch_size": 15},
 }
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """``surestream run`` run in this process sets up the ``surestream`` logger (a handler
+    on this test's captured stderr, no propagation): put it back for the tests after."""
+    logger = logging.getLogger("surestream")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+    logger.propagate = propagate
 
 
 @pytest.fixture
