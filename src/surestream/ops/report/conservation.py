@@ -57,8 +57,6 @@ class Part:
 class Term:
     name: str
     parts: list[Part] = field(default_factory=list)
-    #: how the term was measured, for the reader
-    how: str = ""
 
     @property
     def value(self) -> int | None:
@@ -182,23 +180,21 @@ def equation(history: RunHistory, view: SpecView, read: dict[str, ReadBack]) -> 
         c = counters.get(op)
         return None if c is None else int(c.get(name, 0))
 
-    records_in = Term("in", [Part("records read from the sources", history.records_in)],
-                      "the runner's count of records read (with the checkpoints)")
-    main = Term("main", how="records into the step the path ends at, or at the path's "
-                            "last stream; records a route sent elsewhere")
+    records_in = Term("in", [Part("records read from the sources", history.records_in)])
+    main = Term("main")
     checks: list[Check] = []
     for end in path.ends:
         main.parts.append(_end_part(end, view, figures, read, checks))
     _fill_by_difference(main, path, figures, history.records_in)
     for st in path.ops:
         if st.type == "route":
-            for tag in sorted(set((st.keys.get("routes") or {}).values())
-                              | {st.keys.get("default")} - {None, "main"}):
+            routed = {*(st.keys.get("routes") or {}).values(), st.keys.get("default")}
+            for tag in sorted(routed - {None, "main"}):  # main: the stream goes on
                 n = figures.emitted(st.name, tag) if figures else None
                 main.parts.append(Part(f"routed by {st.name} to {tag}", n))
                 _readback_check(checks, view, read, figures, tag, n,
                                 f"records {st.name} routed to {tag}")
-    late = Term("late", how="the late split's counter")
+    late = Term("late")
     for st in path.ops:
         strategy = st.keys.get("strategy", "quarantine")
         if st.type != "late_data_side_output":
@@ -218,10 +214,8 @@ def equation(history: RunHistory, view: SpecView, read: dict[str, ReadBack]) -> 
             checks.append(Check(f"late output {tag}", f"{st.name}'s late counter", n,
                                 f"records read back from {tag}", read[tag].rows))
     duplicates = Term("duplicates", [Part(st.name, counter(st.name, "duplicates"))
-                                     for st in path.ops if st.type == "keyed_dedup"],
-                      "the dedup steps' counters (dropped records are kept nowhere)")
-    errors = Term("errors", how="error records of the sources and of the path's steps, as "
-                                "the run counted them")
+                                     for st in path.ops if st.type == "keyed_dedup"])
+    errors = Term("errors")
     sources = [f"source:{s}" for s in view.sources]
     for op in sources + [st.name for st in path.ops]:
         n = figures.errors_of(op) if figures else None
@@ -231,13 +225,9 @@ def equation(history: RunHistory, view: SpecView, read: dict[str, ReadBack]) -> 
     terms = [main, late, errors, duplicates]
     if any(st.type == "where" for st in path.ops):
         terms.append(Term("filtered", [Part(st.name, counter(st.name, "filtered"))
-                                       for st in path.ops if st.type == "where"],
-                          "records a where step removed on purpose"))
+                                       for st in path.ops if st.type == "where"]))
     _errors_check(checks, view, read, figures)
-    eq = Equation(records_in, [t for t in terms if t.parts or t.name in ("main", "late",
-                                                                          "errors",
-                                                                          "duplicates")],
-                  path, checks, "unknown")
+    eq = Equation(records_in, terms, path, checks, "unknown")
     eq.status, eq.reason = _verdict(eq, history, figures_problem)
     return eq
 
