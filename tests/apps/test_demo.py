@@ -9,11 +9,14 @@ so a wrong counter and a wrong output cannot agree by accident.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 
 from surestream.connectors.file_sinks import dataset_parts, read_parquet_dataset
@@ -156,3 +159,67 @@ def test_demo_query_top_symbols(demo: dict[str, Any]) -> None:
     values = [r["value"] for r in rows]
     assert values == sorted(values, reverse=True)
     assert all(r["trades"] > 0 and r["volume"] > 0 and r["vwap"] > 0 for r in rows)
+
+
+class _Ids(HTMLParser):
+    """Every element id of a page, the svg ids, and the text of elements with an id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.svgs: list[str] = []
+        self.text: dict[str, str] = {}
+        self._open: list[tuple[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        ident = dict(attrs).get("id")
+        if tag == "svg":
+            self.svgs.append(ident or "")
+        if ident:
+            self.text.setdefault(ident, "")
+        self._open.append((tag, ident))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self._open:
+            if self._open.pop()[0] == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        for _, ident in self._open:
+            if ident:
+                self.text[ident] += data
+
+
+def test_demo_html_report_has_the_market_charts_and_every_jobs_report(
+        demo: dict[str, Any]) -> None:
+    html = demo["out"] / "report.html"
+    assert f"HTML report (charts, each job's conservation and checkpoints): {html}" in \
+        demo["proc"].stdout
+    text = html.read_text(encoding="utf-8")
+    assert not re.search(r"https?://", text)  # opens offline: nothing fetched
+    assert not re.search(r"<script|<link|<img|\ssrc=", text, flags=re.I)
+    page = _Ids()
+    page.feed(text)
+    # OHLC + VWAP of the top 3 symbols by volume; the first is the most traded symbol of
+    # the deduplicated trades the router filed (every status), read from the warehouse
+    ohlc = [s.removeprefix("trading-ohlc-") for s in page.svgs
+            if s.startswith("trading-ohlc-")]
+    assert len(ohlc) == 3
+    routed = [read_parquet_dataset(demo["warehouse"] / name) for name, (job, _) in
+              DATASETS.items() if job == "router"]
+    volume: dict[str, float] = {}
+    for frame in routed:
+        for symbol, qty in frame.group_by("symbol").agg(pl.col("quantity").sum()).iter_rows():
+            volume[symbol] = volume.get(symbol, 0) + qty
+    assert ohlc[0] == max(volume, key=volume.__getitem__)
+    # the alert timeline: every alert of the warehouse counted
+    alerts = read_parquet_dataset(demo["warehouse"] / "price_alerts").height
+    assert alerts > 0 and "trading-alerts-timeline" in page.svgs
+    counted = re.findall(r"(MEDIUM|HIGH|CRITICAL)\s*([\d,]+)", page.text["trading-alerts-table"])
+    assert sum(int(n.replace(",", "")) for _, n in counted) == alerts
+    # each job's own run report: finished, conservation balanced, records in as run
+    jobs = demo["report"]["jobs"]
+    for job in ("router", "aggregation", "alerts", "orderbook", "enrichment"):
+        assert page.text[f"{job}-state"].strip() == "finished", job
+        assert page.text[f"{job}-eq-status"].strip() == "balanced", job
+        assert int(page.text[f"{job}-eq-in"].replace(",", "")) == jobs[job]["records_in"]
+        assert f"{job}-chart-checkpoints" in page.svgs

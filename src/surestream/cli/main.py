@@ -28,6 +28,7 @@ from surestream.cli.interrupt import EXIT_INTERRUPTED, stop_on_ctrl_c
 from surestream.cli.produce import add_produce_parser
 from surestream.cli.query import add_query_parser
 from surestream.cli.replay import add_replay_parser
+from surestream.cli.report import add_report_parser
 from surestream.cli.run_ops import add_ops_arguments, configure_logs, operations
 from surestream.cli.simulate import add_simulate_parser
 from surestream.cli.status import add_status_parser
@@ -463,8 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_produce_parser(sub)
     add_tables_parser(sub)
     add_status_parser(sub)
-
     add_graph_parser(sub)
+    add_report_parser(sub)
     p = sub.add_parser("demo", help="the main job: the trading platform end to end",
                        description="The trading platform end to end: simulate the market, "
                                    "run the five jobs into a Parquet warehouse, reconcile "

@@ -3,5 +3,5 @@
 This package sits between the runners and the applications (DESIGN.md, ``ops/``): it
 reads what a runner reports (``Progress``, ``RunResult``) and shows it, so the command
 line and the applications' demos share one display without an application importing the
-command line.
+command line. ``ops/report`` makes the HTML report of a run from its checkpoint folder.
 """

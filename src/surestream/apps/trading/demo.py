@@ -7,7 +7,9 @@
 3. reconcile the router's and the enrichment's counters and outputs against the ground
    truth, exactly;
 4. report: counts per job and output, top symbols, alerts by severity, where the outputs
-   are, and the next commands to try.
+   are, and the next commands to try; and ``report.html`` beside it, with charts (the top
+   symbols' OHLC and VWAP, the alert timeline) and each job's run report
+   (``apps/trading/report.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from rich.table import Table
 from surestream.apps.trading.analytics import TradingAnalytics
 from surestream.apps.trading.iceberg_warehouse import as_iceberg, read_dataset
 from surestream.apps.trading.reference import load_reference
+from surestream.apps.trading.report import write_demo_report
 from surestream.apps.trading.simulator import MarketSimulation
 from surestream.apps.trading.truth import MarketTruth
 from surestream.connectors.file_sinks import read_parquet_dataset
@@ -67,6 +70,8 @@ def prepare_reference(data: Path, seed: int) -> dict[str, Any]:
 class JobRun:
     job: str
     result: RunResult
+    #: where the job's checkpoints and run history are (its run report is made from it)
+    checkpoint_dir: Path | None = None
 
 
 #: the jobs' error outputs (``error_kinds``): counted as ``errors``, not again as ``dlq``
@@ -100,7 +105,7 @@ def run_job(job: str, workspace: Path, warehouse_format: str = "parquet") -> Job
     with ProgressDisplay(job, extra=job_counts(job)) as display:
         result = LocalRunner(spec, progress=display).run()
         display.done(result.progress())
-    return JobRun(job, result)
+    return JobRun(job, result, spec.checkpoint_dir())
 
 
 #: the router's routed datasets, each a Parquet folder under warehouse/
@@ -186,6 +191,12 @@ def run_demo(args: argparse.Namespace) -> int:
         "elapsed_s": round(elapsed, 1), "events": args.events,
         "reconciliation": [{"check": c, "found": f, "injected": i} for c, f, i in checks],
         "jobs": {j: r.result.summary() for j, r in runs.items()}}, indent=1, default=str))
+    html = write_demo_report(
+        workspace / "report.html", warehouse=warehouse, checks=checks,
+        job_dirs={j: r.checkpoint_dir for j, r in runs.items() if r.checkpoint_dir},
+        summary=f"{truth.events:,} simulated events (seed {args.seed}), five jobs, "
+                f"{elapsed:.1f} s; warehouse {warehouse}")
+    print(f"\nHTML report (charts, each job's conservation and checkpoints): {html}")
     return 0 if all(found == want for _, found, want in checks) else 1
 
 

@@ -473,7 +473,8 @@ class LocalRunner:
             self.telemetry.start_history(
                 self.store.dir, _spec_for_history(self.spec),
                 fresh=self.restored is None,
-                restored_from=self.restored.id if self.restored else None)
+                restored_from=self.restored.id if self.restored else None,
+                base_dir=self.spec.base_dir)
             self.telemetry.publish(self)
 
     def _end_telemetry(self, state: str) -> None:

@@ -11,8 +11,9 @@ thread never sees half an update), never the operators themselves.
 Telemetry is never part of a result: the wall clock it reads (rates, latencies, checkpoint
 durations) goes only into snapshots and the run history. The history
 (``RUN_HISTORY_FILE`` in the checkpoint folder, JSON lines) keeps the run's course -- the
-spec, samples of the counters and the watermark, every checkpoint, the end -- for
-``surestream report``; it is written at checkpoints only.
+spec, samples of the counters and the watermark, every checkpoint, the end, with the
+process's per-operator counts at each checkpoint and at the end -- for ``surestream
+report``; it is written at checkpoints only.
 
 Snapshot shape (``RunTelemetry.snapshot``; docs/metrics.md lists the metrics made of it)::
 
@@ -241,6 +242,7 @@ class RunTelemetry:
             self.latency_ingest.observe_weighted((wall - read_ms) / 1000.0, n)
         self._open_event_times.clear()
         self._open_steps.clear()
+        self._last_sample = 0.0  # the snapshot published after a checkpoint is sampled
 
     def checkpoint_failed(self, checkpoint_id: int, error: BaseException) -> None:
         self.checkpoint_failures += 1
@@ -274,8 +276,10 @@ class RunTelemetry:
 
     # -- the run's history, for ``surestream report`` -----------------------------------
     def start_history(self, folder: Path, spec_json: dict[str, Any], fresh: bool,
-                      restored_from: int | None) -> None:
-        """Begin (a fresh run: replace) the history file with this run's first line."""
+                      restored_from: int | None, base_dir: str | None = None) -> None:
+        """Begin (a fresh run: replace) the history file with this run's first line.
+        ``base_dir``: where the spec's relative paths resolve (None: the working folder),
+        so a report finds the outputs."""
         self._history_path = folder / RUN_HISTORY_FILE
         self.restored_from = restored_from
         if fresh:
@@ -283,7 +287,17 @@ class RunTelemetry:
         self._history.append({"kind": "run", "run_id": self.run_id, "pid": os.getpid(),
                               "pipeline": self.pipeline, "started_at_ms": self.started_ms,
                               "live": self.live, "restored_from": restored_from,
-                              "spec": spec_json})
+                              "base_dir": str(base_dir or os.getcwd()), "spec": spec_json})
+
+    def _figures(self) -> dict[str, Any]:
+        """This process's own counts so far (records in/out per operator, error reasons):
+        at every checkpoint line, so a report can add them up over the processes a resumed
+        run took (each counts from its restore; operator ``counters`` are restored and
+        need no adding up)."""
+        return {"operators": {n: {"records_in": t.records_in, "records_out": t.records_out,
+                                  "emitted": dict(t.emitted)}
+                              for n, t in self.operators.items()},
+                "errors_by_reason": dict(self.errors_by_reason)}
 
     def flush_history(self, checkpoint: dict[str, Any] | None = None) -> None:
         """Append what happened since the last flush (at a checkpoint and at the end)."""
@@ -291,7 +305,7 @@ class RunTelemetry:
         if path is None:
             return
         if checkpoint is not None:
-            self._history.append({"kind": "checkpoint", **checkpoint})
+            self._history.append({"kind": "checkpoint", **checkpoint, **self._figures()})
         if not self._history:
             return
         with open(path, "a", encoding="utf-8") as f:
@@ -307,7 +321,10 @@ class RunTelemetry:
         self._history.append({"kind": "end", "at_ms": snap["now_ms"], "state": state,
                               "records_in": snap["records_in"], "counters": snap["counters"],
                               "written": {o["tag"]: o["written"] for o in snap["outputs"]},
-                              "errors_by_reason": snap["errors"]["by_reason"]})
+                              "errors_by_reason": snap["errors"]["by_reason"],
+                              "operators": {o["name"]: {k: o[k] for k in (
+                                  "stream", "kind", "records_in", "records_out", "emitted",
+                                  "counters")} for o in snap["operators"]}})
         with contextlib.suppress(OSError):  # a full disk must not hide the run's error
             self.flush_history()
         return snap
