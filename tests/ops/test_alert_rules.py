@@ -33,9 +33,8 @@ SEVERITIES = {"page", "investigate", "ticket"}
 
 # The agreed metrics: name -> (type, labels besides ``pipeline``), exactly as HELPERS.md
 # ("Operations (issue 12) -- the shared contract") and docs/metrics.md list them.
-# This is the one list the rules and the dashboard are checked against. It lives here until
-# the metrics collector (surestream.ops.metrics) is on this branch: then agreed_metrics()
-# should return the collector's own list instead.
+# This is the one list the rules and the dashboard are checked against; the last test of
+# this file holds it to what the collector (surestream.ops.metrics_families) emits.
 AGREED_METRICS: dict[str, tuple[str, frozenset[str]]] = {
     name: (kind, frozenset(labels.split()))
     for name, kind, labels in [
@@ -498,3 +497,33 @@ def test_the_dashboard_queries_are_valid_promql(tmp_path):
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
     result = promtool("check", "rules", str(path))
     assert result.returncode == 0, output_of(result)
+
+
+# -- the agreed list is what the collector emits ------------------------------------------
+def test_the_collector_emits_every_agreed_metric_with_its_type_and_labels():
+    """The rules and the dashboard are checked against AGREED_METRICS; this holds that list
+    to the real collector (``ops/metrics_families``): a snapshot with every part present
+    (Kafka probes, a window step's state, alerts by severity) yields each agreed metric
+    under its name, type and labels -- so a renamed metric fails here, not on call."""
+    from test_metrics_families import snapshot, with_kafka
+
+    from surestream.ops.metrics_families import snapshot_families
+
+    snap = with_kafka(snapshot())
+    snap["operators"].append(
+        {"name": "win", "stream": "main", "kind": "window", "records_in": 489,
+         "records_out": 10, "emitted": {}, "seconds": 0.1, "records_per_s": 1.0,
+         "counters": {"late": 0}, "state": {"keys": 5, "windows": 7, "bytes": 800}})
+    snap["outputs"][0]["by_severity"] = {"high": 3, "low": 4}
+    emitted: dict[str, tuple[str, frozenset[str]]] = {}
+    for family in snapshot_families(snap, now_s=1_060.0):
+        labels = frozenset(k for s in family.samples for k in s.labels) - COMMON_LABELS
+        labels -= {"le"}
+        kind = {"unknown": "counter"}.get(family.type, family.type)  # flink_dedup_...
+        name = family.name + ("_total" if family.type == "counter" else "")
+        emitted[name] = (kind, labels)
+    missing = sorted(set(AGREED_METRICS) - set(emitted))
+    assert not missing, f"agreed metrics the collector does not emit: {missing}"
+    differ = {n: (AGREED_METRICS[n], emitted[n]) for n in AGREED_METRICS
+              if AGREED_METRICS[n] != emitted[n]}
+    assert not differ, f"(agreed, emitted) type and labels differ: {differ}"
