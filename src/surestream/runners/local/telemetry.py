@@ -59,6 +59,8 @@ PUBLISH_INTERVAL_S = 0.25
 RUN_HISTORY_FILE = "run-history.jsonl"
 #: a history sample at most this often (wall time); checkpoints always add one
 HISTORY_SAMPLE_S = 0.2
+#: rates (records/s) are taken over at least this much wall time
+RATE_WINDOW_S = 1.0
 #: error records kept for the web view (the newest)
 LATEST_ERRORS = 20
 #: checkpoints kept in the snapshot's history
@@ -159,7 +161,10 @@ class RunTelemetry:
         self._step_out = 0
         self.snapshot: dict[str, Any] = {}
         self._last_publish = 0.0
-        self._prev_rates: tuple[float, int, dict[str, int], dict[str, int]] | None = None
+        #: recent snapshots' (time, records in, per-operator, per-output counts): rates are
+        #: taken against the newest one at least ``RATE_WINDOW_S`` old, so two snapshots a
+        #: few ms apart (a checkpoint's right after a periodic one) give no wild rate
+        self._rate_refs: deque[tuple[float, int, dict[str, int], dict[str, int]]] = deque()
         self._history: list[dict[str, Any]] = []
         self._last_sample = 0.0
         #: called with every published snapshot (``--metrics-file``, logs); runner thread
@@ -409,8 +414,11 @@ def build_snapshot(t: RunTelemetry, runner: Any) -> dict[str, Any]:
         if tag in t.severities:
             row["by_severity"] = dict(t.severities[tag])
         outputs.append(row)
-    # rates since the previous snapshot
-    prev = t._prev_rates
+    # rates over the last second or more (``RunTelemetry._rate_refs``)
+    refs = t._rate_refs
+    while len(refs) > 1 and mono - refs[1][0] >= RATE_WINDOW_S:
+        refs.popleft()  # refs[0] stays the newest one at least RATE_WINDOW_S old
+    prev = refs[0] if refs else None
     op_counts = {o["name"]: o["records_in"] for o in ops}
     out_counts = {o["tag"]: o["written"] for o in outputs}
     dt = mono - prev[0] if prev else 0.0
@@ -423,7 +431,7 @@ def build_snapshot(t: RunTelemetry, runner: Any) -> dict[str, Any]:
     for o in outputs:
         o["records_per_s"] = rate(o["written"], prev[3].get(o["tag"], 0)) if prev else 0.0
     records_per_s = rate(runner.records_in, prev[1]) if prev else 0.0
-    t._prev_rates = (mono, runner.records_in, op_counts, out_counts)
+    refs.append((mono, runner.records_in, op_counts, out_counts))
     return {
         "pipeline": t.pipeline, "run_id": t.run_id, "pid": os.getpid(), "state": t.state,
         "live": t.live, "started_at_ms": t.started_ms, "now_ms": wall,
