@@ -12,12 +12,12 @@ import json
 import re
 import subprocess
 import sys
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
+from html_ids import ById
 
 from surestream.connectors.file_sinks import dataset_parts, read_parquet_dataset
 
@@ -161,34 +161,6 @@ def test_demo_query_top_symbols(demo: dict[str, Any]) -> None:
     assert all(r["trades"] > 0 and r["volume"] > 0 and r["vwap"] > 0 for r in rows)
 
 
-class _Ids(HTMLParser):
-    """Every element id of a page, the svg ids, and the text of elements with an id."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.svgs: list[str] = []
-        self.text: dict[str, str] = {}
-        self._open: list[tuple[str, str | None]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        ident = dict(attrs).get("id")
-        if tag == "svg":
-            self.svgs.append(ident or "")
-        if ident:
-            self.text.setdefault(ident, "")
-        self._open.append((tag, ident))
-
-    def handle_endtag(self, tag: str) -> None:
-        while self._open:
-            if self._open.pop()[0] == tag:
-                break
-
-    def handle_data(self, data: str) -> None:
-        for _, ident in self._open:
-            if ident:
-                self.text[ident] += data
-
-
 def test_demo_html_report_has_the_market_charts_and_every_jobs_report(
         demo: dict[str, Any]) -> None:
     html = demo["out"] / "report.html"
@@ -197,7 +169,7 @@ def test_demo_html_report_has_the_market_charts_and_every_jobs_report(
     text = html.read_text(encoding="utf-8")
     assert not re.search(r"https?://", text)  # opens offline: nothing fetched
     assert not re.search(r"<script|<link|<img|\ssrc=", text, flags=re.I)
-    page = _Ids()
+    page = ById()
     page.feed(text)
     # OHLC + VWAP of the top 3 symbols by volume; the first is the most traded symbol of
     # the deduplicated trades the router filed (every status), read from the warehouse
