@@ -8,6 +8,7 @@ exceeded included), 2 a usage or spec error, 130 stopped by Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -334,6 +335,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+#: the other seed systems' demos (``surestream demo SYSTEM ...``): modules of
+#: ``surestream.cli`` whose ``add_parser(subparsers)`` registers one SYSTEM
+DEMO_MODULES: tuple[str, ...] = ()
+
 DESCRIPTION = "surestream: stream processing whose first promise is correctness."
 EPILOG = """\
 exit codes: 0 success, 1 a pipeline failure at run time, 2 a usage or spec error,
@@ -492,6 +497,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--kafka: P + the planned names are the topics "
                         "(default: none, the planned names)")
     p.set_defaults(func=_cmd_demo)
+    systems = p.add_subparsers(dest="system", required=False, metavar="SYSTEM",
+                               title="other seed systems (without SYSTEM: the trading "
+                                     "platform)")
+    for module in DEMO_MODULES:
+        importlib.import_module(f"surestream.cli.{module}").add_parser(systems)
     return ap
 
 

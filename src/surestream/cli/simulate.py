@@ -18,6 +18,7 @@ until stopped.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 from dataclasses import fields
@@ -27,6 +28,9 @@ from surestream.apps.trading.simulator import MarketSimulation
 
 EXIT_OK, EXIT_USAGE = 0, 2
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(MarketSimulation)}
+#: the other seed systems' simulators (``surestream simulate SYSTEM ...``): modules of
+#: ``surestream.cli`` whose ``add_parser(subparsers)`` registers one SYSTEM
+SYSTEM_MODULES: tuple[str, ...] = ()
 #: option -> (MarketSimulation field, type, help)
 _KNOBS: dict[str, tuple[str, type, str]] = {
     "--duplicate-rate": ("duplicate_rate", float, "share of on-time trades re-sent"),
@@ -74,6 +78,11 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="--kafka: publish live at N events/s, event time following the wall "
                         "clock, until Ctrl-C or SIGTERM (default: publish --events at once)")
     p.set_defaults(func=run_simulate)
+    systems = p.add_subparsers(dest="system", required=False, metavar="SYSTEM",
+                               title="other seed systems (without SYSTEM: the trading "
+                                     "market)")
+    for module in SYSTEM_MODULES:
+        importlib.import_module(f"surestream.cli.{module}").add_parser(systems)
     return p
 
 
