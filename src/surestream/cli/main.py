@@ -498,6 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: none, the planned names)")
     p.set_defaults(func=_cmd_demo)
     systems = p.add_subparsers(dest="system", required=False, metavar="SYSTEM",
+                               help="another seed system (`surestream demo SYSTEM --help`)",
                                title="other seed systems (without SYSTEM: the trading "
                                      "platform)")
     for module in DEMO_MODULES:

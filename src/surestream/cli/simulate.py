@@ -79,6 +79,7 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "clock, until Ctrl-C or SIGTERM (default: publish --events at once)")
     p.set_defaults(func=run_simulate)
     systems = p.add_subparsers(dest="system", required=False, metavar="SYSTEM",
+                               help="another seed system (`surestream simulate SYSTEM --help`)",
                                title="other seed systems (without SYSTEM: the trading "
                                      "market)")
     for module in SYSTEM_MODULES:
