@@ -7,8 +7,6 @@ read from our outputs -- so a renamed or retyped field fails this test.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -55,13 +53,11 @@ DLQ_FIELDS = ["original_value", "error_type", "error_message", "stacktrace", "ti
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("conformance") / "demo"
-    done = subprocess.run([sys.executable, "-m", "surestream", "demo", "--events", "40000",
-                           "--days", "3", "--out", str(out)],
-                          capture_output=True, text=True, timeout=600)
+def warehouse(trading_demo: dict[str, Any]) -> Path:
+    """The warehouse of the demo run (40,000 events, 3 days) shared with test_demo.py."""
+    done = trading_demo["proc"]
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    return out / "warehouse"
+    return trading_demo["warehouse"]
 
 
 @pytest.mark.parametrize("dataset", sorted(PLANNED))

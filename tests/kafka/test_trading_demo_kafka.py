@@ -29,10 +29,14 @@ def demo(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           env=dict(os.environ))
 
 
-def read_all(bootstrap: str, topic: str,
-             decode: bool = True) -> list[tuple[int, bytes | None, Any]]:
+def read_all(bootstrap: str, topic: str, decode: bool = True,
+             expected: int | None = None) -> list[tuple[int, bytes | None, Any]]:
     """(partition, key, value) of every committed record of ``topic``; the value as JSON,
-    or as its bytes (``decode=False``: the raw topics hold the injected malformed lines)."""
+    or as its bytes (``decode=False``: the raw topics hold the injected malformed lines).
+
+    Read until every partition reported its end and then either ``expected`` records (the
+    truth's count: the demo produced everything before) or nothing more for a second; more
+    than expected stops at once (the caller's count check fails on it)."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "t", "enable.auto.commit": False,
                   "enable.partition.eof": True, "isolation.level": "read_committed",
                   "fetch.wait.max.ms": 10})
@@ -49,7 +53,9 @@ def read_all(bootstrap: str, topic: str,
                 out.append((m.partition(), m.key(),
                             orjson.loads(m.value()) if decode else m.value()))
                 quiet_since = time.monotonic()
-        if len(ended) == len(parts) and time.monotonic() - quiet_since > 1.0:
+        if len(ended) == len(parts) and (
+                (expected is not None and len(out) >= expected)
+                or time.monotonic() - quiet_since > 1.0):
             break
     c.close()
     return out
@@ -75,20 +81,22 @@ def test_demo_kafka_reconciles_and_the_topics_hold_the_truth(kafka_bootstrap, ka
             "processed.trades.rejected": statuses["REJECTED"]}
     want["enriched.trades"] = want["processed.trades.filled"]
     for topic, n in want.items():
-        records = read_all(kafka_bootstrap, prefix + topic)
+        records = read_all(kafka_bootstrap, prefix + topic, expected=n)
         assert len(records) == n, topic
         assert all(key == value["order_id"].encode() for _, key, value in records), topic
         assert len({v["trade_id"] for *_, v in records}) == n, topic  # no duplicates
         by_order = {}
         for part, key, _ in records:  # an order's messages stay in one partition
             assert by_order.setdefault(key, part) == part
-    unroutable = read_all(kafka_bootstrap, prefix + "dlq.trades.unroutable")
+    unroutable = read_all(kafka_bootstrap, prefix + "dlq.trades.unroutable",
+                          expected=truth["raw.trades"]["unknown_status"])
     assert len(unroutable) == truth["raw.trades"]["unknown_status"]
     assert all(key == v["trade_id"].encode() for _, key, v in unroutable)
     published = Counter()
     for stream, topic in (("raw.trades", "raw.trades"), ("raw.marketdata", "raw.market-data"),
                           ("raw.orderbook", "raw.orderbook")):
-        published[stream] = len(read_all(kafka_bootstrap, prefix + topic, decode=False))
+        published[stream] = len(read_all(kafka_bootstrap, prefix + topic, decode=False,
+                                         expected=truth[stream]["events"]))
         assert published[stream] == truth[stream]["events"]
     # the warehouse as in the file demo: the queries' datasets are there
     for dataset in ("processed_trades_filled", "enriched_trades", "trade_aggregates",

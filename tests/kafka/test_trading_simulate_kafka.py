@@ -22,8 +22,13 @@ TOPICS = {"raw.trades": "raw.trades", "raw.marketdata": "raw.market-data",
           "raw.orderbook": "raw.orderbook"}
 
 
-def read_all(bootstrap: str, topic: str) -> list[tuple[int, int, bytes | None, bytes]]:
-    """(partition, offset, key, value) of every record, by partition then offset."""
+def read_all(bootstrap: str, topic: str, expected: int | None = None,
+             ) -> list[tuple[int, int, bytes | None, bytes]]:
+    """(partition, offset, key, value) of every record, by partition then offset.
+
+    Read until every partition reported its end and then either ``expected`` records (the
+    count the caller knows: everything was produced before) or nothing more for a second;
+    more than expected stops at once (the caller's count check fails on it)."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "t", "enable.auto.commit": False,
                   "enable.partition.eof": True, "fetch.wait.max.ms": 10})
     parts = sorted(c.list_topics(topic, timeout=30).topics[topic].partitions)
@@ -39,7 +44,9 @@ def read_all(bootstrap: str, topic: str) -> list[tuple[int, int, bytes | None, b
             else:
                 out.append((m.partition(), m.offset(), m.key(), m.value()))
                 quiet_since = time.monotonic()
-        if len(ended) == len(parts) and time.monotonic() - quiet_since > 1.0:
+        if len(ended) == len(parts) and (
+                (expected is not None and len(out) >= expected)
+                or time.monotonic() - quiet_since > 1.0):
             break
     c.close()
     return sorted(out)
@@ -66,7 +73,7 @@ def test_simulate_kafka_publishes_every_line_keyed_by_symbol_in_file_order(
     symbol = re.compile(rb'"symbol":"([^"]*)"')
     for stream, topic in TOPICS.items():
         lines = (tmp_path / "files" / f"{stream}.jsonl").read_bytes().splitlines()
-        records = read_all(kafka_bootstrap, prefix + topic)
+        records = read_all(kafka_bootstrap, prefix + topic, expected=len(lines))
         assert len(records) == len(lines) == truth["streams"][stream]["events"]
         assert sorted(v for *_, v in records) == sorted(lines)  # content, duplicates included
         partitions = len({p for p, *_ in records})
@@ -144,4 +151,4 @@ def test_simulate_kafka_rate_runs_live_until_sigterm_then_flushes_and_exits_0(
             for m in re.finditer(r"^\s+(\S+)\s+([\d,]+) sent", out, flags=re.MULTILINE)}
     assert set(sent) == {prefix + t for t in TOPICS.values()}
     for topic, n in sent.items():  # everything counted was flushed to the broker
-        assert n > 0 and len(read_all(kafka_bootstrap, topic)) == n
+        assert n > 0 and len(read_all(kafka_bootstrap, topic, expected=n)) == n

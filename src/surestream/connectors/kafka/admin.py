@@ -283,8 +283,12 @@ class KafkaAdminManager:
                 refused.update({d.setting: _error_text(e) for d in found
                                 if d.setting in to_set})
 
+        # wait only for the changes made: a difference left alone (partitions without
+        # --add-partitions) never settles, and waiting for it cost the whole timeout
+        asked = {d.setting for d in found if d.outcome is Outcome.WOULD_CHANGE} - set(refused)
+
         def settled(c: TopicConfig, s: TopicState) -> bool:  # every asked change visible
-            return not any(d.setting not in refused and d.outcome is Outcome.WOULD_CHANGE
+            return not any(d.setting in asked and d.outcome is Outcome.WOULD_CHANGE
                            for d in differences(c, s, add_partitions=True,
                                                 alter_configs=True))
 
