@@ -219,3 +219,39 @@ def test_the_plans_clickhouse_sink_writes_a_replacing_merge_tree(clickhouse_serv
     assert rows == unique == truth["curated"]
     engine = client.execute(f"SELECT engine FROM system.tables WHERE name = '{table}'")
     assert engine == [("ReplacingMergeTree",)]
+
+
+def test_a_validated_spec_dumped_loads_again_as_the_same_spec(tmp_path):
+    """The destination moved into ``outputs`` (and out of the step), so a dumped spec --
+    the run history's, a tool's rewrite -- is a valid spec with the same outputs."""
+    spec = build_spec(plan_doc(), tmp_path)
+    dumped = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    again = build_spec(dumped, tmp_path)
+    assert again.outputs == spec.outputs
+    assert again.all_streams["curated"].steps[2].destination is None
+
+
+def test_verify_redirects_the_destination_like_any_output(tmp_path):
+    """``surestream verify`` rewrites each output into its run's folder: the quarantine
+    destination too (its catalog moves with the run), not only the plain outputs."""
+    from surestream.cli.verify.runs import Verifier
+
+    path, _ = write_spec(tmp_path, plan_doc())
+    verifier = Verifier(str(path), (), tmp_path / "work")
+    assert set(verifier.outputs) == {"curated", "late-iso-data", "errors"}
+    doc = verifier.run_doc(tmp_path / "work" / "clean-1", None)
+    run_spec = build_spec(doc, tmp_path)
+    late = run_spec.outputs["late-iso-data"]
+    assert late.table == "quarantine.late_iso_lmp"
+    assert str(tmp_path / "work" / "clean-1") in str(late.catalog)
+
+
+def test_verify_checks_a_dedup_key_that_holds_the_event_time_column_once(tmp_path):
+    """The plan's dedup key holds `interval_start`, here the event-time column too: the
+    duplicate check's key names it once (twice made polars refuse the selection)."""
+    from surestream.cli.verify.duplicates import output_keys
+    from surestream.cli.verify.runs import Verifier
+
+    path, _ = write_spec(tmp_path, plan_doc())
+    assert output_keys(Verifier(str(path), (), tmp_path / "work"))["curated"] == [
+        "iso", "node", "interval_start", "message_id"]

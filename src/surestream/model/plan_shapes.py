@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 #: the Iceberg table property that is ``write_audit_publish``
 WAP_OPTION = "write.wap.enabled"
+Problem = tuple[str, str]
 _TRUE_WORDS = {"true": True, "false": False}
 
 
@@ -116,19 +117,12 @@ def _pipeline_catalog(outputs: dict[str, Any]) -> dict[str, Any] | None:
     return catalogs[0] if len(catalogs) == 1 else None
 
 
-def _step_lists(data: dict[str, Any]) -> list[tuple[str, list[Any]]]:
-    """(path prefix, steps) of the top-level steps and of each named stream."""
-    found = []
-    if isinstance(data.get("steps"), list):
-        found.append(("steps", data["steps"]))
-    streams = data.get("streams")
-    if isinstance(streams, dict):
-        for name, stream in streams.items():
-            steps = stream.get("steps") if isinstance(stream, dict) \
-                else getattr(stream, "steps", None)
-            if isinstance(steps, list):
-                found.append((key_path("streams", str(name)) + ".steps", steps))
-    return found
+def _without_destination(step: Any) -> Any:
+    """The step with its destination taken out (it lives in ``outputs`` now), so a spec
+    dumped after validation loads again as the same spec."""
+    if isinstance(step, dict):
+        return {k: v for k, v in step.items() if k != "destination"}
+    return step.model_copy(update={"destination": None})
 
 
 def _late_fields(step: Any) -> tuple[Any, str, str] | None:
@@ -144,7 +138,25 @@ def _late_fields(step: Any) -> tuple[Any, str, str] | None:
     return None
 
 
-def _sink_problems(sink: dict[str, Any], where: str) -> list[tuple[str, str]]:
+def _destination_problems(destination: Any, tag: str, strategy: str, where: str,
+                          outputs: dict[str, Any], added: dict[str, str]) -> list[Problem]:
+    if not isinstance(destination, dict) or "type" not in destination:
+        return [(where, "a destination is a sink: `{type: iceberg, table: namespace.table, "
+                        "partition_by: [...]}` (any `outputs` entry's keys)")]
+    if strategy not in ("quarantine", "side_output", "dlq"):
+        return [(where, f"strategy {strategy!r} writes no late records, so they have no "
+                        "destination; use strategy quarantine or drop the destination")]
+    if tag in added:
+        return [(where, f"output_tag {tag!r} already has the destination of {added[tag]}; "
+                        "give each late step its own output_tag")]
+    if tag in outputs:
+        return [(where, f"output_tag {tag!r} also has an entry "
+                        f"{key_path('outputs', tag)}: give the late records one place, the "
+                        "destination or the output")]
+    return []
+
+
+def _sink_problems(sink: dict[str, Any], where: str) -> list[Problem]:
     """The destination checked as a sink now, so its mistakes are reported at the
     destination's own path (``steps[2].destination.table``), not at the output it becomes."""
     from pydantic import TypeAdapter, ValidationError
@@ -169,57 +181,61 @@ def _sink_problems(sink: dict[str, Any], where: str) -> list[tuple[str, str]]:
 
 def late_destinations(data: Any) -> Any:
     """Each late step's ``destination`` becomes ``outputs[<its output_tag>]`` (an Iceberg
-    one with the pipeline's catalog unless it names one). Refused, naming the fields: a tag
-    that already has an output, a strategy that emits no records, a destination that is
-    not a sink."""
+    one with the pipeline's catalog unless it names one) and leaves the step. Refused,
+    naming the fields: a tag that already has an output, a strategy that emits no records,
+    a destination that is not a sink. Also for tools that rewrite a spec document's
+    outputs before validating it (``surestream verify``): call it on the document first."""
     if not isinstance(data, dict):
         return data
     outputs = dict(data.get("outputs") or {})
     added: dict[str, str] = {}
-    problems: list[tuple[str, str]] = []
-    for prefix, steps in _step_lists(data):
+    problems: list[Problem] = []
+
+    def moved(prefix: str, steps: list[Any]) -> list[Any]:
+        out = []
         for i, step in enumerate(steps):
             found = _late_fields(step)
             if found is None:
+                out.append(step)
                 continue
             destination, tag, strategy = found
             where = f"{prefix}[{i}].destination"
-            if not isinstance(destination, dict) or "type" not in destination:
-                problems.append((where, "a destination is a sink: `{type: iceberg, table: "
-                                        "namespace.table, partition_by: [...]}` (any "
-                                        "`outputs` entry's keys)"))
-                continue
-            if strategy not in ("quarantine", "side_output", "dlq"):
-                problems.append((where, f"strategy {strategy!r} writes no late records, so "
-                                        "they have no destination; use strategy quarantine "
-                                        "or drop the destination"))
-                continue
-            if tag in added:
-                problems.append((where, f"output_tag {tag!r} already has the destination "
-                                        f"of {added[tag]}; give each late step its own "
-                                        "output_tag"))
-                continue
-            if tag in outputs:
-                problems.append((where, f"output_tag {tag!r} also has an entry "
-                                        f"{key_path('outputs', tag)}: give the late records "
-                                        "one place, the destination or the output"))
-                continue
-            sink = dict(destination)
-            if sink["type"] == "iceberg" and "catalog" not in sink:
-                catalog = _pipeline_catalog(outputs)
-                if catalog is not None:
-                    sink["catalog"] = catalog
-            sink_problems = _sink_problems(sink, where)
-            if sink_problems:
-                problems.extend(sink_problems)
-                continue
-            outputs[tag] = sink
-            added[tag] = where
+            found_problems = _destination_problems(destination, tag, strategy, where,
+                                                   outputs, added)
+            if not found_problems:
+                sink = dict(destination)
+                if sink["type"] == "iceberg" and "catalog" not in sink:
+                    catalog = _pipeline_catalog(outputs)
+                    if catalog is not None:
+                        sink["catalog"] = catalog
+                found_problems = _sink_problems(sink, where)
+                if not found_problems:
+                    outputs[tag] = sink
+                    added[tag] = where
+            problems.extend(found_problems)
+            out.append(_without_destination(step))
+        return out
+
+    result = dict(data)
+    if isinstance(data.get("steps"), list):
+        result["steps"] = moved("steps", data["steps"])
+    streams = data.get("streams")
+    if isinstance(streams, dict):
+        result["streams"] = {}
+        for name, stream in streams.items():
+            steps = stream.get("steps") if isinstance(stream, dict) \
+                else getattr(stream, "steps", None)
+            if isinstance(steps, list):
+                new_steps = moved(key_path("streams", str(name)) + ".steps", steps)
+                stream = {**stream, "steps": new_steps} if isinstance(stream, dict) \
+                    else stream.model_copy(update={"steps": new_steps})
+            result["streams"][name] = stream
     if problems:
         raise SpecProblems(problems)
     if not added:
         return data
-    return {**data, "outputs": outputs}
+    result["outputs"] = outputs
+    return result
 
 
 # -- checkpoint_enabled against the spec's checkpointing ---------------------------------
