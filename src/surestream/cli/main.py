@@ -34,6 +34,7 @@ from surestream.cli.run_ops import add_ops_arguments, configure_logs, operations
 from surestream.cli.simulate import add_simulate_parser
 from surestream.cli.status import add_status_parser
 from surestream.cli.tables import add_tables_parser
+from surestream.cli.templates import add_templates_parser
 from surestream.cli.topics import add_topics_parser
 from surestream.connectors.file_sinks import OutputOwnershipError
 from surestream.connectors.sink_protocol import SinkRecoveryError
@@ -468,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_replay_parser(sub)
     add_produce_parser(sub)
     add_tables_parser(sub)
+    add_templates_parser(sub)
     add_status_parser(sub)
     add_graph_parser(sub)
     add_report_parser(sub)

@@ -31,6 +31,13 @@ from pydantic.json_schema import SkipJsonSchema
 from surestream.model.csv_outputs import csv_output_problems
 from surestream.model.error_kinds import ERROR_CATEGORIES, ERROR_FIELD_SOURCES, ERROR_KINDS
 from surestream.model.error_outputs import error_output_problems
+from surestream.model.plan_shapes import (
+    checkpoint_enabled_problems,
+    clickhouse_idempotency,
+    iceberg_options,
+    kafka_exactly_once,
+    late_destinations,
+)
 from surestream.model.problems import SpecProblems, key_path
 from surestream.model.steps import USER_CODE, Name, Step
 from surestream.model.stream_graph import (  # noqa: F401 - re-exported: the spec's names
@@ -199,7 +206,16 @@ FieldName = Annotated[str, Field(min_length=1)]
 class _SinkBase(_Strict):
     exactly_once: bool | None = Field(
         None, description="demand exactly-once delivery: `validate` refuses it for a sink "
-                          "that cannot give it (`stdout`)")
+                          "that cannot give it (`stdout`, a kafka sink with `delivery: "
+                          "at_least_once`); on `clickhouse` it means replay-safe writes "
+                          "that read exactly once with `FINAL`; `false` on a kafka sink "
+                          "without `delivery` is `delivery: at_least_once`, on the other "
+                          "sinks it changes nothing (they are exactly once regardless)")
+    checkpoint_enabled: bool | None = Field(
+        None, description="the hardening plan's statement that the sink commits at the "
+                          "spec's checkpoints (every sink does): `true` needs "
+                          "`checkpoint.interval_ms` or `interval_records`; `false` is "
+                          "refused when the spec checkpoints during the run")
     processing_time_columns: list[str] = Field(
         default_factory=list,
         description="columns holding processing time (the wall clock, e.g. from "
@@ -244,9 +260,10 @@ class _SinkBase(_Strict):
         promise = SINK_GUARANTEES[self.type]
         if getattr(self, "delivery", None) == "at_least_once":
             promise = "at_least_once"
-        if self.exactly_once and promise != "exactly_once":
+        if self.exactly_once and promise not in ("exactly_once", "idempotent"):
             raise ValueError(f"exactly_once: a {self.type} sink is {promise}; it cannot "
-                             "deliver exactly once (use a file or duckdb sink)")
+                             "deliver exactly once (use a file, duckdb, iceberg, delta, "
+                             "postgres or kafka sink with delivery exactly_once)")
         return self
 
 
@@ -334,6 +351,16 @@ class IcebergSink(_SinkBase):
     quarantine_table: IcebergTableName | None = Field(
         None, description="`on_audit_failure: quarantine`: the table (same catalog) that "
                           "takes failing checkpoints' data")
+    options: dict[str, str] = Field(
+        default_factory=dict,
+        description="table properties set when the sink creates the table; "
+                    "`write.wap.enabled: \"true\"|\"false\"` is `write_audit_publish` (a "
+                    "contradiction between the two is refused)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plan_options(cls, data: Any) -> Any:
+        return iceberg_options(data)
 
     @model_validator(mode="after")
     def _audit_options(self) -> IcebergSink:
@@ -368,6 +395,19 @@ class DeltaSink(_SinkBase):
         default_factory=dict, description="passed to deltalake (object store settings)")
 
 
+class ClickHouseIdempotency(_Strict):
+    """The hardening plan's ClickHouse idempotency dict (``key_columns`` and
+    ``version_column`` of the sink, which it fills in)."""
+
+    enabled: Literal[True] = Field(True, description="always true: replays are safe only "
+                                                     "through the engine's replacement")
+    key_columns: list[str] | None = Field(None, description="= the sink's `key_columns`")
+    engine: Literal["ReplacingMergeTree"] = Field("ReplacingMergeTree",
+                                                  description="the table engine (the only "
+                                                              "one)")
+    version_column: str | None = Field(None, description="= the sink's `version_column`")
+
+
 class ClickHouseSink(_SinkBase):
     """A ClickHouse ReplacingMergeTree table, idempotent: a replayed checkpoint inserts
     the same rows again, which replace by key and version; read with `FINAL`
@@ -399,6 +439,16 @@ class ClickHouseSink(_SinkBase):
         100_000, description="rows per native-protocol INSERT (one block each)")
     settings: dict[str, Any] = Field(
         default_factory=dict, description="passed to clickhouse-driver's Client")
+    idempotency: ClickHouseIdempotency | None = Field(
+        None, description="the hardening plan's form of `key_columns` / `version_column`: "
+                          "`{enabled: true, key_columns: [...], engine: ReplacingMergeTree, "
+                          "version_column: ...}` (a contradiction with the plain keys is "
+                          "refused)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plan_idempotency(cls, data: Any) -> Any:
+        return clickhouse_idempotency(data)
 
     @model_validator(mode="after")
     def _version_not_a_key(self) -> ClickHouseSink:
@@ -510,6 +560,11 @@ class KafkaSink(_SinkBase):
                               "fences it or the broker's transaction timeout aborts it)")
     options: dict[str, Any] = Field(default_factory=dict,
                                     description="passed to the producer (librdkafka names)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plan_exactly_once(cls, data: Any) -> Any:
+        return kafka_exactly_once(data)
 
 
 SinkSpec = Annotated[FileSink | DuckDBSink | MemorySink | StdoutSink | KafkaSink | IcebergSink
@@ -636,6 +691,13 @@ class PipelineSpec(_Strict):
         return output_path_problems(self)
 
     # -- whole-spec rules ---------------------------------------------------------------
+    @model_validator(mode="before")
+    @classmethod
+    def _late_destinations(cls, data: Any) -> Any:
+        """A late step's inline ``destination`` is an output of its tag
+        (``model/plan_shapes.py``)."""
+        return late_destinations(data)
+
     @model_validator(mode="after")
     def _check_graph(self) -> PipelineSpec:
         """The rules no single field can check, each reported with its field path
@@ -651,6 +713,8 @@ class PipelineSpec(_Strict):
             problems = csv_output_problems(self)
         if not problems:
             problems = error_output_problems(self, graph_tags(self))
+        if not problems:
+            problems = checkpoint_enabled_problems(self)
         if problems:
             raise SpecProblems(problems)
         return self

@@ -170,6 +170,12 @@ class LateDataStep(StepModel):
                                                      "written to every record (true: late)")
     metadata: LateMetadata = Field(LateMetadata(), description="the columns added to each "
                                                                "late record")
+    destination: dict[str, Any] | None = Field(
+        None, description="the hardening plan's inline output of `output_tag`: a sink, "
+                          "e.g. `{type: iceberg, table: quarantine.late_iso_lmp, "
+                          "partition_by: [processing_date, iso]}` (an Iceberg one gets the "
+                          "catalog of the spec's Iceberg outputs); instead of an `outputs` "
+                          "entry for the tag")
 
     @property
     def emits_records(self) -> bool:

@@ -52,7 +52,9 @@ def output_keys(v: Verifier) -> dict[str, list[str]]:
                 keys[name] = [*step.key_fields, "window_start", "window_end", "revision"]
                 break
             if isinstance(step, KeyedDedupStep):
-                keys[name] = [*step.key_fields, *([ts_col] if ts_col else [])]
+                # (the event-time column may be a key field already: once)
+                keys[name] = list(dict.fromkeys([*step.key_fields,
+                                                 *([ts_col] if ts_col else [])]))
                 break
     return keys
 

@@ -37,6 +37,8 @@ from surestream.cli.verify.outputs import iceberg_catalog, output_path, run_tabl
 from surestream.cli.verify.postgres_outputs import is_postgres
 from surestream.cli.verify.postgres_outputs import run_table as postgres_run_table
 from surestream.model.loader import SpecError, apply_override, build_spec, load_spec_dict
+from surestream.model.plan_shapes import late_destinations
+from surestream.model.problems import SpecProblems
 from surestream.model.spec import ERRORS_TAG, PipelineSpec
 from surestream.runners.local import faults
 
@@ -95,7 +97,11 @@ class Verifier:
         doc = load_spec_dict(self.spec_path)
         for assignment in overrides:
             apply_override(doc, assignment)
-        self.doc = doc
+        # a late step's inline destination as the output it is, so run_doc redirects it
+        try:
+            self.doc = doc = late_destinations(doc)
+        except SpecProblems as e:
+            raise SpecError(e.problems, str(spec_path)) from None
         self.spec: PipelineSpec = build_spec(copy.deepcopy(doc), self.spec_path.parent,
                                              str(spec_path))
         self.workdir = workdir

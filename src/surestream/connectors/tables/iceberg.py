@@ -164,7 +164,8 @@ class _TableWriter:
 
         summary = self.summary(checkpoint_id, records)
         if self.load() is None:
-            properties = {"write.wap.enabled": "true"} if self.spec.write_audit_publish else {}
+            properties = {**self.spec.options, "write.wap.enabled": "true"} \
+                if self.spec.write_audit_publish else dict(self.spec.options)
             self.table = create_table(self.catalog, self.identifier, data.schema,
                                       self.spec.partition_by, self.spec.sort_by,
                                       properties, self.summary(0, 0))

@@ -18,6 +18,7 @@ one, the run starts afresh and every sink discards previous output.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,8 @@ from typing import Any
 from surestream.runners.local import faults
 from surestream.runners.local.checkpoint_store import Checkpoint, CheckpointError, CheckpointStore
 from surestream.runners.local.failures import concerning
+
+log = logging.getLogger("surestream.checkpoints")
 
 
 class IncompatibleStateError(CheckpointError):
@@ -111,6 +114,25 @@ def check_compatible(checkpoint: Checkpoint, slots: dict[str, OperatorSlot],
                 f"operator {name!r} changed since checkpoint {checkpoint.id} in what its "
                 f"state is made of ({'; '.join(changed)}); its state cannot be restored "
                 "(give the new step another name to start it empty)")
+
+
+def log_operators_started_empty(checkpoint: Checkpoint,
+                                slots: dict[str, OperatorSlot]) -> list[str]:
+    """Name, in the log, each operator the pipeline has now and ``checkpoint`` has no state
+    for (a step added since, e.g. a keyed_dedup step added to a running job): it resumes
+    with empty state, which is correct -- it has seen nothing yet -- but changes what the
+    step can know, so the user is told. Returns their names."""
+    saved = set(checkpoint.meta["operators"])
+    new = [name for name in slots if name not in saved]
+    for name in new:
+        slot = slots[name]
+        hint = (" -- a duplicate of a record written before the checkpoint passes once; "
+                "see docs/energy.md, 'Migrations'") if slot.kind == "keyed_dedup" else ""
+        log.warning("operator %r (%s) is new since checkpoint %s: it starts with empty "
+                    "state%s", name, slot.kind, checkpoint.id, hint,
+                    extra={"operator": name, "checkpoint_id": checkpoint.id,
+                           "event": "operator_started_empty"})
+    return new
 
 
 class CheckpointCoordinator:

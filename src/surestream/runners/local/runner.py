@@ -54,6 +54,7 @@ from surestream.runners.local.checkpointing import (
     IncompatibleStateError,
     OperatorSlot,
     check_compatible,
+    log_operators_started_empty,
     state_shape,
 )
 from surestream.runners.local.error_outputs import ErrorOutputs
@@ -171,6 +172,8 @@ class LocalRunner:
         self.allow_non_restored_state = allow_non_restored_state
         self._lock = lock
         self.stop_after_checkpoint = stop_after_checkpoint
+        #: operators new since the restored checkpoint (they resumed with empty state)
+        self.started_empty: list[str] = []
         self.restored: Checkpoint | None = None
         self.records_in = 0
         self.source_errors = 0
@@ -355,6 +358,7 @@ class LocalRunner:
         """Operator states, counters and source positions of ``cp``; raises (naming the
         operator or the source) if it does not fit the pipeline as it is now."""
         check_compatible(cp, self.slots, self.allow_non_restored_state)
+        self.started_empty = log_operators_started_empty(cp, self.slots)
         for name in cp.operator_names():
             if name in self.slots:
                 state = cp.state(name)
