@@ -46,6 +46,11 @@ _TS = "STRPTIME({0}, '%Y-%m-%dT%H:%M:%SZ')"
 TIMESTAMP_COLUMNS = ("interval_start", "interval_end", "event_timestamp", "published_at")
 
 
+def _under(folder: str, name: str) -> str:
+    """``folder/name``, or ``name`` alone for the spec's own folder (``.`` or empty)."""
+    return name if folder in ("", ".") else f"{folder.rstrip('/')}/{name}"
+
+
 def _timestamps(columns: tuple[str, ...] = TIMESTAMP_COLUMNS) -> dict[str, str]:
     return {c: _TS.format(c) for c in columns}
 
@@ -72,8 +77,8 @@ def hardened_iso_streaming(
     ``clickhouse``: ``{host, port, database?, table?, user?, password?}`` adds the
     ClickHouse output; None leaves it out. ``catalog``: pyiceberg catalog properties
     instead of the embedded one."""
-    catalog = catalog or {"uri": f"sqlite:///{out_dir}/warehouse/catalog.db",
-                          "warehouse": f"{out_dir}/warehouse"}
+    warehouse = _under(out_dir, "warehouse")
+    catalog = catalog or {"uri": f"sqlite:///{warehouse}/catalog.db", "warehouse": warehouse}
     streams: dict[str, Any] = {
         "validated": {"from": "source", "steps": [
             {"type": "watermark", "name": "add_event_time_watermark",
@@ -101,6 +106,9 @@ def hardened_iso_streaming(
              "kind": "tumbling", "size_ms": 3_600_000, "late_output_tag": "late_hourly",
              "aggregations": {"avg_lmp": "avg(lmp)", "min_lmp": "min(lmp)",
                               "max_lmp": "max(lmp)", "interval_count": "count()"}},
+            {"type": "with_columns", "name": "hourly_timestamps",
+             "columns": {"window_start": "CAST(window_start * 1000 AS TIMESTAMP)",
+                         "window_end": "CAST(window_end * 1000 AS TIMESTAMP)"}},
         ]},
         "late_iso_lmp": {"from": "late", "steps": [
             {"type": "with_columns", "name": "late_timestamps",
@@ -129,9 +137,9 @@ def hardened_iso_streaming(
             "partition_by": ["processing_date", "iso"],
             "processing_time_columns": ["processing_date", "ingested_at"],
             "key": ["message_id", "published_at"]},
-        "late_hourly": {"type": "file", "path": f"{out_dir}/late_hourly.jsonl",
+        "late_hourly": {"type": "file", "path": _under(out_dir, "late_hourly.jsonl"),
                         "format": "jsonl"},
-        "errors": {"type": "file", "path": f"{out_dir}/errors.jsonl", "format": "jsonl"},
+        "errors": {"type": "file", "path": _under(out_dir, "errors.jsonl"), "format": "jsonl"},
     }
     if clickhouse is not None:
         streams["rt_lmp_5m_clickhouse"] = {"from": "validated", "steps": [
@@ -148,7 +156,7 @@ def hardened_iso_streaming(
             "partition_by": "toYYYYMMDD(interval_start)",
             **{k: clickhouse[k] for k in ("user", "password") if k in clickhouse},
             "key": KEY}
-    checkpoint: dict[str, Any] = {"dir": f"{out_dir}/checkpoints"}
+    checkpoint: dict[str, Any] = {"dir": _under(out_dir, "checkpoints")}
     if checkpoint_interval_records is not None:
         checkpoint["interval_records"] = checkpoint_interval_records
     if checkpoint_interval_ms is not None:
