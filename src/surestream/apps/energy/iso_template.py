@@ -135,8 +135,7 @@ def hardened_iso_streaming(
         "late_iso_lmp": {
             "type": "iceberg", "catalog": catalog, "table": "quarantine.late_iso_lmp",
             "partition_by": ["processing_date", "iso"],
-            "processing_time_columns": ["processing_date", "ingested_at"],
-            "key": ["message_id", "published_at"]},
+            "processing_time_columns": ["processing_date", "ingested_at"]},
         "late_hourly": {"type": "file", "path": _under(out_dir, "late_hourly.jsonl"),
                         "format": "jsonl"},
         "errors": {"type": "file", "path": _under(out_dir, "errors.jsonl"), "format": "jsonl"},

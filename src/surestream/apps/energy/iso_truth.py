@@ -95,8 +95,7 @@ def build_truth(sim: IsoSimulation, lines: list[Line]) -> dict[str, Any]:
             "silence": None if silence is None else {
                 "iso": sim.silent_iso, "from": iso_utc(silence[0]),
                 "to": iso_utc(silence[1]), "backfilled": causes["backfill"],
-                "watermark_at_resume": None if resume_watermark is None
-                else iso_utc(resume_watermark)},
+                "watermark_at_resume_ms": resume_watermark},
         },
         "expected": {
             "curated_rows": len(final),
