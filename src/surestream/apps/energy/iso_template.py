@@ -64,6 +64,7 @@ def hardened_iso_streaming(
         dedup_window_ms: int = 600_000,
         state_ttl_ms: int = 3_600_000,
         clickhouse: dict[str, Any] | None = None,
+        kafka: dict[str, Any] | None = None,
         catalog: dict[str, Any] | None = None,
         checkpoint_interval_records: int | None = 2_000,
         checkpoint_interval_ms: int | None = 60_000,
@@ -75,8 +76,11 @@ def hardened_iso_streaming(
     ``input_path``: the feed (JSON lines, a file or a glob; one partition per file).
     ``out_dir``: the warehouse (embedded SQLite catalog), checkpoints and error files.
     ``clickhouse``: ``{host, port, database?, table?, user?, password?}`` adds the
-    ClickHouse output; None leaves it out. ``catalog``: pyiceberg catalog properties
-    instead of the embedded one."""
+    ClickHouse output; None leaves it out. ``kafka``: ``{topic | topics, bootstrap?,
+    group_id?, stop_at?}`` reads an ISO poller's topic(s) instead of ``input_path`` (live
+    unless ``stop_at: end``; each partition has its own watermark, and one silent for
+    ``idle_timeout_ms`` stops holding the others back). ``catalog``: pyiceberg catalog
+    properties instead of the embedded one."""
     warehouse = _under(out_dir, "warehouse")
     catalog = catalog or {"uri": f"sqlite:///{warehouse}/catalog.db", "warehouse": warehouse}
     streams: dict[str, Any] = {
@@ -160,10 +164,20 @@ def hardened_iso_streaming(
         checkpoint["interval_records"] = checkpoint_interval_records
     if checkpoint_interval_ms is not None:
         checkpoint["interval_ms"] = checkpoint_interval_ms
+    source: dict[str, Any] = {"type": "file", "path": input_path, "format": "jsonl",
+                              "schema": dict(FEED_SCHEMA)}
+    if kafka is not None:
+        topics = kafka.get("topics") or [kafka.get("topic", "iso.rt_lmp")]
+        source = {"type": "kafka", "topics": list(topics),
+                  "group_id": kafka.get("group_id", pipeline), "start": "earliest",
+                  "format": "json", "schema": dict(FEED_SCHEMA),
+                  "options": {"fetch.wait.max.ms": 10, **kafka.get("options", {})}}
+        for key in ("bootstrap", "stop_at"):
+            if kafka.get(key) is not None:
+                source[key] = kafka[key]
     return {
         "pipeline": pipeline,
-        "source": {"type": "file", "path": input_path, "format": "jsonl",
-                   "schema": dict(FEED_SCHEMA)},
+        "source": source,
         "streams": streams,
         "outputs": outputs,
         "checkpoint": checkpoint,
