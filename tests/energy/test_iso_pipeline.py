@@ -133,8 +133,8 @@ def test_the_silent_iso_does_not_stall_the_others(iso_run):
 
 def test_results_do_not_depend_on_batch_size_or_checkpoint_interval(iso_run, tmp_path):
     (tmp_path / "data").symlink_to(iso_run["folder"] / "data")
-    doc, _ = run_template(tmp_path, None, checkpoint_interval_records=37,
-                          checkpoint_interval_ms=None, batch_size=7)
+    doc, _ = run_template(tmp_path, None, checkpoint_interval_records=300,
+                          checkpoint_interval_ms=None, batch_size=13)
     for name in (CURATED, "curated.rt_lmp_hourly"):
         again = read_table(doc["outputs"]["rt_lmp_5m"]["catalog"], name,
                            lambda p: tmp_path / p)
