@@ -47,9 +47,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", default="out/iso", help="folder (default %(default)s)")
     p.add_argument("--isos", default="CAISO,MISO,PJM,ERCOT,NYISO",
                    help="comma-separated ISOs (default %(default)s)")
-    p.add_argument("--silent-iso", default="MISO",
+    p.add_argument("--silent-iso", default=None,
                    help="the ISO that goes silent for a while; 'none' for none "
-                        "(default %(default)s)")
+                        "(default: MISO when simulated, else none)")
     for option, (name, kind, text, default) in _KNOBS.items():
         p.add_argument(option, dest=name, type=kind, default=default,
                        help=f"{text} (default %(default)s)")
@@ -70,13 +70,16 @@ def run_simulate_iso(args: argparse.Namespace) -> int:
     from surestream.apps.energy.iso_simulator import FEED_FILE, IsoSimulation
     from surestream.apps.energy.iso_truth import build_truth, truth_table, write_truth
 
-    silent = None if str(args.silent_iso).lower() == "none" else args.silent_iso
+    isos = tuple(i.strip().upper() for i in args.isos.split(",") if i.strip())
+    if args.silent_iso is None:
+        silent = "MISO" if "MISO" in isos else None
+    else:
+        silent = None if args.silent_iso.lower() == "none" else args.silent_iso.upper()
     try:
         sim = IsoSimulation(
             hours=args.hours if args.hours is not None else 24 * args.days, seed=args.seed,
-            start=args.start, isos=tuple(i.strip().upper() for i in args.isos.split(",")
-                                         if i.strip()),
-            silent_iso=silent, **{name: getattr(args, name) for name, *_ in _KNOBS.values()})
+            start=args.start, isos=isos, silent_iso=silent,
+            **{name: getattr(args, name) for name, *_ in _KNOBS.values()})
     except ValueError as e:
         print(f"simulate iso: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -147,10 +147,3 @@ def _lines(path: Path) -> int:
     with open(path, "rb") as f:
         return sum(1 for line in f if line.strip())
 
-
-def accounted(truth: dict[str, Any]) -> Check:
-    """Every line in exactly one place: curated + late + duplicates + superseded + errors."""
-    exp = truth["expected"]
-    return Check("every line accounted for (curated + late + duplicates + superseded + "
-                 "errors)", truth["lines"], exp["curated_rows"] + exp["late"]
-                 + exp["duplicates"] + exp["superseded"] + exp["errors"])
