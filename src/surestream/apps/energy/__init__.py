@@ -1,0 +1,1 @@
+"""Energy seed systems: real-time ISO LMP feeds (``iso_*``) and vendor ticks."""
