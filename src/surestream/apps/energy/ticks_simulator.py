@@ -153,11 +153,8 @@ class TickSimulation:
 
     def write(self, out: str | Path) -> TicksTruth:
         """Write ``ticks.jsonl`` and ``truth.json`` into the folder ``out``."""
-        folder = Path(out)
-        folder.mkdir(parents=True, exist_ok=True)
         lines, truth = self.generate()
-        (folder / DATA_FILE).write_bytes(b"".join(line + b"\n" for line in lines))
-        truth.write(folder / TRUTH_FILE)
+        write_feed(Path(out), lines, truth)
         return truth
 
     def _idle_windows(self, vendors: tuple[str, ...], start: int, span: int
@@ -235,6 +232,14 @@ class TickSimulation:
                 line = line[:len(line) // 2]
             lines.append(line)
         return lines
+
+
+def write_feed(folder: Path, lines: list[bytes] | None, truth: TicksTruth) -> None:
+    """``ticks.jsonl`` (unless ``lines`` is None: published elsewhere) and ``truth.json``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if lines is not None:
+        (folder / DATA_FILE).write_bytes(b"".join(line + b"\n" for line in lines))
+    truth.write(folder / TRUTH_FILE)
 
 
 def _pick(rng: np.random.Generator, candidates: np.ndarray, rate: float, total: int
