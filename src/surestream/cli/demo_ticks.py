@@ -20,6 +20,8 @@ KNOBS: dict[str, tuple[str, type, str]] = {
     "--vendors": ("vendors", int, "market-data vendors (at most 6)"),
     "--symbols": ("symbols", int, "symbols each vendor quotes (at most 8)"),
     "--ticks-per-s": ("ticks_per_s", float, "ticks per second per vendor"),
+    "--idle-minutes": ("idle_minutes", int,
+                       "how long one vendor stays silent (at most --minutes / 2)"),
 }
 
 
