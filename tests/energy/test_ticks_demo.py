@@ -11,7 +11,7 @@ from surestream.cli.main import main
 def test_demo_ticks_reconciles_and_prints_the_report(tmp_path, capsys):
     out = tmp_path / "demo"
     code = main(["demo", "ticks", "--minutes", "6", "--vendors", "3", "--symbols", "3",
-                 "--idle-minutes", "2", "--out", str(out)])
+                 "--idle-minutes", "2", "--ticks-per-s", "2", "--out", str(out)])
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "RECONCILED" in printed and "MISMATCH" not in printed

@@ -15,7 +15,8 @@ from surestream.apps.energy.ticks_template import vendor_ticks
 from surestream.cli.main import main
 from surestream.model.loader import build_spec
 
-TINY = {"minutes": 6, "seed": 3, "vendors": 3, "symbols": 2, "idle_minutes": 2}
+TINY = {"minutes": 6, "seed": 3, "vendors": 3, "symbols": 2, "idle_minutes": 2,
+        "ticks_per_s": 2.0}
 
 
 def test_same_seed_same_bytes_other_seed_other_feed(tmp_path):
@@ -68,7 +69,8 @@ def test_impossible_settings_are_refused_with_the_setting_named():
 def test_simulate_ticks_writes_the_feed_and_its_truth(tmp_path, capsys):
     out = tmp_path / "feed"
     assert main(["simulate", "ticks", "--minutes", "6", "--vendors", "3", "--symbols", "2",
-                 "--idle-minutes", "2", "--seed", "3", "--out", str(out)]) == 0
+                 "--idle-minutes", "2", "--ticks-per-s", "2", "--seed", "3",
+                 "--out", str(out)]) == 0
     truth = json.loads((out / "truth.json").read_text())
     assert truth == TickSimulation(**TINY).generate()[1].to_dict()
     assert "curated (unique, on time)" in capsys.readouterr().out

@@ -14,7 +14,7 @@ from surestream.apps.energy.ticks_template import vendor_ticks_yaml
 from surestream.apps.energy.ticks_truth import TicksTruth
 
 #: a small feed: 10 minutes, 4 vendors x 5 symbols, one vendor idle for 5 minutes
-SMALL = TickSimulation(minutes=10, seed=7)
+SMALL = TickSimulation(minutes=10, seed=7, ticks_per_s=2)
 #: columns that hold processing time (one value per checkpoint): differ between runs
 PROCESSING_TIME = ("processing_date", "ingested_at")
 

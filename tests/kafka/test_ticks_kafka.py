@@ -18,7 +18,8 @@ def test_ticks_through_a_topic_reconcile_exactly(kafka_bootstrap, kafka_topic, t
     topic = kafka_topic("vendor.ticks")
     assert main(["simulate", "ticks", "--kafka", "--bootstrap", kafka_bootstrap, "--topic",
                  topic, "--minutes", "6", "--vendors", "3", "--symbols", "3",
-                 "--idle-minutes", "2", "--out", str(tmp_path / "truth")]) == 0
+                 "--idle-minutes", "2", "--ticks-per-s", "2",
+                 "--out", str(tmp_path / "truth")]) == 0
     assert not (tmp_path / "truth" / "ticks.jsonl").exists()  # published, not written
     truth = TicksTruth.read(tmp_path / "truth")
     doc = vendor_ticks(kafka_bootstrap=kafka_bootstrap, kafka_topic=topic, out_dir="out")

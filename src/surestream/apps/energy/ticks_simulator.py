@@ -71,7 +71,7 @@ class TickSimulation:
     seed: int = 7
     vendors: int = 4
     symbols: int = 5
-    ticks_per_s: float = 2.0  # per vendor
+    ticks_per_s: float = 10.0  # per vendor
     duplicate_rate: float = 0.02
     late_rate: float = 0.01
     malformed_rate: float = 0.005

@@ -45,11 +45,14 @@ def vendor_ticks(*, watermark_max_out_of_order_ms: int = 30_000,
                  out_dir: str = "out/ticks",
                  kafka_bootstrap: str | None = None,
                  kafka_topic: str = "vendor.ticks",
+                 kafka_live: bool = False,
                  checkpoint_interval_ms: int = 10_000) -> dict[str, Any]:
     """The ``vendor_ticks`` spec. ``input_path`` (JSON lines; a glob reads one partition
     per file) is the source unless ``kafka_bootstrap`` is given: then the topic
-    ``kafka_topic`` is, read to its end offsets at start. Relative paths resolve against
-    the spec file's folder (or the folder a program builds the spec in)."""
+    ``kafka_topic`` is, read to the end offsets it has at start -- or, with ``kafka_live``,
+    until the run is stopped: then a vendor whose partition falls silent stops holding the
+    watermark back after ``idle_timeout_ms``. Relative paths resolve against the spec
+    file's folder (or the folder a program builds the spec in)."""
     def catalog() -> dict[str, str]:  # a fresh dict per output: no YAML anchors
         return {"uri": f"sqlite:///{out_dir}/warehouse/catalog.db",
                 "warehouse": f"{out_dir}/warehouse"}
@@ -57,7 +60,9 @@ def vendor_ticks(*, watermark_max_out_of_order_ms: int = 30_000,
     if kafka_bootstrap:
         source: dict[str, Any] = {"type": "kafka", "bootstrap": kafka_bootstrap,
                                   "topics": [kafka_topic], "group_id": PIPELINE,
-                                  "start": "earliest", "stop_at": "end", "format": "json"}
+                                  "start": "earliest", "format": "json"}
+        if not kafka_live:
+            source["stop_at"] = "end"
     else:
         source = {"type": "file", "path": input_path, "format": "jsonl"}
     return {
