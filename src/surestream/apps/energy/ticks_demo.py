@@ -86,7 +86,7 @@ def report(outcome: DemoOutcome) -> str:
         f"  surestream verify {spec} --crash-points 3      # SIGKILLs, restarts, same tables",
     ]
     r = outcome.result
-    run = (f"run: {r.records_in:,} lines in {r.elapsed_s:.1f} s, {r.checkpoints} checkpoints; "
+    run = (f"run: {r.records_in:,} lines in {r.elapsed_s:.1f} s, checkpoints: {r.checkpoints}; "
            f"demo total {outcome.elapsed_s:.1f} s")
     return "\n".join([feed, "", run, "", render_plain(table), "", verdict, "", *nxt])
 
