@@ -9,6 +9,8 @@ from importlib import resources
 import orjson
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from surestream.apps.energy.ticks_simulator import TickSimulation
 from surestream.apps.energy.ticks_template import vendor_ticks
@@ -99,3 +101,18 @@ def test_the_feed_profile_parameters_reach_the_spec(tmp_path):
     assert steps["event_time_watermark"].idle_source_timeout_ms == 7_000
     assert (steps["dedup_ticks"].time_window_ms, steps["dedup_ticks"].state_ttl_ms) == \
         (10_000, 20_000)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), vendors=st.integers(2, 6), symbols=st.integers(1, 8),
+       idle=st.integers(0, 1), rates=st.tuples(*[st.floats(0, 0.05)] * 3))
+def test_any_seed_gives_a_feed_whose_truth_adds_up(seed, vendors, symbols, idle, rates):
+    duplicate_rate, late_rate, malformed_rate = rates
+    lines, truth = TickSimulation(
+        minutes=5, seed=seed, vendors=vendors, symbols=symbols, ticks_per_s=1,
+        idle_vendors=idle, idle_minutes=2, duplicate_rate=duplicate_rate,
+        late_rate=late_rate, malformed_rate=malformed_rate).generate()
+    assert truth.lines == len(lines) == \
+        truth.curated + truth.duplicates + truth.late + truth.malformed
+    assert sum(b["ticks"] for b in truth.bars) == truth.curated
+    assert all(t["lateness_ms"] > 0 for t in truth.late_ticks)

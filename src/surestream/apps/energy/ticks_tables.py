@@ -53,9 +53,18 @@ def sql(out_dir: str | Path, query: str) -> pa.Table:
     import duckdb
 
     con = duckdb.connect()
-    for view, table in read_tables(out_dir).items():
+    found = read_tables(out_dir)
+    for view, table in found.items():
         con.register(view, table)
-    return con.sql(query).arrow()
+    try:
+        return con.sql(query).to_arrow_table()
+    except duckdb.CatalogException as e:
+        missing = [f"{view} ({TABLES[view]})" for view in TABLES if view not in found]
+        if not missing:
+            raise
+        raise LookupError(f"{e}; not created yet under {out_dir}: {', '.join(missing)} -- a "
+                          "table is created at the first checkpoint that has records for "
+                          "it (no late tick yet: no quarantine table)") from e
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,8 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import polars as pl
 
+    try:
+        answer = sql(args.out, args.query)
+    except LookupError as e:
+        print(f"ticks_tables: {e}", file=sys.stderr)
+        return 1
     with pl.Config(tbl_rows=50, tbl_cols=20, tbl_width_chars=160):
-        print(pl.from_arrow(sql(args.out, args.query)))
+        print(pl.from_arrow(answer))
     return 0
 
 
