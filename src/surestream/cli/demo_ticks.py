@@ -27,9 +27,9 @@ KNOBS: dict[str, tuple[str, type, str]] = {
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``ticks`` on ``surestream demo``'s SYSTEM sub-commands."""
-    from surestream.apps.energy.ticks_simulator import TickSimulation
+    from surestream.apps.energy.ticks_settings import TickSettings
 
-    defaults = TickSimulation()
+    defaults = TickSettings()
     p = subparsers.add_parser(
         "ticks", help="vendor price ticks: dedup, late quarantine, bars, reconciled exactly",
         description="Simulate high-frequency ticks from several market-data vendors "

@@ -35,9 +35,9 @@ KNOBS: dict[str, tuple[str, type, str]] = {
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``ticks`` on ``surestream simulate``'s SYSTEM sub-commands."""
-    from surestream.apps.energy.ticks_simulator import TickSimulation
+    from surestream.apps.energy.ticks_settings import TickSettings
 
-    defaults = TickSimulation()
+    defaults = TickSettings()
     p = subparsers.add_parser(
         "ticks", help="high-frequency price ticks from several market-data vendors",
         description="Write a vendor-tick feed (ticks.jsonl, in publication order) with "

@@ -23,23 +23,27 @@ construction *and* by rule). Same settings and seed, same bytes; no wall clock i
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 
+from surestream.apps.energy.ticks_settings import (
+    DATA_FILE,
+    DEFAULT_START,
+    SYMBOLS,
+    TRUTH_FILE,
+    VENDORS,
+    TickSettings,
+    parse_start,
+)
 from surestream.apps.energy.ticks_truth import TicksTruth, build_truth
 
-VENDORS = ("bloomberg", "refinitiv", "ice", "factset", "spglobal", "quodd")
-#: energy and commodity futures roots, with a base price each
-SYMBOLS = {"CL": 72.0, "NG": 2.9, "HO": 2.45, "RB": 2.2, "BZ": 76.5, "GC": 2040.0,
-           "ZC": 4.4, "ZW": 5.9}
-DEFAULT_START = "2026-03-02T14:00:00Z"
-DATA_FILE = "ticks.jsonl"
-TRUTH_FILE = "truth.json"
+__all__ = ["DATA_FILE", "DEFAULT_START", "SYMBOLS", "TRUTH_FILE", "VENDORS", "TickSimulation",
+           "parse_start", "write_feed"]
+
+
 #: how long after its event time an on-time tick is published (ms)
 ON_TIME_LATENCY_MS = (5, 1_500)
 #: how long after its event time a late tick is published (ms)
@@ -55,57 +59,8 @@ def iso_ms(ms: np.ndarray) -> np.ndarray:
     return np.char.add(text.astype(str), "Z")
 
 
-def parse_start(text: str) -> int:
-    """``--start`` (ISO-8601 with a zone) as epoch ms."""
-    when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if when.tzinfo is None:
-        raise ValueError(f"start: {text!r} has no zone; write it in UTC, e.g. {DEFAULT_START}")
-    return int(when.timestamp() * 1000)
-
-
-@dataclass
-class TickSimulation:
-    """The settings of one simulated feed (``surestream simulate ticks``)."""
-
-    minutes: int = 60
-    seed: int = 7
-    vendors: int = 4
-    symbols: int = 5
-    ticks_per_s: float = 10.0  # per vendor
-    duplicate_rate: float = 0.02
-    late_rate: float = 0.01
-    malformed_rate: float = 0.005
-    idle_vendors: int = 1
-    idle_minutes: int = 5
-    start: str = DEFAULT_START
-
-    def __post_init__(self) -> None:
-        problems = []
-        if not 1 <= self.vendors <= len(VENDORS):
-            problems.append(f"vendors: {self.vendors} is outside 1..{len(VENDORS)}")
-        if not 1 <= self.symbols <= len(SYMBOLS):
-            problems.append(f"symbols: {self.symbols} is outside 1..{len(SYMBOLS)}")
-        if self.minutes < 5:
-            problems.append(f"minutes: {self.minutes} is below 5 (late ticks need room)")
-        if not 0 < self.ticks_per_s <= 1000:
-            problems.append(f"ticks_per_s: {self.ticks_per_s} is outside (0, 1000]")
-        for name in ("duplicate_rate", "late_rate", "malformed_rate"):
-            if not 0 <= getattr(self, name) <= 0.2:
-                problems.append(f"{name}: {getattr(self, name)} is outside 0..0.2")
-        if not 0 <= self.idle_vendors < self.vendors:
-            problems.append(f"idle_vendors: {self.idle_vendors} must be below vendors "
-                            f"({self.vendors}): someone has to keep sending")
-        if self.idle_vendors and not 1 <= self.idle_minutes <= self.minutes // 2:
-            problems.append(f"idle_minutes: {self.idle_minutes} is outside 1..minutes/2")
-        try:
-            parse_start(self.start)
-        except ValueError as e:
-            problems.append(str(e))
-        if problems:
-            raise ValueError("; ".join(problems))
-
-    def settings(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+class TickSimulation(TickSettings):
+    """A simulated feed: the settings (``TickSettings``) and how the lines are made."""
 
     def generate(self) -> tuple[list[bytes], TicksTruth]:
         """The feed's lines in publication order, and its truth."""
