@@ -83,7 +83,7 @@ def report(outcome: DemoOutcome) -> str:
         'tick_id)) AS distinct_keys FROM vendor_ticks GROUP BY vendor ORDER BY vendor"',
         f'  {query} "SELECT vendor, COUNT(*) AS late, MAX(lateness_ms) AS max_lateness_ms '
         'FROM late_vendor_ticks GROUP BY vendor ORDER BY vendor"',
-        f"  surestream verify {spec} --crash-points 3      # SIGKILLs, restarts, same tables",
+        f"  surestream verify {spec} --crash-points 3      # SIGKILLs and restarts: takes minutes",
     ]
     r = outcome.result
     run = (f"run: {r.records_in:,} lines in {r.elapsed_s:.1f} s, checkpoints: {r.checkpoints}; "
