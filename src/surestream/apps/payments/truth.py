@@ -45,6 +45,8 @@ class DayTruth:
     transactions: int = 0
     amount_cents: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
+    #: transactions with two or more on-time occurrences (``deduplication_audit`` rows)
+    audit_rows: int = 0
     late: int = 0
     risk_levels: dict[str, int] = field(default_factory=dict)
     velocity_flagged: int = 0
@@ -192,6 +194,7 @@ def build_truth(cols: dict[str, np.ndarray], *, seed: int, velocity_threshold: i
         m = day == d
         t = DayTruth(transactions=int(m.sum()),
                      duplicates=int((occurrences[m] - 1).sum()),
+                     audit_rows=int((occurrences[m] > 1).sum()),
                      late=int((late & (ts // DAY_MS * DAY_MS == d)).sum()),
                      velocity_flagged=int(v_flag[m].sum()),
                      suspicious=int((score[m] >= 50).sum()))
