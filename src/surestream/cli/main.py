@@ -338,7 +338,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 #: the other seed systems' demos (``surestream demo SYSTEM ...``): modules of
 #: ``surestream.cli`` whose ``add_parser(subparsers)`` registers one SYSTEM
-DEMO_MODULES: tuple[str, ...] = ()
+DEMO_MODULES: tuple[str, ...] = ("demo_payments",)
 
 DESCRIPTION = "surestream: stream processing whose first promise is correctness."
 EPILOG = """\
