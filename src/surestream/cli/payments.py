@@ -23,7 +23,8 @@ def add_payments_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("payments", help="the payments seed system: reconcile its tables",
                        description="Tools of the exactly-once payments system "
                                    "(docs/payments.md).")
-    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION",
+                               help="what to do (`surestream payments ACTION --help`)")
     r = actions.add_parser(
         "reconcile", help="per day COUNT(DISTINCT transaction_id) vs COUNT(*), amounts, "
                           "duplicate rate; PASS or FAIL - DUPLICATES DETECTED",
