@@ -19,3 +19,14 @@ def event_columns(frame: pl.DataFrame) -> pl.DataFrame:
         event_time_ms=stamp.dt.epoch("ms"),
         event_date=stamp.dt.date().cast(pl.String),
     )
+
+
+#: the columns of ``deduplication_audit``
+AUDIT_COLUMNS = ("transaction_id", "first_occurrence_time", "duplicate_occurrences")
+
+
+def audit_columns(frame: pl.DataFrame) -> pl.DataFrame:
+    """Keep the audit's columns of a session-window result (drop ``window_start``,
+    ``window_end``, ``revision`` and the nested ``supersedes``, which no table needs:
+    the windows fire once, at the watermark)."""
+    return frame.select(AUDIT_COLUMNS)

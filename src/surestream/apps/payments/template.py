@@ -34,6 +34,7 @@ TABLES = {
 EMPTY_BY_DESIGN = ("late_metrics", "late_audit")
 FRAUD_FUNCTION = "surestream.apps.payments.fraud:FraudIndicators"
 COLUMNS_FUNCTION = "surestream.apps.payments.columns:event_columns"
+AUDIT_FUNCTION = "surestream.apps.payments.columns:audit_columns"
 
 
 def payments(*, input_path: str = "data/payments.jsonl", out_dir: str = "out/payments",
@@ -96,7 +97,8 @@ def payments(*, input_path: str = "data/payments.jsonl", out_dir: str = "out/pay
              "aggregations": {"duplicate_occurrences": "count()",
                               "first_occurrence_time": "min(event_time_ms)"}},
             {"type": "where", "name": "seen_more_than_once",
-             "condition": "duplicate_occurrences > 1"}]},
+             "condition": "duplicate_occurrences > 1"},
+            {"type": "map_batches", "name": "audit_columns", "function": AUDIT_FUNCTION}]},
     }
     outputs = {tag: _table(table, out_dir, postgres, duckdb_path)
                for tag, table in TABLES.items()}
