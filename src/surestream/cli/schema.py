@@ -432,6 +432,12 @@ def render_markdown() -> str:
         "`--set source.path=other.jsonl`, `--set runtime.batch_size=1000`, "
         "`--set steps[3].params.cooldown_ms=30000`; quote a key with dots: "
         "`--set 'outputs[\"processed.trades.new\"].path=x'`.",
+        "- `${NAME}` and `${NAME:-default}` in a value take the environment variable NAME "
+        "(a deployment's `KAFKA_BOOTSTRAP_SERVERS`, `CHECKPOINT_LOCATION`, ...): "
+        "`bootstrap: \"${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}\"`. A value that is just "
+        "one placeholder and reads as a plain integer or true/false becomes that number "
+        "or boolean; `$${` is a literal `${`; an unset variable without a default is an "
+        "error naming the field.",
         "- Unknown keys, wrong types and impossible values (a negative duration, a state TTL "
         "shorter than the dedup window, a tag that goes nowhere) are errors: `surestream "
         "validate` prints each with its path in the file (`steps[2].state_ttl_ms`) and "

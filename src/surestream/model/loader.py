@@ -1,4 +1,5 @@
-"""Load a spec file (YAML or JSON) or dict, apply ``--set`` overrides, validate.
+"""Load a spec file (YAML or JSON) or dict, expand ``${ENV_VARS}``, apply ``--set``
+overrides, validate.
 
 Errors name the field by its path in the file (``steps[2].state_ttl_ms``) and say why, so
 ``surestream validate`` can print one line per problem. User code the spec names
@@ -15,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from surestream.model.env_values import MissingVariableError, expand_environment
 from surestream.model.problems import SpecProblems
 from surestream.model.spec import PipelineSpec
 from surestream.model.user_code import user_code_problems
@@ -140,7 +142,10 @@ def load_spec_dict(path: str | Path) -> dict[str, Any]:
         raise SpecError([("", f"not valid YAML/JSON: {e}")], str(p)) from None
     if not isinstance(doc, dict):
         raise SpecError([("", "a spec is a mapping with `pipeline`, `source`, ...")], str(p))
-    return doc
+    try:
+        return expand_environment(doc)  # ${NAME:-default} from the environment
+    except MissingVariableError as e:
+        raise SpecError([(e.path, str(e))], str(p)) from None
 
 
 def build_spec(doc: dict[str, Any], base_dir: str | Path | None = None,
