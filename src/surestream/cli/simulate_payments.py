@@ -12,6 +12,8 @@ import sys
 import time
 from typing import Any
 
+from surestream.cli.simulate_payments_kafka import add_kafka_options, run_payments_kafka
+
 EXIT_OK, EXIT_USAGE = 0, 2
 
 
@@ -51,6 +53,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "velocity fraud (default 5)")
     p.add_argument("--start", default="2026-03-02",
                    help="the first UTC day of event time (default 2026-03-02)")
+    add_kafka_options(p)
     p.set_defaults(func=run_simulate_payments)
     return p
 
@@ -69,6 +72,8 @@ def run_simulate_payments(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"simulate payments: {e}", file=sys.stderr)
         return EXIT_USAGE
+    if args.kafka:
+        return run_payments_kafka(args, sim)
     print(f"simulating {sim.unique_transactions:,} payments (seed {args.seed}) "
           f"into {args.out} ...")
     started = time.perf_counter()

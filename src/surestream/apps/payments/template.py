@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from surestream.apps.payments.kafka_source import checkpoint_location, kafka_source
+
 #: the tables (output tag -> table name)
 TABLES = {
     "transactions": "payment_transactions",
@@ -39,7 +41,9 @@ AUDIT_FUNCTION = "surestream.apps.payments.columns:audit_columns"
 
 def payments(*, input_path: str = "data/payments.jsonl", out_dir: str = "out/payments",
              postgres: str | None = None, duckdb_path: str | None = None,
+             source: str = "file",
              kafka_bootstrap: str | None = None, kafka_topic: str | None = None,
+             kafka_live: bool = False,
              pipeline: str = "payments",
              watermark_max_out_of_order_ms: int = 3_600_000,
              dedup_window_ms: int = 3_600_000, state_ttl_ms: int = 3_600_000,
@@ -53,14 +57,19 @@ def payments(*, input_path: str = "data/payments.jsonl", out_dir: str = "out/pay
 
     ``input_path``: the JSON-lines file (or glob) of payment events, unless
     ``kafka_bootstrap`` and ``kafka_topic`` name a Kafka topic to read instead (to its end
-    offsets at start). ``postgres``: a libpq DSN; without it the tables go to
+    offsets at start). ``source="kafka"``: read Kafka with the connection settings from
+    the environment (``kafka_source.py``: ``KAFKA_BOOTSTRAP_SERVERS``,
+    ``KAFKA_TOPIC_PAYMENTS``, ``CHECKPOINT_LOCATION`` placeholders, so one spec serves every
+    environment; ``kafka_live``: run until stopped). ``postgres``: a libpq DSN; without it the tables go to
     ``duckdb_path`` (default ``<out_dir>/payments.duckdb``). Durations in ms."""
-    if kafka_bootstrap and kafka_topic:
-        source: dict[str, Any] = {"type": "kafka", "bootstrap": kafka_bootstrap,
-                                  "topics": [kafka_topic], "group_id": pipeline,
-                                  "start": "earliest", "stop_at": "end", "format": "json"}
+    if source not in ("file", "kafka"):
+        raise ValueError(f"source must be 'file' or 'kafka', got {source!r}")
+    if source == "kafka" or (kafka_bootstrap and kafka_topic):
+        source_spec = kafka_source(pipeline, kafka_bootstrap, kafka_topic, live=kafka_live)
+        if source == "kafka":
+            checkpoint_dir = checkpoint_dir or checkpoint_location(out_dir)
     else:
-        source = {"type": "file", "path": input_path, "format": "jsonl"}
+        source_spec = {"type": "file", "path": input_path, "format": "jsonl"}
     steps = [
         {"type": "watermark", "name": "payment_event_time", "timestamp_column": "event_time",
          "max_out_of_orderness_ms": watermark_max_out_of_order_ms},
@@ -107,7 +116,7 @@ def payments(*, input_path: str = "data/payments.jsonl", out_dir: str = "out/pay
     outputs["errors"] = {"type": "file", "path": f"{out_dir}/errors.jsonl"}
     return {
         "pipeline": pipeline,
-        "source": source,
+        "source": source_spec,
         "streams": streams,
         "outputs": outputs,
         "checkpoint": {"dir": checkpoint_dir or f"{out_dir}/checkpoints",
