@@ -15,11 +15,10 @@ import duckdb
 import polars as pl
 import pytest
 import yaml
+from conftest import SMALL  # tests/payments/conftest.py
 
 from surestream.apps.payments.reconcile import PASS, reconcile
 from surestream.apps.payments.template import TABLES, payments
-
-from conftest import SMALL  # tests/payments/conftest.py
 
 
 def tables(db) -> dict[str, pl.DataFrame]:

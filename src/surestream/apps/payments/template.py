@@ -60,8 +60,8 @@ def payments(*, input_path: str = "data/payments.jsonl", out_dir: str = "out/pay
     offsets at start). ``source="kafka"``: read Kafka with the connection settings from
     the environment (``kafka_source.py``: ``KAFKA_BOOTSTRAP_SERVERS``,
     ``KAFKA_TOPIC_PAYMENTS``, ``CHECKPOINT_LOCATION`` placeholders, so one spec serves every
-    environment; ``kafka_live``: run until stopped). ``postgres``: a libpq DSN; without it the tables go to
-    ``duckdb_path`` (default ``<out_dir>/payments.duckdb``). Durations in ms."""
+    environment; ``kafka_live``: run until stopped). ``postgres``: a libpq DSN; without it
+    the tables go to ``duckdb_path`` (default ``<out_dir>/payments.duckdb``). Durations in ms."""
     if source not in ("file", "kafka"):
         raise ValueError(f"source must be 'file' or 'kafka', got {source!r}")
     if source == "kafka" or (kafka_bootstrap and kafka_topic):
