@@ -26,6 +26,7 @@ from surestream.cli.checkpoint_cmds import (
 )
 from surestream.cli.graph import add_graph_parser
 from surestream.cli.interrupt import EXIT_INTERRUPTED, stop_on_ctrl_c
+from surestream.cli.payments import add_payments_parser
 from surestream.cli.produce import add_produce_parser
 from surestream.cli.query import add_query_parser
 from surestream.cli.replay import add_replay_parser
@@ -338,7 +339,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 #: the other seed systems' demos (``surestream demo SYSTEM ...``): modules of
 #: ``surestream.cli`` whose ``add_parser(subparsers)`` registers one SYSTEM
-DEMO_MODULES: tuple[str, ...] = ("demo_iso", "demo_ticks")
+DEMO_MODULES: tuple[str, ...] = ("demo_iso", "demo_ticks", "demo_payments")
 
 DESCRIPTION = "surestream: stream processing whose first promise is correctness."
 EPILOG = """\
@@ -473,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_status_parser(sub)
     add_graph_parser(sub)
     add_report_parser(sub)
+    add_payments_parser(sub)
     p = sub.add_parser("demo", help="the main job: the trading platform end to end",
                        description="The trading platform end to end: simulate the market, "
                                    "run the five jobs into a Parquet warehouse, reconcile "

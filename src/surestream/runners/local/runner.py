@@ -423,9 +423,9 @@ class LocalRunner:
         self.interleaver.commit_positions()  # Kafka sources: for the group's lag tools
         self.telemetry.checkpoint_done(meta, time.perf_counter() - began,
                                        {t: s.records for t, s in self.sinks.items()})
+        self.telemetry.publish(self)  # first: the history's line takes its state sizes
         with concerning(f"checkpoint folder {self.store.dir}"):
             self.telemetry.flush_history(self.telemetry.checkpoints[-1])
-        self.telemetry.publish(self)
         return meta
 
     # -- stopping early (Ctrl-C) ----------------------------------------------------------

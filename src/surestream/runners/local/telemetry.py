@@ -295,12 +295,16 @@ class RunTelemetry:
                               "base_dir": str(base_dir or os.getcwd()), "spec": spec_json})
 
     def _figures(self) -> dict[str, Any]:
-        """This process's own counts so far (records in/out per operator, error reasons):
-        at every checkpoint line, so a report can add them up over the processes a resumed
-        run took (each counts from its restore; operator ``counters`` are restored and
-        need no adding up)."""
+        """This process's own counts so far (records in/out per operator, error reasons)
+        and each operator's state size (``state``: keys, bytes, ... of the snapshot just
+        published, for a state-over-time view): at every checkpoint line, so a report can
+        add them up over the processes a resumed run took (each counts from its restore;
+        operator ``counters`` are restored and need no adding up)."""
+        state = {o["name"]: o["state"] for o in (self.snapshot or {}).get("operators", ())
+                 if o.get("state")}
         return {"operators": {n: {"records_in": t.records_in, "records_out": t.records_out,
-                                  "emitted": dict(t.emitted)}
+                                  "emitted": dict(t.emitted),
+                                  **({"state": state[n]} if n in state else {})}
                               for n, t in self.operators.items()},
                 "errors_by_reason": dict(self.errors_by_reason)}
 
