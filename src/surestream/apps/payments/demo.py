@@ -124,8 +124,8 @@ def _run_and_reconcile(s: DemoSettings, out: Path, data: Path, dsn: str | None,
         say(f"demo payments: the resumed run failed (exit {second.returncode}): "
             f"{second.stderr[-2000:]}")
         return EXIT_FAIL
-    resumed = next((ln.strip() for ln in second.stdout.splitlines()
-                    if "resum" in ln.lower()), "resumed from the last checkpoint")
+    resumed = next((ln.strip() for ln in (second.stderr + second.stdout).splitlines()
+                    if ln.strip().startswith("resumed from")), "resumed from its last checkpoint")
     say(f"3. ran again: {resumed}; finished")
     result: Reconciliation = reconcile(dsn or str(out / "payments.duckdb"),
                                        PaymentTruth.read(data), out / "checkpoints")
