@@ -1,5 +1,9 @@
 """Keep-last deduplication in whole pipelines (hypothesis): the promises hold for any input.
 
+Each property draws the strategy too: ``last``, ``earliest`` and ``latest`` hold records
+until the watermark passes their window, through the same operator (only which record of a
+window is held differs), so every promise below is one they all make.
+
 - conservation: every input record ends in exactly one of main, late, errors, duplicates;
 - composition: a record on time when it reaches keep-last is on time for the late step or
   window after it (keep-last holds the watermark back, SEMANTICS §4), so nothing it
@@ -44,16 +48,20 @@ def with_ids(records: list[dict]) -> list[dict]:
     return [{**r, "id": i} for i, r in enumerate(records)]
 
 
-def keep_last() -> KeyedDedupStep:
+HOLDING = ("last", "earliest", "latest")
+holding_st = st.sampled_from(HOLDING)
+
+
+def keep_last(strategy: str = "last") -> KeyedDedupStep:
     return KeyedDedupStep(key_fields=["key"], time_window_ms=WINDOW, state_ttl_ms=4 * WINDOW,
-                          strategy="last", duplicates_output_tag="dups")
+                          strategy=strategy, duplicates_output_tag="dups")
 
 
-def steps_with_late_after(delay: int) -> list:
+def steps_with_late_after(delay: int, strategy: str = "last") -> list:
     """A late step before keep-last (only on-time records reach it) and one after it."""
     return [WatermarkStep(timestamp_column="ts", max_out_of_orderness_ms=delay),
             LateDataStep(output_tag="late"),
-            keep_last(),
+            keep_last(strategy),
             LateDataStep(name="late_after", output_tag="late_after")]
 
 
@@ -74,10 +82,11 @@ def places(recs: list[dict], out: dict[str, list[dict]], tags: list[str]) -> dic
 
 
 @SETTINGS
-@given(records_st, delay_st, st.integers(1, 40))
-def test_conservation_and_nothing_on_time_turns_late_after_keep_last(records, delay, size):
+@given(records_st, delay_st, st.integers(1, 40), holding_st)
+def test_conservation_and_nothing_on_time_turns_late_after_keep_last(records, delay, size,
+                                                                     strategy):
     recs = with_ids(records)
-    out = run_steps(recs, steps_with_late_after(delay), batch_size=size)
+    out = run_steps(recs, steps_with_late_after(delay, strategy), batch_size=size)
     where = places(recs, out, ["main", "late", "late_after", "dups"])
     assert sorted(where) == [r["id"] for r in recs]
     assert all(len(p) == 1 for p in where.values()), where
@@ -87,11 +96,11 @@ def test_conservation_and_nothing_on_time_turns_late_after_keep_last(records, de
 
 
 @SETTINGS
-@given(records_st, delay_st, st.integers(1, 40))
-def test_a_window_after_keep_last_loses_nothing_to_late_window(records, delay, size):
+@given(records_st, delay_st, st.integers(1, 40), holding_st)
+def test_a_window_after_keep_last_loses_nothing_to_late_window(records, delay, size, strategy):
     recs = with_ids(records)
     steps = [WatermarkStep(timestamp_column="ts", max_out_of_orderness_ms=delay),
-             LateDataStep(output_tag="late"), keep_last(), window()]
+             LateDataStep(output_tag="late"), keep_last(strategy), window()]
     out = run_steps(recs, steps, batch_size=size)
     assert out["late_window"] == []
     released = len(recs) - len(out["late"]) - len(out["dups"]) - len(out["errors"])
@@ -99,15 +108,16 @@ def test_a_window_after_keep_last_loses_nothing_to_late_window(records, delay, s
 
 
 @SETTINGS
-@given(records_st, delay_st, st.integers(1, 40))
-def test_outputs_do_not_depend_on_the_batch_size(records, delay, size):
+@given(records_st, delay_st, st.integers(1, 40), holding_st)
+def test_outputs_do_not_depend_on_the_batch_size(records, delay, size, strategy):
     recs = with_ids(records)
+    held = keep_last(strategy)
     pipelines = [
-        steps_with_late_after(delay) + [window(lateness=500)],
+        steps_with_late_after(delay, strategy) + [window(lateness=500)],
         # no late step before: records late at input flow through keep-last
-        [WatermarkStep(timestamp_column="ts", max_out_of_orderness_ms=delay), keep_last(),
+        [WatermarkStep(timestamp_column="ts", max_out_of_orderness_ms=delay), held,
          LateDataStep(name="late_after", output_tag="late_after"), window(lateness=300)],
-        [WatermarkStep(timestamp_column="ts", max_out_of_orderness_ms=delay), keep_last(),
+        [WatermarkStep(timestamp_column="ts", max_out_of_orderness_ms=delay), held,
          window(lateness=300)],
     ]
     for steps in pipelines:
@@ -116,8 +126,8 @@ def test_outputs_do_not_depend_on_the_batch_size(records, delay, size):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(records_st, delay_st)
-def test_only_records_late_at_input_can_be_late_after_keep_last(records, delay):
+@given(records_st, delay_st, holding_st)
+def test_only_records_late_at_input_can_be_late_after_keep_last(records, delay, strategy):
     """Without a late step before keep-last, the late step after it quarantines only
     records that were late on the way in (some of those may be on time after it: the
     watermark it passes on is held back), with a real watermark, never +infinity."""
@@ -126,7 +136,7 @@ def test_only_records_late_at_input_can_be_late_after_keep_last(records, delay):
              LateDataStep(name="probe", output_tag="late", strategy="quarantine"),
              ]
     late_at_input = {r["id"] for r in run_steps(recs, steps)["late"]}
-    out = run_steps(recs, [steps[0], keep_last(),
+    out = run_steps(recs, [steps[0], keep_last(strategy),
                            LateDataStep(name="late_after", output_tag="late_after")],
                     batch_size=7)
     quarantined = {r["id"] for r in out["late_after"]}
@@ -161,20 +171,21 @@ def file_outputs(out: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(out.glob("*.jsonl"))}
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[
+@settings(max_examples=12, deadline=None, suppress_health_check=[
     HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(st.lists(good, min_size=1, max_size=30), st.integers(1, 3))
+@given(st.lists(good, min_size=1, max_size=30), st.integers(1, 3), holding_st)
 def test_a_run_stopped_after_any_record_and_resumed_gives_the_uncut_outputs(
-        tmp_path: Path, records, batch_size):
+        tmp_path: Path, records, batch_size, strategy):
     case = tmp_path / f"case-{len(list(tmp_path.iterdir()))}"
     case.mkdir()
     data = case / "in.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in with_ids(records)))
-    LocalRunner(file_spec(data, case / "clean", 1000)).run()
+    LocalRunner(file_spec(data, case / "clean", 1000, strategy)).run()
     cut = case / "cut"
     runs = 0
     while True:  # one batch of ``batch_size`` records per run, then a checkpoint and stop
-        LocalRunner(file_spec(data, cut, batch_size), stop_after_checkpoint=True).run()
+        LocalRunner(file_spec(data, cut, batch_size, strategy),
+                    stop_after_checkpoint=True).run()
         runs += 1
         latest = CheckpointStore(cut / "chk").latest()
         if latest is not None and latest.finished:
@@ -184,17 +195,19 @@ def test_a_run_stopped_after_any_record_and_resumed_gives_the_uncut_outputs(
     assert file_outputs(cut) == file_outputs(case / "clean")
 
 
-def test_resuming_keeps_held_records_and_the_held_back_watermark(tmp_path: Path):
-    """A hand case: a's last record is held across the stop; the run after it releases it
+@pytest.mark.parametrize("strategy", HOLDING)
+def test_resuming_keeps_held_records_and_the_held_back_watermark(tmp_path: Path, strategy):
+    """A hand case: a's held record is held across the stop; the run after it releases it
     on time for the window, exactly as the uninterrupted run does."""
     data = tmp_path / "in.jsonl"
     rows = [{"key": "a", "ts": 100, "v": 1.0}, {"key": "a", "ts": 900, "v": 2.0},
             {"key": "b", "ts": 1_000, "v": 3.0}, {"key": "b", "ts": 3_000, "v": 4.0},
             {"key": "c", "ts": 6_000, "v": 5.0}]
     data.write_text("".join(json.dumps({**r, "id": i}) + "\n" for i, r in enumerate(rows)))
-    LocalRunner(file_spec(data, tmp_path / "clean", 1000)).run()
+    LocalRunner(file_spec(data, tmp_path / "clean", 1000, strategy)).run()
     for _ in range(len(rows) + 1):
-        LocalRunner(file_spec(data, tmp_path / "cut", 1), stop_after_checkpoint=True).run()
+        LocalRunner(file_spec(data, tmp_path / "cut", 1, strategy),
+                    stop_after_checkpoint=True).run()
     assert file_outputs(tmp_path / "cut") == file_outputs(tmp_path / "clean")
     windows = [json.loads(line) for line in
                (tmp_path / "clean" / "main.jsonl").read_text().splitlines()]
@@ -220,15 +233,18 @@ def test_keep_last_then_late_step_hand_case(delay):
         assert out["late"] == []
 
 
-def test_switching_a_dedup_step_between_first_and_last_is_refused_naming_it(tmp_path: Path):
+@pytest.mark.parametrize("other", ["first", "earliest"])
+def test_switching_a_dedup_step_between_first_and_last_is_refused_naming_it(tmp_path: Path,
+                                                                           other: str):
     """Keep-first and keep-last keep different state under the same step name: a
-    checkpoint of one cannot be restored into the other."""
+    checkpoint of one cannot be restored into the other. Nor into keep-earliest, whose
+    held record is chosen by another rule (the held ones would not be its choice)."""
     from surestream.runners.local.checkpointing import IncompatibleStateError
 
     data = tmp_path / "in.jsonl"
     data.write_text("".join(json.dumps({"key": "a", "ts": 100 * i, "v": 1.0, "id": i}) + "\n"
                             for i in range(6)))
     LocalRunner(file_spec(data, tmp_path / "out", 2), stop_after_checkpoint=True).run()
-    first = file_spec(data, tmp_path / "out", 2, strategy="first")
-    with pytest.raises(IncompatibleStateError, match=r"'last'.*strategy last -> first"):
+    first = file_spec(data, tmp_path / "out", 2, strategy=other)
+    with pytest.raises(IncompatibleStateError, match=rf"'last'.*strategy last -> {other}"):
         LocalRunner(first, stop_after_checkpoint=True).run()

@@ -187,10 +187,12 @@ class KeyedDedupStep(StepModel):
     time_window_ms: PositiveMs = Field(
         description="a record less than this (event time) after the first of its key is a "
                     "duplicate")
-    strategy: Literal["first", "last"] = Field(
+    strategy: Literal["first", "last", "earliest", "latest"] = Field(
         "first", description="`first`: keep the first record of each key, at once; `last`: "
                              "keep the last one per window, emitted when the watermark "
-                             "passes the window")
+                             "passes the window; `earliest` / `latest`: keep the one with "
+                             "the smallest / largest event time per window (ties: the "
+                             "first / last to arrive), emitted as for `last`")
     state_ttl_ms: PositiveMs | None = Field(
         None, description="how long (event time) a key is remembered after its first "
                           "record; at least `time_window_ms`, which is the default")

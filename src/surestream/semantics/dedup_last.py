@@ -162,14 +162,19 @@ class KeepLastDedup(DedupBase):
             self._key_window[key] = new
             heapq.heappush(self._due, (min(t + self.window - 1, POS_INF), order))
             self._hold(new)
-        elif cur.emitted:
-            dups.append((frame, row, t, w, seq))  # its window is already out
+        elif cur.emitted or not self._replaces(cur.ts, t):
+            dups.append((frame, row, t, w, seq))  # its window is out, or it keeps its record
         else:
             dups.append((cur.frame, cur.row, cur.ts, w, seq))  # replaced
             self._members[cur.frame].discard(cur.order)
             self._members[frame].add(cur.order)
             cur.frame, cur.row, cur.ts = frame, row, t
             self._hold(cur)
+
+    def _replaces(self, held_ts: int, ts: int) -> bool:
+        """Whether a record at ``ts`` takes the place of the one held (at ``held_ts``) in
+        its key's open window: for keep-last, always (the last one seen wins)."""
+        return True
 
     def _hold(self, window: _Window) -> None:
         """A record just taken in holds the output watermark below its event time, unless
@@ -328,8 +333,8 @@ class KeepLastDedup(DedupBase):
     def restore(self, state: dict[str, Any]) -> None:
         """Rebuild windows, keys (from the held records' key columns) and heaps."""
         if state.get("format") != _SNAPSHOT_FORMAT:
-            raise ValueError(f"keyed_dedup step {self.name!r}: unknown keep-last snapshot "
-                             f"format {state.get('format')!r}")
+            raise ValueError(f"keyed_dedup step {self.name!r}: unknown keep-"
+                             f"{self.step.strategy} snapshot format {state.get('format')!r}")
         self._clear()
         frame_numbers = [self._add_frame(f) for f in state["frames"]]
         keys = [key_values(f, self.step.key_fields) for f in state["frames"]]

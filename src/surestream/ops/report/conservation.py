@@ -43,6 +43,8 @@ RECORD_LEVEL = frozenset({"watermark", "late_data_side_output", "keyed_dedup", "
 #: late strategies that take the record out of the stream (``flag`` keeps it)
 LATE_REMOVES = frozenset({"quarantine", "side_output", "dlq", "log_and_drop", "drop"})
 LATE_EMITS = frozenset({"quarantine", "side_output", "dlq"})
+#: dedup strategies that hold a record per key until the watermark passes its window
+HOLDING_DEDUP = frozenset({"last", "earliest", "latest"})
 
 
 @dataclass
@@ -323,7 +325,7 @@ def _verdict(eq: Equation, history: RunHistory,
     if eq.path.problems:
         return "unknown", "; ".join(eq.path.problems)
     holding = [st.name for st in eq.path.ops
-               if st.type == "keyed_dedup" and st.keys.get("strategy") == "last"]
+               if st.type == "keyed_dedup" and st.keys.get("strategy") in HOLDING_DEDUP]
     if state == "stopped" and holding:
         return "unknown", (f"the run stopped early: records {', '.join(holding)} holds until "
                            "their window closes are in no term yet")
