@@ -33,6 +33,17 @@ DEDUP = {"type": "keyed_dedup", "name": "dedup", "key_fields": list(KEY),
          "time_window_ms": 600000, "state_ttl_ms": 3600000}
 
 
+class Said(logging.Handler):
+    """The lines logged while it is attached."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[tuple[int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append((record.levelno, record.getMessage()))
+
+
 def run_until_stopped(spec, batches: int):
     """Run, and ask the runner to stop (as Ctrl-C does: a final checkpoint) after
     ``batches`` micro-batches."""
@@ -52,7 +63,7 @@ def keys(lines: list[dict]) -> list[tuple]:
 
 
 def test_a_dedup_step_added_to_a_stopped_job_starts_empty_and_dedups_from_then_on(
-        tmp_path, caplog):
+        tmp_path):
     records, truth = lmp_feed()
     write_feed(tmp_path / "lmp.jsonl", records)
     spec_path = tmp_path / "spec.yaml"
@@ -68,13 +79,22 @@ def test_a_dedup_step_added_to_a_stopped_job_starts_empty_and_dedups_from_then_o
     doc = yaml.safe_load(V1)
     doc["steps"].append(DEDUP)
     spec_path.write_text(yaml.safe_dump(doc))
-    with caplog.at_level(logging.WARNING, logger="surestream"):
+    said = Said()  # on the logger itself: an earlier test may have configured logging
+    logger = logging.getLogger("surestream.checkpoints")
+    logger.addHandler(said)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
         runner = LocalRunner(load_spec(spec_path))
         second = runner.run()
+    finally:
+        logger.removeHandler(said)
+        logger.setLevel(level)
     assert runner.restored is not None  # it resumed from the old checkpoint
     assert runner.started_empty == ["dedup"]
-    said = [r.getMessage() for r in caplog.records if "new since checkpoint" in r.getMessage()]
-    assert len(said) == 1 and "'dedup'" in said[0] and "empty state" in said[0]
+    lines = [m for level, m in said.lines if "new since checkpoint" in m]
+    assert len(lines) == 1 and "'dedup'" in lines[0] and "empty state" in lines[0]
+    assert [level for level, m in said.lines if m in lines] == [logging.WARNING]
     assert not second.interrupted
 
     everything = [json.loads(x) for x in curated.open()]
