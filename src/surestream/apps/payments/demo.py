@@ -124,8 +124,8 @@ def _run_and_reconcile(s: DemoSettings, out: Path, data: Path, dsn: str | None,
         say(f"demo payments: the resumed run failed (exit {second.returncode}): "
             f"{second.stderr[-2000:]}")
         return EXIT_FAIL
-    resumed = next((ln.strip() for ln in second.stdout.splitlines()
-                    if "resum" in ln.lower()), "resumed from the last checkpoint")
+    resumed = next((ln.strip() for ln in (second.stderr + second.stdout).splitlines()
+                    if ln.strip().startswith("resumed from")), "resumed from its last checkpoint")
     say(f"3. ran again: {resumed}; finished")
     result: Reconciliation = reconcile(dsn or str(out / "payments.duckdb"),
                                        PaymentTruth.read(data), out / "checkpoints")
@@ -136,9 +136,13 @@ def _run_and_reconcile(s: DemoSettings, out: Path, data: Path, dsn: str | None,
     say("   records in errors / late windows (none expected): "
         + ", ".join(f"{tag} {n}" for tag, n in stray.items()))
     say(f"demo payments took {time.perf_counter() - started:.1f} s. Next:")
-    tables = f"--tables {dsn}" if dsn else f"--tables {out / 'payments.duckdb'}"
-    say(f"  surestream payments reconcile {tables} --truth {data} "
-        f"--checkpoints {out / 'checkpoints'}")
+    if s.embedded_postgres and s.postgres is None:
+        say("  (the embedded PostgreSQL server stops now, with its tables: give --postgres "
+            "DSN to keep them)")
+    else:
+        tables = f"--tables {dsn}" if dsn else f"--tables {out / 'payments.duckdb'}"
+        say(f"  surestream payments reconcile {tables} --truth {data} "
+            f"--checkpoints {out / 'checkpoints'}")
     say(f"  surestream report {spec_path}")
     return EXIT_OK if result.ok and not any(stray.values()) else EXIT_FAIL
 

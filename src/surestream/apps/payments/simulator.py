@@ -117,8 +117,9 @@ class PaymentSimulation:
         rng = np.random.default_rng(self.seed)
         n_days = -(-self.span_ms // DAY_MS)
         n = self.unique_transactions
-        bursts = self.fraud_accounts * n_days if self.burst_size else 0
-        n_burst = min(n, bursts * self.burst_size)
+        bursts = min(self.fraud_accounts * n_days, n // self.burst_size) \
+            if self.burst_size else 0
+        n_burst = bursts * self.burst_size
         n_plain = n - n_burst
         span, t0 = self.span_ms, self.start_ms
 
@@ -128,7 +129,7 @@ class PaymentSimulation:
         sender = rng.integers(0, accounts, n_plain, dtype=np.int64)
         # bursts: fraud accounts numbered after the ordinary ones
         b_ts, b_sender = [], []
-        for b in range(n_burst // max(self.burst_size, 1)):
+        for b in range(bursts):
             day = b // self.fraud_accounts
             day_lo = t0 + day * DAY_MS
             day_hi = min(t0 + span, day_lo + DAY_MS) - self.burst_span_s * 1000 - 1
