@@ -13,6 +13,9 @@ The only departures from "as written", and why:
   default 1,000,000 takes 37 s; ``tests/apps/test_demo.py`` checks the demo's results): the
   same command on a smaller market (5,000 events still inject every kind of damage the
   demo reconciles, and the pages run it five times).
+  The other seed systems' demos likewise run smaller (``demo iso --hours 2``, ``demo ticks
+  --minutes 10``, ``demo payments --events 3000``); their tests under tests/energy and
+  tests/payments check their results.
 - ``pip install ...`` is not run: the copy runs from its source tree, as an editable install
   does.
 - ``python3 -m pytest`` is not run: it is the suite this test belongs to.
@@ -42,6 +45,9 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 COPIED = ("README.md", "pyproject.toml", "docs", "src", "benchmarks", "scripts", "monitoring")
 DEMO_EVENTS = "5000"
+#: the other seed systems' demos, each on a smaller input: option, value
+SMALLER_SYSTEM_DEMOS: dict[str, tuple[str, str]] = {
+    "iso": ("--hours", "2"), "ticks": ("--minutes", "10"), "payments": ("--events", "3000")}
 #: files that must have runnable commands (so a broken extraction cannot pass quietly)
 MUST_HAVE_COMMANDS = {"README.md", "docs/trading.md", "docs/exactly-once.md",
                       "docs/benchmarks.md"}
@@ -98,6 +104,13 @@ def plan(command: str) -> Plan:
             words[1].startswith("benchmarks/"):
         return Plan(command, f"{words[0]} {words[1]} --help", "a benchmark: --help only")
     args = _surestream_args(words)
+    if args and args[0] == "demo" and args[1:2] and args[1] in SMALLER_SYSTEM_DEMOS:
+        option, value = SMALLER_SYSTEM_DEMOS[args[1]]
+        if option in args:
+            args[args.index(option) + 1] = value
+        else:
+            args += [option, value]
+        return Plan(command, shlex.join(["surestream", *args]), "the demo, smaller")
     if args and args[0] == "demo":
         if "--events" in args:
             args[args.index("--events") + 1] = DEMO_EVENTS

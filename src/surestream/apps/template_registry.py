@@ -139,6 +139,15 @@ def _comment_value(value: Any) -> str:
         .removesuffix("\n...").removesuffix("...").strip()
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """A safe dumper without anchors and aliases: a factory that reuses one list or dict
+    (the same key columns for two outputs) must still render as plain, editable YAML, not
+    ``&id001`` / ``*id001``."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
+
+
 def render(name: str, profile: FeedProfile | None = None,
            params: Mapping[str, Any] | None = None,
            registry: Mapping[str, Template] = TEMPLATES) -> str:
@@ -160,7 +169,8 @@ def render(name: str, profile: FeedProfile | None = None,
                          f"  (default: {_comment_value(default)})")
         else:
             lines.append(f"#   {key}: {_comment_value(default)}  (default)")
-    body = yaml.safe_dump(spec, sort_keys=False, default_flow_style=False, width=100)
+    body = yaml.dump(spec, Dumper=_PlainDumper, sort_keys=False, default_flow_style=False,
+                     width=100)
     return "\n".join(lines) + "\n" + body
 
 

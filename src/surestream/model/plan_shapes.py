@@ -1,6 +1,7 @@
 """The hardening plan's operator and sink dicts, read as the spec keys they stand for.
 
-The energy team's plan (docs/energy-templates.md) writes a few things in its own words:
+The energy team's plan (docs/energy.md, "Templates and feed profiles") writes a few
+things in its own words:
 
 - a late step's inline ``destination: {type, table, partition_by}``: an output of the
   step's ``output_tag`` (an Iceberg destination gets the pipeline's catalog);
