@@ -82,7 +82,7 @@ def test_simulate_ticks_writes_the_feed_and_its_truth(tmp_path, capsys):
 def test_the_shipped_yaml_is_the_factory_with_its_defaults(tmp_path):
     shipped = resources.files("surestream.apps").joinpath("templates/vendor_ticks.yaml")
     text = shipped.read_text()
-    assert text.startswith("# vendor_ticks")
+    assert text.startswith("# surestream template vendor_ticks")  # the registry's header
     assert yaml.safe_load(text) == vendor_ticks()
     spec = build_spec(vendor_ticks(), tmp_path, None)
     steps = {s.name: s for stream in spec.streams.values() for s in stream.steps}
