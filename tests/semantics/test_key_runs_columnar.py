@@ -20,8 +20,8 @@ from surestream.semantics.process import build_process_operator
 
 
 class Odd:
-    """Per key: a running sum of ``v``; emits (only) each odd ``v`` with the sum so far and
-    the count of earlier calls; forgets the key 50 ms after its last record."""
+    """Per key: a running sum of ``v``; emits (only) each odd ``v`` with the sum so far;
+    forgets the key 50 ms after its last record, or while the sum is 0."""
 
     def process_run(self, run: KeyRun, state: Any) -> RunResult:
         if (run.rows["v"] == 13).any():
@@ -32,7 +32,7 @@ class Odd:
             total += v
             if v % 2:
                 out.append((j, {"k": run.key[0], "v": v, "sum": total}))
-        return RunResult(total, out, expires_at=int(run.ts.max()) + 50)
+        return RunResult(total or None, out, expires_at=int(run.ts.max()) + 50)  # 0: forget
 
 
 class OddColumnar(Odd):
@@ -52,7 +52,7 @@ class OddColumnar(Odd):
                                 "sum": sums[odd]})
         newest = [int(runs.ts[a:b].max()) + 50 for a, b in zip(starts[:-1], starts[1:],
                                                                  strict=True)]
-        return RunsResult([int(s) for s in sums[ends]], newest, emitted, index=odd)
+        return RunsResult([int(s) or None for s in sums[ends]], newest, emitted, index=odd)
 
 
 class FraudRunByRun:

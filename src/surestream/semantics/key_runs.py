@@ -143,6 +143,15 @@ def freeze_key(value: Any) -> Hashable:
     return value
 
 
+def _keys(frame: pl.DataFrame) -> list[Key]:
+    """Each row of a frame of key columns as a key (``freeze_key`` for nested values)."""
+    if any(dtype.is_nested() for dtype in frame.dtypes):
+        return [tuple(freeze_key(v) for v in key) for key in frame.iter_rows()]
+    if frame.width == 1:
+        return [(v,) for v in frame.to_series().to_list()]
+    return frame.rows()
+
+
 class KeyRunOperator:
     """Runs a ``process_run`` function over batches; see the module docstring."""
 
@@ -252,8 +261,7 @@ class KeyRunOperator:
         order = groups["__run_row"].explode().to_numpy()
         starts = np.zeros(groups.height + 1, dtype=np.int64)
         np.cumsum(groups["__run_row"].list.len().to_numpy(), out=starts[1:])
-        keys = [tuple(freeze_key(v) for v in key)
-                for key in groups.select(self.key_fields).iter_rows()]
+        keys = _keys(groups.select(self.key_fields))
         rows = rows[order]
         ts, seq = rows[_TS].to_numpy(), rows[_SEQ].to_numpy()
         rel = rows["__run_release"].to_numpy()
@@ -262,8 +270,10 @@ class KeyRunOperator:
         runs = KeyRuns(keys, states, starts, ts, user_rows)
         try:
             result = self.function.process_runs(runs)
-            results = [(k, s, e) for k, s, e in zip(keys, result.states, result.expires_at,
-                                                     strict=True)]
+            new_states, expires = list(result.states), list(result.expires_at)
+            if len(new_states) != len(keys) or len(expires) != len(keys):
+                raise ValueError(f"process_runs returned {len(new_states)} states and "
+                                 f"{len(expires)} expiries for {len(keys)} keys")
             emitted = result.emitted
             index = (np.arange(user_rows.height, dtype=np.int64) if result.index is None
                      else np.asarray(result.index, dtype=np.int64))
@@ -271,14 +281,12 @@ class KeyRunOperator:
                 raise ValueError(f"process_runs emitted {emitted.height} rows with "
                                  f"{len(index)} indices")
         except Exception:  # user code may raise anything: run by run, to isolate the runs
-            results = None
-        if results is None:  # outside the handler: errors do not chain to this exception
+            new_states = None
+        if new_states is None:  # outside the handler: errors do not chain to this exception
             return self._run_each(runs, rel, seq, advances, before, batch, errors)
-        for k, s, e in results:
-            if s is None:
-                self.states.pop(k, None)
-            else:
-                self.states[k] = (s, e)
+        self.states.update(zip(keys, zip(new_states, expires, strict=True), strict=True))
+        for k in [k for k, s in zip(keys, new_states, strict=True) if s is None]:
+            del self.states[k]  # forgotten
         return self._emitted_batch(emitted, index, rel, ts, seq, advances, before, batch)
 
     def _run_each(self, runs: KeyRuns, rel: np.ndarray, seq: np.ndarray,
