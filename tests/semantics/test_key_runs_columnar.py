@@ -147,3 +147,29 @@ def test_no_release_emits_an_empty_batch(function: type) -> None:
     out = op.process(Batch.from_rows([{"k": "a", "v": 1}], ts=[10], wm=[0], seq=[0],
                                      wm_end=0))
     assert out["main"].data.height == 0
+
+
+@pytest.mark.parametrize("function", [Odd, OddColumnar])
+def test_a_later_expiry_keeps_the_state_and_a_restore_keeps_expiries(function: type) -> None:
+    def op_() -> KeyRunOperator:
+        op = build_process_operator(ProcessStep(name="p", key_fields=["k"],
+                                                function=function), "test")
+        assert isinstance(op, KeyRunOperator)
+        return op
+
+    def at(t: int, wm_end: int, seq: int) -> Batch:
+        return Batch.from_rows([{"k": "a", "v": 1}], ts=[t], wm=[wm_end - 1], seq=[seq],
+                               wm_end=wm_end)
+
+    op = op_()
+    op.process(at(1, 2, 0))  # a expires at 51
+    op.process(at(40, 41, 1))  # now at 90
+    op.process(Batch.empty(60, schema={"k": str, "v": int}))
+    assert op.states[("a",)] == (2, 90)  # the entry for 51 is stale
+    restored = op_()
+    restored.restore(op.snapshot())
+    for o in (op, restored):
+        o.process(Batch.empty(89, schema={"k": str, "v": int}))
+        assert ("a",) in o.states
+        o.process(Batch.empty(90, schema={"k": str, "v": int}))
+        assert o.states == {}

@@ -169,6 +169,9 @@ class KeyRunOperator:
         self.codec = codec_of(function)
         #: key -> (state, expires_at)
         self.states: dict[Key, tuple[Any, int | None]] = {}
+        #: chunks (earliest, expires_at array, keys array) over ``states`` (stale
+        #: entries skipped when due)
+        self._expiries: list[tuple[int, np.ndarray, np.ndarray]] = []
         #: records not yet released, with their event time, seq and due watermark
         self.held: pl.DataFrame | None = None
         self.watermark = NEG_INF
@@ -225,6 +228,7 @@ class KeyRunOperator:
         if callable(getattr(self.function, "process_runs", None)):
             return self._run_all(rows, advances, before, batch, errors)
         emitted: list[tuple[int, int, int, dict[str, Any]]] = []
+        touched: list[Key] = []  # keys given a state (each key has one run)
         for key, run in self._runs(rows):
             ts, seq = run[_TS].to_numpy(), run[_SEQ].to_numpy()
             rel = run["__run_release"].to_numpy()
@@ -242,7 +246,9 @@ class KeyRunOperator:
                 self.states.pop(key, None)
             else:
                 self.states[key] = (result.state, result.expires_at)
+                touched.append(key)
             emitted.extend((int(rel[j]), int(ts[j]), int(seq[j]), r) for j, r in records)
+        self._expire_at(touched, [self.states[k][1] for k in touched])
         emitted.sort(key=lambda e: e[:3])
         for r, t, _, record in emitted:
             wm, last = self._stamp(r, advances, before, batch)
@@ -285,6 +291,7 @@ class KeyRunOperator:
         if new_states is None:  # outside the handler: errors do not chain to this exception
             return self._run_each(runs, rel, seq, advances, before, batch, errors)
         self.states.update(zip(keys, zip(new_states, expires, strict=True), strict=True))
+        self._expire_at(keys, expires)
         for k in [k for k, s in zip(keys, new_states, strict=True) if s is None]:
             del self.states[k]  # forgotten
         return self._emitted_batch(emitted, index, rel, ts, seq, advances, before, batch)
@@ -293,7 +300,7 @@ class KeyRunOperator:
                   advances: np.ndarray, before: int, batch: Batch,
                   errors: ErrorCollector) -> Batch | None:
         """``process_run`` key by key (after ``process_runs`` raised)."""
-        frames, indices = [], []
+        frames, indices, touched = [], [], []
         for i, key in enumerate(runs.keys):
             a = int(runs.starts[i])
             run = runs.run(i)
@@ -309,10 +316,12 @@ class KeyRunOperator:
                 self.states.pop(key, None)
             else:
                 self.states[key] = (result.state, result.expires_at)
+                touched.append(key)
             if records:
                 frames.append(frame_from_records([r for _, r in records],
                                                  operator=self.name))
                 indices.append(np.array([a + j for j, _ in records], dtype=np.int64))
+        self._expire_at(touched, [self.states[k][1] for k in touched])
         if not frames:
             return None
         return self._emitted_batch(pl.concat(frames, how="diagonal_relaxed"),
@@ -351,11 +360,34 @@ class KeyRunOperator:
             return before, self._last_seq
         return int(advances[release - 1]), int(batch.seq[release - 1])
 
+    def _expire_at(self, keys: list[Key], expires: list[int | None]) -> None:
+        """Note the keys' expiries as one chunk (an entry whose key has since a later
+        expiry, or is gone, is skipped when it comes due)."""
+        if None in expires:
+            keys = [k for k, e in zip(keys, expires, strict=True) if e is not None]
+            expires = [e for e in expires if e is not None]
+        if keys:
+            at = np.fromiter(expires, dtype=np.int64, count=len(expires))
+            names = np.fromiter(keys, dtype=object, count=len(keys))
+            self._expiries.append((int(at.min()), at, names))
+
     def _forget_expired(self) -> None:
-        w = self.watermark
-        gone = [k for k, (_, exp) in self.states.items() if exp is not None and exp <= w]
-        for k in gone:
-            del self.states[k]
+        """Drop the states whose expiry the watermark reached; only the chunks of expiries
+        with one due are looked at, in numpy, so a batch does not walk every key held."""
+        w, states, kept = self.watermark, self.states, []
+        for first, at, names in self._expiries:
+            if first > w:
+                kept.append((first, at, names))
+                continue
+            mask = at <= w
+            for k in names[mask].tolist():
+                held = states.get(k)
+                if held is not None and held[1] is not None and held[1] <= w:
+                    del states[k]
+            if not mask.all():
+                rest = at[~mask]
+                kept.append((int(rest.min()), rest, names[~mask]))
+        self._expiries = kept
 
     # -- gauges and checkpoints ---------------------------------------------------------
     def state_gauges(self) -> dict[str, int]:
@@ -386,4 +418,6 @@ class KeyRunOperator:
         self._last_seq = state["last_seq"]
         self.held = state["held"]
         self.states = {tuple(k): (decode(s), exp) for k, s, exp in state["states"]}
+        self._expiries = []
+        self._expire_at(list(self.states), [exp for _, exp in self.states.values()])
         self.counters = state["counters"]
