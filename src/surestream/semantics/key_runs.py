@@ -37,6 +37,15 @@ an event-time timer at its timestamp fires, and judges it then):
   reason; the key's state stays as it was before the call.
 - Records held back, every key's state and expiry, the watermark and the last ``seq`` are
   in ``snapshot()``.
+
+A function whose per-key work is small (most keys one or two records) can also define
+``process_runs(runs: KeyRuns) -> RunsResult``: it then gets **all** the runs of a batch at
+once -- one frame grouped by key, each key's rows in the order above, with every key's
+state -- and returns the emitted records as one frame, ``index`` naming the row of
+``runs.rows`` that caused each, plus every key's new state and expiry. It must give
+exactly what ``process_run`` gives run by run (the operator may use either: it calls
+``process_run`` key by key when ``process_runs`` raises, so that only the runs that fail
+go to ``errors``), and the semantics above hold unchanged.
 """
 
 from __future__ import annotations
@@ -53,7 +62,7 @@ from surestream.model.batch import NEG_INF, Batch
 from surestream.model.steps import ProcessStep
 from surestream.semantics.errors import ErrorCollector
 from surestream.semantics.operator import ERRORS, MAIN, Outputs
-from surestream.semantics.records import RecordBuffer
+from surestream.semantics.records import RecordBuffer, frame_from_records
 from surestream.semantics.state import Key
 from surestream.semantics.state_size import DICT_ENTRY_BYTES, KEY_BYTES, USER_VALUE_BYTES
 from surestream.semantics.user_functions import resolve_object
@@ -85,6 +94,39 @@ class RunResult:
     expires_at: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class KeyRuns:
+    """Every key's released records of one batch: run ``i`` (key ``keys[i]``, its state
+    ``states[i]``) is rows ``starts[i]:starts[i + 1]`` of ``ts`` / ``rows``; keys in the
+    order of their first released record, each run in (advance, event time, arrival)
+    order."""
+
+    keys: list[Key]
+    states: list[Any]
+    #: int64, ``len(keys) + 1`` row offsets
+    starts: np.ndarray
+    ts: np.ndarray
+    rows: pl.DataFrame
+
+    def run(self, i: int) -> KeyRun:
+        """Run ``i`` alone."""
+        a, b = int(self.starts[i]), int(self.starts[i + 1])
+        return KeyRun(self.keys[i], self.ts[a:b], self.rows.slice(a, b - a))
+
+
+@dataclass(frozen=True, slots=True)
+class RunsResult:
+    """What ``process_runs`` returns: per key (as ``KeyRuns.keys``) its new state and
+    expiry, and the emitted records as one frame."""
+
+    states: list[Any]
+    expires_at: list[int | None]
+    emitted: pl.DataFrame
+    #: row of ``KeyRuns.rows`` that caused each emitted row (int64, rows of one run in
+    #: emission order); ``None``: one emitted row per input row, in the same order
+    index: np.ndarray | None = None
+
+
 def is_run_function(spec: Any) -> bool:
     """True for a process function written over runs: its class or object (``spec``, as in
     the step's ``function``) has ``process_run``."""
@@ -99,6 +141,15 @@ def freeze_key(value: Any) -> Hashable:
     if isinstance(value, dict):
         return tuple((k, freeze_key(v)) for k, v in value.items())
     return value
+
+
+def _keys(frame: pl.DataFrame) -> list[Key]:
+    """Each row of a frame of key columns as a key (``freeze_key`` for nested values)."""
+    if any(dtype.is_nested() for dtype in frame.dtypes):
+        return [tuple(freeze_key(v) for v in key) for key in frame.iter_rows()]
+    if frame.width == 1:
+        return [(v,) for v in frame.to_series().to_list()]
+    return frame.rows()
 
 
 class KeyRunOperator:
@@ -118,6 +169,9 @@ class KeyRunOperator:
         self.codec = codec_of(function)
         #: key -> (state, expires_at)
         self.states: dict[Key, tuple[Any, int | None]] = {}
+        #: chunks (earliest, expires_at array, keys array) over ``states`` (stale
+        #: entries skipped when due)
+        self._expiries: list[tuple[int, np.ndarray, np.ndarray]] = []
         #: records not yet released, with their event time, seq and due watermark
         self.held: pl.DataFrame | None = None
         self.watermark = NEG_INF
@@ -148,15 +202,16 @@ class KeyRunOperator:
         released = release <= n
         self.held = pool.filter(pl.Series(~released))
         out_main, errors = RecordBuffer(), ErrorCollector(self.pipeline, self.name)
+        columnar = None
         if released.any():
-            self._run(pool.filter(pl.Series(released)), release[released], advances, before,
-                      batch, out_main, errors)
+            columnar = self._run(pool.filter(pl.Series(released)), release[released],
+                                 advances, before, batch, out_main, errors)
         if n:
             self._last_seq = int(batch.seq[-1])
         self.watermark = int(advances[-1])
         self._forget_expired()
-        outputs: Outputs = {MAIN: out_main.to_batch(batch.wm_end, operator=self.name,
-                                                    with_ts=True)}
+        outputs: Outputs = {MAIN: columnar if columnar is not None else
+                            out_main.to_batch(batch.wm_end, operator=self.name, with_ts=True)}
         for tag in self.side_outputs:
             outputs[tag] = RecordBuffer().to_batch(batch.wm_end, operator=self.name,
                                                    with_ts=True)
@@ -164,11 +219,16 @@ class KeyRunOperator:
         return outputs
 
     def _run(self, rows: pl.DataFrame, release: np.ndarray, advances: np.ndarray,
-             before: int, batch: Batch, out: RecordBuffer, errors: ErrorCollector) -> None:
-        """Hand each key's released rows to the function; emit in (advance, ts, seq) order."""
+             before: int, batch: Batch, out: RecordBuffer,
+             errors: ErrorCollector) -> Batch | None:
+        """Hand each key's released rows to the function; emit in (advance, ts, seq) order
+        (into ``out``, or as the returned batch for ``process_runs``)."""
         rows = rows.with_columns(pl.Series("__run_release", release, dtype=pl.Int64))
         rows = rows.sort(["__run_release", _TS, _SEQ])
+        if callable(getattr(self.function, "process_runs", None)):
+            return self._run_all(rows, advances, before, batch, errors)
         emitted: list[tuple[int, int, int, dict[str, Any]]] = []
+        touched: list[Key] = []  # keys given a state (each key has one run)
         for key, run in self._runs(rows):
             ts, seq = run[_TS].to_numpy(), run[_SEQ].to_numpy()
             rel = run["__run_release"].to_numpy()
@@ -186,11 +246,103 @@ class KeyRunOperator:
                 self.states.pop(key, None)
             else:
                 self.states[key] = (result.state, result.expires_at)
+                touched.append(key)
             emitted.extend((int(rel[j]), int(ts[j]), int(seq[j]), r) for j, r in records)
+        self._expire_at(touched, [self.states[k][1] for k in touched])
         emitted.sort(key=lambda e: e[:3])
         for r, t, _, record in emitted:
             wm, last = self._stamp(r, advances, before, batch)
             out.append(record, t, wm, last)
+        return None
+
+    def _run_all(self, rows: pl.DataFrame, advances: np.ndarray, before: int, batch: Batch,
+                 errors: ErrorCollector) -> Batch | None:
+        """``process_runs`` over every key's runs at once (see the module docstring); the
+        emitted rows as a batch (None: nothing emitted)."""
+        for f in self.key_fields:
+            if f not in rows.columns:
+                rows = rows.with_columns(pl.lit(None).alias(f))
+        groups = (rows.select(self.key_fields).with_row_index("__run_row")
+                  .group_by(self.key_fields, maintain_order=True).agg(pl.col("__run_row")))
+        order = groups["__run_row"].explode().to_numpy()
+        starts = np.zeros(groups.height + 1, dtype=np.int64)
+        np.cumsum(groups["__run_row"].list.len().to_numpy(), out=starts[1:])
+        keys = _keys(groups.select(self.key_fields))
+        rows = rows[order]
+        ts, seq = rows[_TS].to_numpy(), rows[_SEQ].to_numpy()
+        rel = rows["__run_release"].to_numpy()
+        user_rows = rows.drop(_TS, _SEQ, _DUE, "__run_release")
+        states = [self.states.get(k, (None, None))[0] for k in keys]
+        runs = KeyRuns(keys, states, starts, ts, user_rows)
+        try:
+            result = self.function.process_runs(runs)
+            new_states, expires = list(result.states), list(result.expires_at)
+            if len(new_states) != len(keys) or len(expires) != len(keys):
+                raise ValueError(f"process_runs returned {len(new_states)} states and "
+                                 f"{len(expires)} expiries for {len(keys)} keys")
+            emitted = result.emitted
+            index = (np.arange(user_rows.height, dtype=np.int64) if result.index is None
+                     else np.asarray(result.index, dtype=np.int64))
+            if len(index) != emitted.height:
+                raise ValueError(f"process_runs emitted {emitted.height} rows with "
+                                 f"{len(index)} indices")
+        except Exception:  # user code may raise anything: run by run, to isolate the runs
+            new_states = None
+        if new_states is None:  # outside the handler: errors do not chain to this exception
+            return self._run_each(runs, rel, seq, advances, before, batch, errors)
+        self.states.update(zip(keys, zip(new_states, expires, strict=True), strict=True))
+        self._expire_at(keys, expires)
+        for k in [k for k, s in zip(keys, new_states, strict=True) if s is None]:
+            del self.states[k]  # forgotten
+        return self._emitted_batch(emitted, index, rel, ts, seq, advances, before, batch)
+
+    def _run_each(self, runs: KeyRuns, rel: np.ndarray, seq: np.ndarray,
+                  advances: np.ndarray, before: int, batch: Batch,
+                  errors: ErrorCollector) -> Batch | None:
+        """``process_run`` key by key (after ``process_runs`` raised)."""
+        frames, indices, touched = [], [], []
+        for i, key in enumerate(runs.keys):
+            a = int(runs.starts[i])
+            run = runs.run(i)
+            try:
+                result = self.function.process_run(run, runs.states[i])
+                records = [(int(j), dict(r)) for j, r in result.emitted]
+            except Exception as exc:  # user code may raise anything
+                for j, row in enumerate(run.rows.iter_rows(named=True)):
+                    wm, last = self._stamp(int(rel[a + j]), advances, before, batch)
+                    errors.add_exception(row, exc, wm=wm, seq=last, ts=int(run.ts[j]))
+                continue
+            if result.state is None:
+                self.states.pop(key, None)
+            else:
+                self.states[key] = (result.state, result.expires_at)
+                touched.append(key)
+            if records:
+                frames.append(frame_from_records([r for _, r in records],
+                                                 operator=self.name))
+                indices.append(np.array([a + j for j, _ in records], dtype=np.int64))
+        self._expire_at(touched, [self.states[k][1] for k in touched])
+        if not frames:
+            return None
+        return self._emitted_batch(pl.concat(frames, how="diagonal_relaxed"),
+                                   np.concatenate(indices), rel, runs.ts, seq, advances,
+                                   before, batch)
+
+    def _emitted_batch(self, emitted: pl.DataFrame, index: np.ndarray, rel: np.ndarray,
+                       ts: np.ndarray, seq: np.ndarray, advances: np.ndarray, before: int,
+                       batch: Batch) -> Batch | None:
+        """Emitted rows in (advance, event time, arrival, emission) order, stamped as in
+        ``_stamp``."""
+        if not emitted.height:
+            return None
+        r, t, s = rel[index], ts[index], seq[index]
+        perm = np.lexsort((np.arange(len(index)), s, t, r))
+        r, t = r[perm], t[perm]
+        wm = np.where(r == 0, before, advances[np.maximum(r - 1, 0)]).astype(np.int64)
+        last = (np.where(r == 0, self._last_seq, batch.seq[np.maximum(r - 1, 0)])
+                if len(batch.seq) else np.full(len(r), self._last_seq))
+        return Batch(data=emitted[perm], wm=wm, seq=last.astype(np.int64),
+                     wm_end=batch.wm_end, ts=t.astype(np.int64))
 
     def _runs(self, rows: pl.DataFrame) -> list[tuple[Key, pl.DataFrame]]:
         """(key, its rows) per key, the rows keeping their order."""
@@ -208,11 +360,34 @@ class KeyRunOperator:
             return before, self._last_seq
         return int(advances[release - 1]), int(batch.seq[release - 1])
 
+    def _expire_at(self, keys: list[Key], expires: list[int | None]) -> None:
+        """Note the keys' expiries as one chunk (an entry whose key has since a later
+        expiry, or is gone, is skipped when it comes due)."""
+        if None in expires:
+            keys = [k for k, e in zip(keys, expires, strict=True) if e is not None]
+            expires = [e for e in expires if e is not None]
+        if keys:
+            at = np.fromiter(expires, dtype=np.int64, count=len(expires))
+            names = np.fromiter(keys, dtype=object, count=len(keys))
+            self._expiries.append((int(at.min()), at, names))
+
     def _forget_expired(self) -> None:
-        w = self.watermark
-        gone = [k for k, (_, exp) in self.states.items() if exp is not None and exp <= w]
-        for k in gone:
-            del self.states[k]
+        """Drop the states whose expiry the watermark reached; only the chunks of expiries
+        with one due are looked at, in numpy, so a batch does not walk every key held."""
+        w, states, kept = self.watermark, self.states, []
+        for first, at, names in self._expiries:
+            if first > w:
+                kept.append((first, at, names))
+                continue
+            mask = at <= w
+            for k in names[mask].tolist():
+                held = states.get(k)
+                if held is not None and held[1] is not None and held[1] <= w:
+                    del states[k]
+            if not mask.all():
+                rest = at[~mask]
+                kept.append((int(rest.min()), rest, names[~mask]))
+        self._expiries = kept
 
     # -- gauges and checkpoints ---------------------------------------------------------
     def state_gauges(self) -> dict[str, int]:
@@ -243,4 +418,6 @@ class KeyRunOperator:
         self._last_seq = state["last_seq"]
         self.held = state["held"]
         self.states = {tuple(k): (decode(s), exp) for k, s, exp in state["states"]}
+        self._expiries = []
+        self._expire_at(list(self.states), [exp for _, exp in self.states.values()])
         self.counters = state["counters"]
