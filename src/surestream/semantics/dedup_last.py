@@ -24,6 +24,13 @@ Held records stay columnar: each batch's frame is kept (cut down at the batch en
 rows still held), and windows point at (frame, row). So dtypes survive exactly, and a
 snapshot is plain data -- the frames, and numpy arrays per window -- from which ``restore``
 rebuilds the dicts and heaps.
+
+Occurrences. With ``occurrences_output_tag``, each window also counts its records and keeps
+the smallest event time among them; a window seen more than once sends, as it is released,
+one record to that tag: its key fields, ``first_occurrence_ms`` and ``occurrences`` (the
+kept record included). A record whose window was already released is a duplicate as
+always, but the window's occurrence record is out: with the late split before this step and
+an out-of-orderness no longer than the window, no such record reaches it.
 """
 
 from __future__ import annotations
@@ -48,7 +55,8 @@ from surestream.semantics.state_size import (
     WINDOW_OBJECT_BYTES,
 )
 
-_SNAPSHOT_FORMAT = 2  # 1: pickled dicts of row dicts; 2: frames + arrays (plain data)
+_SNAPSHOT_FORMAT = 3  # 1: pickled dicts of row dicts; 2: frames + arrays (plain data);
+# 3: 2 + each window's occurrence count and smallest event time (2 still restores)
 _MAX_FRAMES = 32  # merge frames of one schema when there are more than this many
 
 
@@ -64,6 +72,8 @@ class _Window:
     order: int  # creation order: the window's id, and ties among windows due together
     emitted: bool = False
     holds: bool = False  # the held record holds the output watermark back
+    count: int = 1  # records of the window seen before its release
+    first_ts: int = 0  # their smallest event time
 
 
 #: One output row: where its record is (frame, row), and what it carries (ts, wm, seq).
@@ -92,6 +102,8 @@ class KeepLastDedup(DedupBase):
         self._stamp = NEG_INF  # what a release carries: the output W after the last row
         self._last_seq = -1  # seq of the last input row
         self._empty = pl.DataFrame()  # the latest input schema, for outputs with no rows
+        self._occ: list[_Out] = []  # occurrence records of the batch's released windows
+        self._occ_counts: list[int] = []
 
     # -- processing ---------------------------------------------------------------------
     def process(self, batch: Batch) -> Outputs:
@@ -105,6 +117,8 @@ class KeepLastDedup(DedupBase):
         ts, wm, seq = batch.ts.tolist(), batch.wm.tolist(), batch.seq.tolist()
         out: list[_Out] = []
         dups: list[_Out] = []
+        self._occ: list[_Out] = []
+        self._occ_counts: list[int] = []
         keep_null = self.step.on_null_key == "keep"
         due = self._due
         for i, key in enumerate(keys):
@@ -125,6 +139,8 @@ class KeepLastDedup(DedupBase):
         result: Outputs = {MAIN: self._batch(out, self._out_wm)}
         if self.step.duplicates_output_tag and dups:
             result[self.step.duplicates_output_tag] = self._batch(dups, batch.wm_end)
+        if self.step.occurrences_output_tag and self._occ:
+            result[self.step.occurrences_output_tag] = self._occurrences(self._out_wm)
         if unusable is not None and self.step.on_null_key == "error":
             self._add_errors(result, self._null_key_errors(batch, unusable))
         self._shrink(frame)
@@ -156,19 +172,25 @@ class KeepLastDedup(DedupBase):
         if cur is None:
             order = self._next_order
             self._next_order += 1
-            new = _Window(key, t, t, frame, row, order)
+            new = _Window(key, t, t, frame, row, order, first_ts=t)
             self._windows[order] = new
             self._members[frame].add(order)
             self._key_window[key] = new
             heapq.heappush(self._due, (min(t + self.window - 1, POS_INF), order))
             self._hold(new)
-        elif cur.emitted or not self._replaces(cur.ts, t):
-            dups.append((frame, row, t, w, seq))  # its window is out, or it keeps its record
+        elif cur.emitted:
+            dups.append((frame, row, t, w, seq))  # its window is out
+        elif not self._replaces(cur.ts, t):
+            dups.append((frame, row, t, w, seq))  # it keeps its record
+            cur.count += 1
+            cur.first_ts = min(cur.first_ts, t)
         else:
             dups.append((cur.frame, cur.row, cur.ts, w, seq))  # replaced
             self._members[cur.frame].discard(cur.order)
             self._members[frame].add(cur.order)
             cur.frame, cur.row, cur.ts = frame, row, t
+            cur.count += 1
+            cur.first_ts = min(cur.first_ts, t)
             self._hold(cur)
 
     def _replaces(self, held_ts: int, ts: int) -> bool:
@@ -193,6 +215,10 @@ class KeepLastDedup(DedupBase):
             window = self._windows[order]
             window.emitted = True
             out.append((window.frame, window.row, window.ts, self._stamp, self._last_seq))
+            if window.count > 1:
+                self._occ.append((window.frame, window.row, window.first_ts, self._stamp,
+                                  self._last_seq))
+                self._occ_counts.append(window.count)
             if self._key_window.get(window.key) is window:
                 heapq.heappush(self._expiry, (min(window.t0 + self.ttl, POS_INF), order))
             else:  # the key has a newer window: nothing refers to this one any more
@@ -287,6 +313,19 @@ class KeepLastDedup(DedupBase):
         return Batch(data=data, ts=np.array(ts, dtype=np.int64), wm=np.array(wm, dtype=np.int64),
                      seq=np.array(seq, dtype=np.int64), wm_end=wm_end)
 
+    def _occurrences(self, wm_end: int) -> Batch:
+        """The occurrence records of the windows released by this batch, in release order:
+        the key columns (their exact dtypes, from the held records), then
+        ``first_occurrence_ms`` and ``occurrences``."""
+        released = self._batch(self._occ, wm_end)
+        fields = list(dict.fromkeys(self.step.key_fields))
+        keys = released.data.select([f for f in fields if f in released.data.columns])
+        data = keys.with_columns(
+            pl.Series("first_occurrence_ms", released.ts, dtype=pl.Int64),
+            pl.Series("occurrences", self._occ_counts, dtype=pl.Int64))
+        return Batch(data=data, ts=released.ts, wm=released.wm, seq=released.seq,
+                     wm_end=wm_end)
+
     # -- checkpoints --------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """Plain data: the held records as frames (each keeps its batch's exact dtypes; only
@@ -321,6 +360,8 @@ class KeepLastDedup(DedupBase):
             "emitted": flags([w.emitted for w in windows]),
             "holds": flags([w.holds for w in windows]),
             "current": flags([self._key_window.get(w.key) is w for w in windows]),
+            "count": ints([w.count for w in windows]),
+            "first_ts": ints([w.first_ts for w in windows]),
             "next_order": self._next_order,
             "in_wm": self._in_wm,
             "out_wm": self._out_wm,
@@ -332,18 +373,22 @@ class KeepLastDedup(DedupBase):
 
     def restore(self, state: dict[str, Any]) -> None:
         """Rebuild windows, keys (from the held records' key columns) and heaps."""
-        if state.get("format") != _SNAPSHOT_FORMAT:
+        if state.get("format") not in (2, _SNAPSHOT_FORMAT):
             raise ValueError(f"keyed_dedup step {self.name!r}: unknown keep-"
                              f"{self.step.strategy} snapshot format {state.get('format')!r}")
         self._clear()
         frame_numbers = [self._add_frame(f) for f in state["frames"]]
         keys = [key_values(f, self.step.key_fields) for f in state["frames"]]
+        n = state["order"].size
+        counts = state.get("count", np.ones(n, dtype=np.int64))  # format 2: not counted
+        firsts = state.get("first_ts", state["ts"])
         columns = zip(state["frame"].tolist(), state["row"].tolist(), state["order"].tolist(),
                       state["t0"].tolist(), state["ts"].tolist(), state["emitted"].tolist(),
-                      state["holds"].tolist(), state["current"].tolist(), strict=True)
-        for frame, row, order, t0, ts, emitted, holds, current in columns:
+                      state["holds"].tolist(), state["current"].tolist(), counts.tolist(),
+                      firsts.tolist(), strict=True)
+        for frame, row, order, t0, ts, emitted, holds, current, count, first in columns:
             window = _Window(keys[frame][row], t0, ts, frame_numbers[frame], row, order,
-                             emitted, holds)
+                             emitted, holds, count, first)
             self._windows[order] = window
             self._members[window.frame].add(order)
             if current:
