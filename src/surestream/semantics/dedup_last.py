@@ -332,36 +332,44 @@ class KeepLastDedup(DedupBase):
         the rows windows point at), and per window, in creation order, numpy arrays of where
         its record is, t0, the record's event time and flags. No object is shared between
         two places; the same state always gives the same snapshot."""
-        windows = sorted(self._windows.values(), key=lambda w: w.order)
-        rows_of: dict[int, list[int]] = {}
-        for w in windows:
-            rows_of.setdefault(w.frame, []).append(w.row)
-        numbers = sorted(rows_of)
-        frames, where = [], {}
-        for i, number in enumerate(numbers):
-            rows = sorted(set(rows_of[number]))
-            frames.append(self._frames[number][rows])
-            where.update({(number, r): (i, j) for j, r in enumerate(rows)})
+        # one pass over the windows into one int64 table (in creation order); the rest is
+        # numpy: where each held record lands in the snapshot's frames
+        key_window, by_order = self._key_window, self._windows
+        table = np.array(
+            [(w.frame, w.row, w.order, w.t0, w.ts, w.emitted, w.holds,
+              key_window.get(w.key) is w, w.count, w.first_ts)
+             for w in (by_order[o] for o in sorted(by_order))],
+            dtype=np.int64).reshape(-1, 10)
+        frame_of, row_of = table[:, 0], table[:, 1]
+        numbers = np.unique(frame_of)
+        frame_index = np.searchsorted(numbers, frame_of)
+        row_index = np.empty(frame_of.size, dtype=np.int64)
+        frames = []
+        for i, number in enumerate(numbers.tolist()):
+            in_frame = frame_index == i
+            rows, inverse = np.unique(row_of[in_frame], return_inverse=True)
+            frames.append(self._frames[number][rows.tolist()])
+            row_index[in_frame] = inverse.reshape(-1)
 
-        def ints(values: list[int]) -> np.ndarray:
-            return np.array(values, dtype=np.int64)
+        def ints(j: int) -> np.ndarray:
+            return np.ascontiguousarray(table[:, j])
 
-        def flags(values: list[bool]) -> np.ndarray:
-            return np.array(values, dtype=bool)
+        def flags(j: int) -> np.ndarray:
+            return table[:, j].astype(bool)
 
         return {
             "format": _SNAPSHOT_FORMAT,
             "frames": frames,
-            "frame": ints([where[w.frame, w.row][0] for w in windows]),
-            "row": ints([where[w.frame, w.row][1] for w in windows]),
-            "order": ints([w.order for w in windows]),
-            "t0": ints([w.t0 for w in windows]),
-            "ts": ints([w.ts for w in windows]),
-            "emitted": flags([w.emitted for w in windows]),
-            "holds": flags([w.holds for w in windows]),
-            "current": flags([self._key_window.get(w.key) is w for w in windows]),
-            "count": ints([w.count for w in windows]),
-            "first_ts": ints([w.first_ts for w in windows]),
+            "frame": frame_index.astype(np.int64),
+            "row": row_index,
+            "order": ints(2),
+            "t0": ints(3),
+            "ts": ints(4),
+            "emitted": flags(5),
+            "holds": flags(6),
+            "current": flags(7),
+            "count": ints(8),
+            "first_ts": ints(9),
             "next_order": self._next_order,
             "in_wm": self._in_wm,
             "out_wm": self._out_wm,
