@@ -125,11 +125,13 @@ class Stream:
 
     def dedup(self, key_fields: list[str], *, time_window_ms: int,
               state_ttl_ms: int | None = None, strategy: str = "first", name: str = "dedup",
-              duplicates_output_tag: str | None = None, on_null_key: str = "error") -> Stream:
+              duplicates_output_tag: str | None = None, on_null_key: str = "error",
+              occurrences_output_tag: str | None = None) -> Stream:
         return self._add(KeyedDedupStep(
             name=name, key_fields=key_fields, time_window_ms=time_window_ms,
             state_ttl_ms=state_ttl_ms, strategy=strategy,
-            duplicates_output_tag=duplicates_output_tag, on_null_key=on_null_key))
+            duplicates_output_tag=duplicates_output_tag, on_null_key=on_null_key,
+            occurrences_output_tag=occurrences_output_tag))
 
     def window(self, name: str, *, aggregations: dict[str, Any] | str,
                key_fields: list[str] | None = None, kind: str = "tumbling",

@@ -205,6 +205,12 @@ class KeyedDedupStep(StepModel):
     duplicates_output_tag: Tag | None = Field(
         None, description="a tag that receives every dropped duplicate (an audit trail); "
                           "without it duplicates are only counted")
+    occurrences_output_tag: Tag | None = Field(
+        None, description="`last` / `earliest` / `latest` only: a tag that receives, when a "
+                          "window is released, one record per window seen more than once: "
+                          "the key fields, `first_occurrence_ms` (the smallest event time "
+                          "in the window) and `occurrences` (its records, the kept one "
+                          "included) -- a duplicates audit without aggregating every record")
     on_null_key: Literal["error", "keep", "group"] = Field(
         "error", description="a record whose key has a null or missing field: `error` sends "
                              "it to `errors` (no two such records are duplicates of each "
@@ -213,6 +219,11 @@ class KeyedDedupStep(StepModel):
 
     @model_validator(mode="after")
     def _ttl_covers_window(self) -> KeyedDedupStep:
+        if self.occurrences_output_tag is not None and self.strategy == "first":
+            raise ValueError(
+                "occurrences_output_tag needs a strategy that releases its windows (`last`, "
+                "`earliest` or `latest`): keep-first passes records at once and never knows "
+                "a window's final count")
         if self.state_ttl_ms is not None and self.state_ttl_ms < self.time_window_ms:
             raise ValueError(
                 f"state_ttl_ms ({self.state_ttl_ms}) is shorter than time_window_ms "

@@ -43,7 +43,7 @@ def step_side_tags(step: Any) -> list[str]:
     if isinstance(step, WindowStep):
         return [step.late_output_tag]
     if isinstance(step, KeyedDedupStep):
-        return [step.duplicates_output_tag] if step.duplicates_output_tag else []
+        return [t for t in (step.duplicates_output_tag, step.occurrences_output_tag) if t]
     if isinstance(step, RouteStep):
         tags = {t for t in step.routes.values() if t != "main"}
         if step.default and step.default != "main":

@@ -85,8 +85,8 @@ class DedupBase:
         self.counters = {"duplicates": 0, "errors": 0}
 
     def output_tags(self) -> set[str]:
-        tag = self.step.duplicates_output_tag
-        return {tag} if tag else set()
+        return {t for t in (self.step.duplicates_output_tag,
+                            self.step.occurrences_output_tag) if t}
 
     def _unusable_keys(self, batch: Batch) -> np.ndarray | None:
         """Rows whose key is unusable (null or missing field) under ``error`` / ``keep``;

@@ -24,6 +24,13 @@ Held records stay columnar: each batch's frame is kept (cut down at the batch en
 rows still held), and windows point at (frame, row). So dtypes survive exactly, and a
 snapshot is plain data -- the frames, and numpy arrays per window -- from which ``restore``
 rebuilds the dicts and heaps.
+
+Occurrences. With ``occurrences_output_tag``, each window also counts its records and keeps
+the smallest event time among them; a window seen more than once sends, as it is released,
+one record to that tag: its key fields, ``first_occurrence_ms`` and ``occurrences`` (the
+kept record included). A record whose window was already released is a duplicate as
+always, but the window's occurrence record is out: with the late split before this step and
+an out-of-orderness no longer than the window, no such record reaches it.
 """
 
 from __future__ import annotations
@@ -48,7 +55,8 @@ from surestream.semantics.state_size import (
     WINDOW_OBJECT_BYTES,
 )
 
-_SNAPSHOT_FORMAT = 2  # 1: pickled dicts of row dicts; 2: frames + arrays (plain data)
+_SNAPSHOT_FORMAT = 3  # 1: pickled dicts of row dicts; 2: frames + arrays (plain data);
+# 3: 2 + each window's occurrence count and smallest event time (2 still restores)
 _MAX_FRAMES = 32  # merge frames of one schema when there are more than this many
 
 
@@ -64,6 +72,8 @@ class _Window:
     order: int  # creation order: the window's id, and ties among windows due together
     emitted: bool = False
     holds: bool = False  # the held record holds the output watermark back
+    count: int = 1  # records of the window seen before its release
+    first_ts: int = 0  # their smallest event time
 
 
 #: One output row: where its record is (frame, row), and what it carries (ts, wm, seq).
@@ -92,6 +102,8 @@ class KeepLastDedup(DedupBase):
         self._stamp = NEG_INF  # what a release carries: the output W after the last row
         self._last_seq = -1  # seq of the last input row
         self._empty = pl.DataFrame()  # the latest input schema, for outputs with no rows
+        self._occ: list[_Out] = []  # occurrence records of the batch's released windows
+        self._occ_counts: list[int] = []
 
     # -- processing ---------------------------------------------------------------------
     def process(self, batch: Batch) -> Outputs:
@@ -105,6 +117,8 @@ class KeepLastDedup(DedupBase):
         ts, wm, seq = batch.ts.tolist(), batch.wm.tolist(), batch.seq.tolist()
         out: list[_Out] = []
         dups: list[_Out] = []
+        self._occ: list[_Out] = []
+        self._occ_counts: list[int] = []
         keep_null = self.step.on_null_key == "keep"
         due = self._due
         for i, key in enumerate(keys):
@@ -125,6 +139,8 @@ class KeepLastDedup(DedupBase):
         result: Outputs = {MAIN: self._batch(out, self._out_wm)}
         if self.step.duplicates_output_tag and dups:
             result[self.step.duplicates_output_tag] = self._batch(dups, batch.wm_end)
+        if self.step.occurrences_output_tag and self._occ:
+            result[self.step.occurrences_output_tag] = self._occurrences(self._out_wm)
         if unusable is not None and self.step.on_null_key == "error":
             self._add_errors(result, self._null_key_errors(batch, unusable))
         self._shrink(frame)
@@ -156,19 +172,25 @@ class KeepLastDedup(DedupBase):
         if cur is None:
             order = self._next_order
             self._next_order += 1
-            new = _Window(key, t, t, frame, row, order)
+            new = _Window(key, t, t, frame, row, order, first_ts=t)
             self._windows[order] = new
             self._members[frame].add(order)
             self._key_window[key] = new
             heapq.heappush(self._due, (min(t + self.window - 1, POS_INF), order))
             self._hold(new)
-        elif cur.emitted or not self._replaces(cur.ts, t):
-            dups.append((frame, row, t, w, seq))  # its window is out, or it keeps its record
+        elif cur.emitted:
+            dups.append((frame, row, t, w, seq))  # its window is out
+        elif not self._replaces(cur.ts, t):
+            dups.append((frame, row, t, w, seq))  # it keeps its record
+            cur.count += 1
+            cur.first_ts = min(cur.first_ts, t)
         else:
             dups.append((cur.frame, cur.row, cur.ts, w, seq))  # replaced
             self._members[cur.frame].discard(cur.order)
             self._members[frame].add(cur.order)
             cur.frame, cur.row, cur.ts = frame, row, t
+            cur.count += 1
+            cur.first_ts = min(cur.first_ts, t)
             self._hold(cur)
 
     def _replaces(self, held_ts: int, ts: int) -> bool:
@@ -193,6 +215,10 @@ class KeepLastDedup(DedupBase):
             window = self._windows[order]
             window.emitted = True
             out.append((window.frame, window.row, window.ts, self._stamp, self._last_seq))
+            if window.count > 1:
+                self._occ.append((window.frame, window.row, window.first_ts, self._stamp,
+                                  self._last_seq))
+                self._occ_counts.append(window.count)
             if self._key_window.get(window.key) is window:
                 heapq.heappush(self._expiry, (min(window.t0 + self.ttl, POS_INF), order))
             else:  # the key has a newer window: nothing refers to this one any more
@@ -287,40 +313,63 @@ class KeepLastDedup(DedupBase):
         return Batch(data=data, ts=np.array(ts, dtype=np.int64), wm=np.array(wm, dtype=np.int64),
                      seq=np.array(seq, dtype=np.int64), wm_end=wm_end)
 
+    def _occurrences(self, wm_end: int) -> Batch:
+        """The occurrence records of the windows released by this batch, in release order:
+        the key columns (their exact dtypes, from the held records), then
+        ``first_occurrence_ms`` and ``occurrences``."""
+        released = self._batch(self._occ, wm_end)
+        fields = list(dict.fromkeys(self.step.key_fields))
+        keys = released.data.select([f for f in fields if f in released.data.columns])
+        data = keys.with_columns(
+            pl.Series("first_occurrence_ms", released.ts, dtype=pl.Int64),
+            pl.Series("occurrences", self._occ_counts, dtype=pl.Int64))
+        return Batch(data=data, ts=released.ts, wm=released.wm, seq=released.seq,
+                     wm_end=wm_end)
+
     # -- checkpoints --------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """Plain data: the held records as frames (each keeps its batch's exact dtypes; only
         the rows windows point at), and per window, in creation order, numpy arrays of where
         its record is, t0, the record's event time and flags. No object is shared between
         two places; the same state always gives the same snapshot."""
-        windows = sorted(self._windows.values(), key=lambda w: w.order)
-        rows_of: dict[int, list[int]] = {}
-        for w in windows:
-            rows_of.setdefault(w.frame, []).append(w.row)
-        numbers = sorted(rows_of)
-        frames, where = [], {}
-        for i, number in enumerate(numbers):
-            rows = sorted(set(rows_of[number]))
-            frames.append(self._frames[number][rows])
-            where.update({(number, r): (i, j) for j, r in enumerate(rows)})
+        # one pass over the windows into one int64 table (in creation order); the rest is
+        # numpy: where each held record lands in the snapshot's frames
+        key_window, by_order = self._key_window, self._windows
+        table = np.array(
+            [(w.frame, w.row, w.order, w.t0, w.ts, w.emitted, w.holds,
+              key_window.get(w.key) is w, w.count, w.first_ts)
+             for w in (by_order[o] for o in sorted(by_order))],
+            dtype=np.int64).reshape(-1, 10)
+        frame_of, row_of = table[:, 0], table[:, 1]
+        numbers = np.unique(frame_of)
+        frame_index = np.searchsorted(numbers, frame_of)
+        row_index = np.empty(frame_of.size, dtype=np.int64)
+        frames = []
+        for i, number in enumerate(numbers.tolist()):
+            in_frame = frame_index == i
+            rows, inverse = np.unique(row_of[in_frame], return_inverse=True)
+            frames.append(self._frames[number][rows.tolist()])
+            row_index[in_frame] = inverse.reshape(-1)
 
-        def ints(values: list[int]) -> np.ndarray:
-            return np.array(values, dtype=np.int64)
+        def ints(j: int) -> np.ndarray:
+            return np.ascontiguousarray(table[:, j])
 
-        def flags(values: list[bool]) -> np.ndarray:
-            return np.array(values, dtype=bool)
+        def flags(j: int) -> np.ndarray:
+            return table[:, j].astype(bool)
 
         return {
             "format": _SNAPSHOT_FORMAT,
             "frames": frames,
-            "frame": ints([where[w.frame, w.row][0] for w in windows]),
-            "row": ints([where[w.frame, w.row][1] for w in windows]),
-            "order": ints([w.order for w in windows]),
-            "t0": ints([w.t0 for w in windows]),
-            "ts": ints([w.ts for w in windows]),
-            "emitted": flags([w.emitted for w in windows]),
-            "holds": flags([w.holds for w in windows]),
-            "current": flags([self._key_window.get(w.key) is w for w in windows]),
+            "frame": frame_index.astype(np.int64),
+            "row": row_index,
+            "order": ints(2),
+            "t0": ints(3),
+            "ts": ints(4),
+            "emitted": flags(5),
+            "holds": flags(6),
+            "current": flags(7),
+            "count": ints(8),
+            "first_ts": ints(9),
             "next_order": self._next_order,
             "in_wm": self._in_wm,
             "out_wm": self._out_wm,
@@ -332,18 +381,22 @@ class KeepLastDedup(DedupBase):
 
     def restore(self, state: dict[str, Any]) -> None:
         """Rebuild windows, keys (from the held records' key columns) and heaps."""
-        if state.get("format") != _SNAPSHOT_FORMAT:
+        if state.get("format") not in (2, _SNAPSHOT_FORMAT):
             raise ValueError(f"keyed_dedup step {self.name!r}: unknown keep-"
                              f"{self.step.strategy} snapshot format {state.get('format')!r}")
         self._clear()
         frame_numbers = [self._add_frame(f) for f in state["frames"]]
         keys = [key_values(f, self.step.key_fields) for f in state["frames"]]
+        n = state["order"].size
+        counts = state.get("count", np.ones(n, dtype=np.int64))  # format 2: not counted
+        firsts = state.get("first_ts", state["ts"])
         columns = zip(state["frame"].tolist(), state["row"].tolist(), state["order"].tolist(),
                       state["t0"].tolist(), state["ts"].tolist(), state["emitted"].tolist(),
-                      state["holds"].tolist(), state["current"].tolist(), strict=True)
-        for frame, row, order, t0, ts, emitted, holds, current in columns:
+                      state["holds"].tolist(), state["current"].tolist(), counts.tolist(),
+                      firsts.tolist(), strict=True)
+        for frame, row, order, t0, ts, emitted, holds, current, count, first in columns:
             window = _Window(keys[frame][row], t0, ts, frame_numbers[frame], row, order,
-                             emitted, holds)
+                             emitted, holds, count, first)
             self._windows[order] = window
             self._members[window.frame].add(order)
             if current:

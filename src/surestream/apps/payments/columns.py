@@ -26,7 +26,10 @@ AUDIT_COLUMNS = ("transaction_id", "first_occurrence_time", "duplicate_occurrenc
 
 
 def audit_columns(frame: pl.DataFrame) -> pl.DataFrame:
-    """Keep the audit's columns of a session-window result (drop ``window_start``,
-    ``window_end``, ``revision`` and the nested ``supersedes``, which no table needs:
-    the windows fire once, at the watermark)."""
-    return frame.select(AUDIT_COLUMNS)
+    """The audit's columns from the dedup step's occurrence records (``transaction_id``,
+    ``first_occurrence_ms``, ``occurrences``: one per transaction seen more than once,
+    at the release of its window)."""
+    return frame.select(
+        "transaction_id",
+        pl.col("first_occurrence_ms").alias("first_occurrence_time"),
+        pl.col("occurrences").alias("duplicate_occurrences"))
