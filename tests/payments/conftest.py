@@ -6,20 +6,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from postgres_server import postgres_server  # noqa: F401 -- the shared session server
 
 from surestream.apps.payments.simulator import DATA_FILE, PaymentSimulation
 from surestream.apps.payments.template import payments
 from surestream.apps.payments.truth import PaymentTruth
-from surestream.connectors.tables.postgres_server import (
-    EmbeddedPostgres,
-    PostgresNotAvailableError,
-)
 
 #: small but with every fault: two days, retries earlier and later, late events, bursts
 SMALL = {"seed": 11, "days": 2, "events": 3000, "late_rate": 0.003}
@@ -61,17 +57,3 @@ def duckdb_run(payments_data, tmp_path_factory) -> Path:
     done = run(write_spec(folder, data))
     assert done.returncode == 0, done.stderr
     return folder
-
-
-@pytest.fixture(scope="session")
-def payments_postgres() -> Iterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres()
-    try:
-        server.start()
-    except PostgresNotAvailableError as e:
-        server.stop()
-        pytest.fail(str(e))
-    try:
-        yield server
-    finally:
-        server.stop()

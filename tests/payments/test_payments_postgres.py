@@ -11,10 +11,10 @@ from conftest import run, write_spec
 from surestream.apps.payments.reconcile import PASS, reconcile
 
 
-def test_sigkill_mid_run_loses_and_doubles_nothing(payments_data, payments_postgres,
+def test_sigkill_mid_run_loses_and_doubles_nothing(payments_data, postgres_server,
                                                    tmp_path):
     data, truth = payments_data
-    dsn = payments_postgres.dsn(payments_postgres.create_database())
+    dsn = postgres_server.dsn(postgres_server.create_database())
     spec = write_spec(tmp_path, data, postgres=dsn)
     for fault in ("checkpoint.commit_partial:2", "postgres.committed:3"):
         killed = run(spec, fault=fault)

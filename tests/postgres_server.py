@@ -1,4 +1,4 @@
-"""The PostgreSQL fixtures of the table-sink tests, over the project's server starter
+"""The PostgreSQL fixtures of the table-sink and payments tests, over the project's server starter
 (``surestream.connectors.tables.postgres_server.EmbeddedPostgres``).
 
 ``postgres_server`` (session): the running server; ``postgres_dsn`` (per test): a DSN of
