@@ -238,9 +238,24 @@ def test_snapshots_expired_after_the_checkpoints_are_refused(tmp_path):
     assert output_ids(tmp_path) == [1, 2]
 
 
-@pytest.mark.parametrize("fault", ["batch.mid:3", "checkpoint.durable:2"])
-def test_killed_mid_read_and_resumed_reads_every_row_exactly_once(tmp_path, fault):
-    make_table(tmp_path, [list(range(0, 7)), list(range(7, 12)), list(range(12, 20))])
+@pytest.mark.parametrize(("fault", "incremental"), [
+    ("batch.mid:3", True),            # in the middle of the snapshots after a checkpoint
+    ("checkpoint.durable:2", True),   # a checkpoint durable, its output not yet committed
+    ("batch.mid:4", False),           # in the middle of the table's whole first read
+])
+def test_killed_mid_read_and_resumed_reads_every_row_exactly_once(tmp_path, fault,
+                                                                  incremental):
+    """``incremental``: a live run first reads the first snapshot and stops, two snapshots
+    are appended, and the bounded run resumes from that checkpoint (so it reads them
+    snapshot by snapshot); otherwise the bounded run reads the three from scratch."""
+    snapshots = [list(range(0, 7)), list(range(7, 12)), list(range(12, 20))]
+    table = make_table(tmp_path, snapshots[:1] if incremental else snapshots)
+    if incremental:
+        with LiveRun(LocalRunner(build(tmp_path, spec_dict(tmp_path)))) as live:
+            wait_for(lambda: output_ids(tmp_path) == snapshots[0], "the first snapshot")
+            live.stop()
+        for ids in snapshots[1:]:
+            table.append(rows(ids))
     spec = spec_dict(tmp_path, stop_at="end")
     spec["checkpoint"]["interval_records"] = 5
     spec["runtime"] = {"batch_size": 3}
@@ -253,7 +268,7 @@ def test_killed_mid_read_and_resumed_reads_every_row_exactly_once(tmp_path, faul
     resumed = run_cli(path)
     _, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
-    assert output_ids(tmp_path) == list(range(20))
+    assert output_ids(tmp_path) == list(range(20))  # each row once, in commit order
 
 
 def test_a_table_written_by_our_sink_reads_back_as_a_source(tmp_path):
