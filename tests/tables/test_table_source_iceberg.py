@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 import yaml
+from pyiceberg.types import StringType
 
 from surestream.connectors.tables.iceberg_catalog import open_catalog
 from surestream.connectors.tables.table_source import TableChangeRefused
@@ -288,3 +290,29 @@ def test_a_table_written_by_our_sink_reads_back_as_a_source(tmp_path):
     reader["outputs"] = {"main": {"type": "memory"}}
     got = run(build(tmp_path, reader)).rows("main")
     assert sorted(got, key=lambda r: r["id"]) == records
+
+
+def test_rows_have_their_snapshots_columns_whatever_the_batch_size(tmp_path):
+    """A column added to the table shows in the rows of the snapshots made after, not in
+    earlier ones', and a batch never mixes the two: the same records whatever the batch
+    size (the resumed run reads 3 and 4 incrementally, in one batch or in two)."""
+    table = make_table(tmp_path / "a", [[1, 2]])
+    with LiveRun(LocalRunner(build(tmp_path / "a", spec_dict(tmp_path / "a")))) as live:
+        wait_for(lambda: output_ids(tmp_path / "a") == [1, 2], "the first rows")
+        live.stop()
+    table.append(rows([3]))
+    with table.update_schema() as update:
+        update.add_column("note", StringType())
+    table = table.refresh()
+    table.append(pa.table({"id": [4], "kind": ["k1"], "amount": [6.0], "note": ["new"]},
+                          schema=table.schema().as_arrow()))
+    shutil.copytree(tmp_path / "a", tmp_path / "b")  # the same checkpoint, twice
+    outputs = []
+    for folder, batch_size in ((tmp_path / "a", 1), (tmp_path / "b", 100)):
+        spec = spec_dict(folder, stop_at="end")
+        spec["runtime"] = {"batch_size": batch_size}
+        run(build(folder, spec))
+        outputs.append([json.loads(line) for line in
+                        (folder / "out/rows.jsonl").read_text().splitlines()])
+    assert outputs[0] == outputs[1]
+    assert [r.get("note", "absent") for r in outputs[0]] == ["absent"] * 3 + ["new"]
