@@ -22,6 +22,7 @@ import pytest
 import yaml
 from pyiceberg.types import StringType
 
+from surestream.cli.main import main
 from surestream.connectors.tables.iceberg_catalog import open_catalog
 from surestream.connectors.tables.table_source import TableChangeRefused
 from surestream.model.spec import PipelineSpec
@@ -316,3 +317,22 @@ def test_rows_have_their_snapshots_columns_whatever_the_batch_size(tmp_path):
                         (folder / "out/rows.jsonl").read_text().splitlines()])
     assert outputs[0] == outputs[1]
     assert [r.get("note", "absent") for r in outputs[0]] == ["absent"] * 3 + ["new"]
+
+
+def test_a_live_runs_journal_replays_to_the_same_output(tmp_path):
+    """Positions name their snapshot, so ``surestream replay`` reads exactly the chunks the
+    live run read, from a fresh reader: the same output, byte for byte."""
+    table = make_table(tmp_path, [[1, 2, 3], [4]])
+    spec = spec_dict(tmp_path)
+    spec["runtime"] = {"batch_size": 2, "max_batch_delay_ms": 20}
+    (tmp_path / "live.yaml").write_text(yaml.safe_dump(spec))
+    with LiveRun(LocalRunner(build(tmp_path, spec))) as live:
+        wait_for(lambda: output_ids(tmp_path) == [1, 2, 3, 4], "the table's rows")
+        table.append(rows([5, 6, 7]))
+        wait_for(lambda: output_ids(tmp_path) == list(range(1, 8)), "the new snapshot")
+        live.stop()
+    table.append(rows([8]))  # after the live run: not in its journal
+    assert main(["replay", str(tmp_path / "live.yaml"), "--out",
+                 str(tmp_path / "replayed")]) == 0
+    assert (tmp_path / "replayed" / "main.jsonl").read_bytes() == \
+        (tmp_path / "out" / "rows.jsonl").read_bytes()
