@@ -174,10 +174,15 @@ def test_a_live_run_picks_up_new_snapshots_stops_on_sigterm_and_resumes(tmp_path
     assert output_ids(tmp_path) == [1, 2, 3, 4, 5, 6, 7, 8]  # each row once
 
 
-def test_an_overwrite_snapshot_is_refused_naming_the_table_and_snapshot(tmp_path):
+@pytest.mark.parametrize(("predicate", "operation"), [
+    ("id = 2", "overwrite"),  # a file rewritten without the row (copy-on-write)
+    ("id >= 4", "delete"),    # a whole file dropped, nothing added
+])
+def test_a_snapshot_that_removes_rows_is_refused_naming_the_table_and_snapshot(
+        tmp_path, predicate, operation):
     table = make_table(tmp_path, [[1, 2, 3], [4, 5]])
     runner = LocalRunner(build(tmp_path, spec_dict(tmp_path)))  # reads the table as it is
-    table.delete("id = 2")  # a copy-on-write overwrite after the start
+    table.delete(predicate)  # after the start
     table = table.refresh()
     overwrite = table.current_snapshot().snapshot_id
     table.append(rows([6]))
@@ -186,7 +191,7 @@ def test_an_overwrite_snapshot_is_refused_naming_the_table_and_snapshot(tmp_path
     assert isinstance(live.error, TableChangeRefused), live.error
     message = str(live.error)
     assert "Iceberg table ns.events" in message
-    assert f"snapshot {overwrite} (overwrite) removes 1 data file(s)" in message
+    assert f"snapshot {overwrite} ({operation}) removes 1 data file(s)" in message
     assert "on_non_append: skip" in message  # what to do next
     assert 6 not in output_ids(tmp_path)  # nothing after the refused snapshot
 
