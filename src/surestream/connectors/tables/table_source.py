@@ -125,10 +125,14 @@ class IncrementalTableReader:
             self.seek([head, self.unit(head, False).n, 0, False])
 
     def seek(self, position: Any) -> None:
+        """Stand at ``position``; its commit must still be there (a restore refuses a
+        snapshot or version expired from under the checkpoint here, naming it)."""
         commit, index, row, whole = position
         self.position = [commit, int(index), int(row), bool(whole)]
         self._unit, self._rows, self._pending = None, None, []
         self._served_key = None
+        if commit is not None:
+            self._unit = self.unit(commit, bool(whole))
 
     def read(self, n: int) -> Chunk:
         """Exactly ``n`` rows, fewer only at the end (bounded) or where the columns
