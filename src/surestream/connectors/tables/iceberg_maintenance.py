@@ -41,6 +41,11 @@ def newest_markers(table: Any) -> tuple[dict[str, str], set[int]]:
     return markers, carriers
 
 
+#: the summary key marking a snapshot that rewrites ``main``'s rows unchanged (pyiceberg
+#: has no ``replace`` commit): a table source passes over it, as over a ``replace``
+REWRITE_KEY, COMPACTION = "surestream.rewrite", "compaction"
+
+
 def data_files(table: Any) -> int:
     return 0 if table.current_snapshot() is None else table.inspect.files().num_rows
 
@@ -55,7 +60,7 @@ def compact(table: Any) -> tuple[int, int, int]:
         return before, before, 0
     markers, _ = newest_markers(table)
     rows = table.scan().to_arrow()
-    table.overwrite(rows, snapshot_properties=markers)
+    table.overwrite(rows, snapshot_properties={**markers, REWRITE_KEY: COMPACTION})
     table = table.refresh()
     return before, data_files(table), rows.num_rows
 

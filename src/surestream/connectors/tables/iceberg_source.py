@@ -10,7 +10,10 @@ the source sees it once ``main`` moves to it, as one snapshot.
   sequence number then path -- the order reading its history snapshot by snapshot gives;
 * a snapshot that deleted data files or added delete files (an overwrite, a delete, a
   row-level update) is not an append: refused, or passed over with ``on_non_append:
-  skip``; a ``replace`` snapshot (compaction: the same rows in new files) is passed over;
+  skip``; a ``replace`` snapshot (compaction: the same rows in new files) is passed over,
+  and so is our own compaction's overwrite (``surestream tables``, marked
+  ``surestream.rewrite: compaction`` in its summary, since pyiceberg cannot commit a
+  ``replace``);
 * rows are read through pyiceberg's Arrow scan (``ArrowScan``) one file at a time,
   projected to the snapshot's own schema (a column added later is not in earlier
   snapshots' rows), with delete files applied in a ``whole`` unit.
@@ -27,6 +30,7 @@ import polars as pl
 
 from surestream.connectors.readers import ReaderError
 from surestream.connectors.tables.iceberg_catalog import open_catalog
+from surestream.connectors.tables.iceberg_maintenance import COMPACTION, REWRITE_KEY
 from surestream.connectors.tables.table_source import (
     IncrementalTableReader,
     TableChangeRefused,
@@ -153,8 +157,9 @@ class IcebergSourceReader(IncrementalTableReader):
         added.sort(key=lambda f: f.file_path)
         operation = snapshot.summary.operation if snapshot.summary else None
         op = getattr(operation, "value", operation)
-        if operation == Operation.REPLACE:  # compaction: the same rows, rewritten
-            return Unit(sid, False, [], len(added), snapshot.schema_id)
+        summary = snapshot.summary.additional_properties if snapshot.summary else {}
+        if operation == Operation.REPLACE or summary.get(REWRITE_KEY) == COMPACTION:
+            return Unit(sid, False, [], len(added), snapshot.schema_id)  # the same rows
         if removed or deletes:
             what = [f"removes {removed} data file(s)" if removed else "",
                     f"adds {deletes} delete file(s)" if deletes else ""]
