@@ -68,6 +68,7 @@ from surestream.runners.local.graph import CompiledStream, compile_streams, unio
 from surestream.runners.local.journal import JournalError, JournalWriter, ReplayPlan
 from surestream.runners.local.results import Progress, RunResult
 from surestream.runners.local.savepoints import finish_interrupted_install, install_savepoint
+from surestream.runners.local.sink_retry import RunnerHooks, resilient, unwrapped
 from surestream.runners.local.step_clock import StepClock
 from surestream.runners.local.telemetry import RunTelemetry
 from surestream.runners.local.unwritable import check_errors_writable, divert_unwritable
@@ -142,6 +143,7 @@ class LocalRunner:
                 sink.on_point = faults.reached
             if hasattr(sink, "epoch_of"):  # the id the records being written will commit as
                 sink.epoch_of = lambda: self.coordinator.next_id
+        self.sinks = self._resilient_sinks(outputs)  # retries, breaker, dead letter
         #: processing time, read once per checkpoint (``error_outputs``: recorded_at_ms)
         self.clock = self.step_clock or clock or wall_clock_ms
         self.slots = {op.name: OperatorSlot(op.name, op, step.type,
@@ -187,6 +189,20 @@ class LocalRunner:
         self.stop_note: str | None = None
         #: the run is over at start: a killed run's final checkpoint was committed
         self._over = False
+
+    def _resilient_sinks(self, outputs: dict[str, Any]) -> dict[str, Any]:
+        """Each sink whose output asks for retries, a breaker or a dead letter, wrapped
+        (``sink_retry``); the others as they are."""
+        from surestream.model.sink_resilience import resilience_of
+
+        hooks = RunnerHooks(
+            recorded_at_ms=lambda: self.error_outputs.recorded_at_ms,
+            stopping=lambda: self._stop_requested,
+            waiting=lambda: self.telemetry.publish(self) if self.telemetry.due() else None)
+        return {tag: resilient(sink, resilience_of(outputs[tag]), tag=tag,
+                               label=output_label(tag, sink), hooks=hooks,
+                               resolve=self.spec.resolve)
+                for tag, sink in self.sinks.items()}
 
     def _open_inputs(self) -> Interleaver:
         """Every source's partitions in one fixed sequence; each watermark step that reads
@@ -729,15 +745,18 @@ class LocalRunner:
         return RunResult(
             self.spec.pipeline, self.records_in, elapsed, p.watermark, p.counters,
             {t: s.records for t, s in self.sinks.items()},
-            {t: s for t, s in self.sinks.items() if isinstance(s, MemoryCollector)},
+            {t: unwrapped(s) for t, s in self.sinks.items()
+             if isinstance(unwrapped(s), MemoryCollector)},
             {name: dict(getattr(slot.operator, "counters", {}))
              for name, slot in self.slots.items()},
             self.restored.id if self.restored else None,
             self.coordinator.taken,
-            {t: committed_output(t, s) for t, s in self.sinks.items()},
+            {t: committed_output(t, unwrapped(s)) for t, s in self.sinks.items()},
             interrupted=self.interrupted, resume_from=resume_from,
             stop_note=self.stop_note, first_error=self.first_error,
-            error_tags=tuple(self.error_outputs.tags))
+            error_tags=tuple(self.error_outputs.tags),
+            sink_health={t: s.summary() for t, s in self.sinks.items()
+                         if unwrapped(s) is not s})
 
 
 def _spec_for_history(spec: PipelineSpec) -> dict[str, Any]:
