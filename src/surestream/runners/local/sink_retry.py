@@ -332,8 +332,16 @@ class ResilientSink:
             "a rerun resumes from the last checkpoint")) from error
 
     def _sleep_ms(self, ms: float) -> None:
-        if ms > 0:
-            self.hooks.sleep(ms / 1000.0)
+        """Sleep in slices, publishing telemetry between them (the snapshot shows the
+        retries and the breaker while the runner waits)."""
+        left = ms / 1000.0
+        while True:
+            self.hooks.waiting()
+            if left <= 0:
+                return
+            step = min(left, _SLICE_S)
+            self.hooks.sleep(step)
+            left -= step
 
     # -- resetting -----------------------------------------------------------------------
     def _reset(self, to: tuple[int, Any] | None = None) -> None:
