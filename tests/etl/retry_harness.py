@@ -76,9 +76,10 @@ def env_for(folder: Path) -> dict[str, str]:
     return env
 
 
-def start(spec: Path, folder: Path, *extra: str, without_dac_override: bool = False
-          ) -> subprocess.Popen[str]:
-    """``surestream run SPEC`` in the background. ``without_dac_override``: as root without
+def start(spec: Path, folder: Path, *extra: str, without_dac_override: bool = False,
+          fault: str | None = None) -> subprocess.Popen[str]:
+    """``surestream run SPEC`` in the background (``fault``: killed at that point).
+    ``without_dac_override``: as root without
     the capability to ignore file permissions (``setpriv``), so a folder of mode 0555
     refuses its writes -- tests run as root, whom ``chmod`` alone does not stop."""
     command = [sys.executable, "-m", "surestream", "run", str(spec),
@@ -86,7 +87,10 @@ def start(spec: Path, folder: Path, *extra: str, without_dac_override: bool = Fa
     if without_dac_override:
         command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--",
                    *command]
-    return subprocess.Popen(command, env=env_for(folder), stdout=subprocess.PIPE,
+    env = env_for(folder)
+    if fault:  # SIGKILL at a fault point (runners/local/faults.py)
+        env["SURESTREAM_FAULT"] = fault
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 

@@ -118,3 +118,39 @@ def test_fail_fast_stops_at_the_first_failure_without_retrying(tmp_path):
     code, text = finish(start(spec, tmp_path, without_dac_override=True))
     assert code == 0, text
     assert output_ids(out / "main.jsonl") == expected_ids()
+
+
+def test_a_crash_after_a_dead_lettered_checkpoint_keeps_every_record_in_one_place(tmp_path):
+    """Killed (SIGKILL) when a checkpoint whose batch went to the dead letter is durable but
+    not yet committed: the restart commits the dead letter's records of it, once, and the
+    table never gets them."""
+    data = write_input(tmp_path / "input.jsonl")
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = tmp_path / "dead" / "main.jsonl"
+    spec = write_spec(tmp_path, data, {
+        "type": "file", "path": str(out / "main.jsonl"),
+        "on_sink_failure": "dlq", "dead_letter": {"type": "file", "path": str(dead)}},
+        gates=[200, 400])
+    # checkpoints take 40 records each: the 8th is taken between records 200 and 400
+    proc = start(spec, tmp_path, without_dac_override=True, fault="checkpoint.durable:8")
+    try:
+        wait_for(lambda: reached(tmp_path, 200), "record 200", proc)
+        set_writable(out, False)
+        release(tmp_path, 200)
+        code, text = finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        set_writable(out, True)
+    assert code == -9, text  # killed at the fault point, before record 400
+    letters = read_jsonl(dead)
+    before = {r["batch_id"] for r in letters}
+    release(tmp_path, 400)
+    code, text = finish(start(spec, tmp_path, without_dac_override=True))
+    assert code == 0, text
+    assert "resumed from checkpoint 8" in text
+    letters = read_jsonl(dead)
+    dead_ids = [r["record"]["id"] for r in letters]
+    assert 8 in {r["batch_id"] for r in letters} and 8 not in before
+    assert sorted(output_ids(out / "main.jsonl") + dead_ids) == expected_ids()
