@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 import surestream
+from surestream.cli.run_ops import read_endpoints
 
 HERE = Path(__file__).parent
 SRC = Path(surestream.__file__).parents[1]
@@ -129,3 +132,16 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def metric(folder: Path, name: str, output: str = "main") -> float | None:
+    """``name{output=...}`` as the run's metrics endpoint serves it now (None: not yet)."""
+    ends = read_endpoints(folder / "chk")
+    if not ends or not ends.get("metrics"):
+        return None
+    try:
+        text = urllib.request.urlopen(ends["metrics"], timeout=5).read().decode()
+    except OSError:
+        return None
+    found = re.search(rf'^{name}{{[^}}]*output="{output}"[^}}]*}} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else None

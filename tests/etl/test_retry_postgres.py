@@ -6,16 +6,14 @@ every record of the input exactly once -- what a run without the outage writes."
 
 from __future__ import annotations
 
-import re
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 from retry_harness import (
     expected_ids,
     finish,
+    metric,
     reached,
     release,
     start,
@@ -25,7 +23,6 @@ from retry_harness import (
     write_spec,
 )
 
-from surestream.cli.run_ops import read_endpoints
 from surestream.connectors.tables.postgres_server import BIN, EmbeddedPostgres, _as_postgres
 
 
@@ -69,19 +66,6 @@ def dsn(pg: StoppableServer) -> str:
 def table_ids(dsn: str) -> list[int]:
     with psycopg.connect(dsn) as con:
         return [r[0] for r in con.execute("select id from events order by id").fetchall()]
-
-
-def metric(folder: Path, name: str, output: str = "main") -> float | None:
-    """``name{output=...}`` as the run's metrics endpoint serves it now (None: not yet)."""
-    ends = read_endpoints(folder / "chk")
-    if not ends or not ends.get("metrics"):
-        return None
-    try:
-        text = urllib.request.urlopen(ends["metrics"], timeout=5).read().decode()
-    except OSError:
-        return None
-    found = re.search(rf'^{name}{{[^}}]*output="{output}"[^}}]*}} (\S+)$', text, re.M)
-    return float(found.group(1)) if found else None
 
 
 def postgres_output(dsn: str, **keys: object) -> dict[str, object]:

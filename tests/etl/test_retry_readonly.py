@@ -15,6 +15,7 @@ from pathlib import Path
 from retry_harness import (
     expected_ids,
     finish,
+    metric,
     reached,
     read_jsonl,
     release,
@@ -154,3 +155,45 @@ def test_a_crash_after_a_dead_lettered_checkpoint_keeps_every_record_in_one_plac
     dead_ids = [r["record"]["id"] for r in letters]
     assert 8 in {r["batch_id"] for r in letters} and 8 not in before
     assert sorted(output_ids(out / "main.jsonl") + dead_ids) == expected_ids()
+
+
+def delta_ids(path: Path) -> list[int]:
+    from deltalake import DeltaTable
+
+    return sorted(DeltaTable(str(path)).to_pyarrow_table(columns=["id"]).column("id")
+                  .to_pylist())
+
+
+def test_pause_rides_out_a_delta_table_folder_that_refuses_commits_exactly(tmp_path):
+    """A Delta table's commit (its new files and log entry) refused by a read-only folder:
+    the checkpoint is durable, so the run pauses with the breaker open and retries the
+    commit -- asking the table first whether it landed -- until the folder takes writes
+    again; the table then holds every record once."""
+    data = write_input(tmp_path / "input.jsonl")
+    out = tmp_path / "out"
+    out.mkdir()
+    spec = write_spec(tmp_path, data, {
+        "type": "delta", "path": str(out / "events"),
+        "retry": {"max_attempts": 2, "initial_backoff_ms": 10, "max_backoff_ms": 20},
+        "circuit_breaker": {"failure_threshold": 2, "probe_interval_ms": 100},
+        "on_sink_failure": "pause"}, gates=[200])
+    proc = start(spec, tmp_path, "--metrics-port", "0", without_dac_override=True)
+    try:
+        wait_for(lambda: reached(tmp_path, 200), "record 200", proc)
+        set_writable(out, False)
+        release(tmp_path, 200)
+        # paused: the breaker open (1), as the run's metrics endpoint says
+        wait_for(lambda: metric(tmp_path, "surestream_sink_circuit_state") == 1,
+                 "the breaker to open", proc)
+        assert proc.poll() is None
+        set_writable(out, True)
+        code, text = finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        set_writable(out, True)
+    assert code == 0, text
+    assert delta_ids(out / "events") == expected_ids()
+    health = summary(tmp_path)["sinks"]["main"]
+    assert health["breaker_opened"] >= 1 and health["circuit"] == "closed"
+    assert "Permission denied" in health["last_error"]
