@@ -114,3 +114,13 @@ def test_the_spec_keys_on_an_output():
 def test_contradictory_or_bad_keys_are_refused_naming_them(keys, why):
     with pytest.raises(ValidationError, match=why):
         spec(**keys)
+
+
+def test_a_dead_letter_on_another_outputs_path_is_refused():
+    s = PipelineSpec.model_validate({
+        "pipeline": "p", "source": {"type": "file", "path": "in.jsonl"},
+        "outputs": {"main": {"type": "file", "path": "out.jsonl", "on_sink_failure": "dlq",
+                             "dead_letter": {"path": "late.jsonl"}},
+                    "errors": {"type": "file", "path": "late.jsonl"}}})
+    problems = dict(s.output_path_problems())
+    assert any("dead_letter" in f or "dead_letter" in why for f, why in problems.items())

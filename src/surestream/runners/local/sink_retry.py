@@ -126,6 +126,8 @@ class ResilientSink:
         #: the processing time of the open epoch (``failed_at_ms``): the runner's value
         #: when the epoch began, stored in the checkpoint before it (``error_outputs``)
         self._stamp = 0
+        #: why the batch being dead-lettered failed (its records' ``error``)
+        self._dead_letter_reason = ""
 
     # -- delegation ----------------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
@@ -284,6 +286,9 @@ class ResilientSink:
         if res.fail_fast or res.on_sink_failure == "fail":
             self._give_up(what, tried, error)
         if res.on_sink_failure == "dlq" and may_dead_letter:
+            self._dead_letter_reason = reason(error) if error is not None else (
+                f"not tried: the circuit breaker is open (last error: "
+                f"{self.health.last_error})")
             if self.resilience.circuit_breaker is not None and self.breaker.state != OPEN:
                 self.breaker.trip()  # the next batches go to the dead letter until a probe
             return _DeadLetter()
@@ -370,7 +375,7 @@ class ResilientSink:
         """The epoch's records to the dead-letter file (staged for checkpoint n, visible
         at its commit); the sink is reset to its last checkpoint before its next batch."""
         assert self.dead_letter is not None
-        error = self.health.last_error or "the sink was not tried (breaker open)"
+        error = self._dead_letter_reason
         failed_at = self._stamp
         records = 0
         with concerning(self.dead_letter_label):
@@ -391,9 +396,10 @@ class ResilientSink:
                 self.dead_letter.write(rows)
                 records += frame.height
             dlq = self.dead_letter.pre_commit(checkpoint_id)
-        self.health.dlq_records += records
-        self.health.dlq_batches += 1
-        self.health.dead_lettered.append(checkpoint_id)
+        if records:
+            self.health.dlq_records += records
+            self.health.dlq_batches += 1
+            self.health.dead_lettered.append(checkpoint_id)
         self._frames = []
         self._dirty = True  # whatever the sink staged of this epoch goes at the next reset
         base = None if self._base is None else [self._base[0], self._base[1]]
