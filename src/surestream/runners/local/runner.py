@@ -135,14 +135,7 @@ class LocalRunner:
         outputs = dict(spec.outputs)
         outputs.setdefault(ERRORS_TAG, FileSink(path=str(spec.errors_default_path())))
         self.error_outputs = ErrorOutputs(outputs)
-        self.sinks = {tag: open_sink(s, spec.resolve,
-                                     sink_context(spec, tag, self.error_outputs.tags))
-                      for tag, s in outputs.items()}
-        for sink in self.sinks.values():  # fault points inside a sink's commit (Kafka)
-            if hasattr(sink, "on_point"):
-                sink.on_point = faults.reached
-            if hasattr(sink, "epoch_of"):  # the id the records being written will commit as
-                sink.epoch_of = lambda: self.coordinator.next_id
+        self.sinks = {tag: self._open_sink(outputs, tag) for tag in outputs}
         self.sinks = self._resilient_sinks(outputs)  # retries, breaker, dead letter
         #: processing time, read once per checkpoint (``error_outputs``: recorded_at_ms)
         self.clock = self.step_clock or clock or wall_clock_ms
@@ -190,6 +183,16 @@ class LocalRunner:
         #: the run is over at start: a killed run's final checkpoint was committed
         self._over = False
 
+    def _open_sink(self, outputs: dict[str, Any], tag: str) -> Any:
+        """The sink of output ``tag``, with the runner's hooks in it."""
+        sink = open_sink(outputs[tag], self.spec.resolve,
+                         sink_context(self.spec, tag, self.error_outputs.tags))
+        if hasattr(sink, "on_point"):  # fault points inside a sink's commit (Kafka)
+            sink.on_point = faults.reached
+        if hasattr(sink, "epoch_of"):  # the id the records being written will commit as
+            sink.epoch_of = lambda: self.coordinator.next_id
+        return sink
+
     def _resilient_sinks(self, outputs: dict[str, Any]) -> dict[str, Any]:
         """Each sink whose output asks for retries, a breaker or a dead letter, wrapped
         (``sink_retry``); the others as they are."""
@@ -201,7 +204,8 @@ class LocalRunner:
             waiting=lambda: self.telemetry.publish(self) if self.telemetry.due() else None)
         return {tag: resilient(sink, resilience_of(outputs[tag]), tag=tag,
                                label=output_label(tag, sink), hooks=hooks,
-                               resolve=self.spec.resolve)
+                               resolve=self.spec.resolve,
+                               factory=lambda tag=tag: self._open_sink(outputs, tag))
                 for tag, sink in self.sinks.items()}
 
     def _open_inputs(self) -> Interleaver:

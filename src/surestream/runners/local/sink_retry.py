@@ -5,10 +5,11 @@
 without them is not wrapped and behaves as it always has.
 
 **Never twice.** A sink that failed half-way (a COPY cut off, a transaction left open, a
-staging file half written) is in a state nobody should guess at. So every attempt after a
-failure starts by *resetting* the sink to the last checkpoint it is known to hold: it is
-closed, opened again (a new connection) and ``recover``ed to that checkpoint -- which
-discards whatever was staged after it. A pre-commit attempt then writes the epoch's records
+staging file half written, frames buffered in memory) is in a state nobody should guess
+at. So every attempt after a failure starts by *resetting* the sink to the last checkpoint
+it is known to hold: it is closed and replaced by a new one (a new connection, nothing in
+memory), opened and ``recover``ed to that checkpoint -- which discards whatever was staged
+after it. A pre-commit attempt then writes the epoch's records
 again (the wrapper keeps references to them until the checkpoint is taken) and stages them;
 a commit attempt is ``recover(committable, n)`` itself, which first asks the sink whether
 checkpoint n already landed (its commits record) and commits it only if not. The sinks'
@@ -105,9 +106,13 @@ class ResilientSink:
     sink's."""
 
     def __init__(self, inner: Any, resilience: SinkResilience, *, tag: str, label: str,
-                 hooks: RunnerHooks, dead_letter: LineFileSink | None = None,
+                 hooks: RunnerHooks, factory: Callable[[], Any],
+                 dead_letter: LineFileSink | None = None,
                  rng: random.Random | None = None) -> None:
         self.inner = inner
+        #: a new sink like ``inner``, unopened: a reset starts from one, so nothing the
+        #: failed one held in memory (buffered frames, an open transaction) survives
+        self.factory = factory
         self.resilience = resilience
         self.tag, self.label, self.hooks = tag, label, hooks
         self.dead_letter = dead_letter
@@ -360,6 +365,7 @@ class ResilientSink:
     def _reset_inner(self) -> None:
         with contextlib.suppress(Exception):  # it may be broken: the reopen says so
             self.inner.close()
+        self.inner = self.factory()
         if self._base is None:  # nothing landed since the run began afresh
             self.inner.open(True)
         else:
@@ -422,7 +428,8 @@ class ResilientSink:
 
 
 def resilient(sink: Any, resilience: SinkResilience, *, tag: str, label: str,
-              hooks: RunnerHooks, resolve: Callable[[str], Path]) -> Any:
+              hooks: RunnerHooks, resolve: Callable[[str], Path],
+              factory: Callable[[], Any]) -> Any:
     """``sink`` wrapped when its output asks for retries, a breaker or a dead letter;
     else ``sink`` itself (today's behaviour, unchanged)."""
     if not resilience.configured:
@@ -431,7 +438,7 @@ def resilient(sink: Any, resilience: SinkResilience, *, tag: str, label: str,
     if resilience.dead_letter is not None:
         dead = LineFileSink(resolve(resilience.dead_letter.path), "jsonl")
     return ResilientSink(sink, resilience, tag=tag, label=label, hooks=hooks,
-                         dead_letter=dead)
+                         factory=factory, dead_letter=dead)
 
 
 def unwrapped(sink: Any) -> Any:
