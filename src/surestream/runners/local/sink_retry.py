@@ -176,7 +176,7 @@ class ResilientSink:
         except Exception as e:  # noqa: BLE001 - any failure: redone at the pre-commit
             self._failed(e)
             if self.resilience.fail_fast:
-                self._give_up(f"write of checkpoint {self._epoch_id()}'s records", 1, e)
+                self._give_up("write of the open checkpoint's records", 1, e)
 
     def pre_commit(self, checkpoint_id: int) -> Any:
         self._pending_id = checkpoint_id
@@ -371,10 +371,6 @@ class ResilientSink:
         else:
             self.inner.open(False)
             self.inner.recover(self._base[1], self._base[0])
-
-    def _epoch_id(self) -> int | str:
-        epoch_of = getattr(self.inner, "epoch_of", None)
-        return epoch_of() if callable(epoch_of) else "the open"
 
     # -- the dead letter -----------------------------------------------------------------
     def _to_dead_letter(self, checkpoint_id: int) -> dict[str, Any]:
