@@ -49,6 +49,7 @@ from surestream.runners.local.checkpoint_store import CheckpointError, Checkpoin
 from surestream.runners.local.error_budget import budget_problem
 from surestream.runners.local.failures import RunFailure
 from surestream.runners.local.results import RunResult
+from surestream.runners.local.sink_retry import health_lines
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 ENDPOINT_NAMES = {"metrics": "metrics", "ui": "web view"}
@@ -114,6 +115,8 @@ def _execute(args: argparse.Namespace, spec: PipelineSpec,
     if result.restored_from is not None:
         print(f"  resumed from checkpoint {result.restored_from}", file=sys.stderr)
     display.console.print(outputs_table(result.written, result.outputs))
+    for line in health_lines(result.sink_health):  # retries, breaker, dead letter
+        print(line, file=sys.stderr)
     if getattr(args, "summary", None):
         Path(args.summary).write_text(json.dumps(result.summary(), default=str))
     problem = None if runner_kwargs.get("stop_after_checkpoint") else \

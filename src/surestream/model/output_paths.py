@@ -78,6 +78,10 @@ def claims(spec: Any) -> list[Claim]:
         elif isinstance(sink, DuckDBSink):
             out.append(Claim(field, _resolved(spec.resolve(sink.path)), "DuckDB file",
                              sink.table))
+        dead = getattr(sink, "dead_letter", None)  # on_sink_failure: dlq (sink_resilience)
+        if dead is not None:
+            out.append(Claim(f"outputs.{tag}.dead_letter.path",
+                             _resolved(spec.resolve(dead.path)), "file"))
     if ERRORS_TAG not in spec.outputs:
         out.append(Claim("the default errors output (outputs.errors is not set)",
                          _resolved(spec.errors_default_path()), "file"))

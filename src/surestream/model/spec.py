@@ -39,6 +39,13 @@ from surestream.model.plan_shapes import (
     late_destinations,
 )
 from surestream.model.problems import SpecProblems, key_path
+from surestream.model.sink_resilience import (
+    CircuitBreakerPolicy,
+    DeadLetterFile,
+    RetryPolicy,
+    SinkFailureAction,
+    resilience_problem,
+)
 from surestream.model.steps import USER_CODE, Name, Step
 from surestream.model.stream_graph import (  # noqa: F401 - re-exported: the spec's names
     ERRORS_TAG,
@@ -241,6 +248,27 @@ class _SinkBase(_Strict):
                           "`exception` hold the error's category and exception class, "
                           "`recorded_at_ms` the processing time it was recorded at (one "
                           "per checkpoint). Default: the first six")
+    # -- when writing fails (model/sink_resilience.py, docs/etl-retry.md) --
+    retry: RetryPolicy | None = Field(
+        None, description="retry a failing write, pre-commit or commit with exponential "
+                          "backoff: `{max_attempts, initial_backoff_ms, max_backoff_ms, "
+                          "multiplier, jitter}`; absent: one attempt")
+    circuit_breaker: CircuitBreakerPolicy | None = Field(
+        None, description="`{failure_threshold, probe_interval_ms}`: after this many "
+                          "consecutive failed attempts the breaker opens; while open the "
+                          "sink is tried once (half-open) every probe interval")
+    on_sink_failure: SinkFailureAction = Field(
+        "fail", description="when the attempts are spent or the breaker opens: `fail` "
+                            "(stop, exit 1, resumable), `pause` (stop reading, keep the "
+                            "state, probe until the sink is back) or `dlq` (the batch's "
+                            "records to `dead_letter`, and go on)")
+    dead_letter: DeadLetterFile | None = Field(
+        None, description="the dead-letter output of `on_sink_failure: dlq`: `{type: file, "
+                          "path}`, one JSON line per record of a failed batch with "
+                          "`batch_id`, `output`, `error`, `failed_at_ms`, `record`")
+    fail_fast: bool = Field(
+        False, description="stop the run at the first failure: no retries, no breaker, "
+                           "whatever `on_sink_failure` says")
 
     @field_validator("error_fields", mode="before")
     @classmethod
@@ -264,6 +292,9 @@ class _SinkBase(_Strict):
             raise ValueError(f"exactly_once: a {self.type} sink is {promise}; it cannot "
                              "deliver exactly once (use a file, duckdb, iceberg, delta, "
                              "postgres or kafka sink with delivery exactly_once)")
+        problem = resilience_problem(self)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
 

@@ -213,12 +213,23 @@ def _outputs(f: _Families, snap: dict[str, Any]) -> None:
                     "(dead-letter queue), the open checkpoint's included", "output")
     alerts = f.counter("surestream_alerts_fired_total", "records written to an output with a "
                        "severity column (alerts), by severity", "output", "severity")
+    retries = f.counter("surestream_sink_retries_total", "attempts of an output's write, "
+                        "pre-commit or commit after a failed one (retries and half-open "
+                        "probes)", "output")
+    circuit = f.gauge("surestream_sink_circuit_state", "an output's circuit breaker: 0 "
+                      "closed, 1 open, 2 half-open", "output")
     for o in snap.get("outputs", []):
         tag, kind = o["tag"], o.get("type")
         written.add_metric(f.labels(tag, kind), o.get("written", 0))
         committed.add_metric(f.labels(tag, kind), o.get("committed", 0))
         if o.get("errors_output"):
             dlq.add_metric(f.labels(tag), o.get("written", 0))
+        health = (o.get("sink") or {}).get("resilience")
+        if health is not None:  # retries, breaker, dead letter (runners/local/sink_retry)
+            retries.add_metric(f.labels(tag), health.get("retries", 0))
+            circuit.add_metric(f.labels(tag), health.get("circuit_state", 0))
+            if health.get("dead_letter"):
+                dlq.add_metric(f.labels(tag), health.get("dlq_records", 0))
         for severity, n in sorted(o.get("by_severity", {}).items()):
             alerts.add_metric(f.labels(tag, severity), n)
 

@@ -61,6 +61,8 @@ class RunResult:
     first_error: str | None = None
     #: the outputs that hold error records: ``errors`` and those with ``error_kinds``
     error_tags: tuple[str, ...] = ("errors",)
+    #: outputs with retries / a breaker / a dead letter: their counts (``sink_retry``)
+    sink_health: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def progress(self) -> Progress:
         """The run's final figures as a progress report (the display's last line)."""
@@ -73,7 +75,8 @@ class RunResult:
                 "elapsed_s": self.elapsed_s, "watermark": self.watermark,
                 "counters": self.counters, "written": self.written,
                 "operator_counters": self.operator_counters,
-                "restored_from": self.restored_from, "checkpoints": self.checkpoints}
+                "restored_from": self.restored_from, "checkpoints": self.checkpoints,
+                **({"sinks": self.sink_health} if self.sink_health else {})}
 
     def rows(self, tag: str = MAIN) -> list[dict[str, Any]]:
         """The records output ``tag`` held when the run ended, in commit order: kept in

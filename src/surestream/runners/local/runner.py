@@ -75,6 +75,7 @@ from surestream.runners.local.graph import CompiledStream, compile_streams, unio
 from surestream.runners.local.journal import JournalError, JournalWriter, ReplayPlan
 from surestream.runners.local.results import Progress, RunResult
 from surestream.runners.local.savepoints import finish_interrupted_install, install_savepoint
+from surestream.runners.local.sink_retry import RunnerHooks, resilient, unwrapped
 from surestream.runners.local.step_clock import StepClock
 from surestream.runners.local.telemetry import RunTelemetry
 from surestream.runners.local.unwritable import check_errors_writable, divert_unwritable
@@ -143,14 +144,8 @@ class LocalRunner:
         outputs = dict(spec.outputs)
         outputs.setdefault(ERRORS_TAG, FileSink(path=str(spec.errors_default_path())))
         self.error_outputs = ErrorOutputs(outputs)
-        self.sinks = {tag: open_sink(s, spec.resolve,
-                                     sink_context(spec, tag, self.error_outputs.tags))
-                      for tag, s in outputs.items()}
-        for sink in self.sinks.values():  # fault points inside a sink's commit (Kafka)
-            if hasattr(sink, "on_point"):
-                sink.on_point = faults.reached
-            if hasattr(sink, "epoch_of"):  # the id the records being written will commit as
-                sink.epoch_of = lambda: self.coordinator.next_id
+        self.sinks = {tag: self._open_sink(outputs, tag) for tag in outputs}
+        self.sinks = self._resilient_sinks(outputs)  # retries, breaker, dead letter
         #: processing time, read once per checkpoint (``error_outputs``: recorded_at_ms)
         self.clock = self.step_clock or clock or wall_clock_ms
         self.slots = {op.name: OperatorSlot(op.name, op, step.type,
@@ -196,6 +191,31 @@ class LocalRunner:
         self.stop_note: str | None = None
         #: the run is over at start: a killed run's final checkpoint was committed
         self._over = False
+
+    def _open_sink(self, outputs: dict[str, Any], tag: str) -> Any:
+        """The sink of output ``tag``, with the runner's hooks in it."""
+        sink = open_sink(outputs[tag], self.spec.resolve,
+                         sink_context(self.spec, tag, self.error_outputs.tags))
+        if hasattr(sink, "on_point"):  # fault points inside a sink's commit (Kafka)
+            sink.on_point = faults.reached
+        if hasattr(sink, "epoch_of"):  # the id the records being written will commit as
+            sink.epoch_of = lambda: self.coordinator.next_id
+        return sink
+
+    def _resilient_sinks(self, outputs: dict[str, Any]) -> dict[str, Any]:
+        """Each sink whose output asks for retries, a breaker or a dead letter, wrapped
+        (``sink_retry``); the others as they are."""
+        from surestream.model.sink_resilience import resilience_of
+
+        hooks = RunnerHooks(
+            recorded_at_ms=lambda: self.error_outputs.recorded_at_ms,
+            stopping=lambda: self._stop_requested,
+            waiting=lambda: self.telemetry.publish(self) if self.telemetry.due() else None)
+        return {tag: resilient(sink, resilience_of(outputs[tag]), tag=tag,
+                               label=output_label(tag, sink), hooks=hooks,
+                               resolve=self.spec.resolve,
+                               factory=lambda tag=tag: self._open_sink(outputs, tag))
+                for tag, sink in self.sinks.items()}
 
     def _open_inputs(self) -> Interleaver:
         """Every source's partitions in one fixed sequence; each watermark step that reads
@@ -738,15 +758,18 @@ class LocalRunner:
         return RunResult(
             self.spec.pipeline, self.records_in, elapsed, p.watermark, p.counters,
             {t: s.records for t, s in self.sinks.items()},
-            {t: s for t, s in self.sinks.items() if isinstance(s, MemoryCollector)},
+            {t: unwrapped(s) for t, s in self.sinks.items()
+             if isinstance(unwrapped(s), MemoryCollector)},
             {name: dict(getattr(slot.operator, "counters", {}))
              for name, slot in self.slots.items()},
             self.restored.id if self.restored else None,
             self.coordinator.taken,
-            {t: committed_output(t, s) for t, s in self.sinks.items()},
+            {t: committed_output(t, unwrapped(s)) for t, s in self.sinks.items()},
             interrupted=self.interrupted, resume_from=resume_from,
             stop_note=self.stop_note, first_error=self.first_error,
-            error_tags=tuple(self.error_outputs.tags))
+            error_tags=tuple(self.error_outputs.tags),
+            sink_health={t: s.summary() for t, s in self.sinks.items()
+                         if unwrapped(s) is not s})
 
 
 def _spec_for_history(spec: PipelineSpec) -> dict[str, Any]:

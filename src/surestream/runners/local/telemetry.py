@@ -26,6 +26,8 @@ Snapshot shape (``RunTelemetry.snapshot``; docs/metrics.md lists the metrics mad
     partitions [{source, partition, index, position, ended, watermark, lag_ms, kafka {...}}],
     outputs [{tag, type, written, committed, records_per_s, sink {...},
               by_severity {value: n} (outputs with a ``severity`` column: alerts)}],
+      (an output with retries / a breaker / a dead letter: ``sink.resilience`` {circuit,
+       circuit_state, retries, dlq_records, ...}, runners/local/sink_retry.py)
     checkpoints {taken, failures, last_success_ms, last_failure, history [...]},
     errors {by_reason {"operator|error_type": n}, latest [{...}]},
     histograms {operator_seconds {op: H}, checkpoint_seconds H,
