@@ -202,21 +202,5 @@ class DataQualityStep(BaseModel):
                    if r.rule == "unique")
 
 
-def rule_summary(rule: QualityRule) -> str:
-    """A short text of what a rule checks (``amount in [0, 10000]``), for logs."""
-    cols = ", ".join(rule.checked_columns)
-    if rule.rule == "range":
-        lo = "-inf" if rule.min is None else rule.min
-        hi = "+inf" if rule.max is None else rule.max
-        return f"{cols} in [{lo}, {hi}]"
-    if rule.rule == "regex":
-        return f"{cols} ~ {rule.pattern}"
-    if rule.rule == "expression":
-        return str(rule.sql)
-    if rule.rule == "function":
-        return str(rule.function)
-    return f"{rule.rule}({cols})"
-
-
 __all__ = ["DEFAULT_QUARANTINE_TAG", "QUARANTINE_COLUMNS", "DataQualityStep", "QualityRule",
-           "UniqueWindow", "rule_summary"]
+           "UniqueWindow"]

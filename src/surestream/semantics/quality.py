@@ -226,7 +226,7 @@ class DataQualityOperator:
             return frame.select(text.alias("r")).to_series().to_list()
         if rule.rule == "expression":
             return [f"condition {rule.sql} is not true"] * rows.size
-        return [f"check {rule.function} returned false"] * rows.size
+        return [f"check {function_name(rule.function)} returned false"] * rows.size
 
     def _quarantine(self, batch: Batch, owner: np.ndarray) -> Batch:
         """The quarantined records, in input order, with the rule that sent each."""
@@ -328,6 +328,13 @@ class DataQualityOperator:
         return {"keys": sum(g["keys"] for g in gauges), "bytes": sum(g["bytes"] for g in gauges)}
 
 
+def function_name(function: Any) -> str:
+    """``"pkg.mod:fn"`` as written, or a Python callable's ``module:qualname``."""
+    if isinstance(function, str):
+        return function
+    return f"{getattr(function, '__module__', '?')}:{getattr(function, '__qualname__', function)}"
+
+
 def _keys_only(batch: Batch, columns: list[str]) -> Batch:
     """The batch's key columns, with each row's position as its ``seq`` (to read back which
     rows a keep-first state kept) and the batch's event time and watermark."""
@@ -363,8 +370,8 @@ def _user_check(frame: pl.DataFrame, function: Callable[[pl.DataFrame], Any],
             or len(result) != frame.height:
         got = (f"a {result.dtype} Series of {len(result)}" if isinstance(result, pl.Series)
                else type(result).__name__)
-        raise TypeError(f"check {rule.function} must return a boolean polars Series with one "
-                        f"value per row ({frame.height}); got {got}")
+        raise TypeError(f"check {function_name(rule.function)} must return a boolean polars "
+                        f"Series with one value per row ({frame.height}); got {got}")
     return ~result.fill_null(False).to_numpy().astype(bool)
 
 
