@@ -219,3 +219,18 @@ def test_unique_within_a_window_needs_a_watermark_before_it():
     rule = {"name": "u", "rule": "unique", "column": "k", "within": {"window_ms": 1000}}
     with pytest.raises(SpecError, match="needs event time; put a `watermark` step"):
         memory_spec([], [{"type": "data_quality", "rules": [rule]}])
+
+
+def test_the_python_api_builds_the_same_step():
+    from surestream.api import Pipeline, memory
+
+    p = Pipeline("dq-api", batch_size=2)
+    (p.read_records([{"id": 1, "amount": 5}, {"id": 2, "amount": 50}])
+     .data_quality([{"name": "small", "rule": "range", "column": "amount", "max": 10}],
+                   name="checks", quarantine_output_tag="too_big")
+     .to(memory()))
+    p.output("too_big", memory())
+    result = p.run()
+    assert ids(result.rows("main")) == [1]
+    assert [(r["id"], r["dq_reason"]) for r in result.rows("too_big")] == [
+        (2, "amount 50 > max 10")]
