@@ -234,3 +234,16 @@ def test_the_python_api_builds_the_same_step():
     assert ids(result.rows("main")) == [1]
     assert [(r["id"], r["dq_reason"]) for r in result.rows("too_big")] == [
         (2, "amount 50 > max 10")]
+
+
+@pytest.mark.parametrize("records, values, passing, reasons", [
+    ([{"v": 1.5}, {"v": 2.0}], [2], [2.0], ["v '1.5' is not in [2]"]),  # 2 is 2.0 here
+    ([{"v": 1}, {"v": 2}], [1.5, 2], [2], ["v '1' is not in [1.5, 2]"]),  # 1.5 is not 1
+    ([{"v": 1}, {"v": 2}], ["1"], [1], ["v '2' is not in ['1']"]),  # text for text
+    ([{"v": [1, 2]}, {"v": [3]}], [[1, 2]], [[1, 2]], ["v '[3]' is not in [[1, 2]]"]),
+])
+def test_in_set_compares_values_of_other_types_exactly(records, values, passing, reasons):
+    rules = [{"name": "r", "rule": "in_set", "column": "v", "values": values}]
+    out = run_steps(records, [{"type": "data_quality", "name": "c", "rules": rules}])
+    assert [r["v"] for r in out["main"]] == passing
+    assert [r["dq_reason"] for r in out["dq_failed"]] == reasons

@@ -131,7 +131,9 @@ class DataQualityOperator:
             for window in self.windows.values():  # the watermark moves: state expires
                 window.process(_keys_only(batch, window.step.key_fields))
             return {MAIN: batch}
-        outcomes = [self._evaluate(rule, batch) for rule in self.rules]
+        masks = self._built_in_masks(batch.data)
+        outcomes = [RuleOutcome(masks[i]) if i in masks else self._evaluate(rule, batch)
+                    for i, rule in enumerate(self.rules)]
         errored = np.zeros(n, dtype=bool)
         error_rows: dict[int, tuple[QualityRule, RuleOutcome, Exception]] = {}
         for rule, outcome in zip(self.rules, outcomes, strict=True):
@@ -167,16 +169,26 @@ class DataQualityOperator:
             out[ERRORS] = self._errors(batch, error_rows)
         return out
 
+    def _built_in_masks(self, frame: pl.DataFrame) -> dict[int, np.ndarray]:
+        """Rule index -> failure mask of every rule decided by the frame alone (the
+        built-in rules and ``unique`` within a batch), in one ``select``: polars runs
+        the expressions together, in parallel."""
+        exprs = {}
+        for i, rule in enumerate(self.rules):
+            if rule.rule in BUILT_IN:
+                exprs[i] = BUILT_IN[rule.rule](frame, rule)[0]
+            elif rule.rule == "unique" and rule.name not in self.windows:
+                exprs[i] = unique_in_batch(frame, rule)[0]
+        if not exprs:
+            return {}
+        masks = frame.select([e.fill_null(False).alias(f"r{i}") for i, e in exprs.items()])
+        return {i: masks.get_column(f"r{i}").to_numpy().astype(bool) for i in exprs}
+
     def _evaluate(self, rule: QualityRule, batch: Batch) -> RuleOutcome:
+        """A rule the frame alone does not decide: a window, a SQL condition, user code."""
         frame = batch.data
-        if rule.rule in BUILT_IN:
-            fail, _ = BUILT_IN[rule.rule](frame, rule)
-            return RuleOutcome(_mask(frame, fail))
         if rule.rule == "unique":
-            window = self.windows.get(rule.name)
-            if window is None:
-                fail, _ = unique_in_batch(frame, rule)
-                return RuleOutcome(_mask(frame, fail))
+            window = self.windows[rule.name]
             kept = window.process(_keys_only(batch, rule.checked_columns))[MAIN]
             fail = np.ones(len(batch), dtype=bool)
             fail[kept.seq] = False
@@ -345,11 +357,6 @@ def _keys_only(batch: Batch, columns: list[str]) -> Batch:
     return Batch(data=batch.data.select(present), wm=batch.wm,
                  seq=np.arange(len(batch), dtype=np.int64), wm_end=batch.wm_end,
                  ts=batch.ts)
-
-
-def _mask(frame: pl.DataFrame, expr: pl.Expr) -> np.ndarray:
-    """A boolean expression over ``frame`` as a numpy mask (null: false)."""
-    return frame.select(expr.fill_null(False).alias("m")).to_series().to_numpy().astype(bool)
 
 
 def _condition(frame: pl.DataFrame, expr: pl.Expr) -> np.ndarray:

@@ -20,6 +20,7 @@ than passing unseen. ``regex`` looks for the pattern in the value's text (search
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,9 +36,19 @@ def _present(frame: pl.DataFrame, column: str) -> bool:
     return column in frame.columns
 
 
-def _text(expr: pl.Expr) -> pl.Expr:
-    """A value as text for a reason (nested values as their JSON-like text)."""
-    return expr.cast(pl.String, strict=False).fill_null("?")
+def _text(frame: pl.DataFrame, column: str) -> pl.Expr:
+    """A column's values as text, for reasons (which are built for failing rows only: a
+    nested value -- a list, a struct -- is written as JSON one value at a time)."""
+    if frame.schema[column].is_nested():
+        return pl.col(column).map_elements(_json_text, return_dtype=pl.String,
+                                           skip_nulls=False)
+    return pl.col(column).cast(pl.String, strict=False).fill_null("?")
+
+
+def _json_text(value: Any) -> str:
+    if isinstance(value, pl.Series):  # polars hands a list value over as a Series
+        value = value.to_list()
+    return json.dumps(value, default=str, separators=(",", ":"))
 
 
 def _numbers(frame: pl.DataFrame, column: str) -> tuple[pl.Expr, pl.Expr]:
@@ -82,7 +93,7 @@ def range_rule(frame: pl.DataFrame, rule: QualityRule) -> tuple[pl.Expr, pl.Expr
         if not _present(frame, c):
             continue
         value, not_number = _numbers(frame, c)
-        shown = _text(pl.col(c))
+        shown = _text(frame, c)
         parts.append((not_number, pl.format("{} '{}' is not a number", pl.lit(c), shown)))
         if rule.min is not None:
             parts.append(((value < rule.min).fill_null(False),
@@ -105,23 +116,33 @@ def regex_rule(frame: pl.DataFrame, rule: QualityRule) -> tuple[pl.Expr, pl.Expr
         else:
             text = col if frame.schema[c] == pl.String else col.cast(pl.String, strict=False)
             cond = (col.is_not_null() & ~text.str.contains(pattern).fill_null(False))
-        parts.append((cond, pl.format("{} '{}' does not match {}", pl.lit(c), _text(col),
+        parts.append((cond, pl.format("{} '{}' does not match {}", pl.lit(c), _text(frame, c),
                                       pl.lit(pattern))))
     return _any([cond for cond, _ in parts]), _first_reason(parts)
 
 
 def _in_values(frame: pl.DataFrame, column: str, values: list[Any]) -> pl.Expr:
-    """Whether each value is one of ``values``: compared as the column's type when the
-    values fit it, else as text (``1`` and ``"1"`` are then the same)."""
+    """Whether each value is one of ``values``: compared in the column's type when every
+    value converts to it exactly (``2`` for a float column is 2.0), else as text (``"1"``
+    for an integer column matches 1). A nested column (lists, structs) that polars cannot
+    compare is compared as JSON text, one value at a time (the only per-record path)."""
     col = pl.col(column)
+    dtype = frame.schema[column]
     try:
-        candidate = pl.Series(values, strict=False)
-        frame.head(0).select(col.is_in(candidate.implode()))
-        frame.head(1).select(col.is_in(candidate.implode()))
-        return col.is_in(candidate.implode())
-    except Exception:  # noqa: BLE001 - types that do not compare: compare their text
-        texts = pl.Series([_plain_text(v) for v in values], dtype=pl.String)
-        return col.cast(pl.String, strict=False).is_in(texts.implode())
+        given = pl.Series(values, strict=False)
+        candidate = given.cast(dtype, strict=True)
+        if not given.equals(candidate.cast(given.dtype, strict=False)):
+            raise ValueError("a value changes in the column's type (1.5 -> 1)")
+        expr = col.is_in(candidate.implode())
+        frame.head(1).select(expr)  # types polars cannot compare fail here
+        return expr
+    except Exception:  # noqa: BLE001 - the values are not of the column's type
+        pass
+    if dtype.is_nested():
+        wanted = {_json_text(v) for v in values}
+        return col.map_elements(lambda v: _json_text(v) in wanted, return_dtype=pl.Boolean)
+    texts = pl.Series([_plain_text(v) for v in values], dtype=pl.String)
+    return col.cast(pl.String, strict=False).is_in(texts.implode())
 
 
 def _plain_text(value: Any) -> str:
@@ -141,7 +162,7 @@ def in_set_rule(frame: pl.DataFrame, rule: QualityRule) -> tuple[pl.Expr, pl.Exp
             continue
         col = pl.col(c)
         cond = col.is_not_null() & ~_in_values(frame, c, values).fill_null(False)
-        parts.append((cond, pl.format("{} '{}' is not in [{}]", pl.lit(c), _text(col),
+        parts.append((cond, pl.format("{} '{}' is not in [{}]", pl.lit(c), _text(frame, c),
                                       pl.lit(shown))))
     return _any([cond for cond, _ in parts]), _first_reason(parts)
 
@@ -156,8 +177,8 @@ def key_text(columns: Sequence[str], frame: pl.DataFrame) -> pl.Expr:
     """``user_id 7`` or ``(a, b) (1, x)``: a key and its value, for a reason."""
     present = [c for c in columns if _present(frame, c)]
     if len(columns) == 1 and present:
-        return pl.format("{} {}", pl.lit(columns[0]), _text(pl.col(columns[0])))
-    values = pl.concat_str([_text(pl.col(c)) for c in present], separator=", ") \
+        return pl.format("{} {}", pl.lit(columns[0]), _text(frame, columns[0]))
+    values = pl.concat_str([_text(frame, c) for c in present], separator=", ") \
         if present else pl.lit("")
     return pl.format("({}) ({})", pl.lit(", ".join(columns)), values)
 
