@@ -161,6 +161,8 @@ class DataQualityOperator:
                             rule.severity, k, checked,
                             self._reasons(batch, rule, np.flatnonzero(failed)[:1])[0])
         quarantined = owner >= 0
+        if not error_rows and not quarantined.any():
+            return {MAIN: batch}  # the common case: no copy
         out: Outputs = {MAIN: batch.filter(ok & ~quarantined)}
         if quarantined.any():
             self.counters["dq_quarantined"] += int(quarantined.sum())
