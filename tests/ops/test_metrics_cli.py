@@ -32,7 +32,9 @@ from surestream.runners.local.runner import LocalRunner
 #: any other problem is ours to fix
 CONTRACT_MS_NAMES = {"flink_watermark_lag_ms", "flink_checkpoint_duration_ms",
                      "surestream_watermark_ms", "surestream_watermark_lag_ms",
-                     "surestream_partition_watermark_ms", "surestream_partition_watermark_lag_ms"}
+                     "surestream_partition_watermark_ms", "surestream_partition_watermark_lag_ms",
+                     # issue 14's late-data range (its brief names them so)
+                     "surestream_late_event_time_min_ms", "surestream_late_event_time_max_ms"}
 
 
 def surestream_run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
