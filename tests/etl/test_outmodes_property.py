@@ -85,3 +85,57 @@ def test_update_rows_equal_the_reference_at_every_batch_size(head, tail, timeout
                 runtime={"batch_size": batch_size, "interleave_records": 7})
             got = run(spec).rows("main")
         assert got == expected, batch_size
+
+
+def window_reference(records: list[dict], size: int, slide: int, lateness: int
+                     ) -> tuple[list[tuple], list[int]]:
+    """(key, window_start, count, sum, version) per record and window it joins, newest
+    window first; and the timestamps of the records that join no window (late): a window
+    takes a record while its end - 1 + lateness is after the watermark (SEMANTICS §5)."""
+    sums: dict = {}
+    wm, out, late = NEG_INF, [], []
+    for r in records:
+        ts, joined = r["ts"], False
+        start = ts - ts % slide
+        while start > ts - size:
+            if start + size - 1 + lateness > wm:
+                n, s = sums.get((r["k"], start), (0, 0))
+                sums[(r["k"], start)] = (n + 1, s + r["q"])
+                out.append((r["k"], start, n + 1, s + r["q"], n + 1))
+                joined = True
+            start -= slide
+        if not joined:
+            late.append(ts)
+        wm = max(wm, ts - LAG - 1)
+    return out, late
+
+
+window_record = st.fixed_dictionaries({"k": st.sampled_from(["a", "b"]),
+                                       "ts": st.integers(0, 3000),
+                                       "q": st.integers(-100, 100)})
+
+
+@settings(max_examples=10, deadline=None)
+@given(records=st.lists(window_record, min_size=1, max_size=40),
+       shape=st.sampled_from([(500, 500, 0), (500, 250, 0), (400, 400, 150)]))
+def test_window_update_rows_equal_the_reference_at_every_batch_size(records, shape):
+    size, slide, lateness = shape
+    window = {"type": "window", "name": "w", "key_fields": ["k"], "size_ms": size,
+              "kind": "tumbling" if slide == size else "sliding",
+              "aggregations": {"n": "count()", "s": "sum(q)"}, "output_mode": "update",
+              "allowed_lateness_ms": lateness, **({} if slide == size else
+                                                  {"slide_ms": slide})}
+    expected, late = window_reference(records, size, slide, lateness)
+    for batch_size in (1, 3, 1000):
+        with tempfile.TemporaryDirectory() as d:
+            spec = PipelineSpec(
+                pipeline="prop", source={"type": "memory", "records": records},
+                steps=[{"type": "watermark", "timestamp_column": "ts",
+                        "max_out_of_orderness_ms": LAG}, window],
+                outputs={"main": {"type": "memory"}, "late_window": {"type": "memory"}},
+                checkpoint={"dir": d}, runtime={"batch_size": batch_size})
+            result = run(spec)
+        got = [(r["k"], r["window_start"], r["n"], r["s"], r["version"])
+               for r in result.rows("main")]
+        assert got == expected, batch_size
+        assert [r["ts"] for r in result.rows("late_window")] == late

@@ -112,8 +112,8 @@ def test_complete_into_duckdb_replace_holds_each_key_once(tmp_path):
 @pytest.mark.parametrize(("mode", "fault"), [
     ("complete", "checkpoint.durable:3"), ("complete", "postgres.staged:4"),
     ("update", "checkpoint.pre_committed:3"), ("update", "postgres.committed:2")])
-def test_killed_and_restarted_the_table_equals_a_clean_run(tmp_path, postgres_dsn, mode,
-                                                          fault):  # noqa: F811
+def test_killed_and_restarted_the_table_equals_a_clean_run(
+        tmp_path, postgres_dsn, mode, fault):  # noqa: F811
     records = write_records(tmp_path / "in.jsonl")
     spec = write_spec(tmp_path, tmp_path / "in.jsonl", mode,
                       {"type": "postgres", "dsn": postgres_dsn, "table": "totals",
