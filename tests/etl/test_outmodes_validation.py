@@ -151,3 +151,10 @@ def test_surestream_validate_names_the_output_and_exits_nonzero(tmp_path: Path):
     assert done.returncode != 0
     text = done.stdout + done.stderr
     assert "outputs.main" in text and "a file only appends" in text
+
+
+def test_a_stateful_step_after_a_complete_result_is_refused():
+    again = {"type": "aggregate", "name": "again", "aggregations": "v:sum"}
+    message = refusal(pipeline([COMPLETE, again], {"type": "memory"}))
+    assert "steps[1]" in message and "'again'" in message
+    assert "once per checkpoint" in message

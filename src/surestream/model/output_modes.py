@@ -67,22 +67,15 @@ def kafka_idempotence(data: Any) -> Any:
     return data
 
 
-def running_steps(spec: PipelineSpec) -> dict[str, tuple[int, Any]]:
-    """stream -> (index, step) of its last aggregation in update or complete mode."""
-    found: dict[str, tuple[int, Any]] = {}
-    for sname, stream in spec.all_streams.items():
-        for i, step in enumerate(stream.steps):
-            if isinstance(step, WindowStep | AggregateStep) and step.output_mode != "append":
-                found[sname] = (i, step)
-    return found
-
-
 def complete_tags(spec: PipelineSpec) -> dict[str, tuple[str, Any]]:
     """tag -> (stream, step) for every stream whose records are a complete result table:
-    a stream with an aggregation in complete mode, and the streams that read one."""
+    a stream with an aggregation in complete mode (its first), and the streams that read
+    one."""
     tags: dict[str, tuple[str, Any]] = {}
-    for sname, (_, step) in running_steps(spec).items():
-        if step.output_mode == "complete":
+    for sname, stream in spec.all_streams.items():
+        step = next((s for s in stream.steps if isinstance(s, WindowStep | AggregateStep)
+                     and s.output_mode == "complete"), None)
+        if step is not None:
             tags[sname] = (sname, step)
     changed = True
     while changed:
@@ -110,6 +103,7 @@ def output_mode_problems(spec: PipelineSpec) -> list[Problem]:
     timeout has no watermark to go by."""
     problems = _timeout_problems(spec)
     complete = complete_tags(spec)
+    problems += _stateful_after_complete(spec, complete)
     for tag, sink in spec.outputs.items():
         where = key_path("outputs", tag)
         if tag in complete:
@@ -128,6 +122,26 @@ def output_mode_problems(spec: PipelineSpec) -> list[Problem]:
                 "output_mode complete result (its records would replace the table's at every "
                 "checkpoint and earlier ones would be lost); feed it from a window or "
                 "aggregate step with output_mode complete, or use mode append")))
+    return problems
+
+
+def _stateful_after_complete(spec: PipelineSpec, complete: dict[str, tuple[str, Any]]
+                             ) -> list[Problem]:
+    """A complete result is the whole table again at every checkpoint: a window, aggregate
+    or dedup after it would take each result once per checkpoint (Spark refuses chained
+    streaming aggregations for the same reason)."""
+    problems = []
+    for sname, (origin, step) in complete.items():
+        steps = spec.all_streams[sname].steps
+        start = steps.index(step) + 1 if sname == origin else 0
+        for i in range(start, len(steps)):
+            later = steps[i]
+            if later.type in ("window", "aggregate", "keyed_dedup", "process"):
+                problems.append((step_path(spec, sname, i), (
+                    f"step {later.name!r} ({later.type}) reads the output_mode complete "
+                    f"result of step {step.name!r}, which is the whole table again at every "
+                    "checkpoint: it would take each result once per checkpoint; aggregate "
+                    "once, or give the first step output_mode update")))
     return problems
 
 
