@@ -49,6 +49,7 @@ from surestream.model.spec import (
 )
 from surestream.model.steps import (
     MAX_WINDOWS_PER_RECORD,
+    AggregateStep,
     BroadcastEnrichStep,
     FilterStep,
     KeyedDedupStep,
@@ -139,12 +140,22 @@ class Stream:
                size_ms: int | None = None, slide_ms: int | None = None,
                gap_ms: int | None = None, offset_ms: int = 0, allowed_lateness_ms: int = 0,
                late_output_tag: str = "late_window",
-               max_windows_per_record: int = MAX_WINDOWS_PER_RECORD) -> Stream:
+               max_windows_per_record: int = MAX_WINDOWS_PER_RECORD,
+               output_mode: str = "append") -> Stream:
         return self._add(WindowStep(
             name=name, key_fields=key_fields or [], kind=kind, size_ms=size_ms,
             slide_ms=slide_ms, gap_ms=gap_ms, offset_ms=offset_ms,
             allowed_lateness_ms=allowed_lateness_ms, late_output_tag=late_output_tag,
-            aggregations=aggregations, max_windows_per_record=max_windows_per_record))
+            aggregations=aggregations, max_windows_per_record=max_windows_per_record,
+            output_mode=output_mode))
+
+    def aggregate(self, name: str, *, aggregations: dict[str, Any] | str,
+                  key_fields: list[str] | None = None, output_mode: str = "update",
+                  state_timeout_ms: int | None = None) -> Stream:
+        """Running aggregates per key, no window (docs/etl.md, "Output modes")."""
+        return self._add(AggregateStep(
+            name=name, key_fields=key_fields or [], aggregations=aggregations,
+            output_mode=output_mode, state_timeout_ms=state_timeout_ms))
 
     def route(self, field: str, routes: dict[str, str], *, default: str | None = None,
               name: str = "route") -> Stream:

@@ -118,7 +118,6 @@ def _execute(args: argparse.Namespace, spec: PipelineSpec,
     display.console.print(outputs_table(result.written, result.outputs))
     for line in health_lines(result.sink_health):  # retries, breaker, dead letter
         print(line, file=sys.stderr)
-
     for line in step_summary_lines(runner):  # late data, data quality (issue 14)
         display.console.print(line, markup=False, soft_wrap=True)
     if getattr(args, "summary", None):

@@ -119,6 +119,16 @@ STEP_EXAMPLES: dict[str, str] = {
    slide_ms: 30000, late_output_tag: late_activity, aggregations: "quantity:sum,price:max"}
 - {type: window, name: sessions, key_fields: [account_id], kind: session, gap_ms: 30000,
    late_output_tag: late_sessions, aggregations: {trades: count()}}
+- {type: window, name: volume_1m_live, key_fields: [symbol], kind: tumbling, size_ms: 60000,
+   aggregations: "quantity:sum", output_mode: update}   # a row per trade, with version
+""",
+    "aggregate": """\
+- type: aggregate
+  name: per_user
+  key_fields: [user_id]
+  aggregations: {views: count(), clicks: sum(clicks), last_page: last(page)}
+  output_mode: update                # a row per record, with version (for an upsert sink)
+  state_timeout_ms: 1800000          # a user idle 30 min of event time starts afresh
 """,
     "route": """\
 - type: route

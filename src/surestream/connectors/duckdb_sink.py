@@ -64,8 +64,10 @@ LEGACY_CHECKPOINT_COLUMN = "_checkpoint"
 class DuckDBTableSink:
     guarantee: Guarantee = "exactly_once"
 
-    def __init__(self, path: Path, table: str) -> None:
+    def __init__(self, path: Path, table: str, replace: bool = False) -> None:
         self.path, self.table = path, table
+        #: ``mode: replace``: each checkpoint's rows replace the table's, in its commit
+        self.replace = replace
         self.legacy_staging = f"_surestream_staging_{table}"
         self._con: duckdb.DuckDBPyConnection | None = None
         self._frames: list[pl.DataFrame] = []
@@ -240,6 +242,8 @@ class DuckDBTableSink:
         self._check_table_kept()
         con.execute("begin")
         try:
+            if self.replace and self._exists(self.table):
+                con.execute(f"delete from {self._q(self.table)}")
             if committable["rows"]:
                 self._insert_staged(n)
             con.execute(f"insert into {COMMITS} values (?, ?, ?)",

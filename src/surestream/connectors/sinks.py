@@ -27,6 +27,7 @@ from surestream.connectors.sink_protocol import (
     reject_rows,
     type_check,
 )
+from surestream.model.output_modes import complete_tags, replaces
 from surestream.model.spec import (
     ClickHouseSink,
     DeltaSink,
@@ -46,11 +47,13 @@ class MemoryCollector:
     """Keeps committed records in memory: the test sink (``RunResult.rows(tag)``).
 
     Records become visible at commit, like every other sink, so a test sees exactly what a
-    file would hold."""
+    file would hold. With ``replace`` each checkpoint's records replace what it holds (the
+    sink of an ``output_mode: complete`` result, like a table in ``mode: replace``)."""
 
     guarantee: Guarantee = "exactly_once"
 
-    def __init__(self) -> None:
+    def __init__(self, replace: bool = False) -> None:
+        self.replace = replace
         self.frames: list[pl.DataFrame] = []
         self._open: list[pl.DataFrame] = []
         self._staged: dict[int, list[pl.DataFrame]] = {}
@@ -73,6 +76,8 @@ class MemoryCollector:
 
     def commit(self, committable: dict[str, Any]) -> None:
         frames = self._staged.pop(committable["checkpoint"], [])
+        if self.replace:
+            self.frames, self.records = [], 0
         self.frames.extend(frames)
         self.records += sum(f.height for f in frames)
 
@@ -144,6 +149,7 @@ class SinkContext:
     tag: str
     staging: Path  # this output's own folder, beside the checkpoint folder
     kind: str = "records"  # "records" | "errors" | "late"
+    complete: bool = False  # its records are an output_mode complete result table
 
 
 def sink_context(spec: Any, tag: str, error_tags: list[str]) -> SinkContext:
@@ -152,7 +158,8 @@ def sink_context(spec: Any, tag: str, error_tags: list[str]) -> SinkContext:
             if isinstance(step, LateDataStep | WindowStep) for t in step_side_tags(step)}
     kind = "errors" if tag in error_tags else "late" if tag in late else "records"
     cp = spec.checkpoint_dir()
-    return SinkContext(spec.pipeline, tag, cp.parent / f"{cp.name}-sink-staging" / tag, kind)
+    return SinkContext(spec.pipeline, tag, cp.parent / f"{cp.name}-sink-staging" / tag, kind,
+                       complete=tag in complete_tags(spec))
 
 
 def open_sink(spec: Any, resolve: Callable[[str], Path],
@@ -181,7 +188,7 @@ def open_sink(spec: Any, resolve: Callable[[str], Path],
             return ParquetDatasetSink(path, spec.partition_by)
         return LineFileSink(path, spec.format)
     if isinstance(spec, DuckDBSink):
-        return DuckDBTableSink(resolve(spec.path), spec.table)
+        return DuckDBTableSink(resolve(spec.path), spec.table, replace=spec.mode == "replace")
     if isinstance(spec, IcebergSink):
         from surestream.connectors.tables.iceberg import IcebergTableSink
 
@@ -203,7 +210,7 @@ def open_sink(spec: Any, resolve: Callable[[str], Path],
             raise ValueError("a ClickHouse output needs its SinkContext (staging)")
         return ClickHouseTableSink(spec, context.staging)
     if isinstance(spec, MemorySink):
-        return MemoryCollector()
+        return MemoryCollector(replace=replaces(spec, context is not None and context.complete))
     if isinstance(spec, StdoutSink):
         return StdoutLines()
     raise ValueError(f"unsupported sink {spec!r}")

@@ -31,6 +31,11 @@ from pydantic.json_schema import SkipJsonSchema
 from surestream.model.csv_outputs import csv_output_problems
 from surestream.model.error_kinds import ERROR_CATEGORIES, ERROR_FIELD_SOURCES, ERROR_KINDS
 from surestream.model.error_outputs import error_output_problems
+from surestream.model.output_modes import (
+    idempotence_problem,
+    kafka_idempotence,
+    output_mode_problems,
+)
 from surestream.model.plan_shapes import (
     checkpoint_enabled_problems,
     clickhouse_idempotency,
@@ -218,6 +223,13 @@ class _SinkBase(_Strict):
                           "that read exactly once with `FINAL`; `false` on a kafka sink "
                           "without `delivery` is `delivery: at_least_once`, on the other "
                           "sinks it changes nothing (they are exactly once regardless)")
+    enable_idempotence: bool | None = Field(
+        None, description="the ETL framework's switch for replay-safe writes (a checkpoint "
+                          "replayed after a crash is never written twice). Unset: true "
+                          "wherever the sink can be (every sink but `stdout`); `true` on "
+                          "`stdout` is refused (printed lines cannot be taken back); `false` "
+                          "on a kafka sink without `delivery` means `delivery: "
+                          "at_least_once`; elsewhere the sinks stay replay-safe")
     checkpoint_enabled: bool | None = Field(
         None, description="the hardening plan's statement that the sink commits at the "
                           "spec's checkpoints (every sink does): `true` needs "
@@ -295,6 +307,8 @@ class _SinkBase(_Strict):
         problem = resilience_problem(self)
         if problem is not None:
             raise ValueError(problem)
+
+        idempotence_problem(self.type, self.enable_idempotence, promise)
         return self
 
 
@@ -331,6 +345,10 @@ class DuckDBSink(_SinkBase):
     path: str = Field(description="the database file; relative to the spec's folder")
     table: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = Field(
         description="the table, created from the first records' columns if missing")
+    mode: Literal["append", "replace"] = Field(
+        "append", description="`append` (every record a new row) or `replace` (each "
+                              "checkpoint's rows replace the table's rows, in the commit's "
+                              "transaction: the sink of an `output_mode: complete` result)")
 
 
 def _iceberg_table_name(name: str) -> str:
@@ -571,8 +589,11 @@ class PostgresSink(_SinkBase):
                                         r"[A-Za-z_][A-Za-z0-9_$]{0,62}$")] = Field(
         description="`table` or `schema.table`; created from the stream's columns if "
                     "missing (the schema must exist)")
-    mode: Literal["append", "upsert", "replace_partition"] = Field(
-        "append", description="`append` (every record a new row), `upsert` (one row per "
+    mode: Literal["append", "upsert", "replace_partition", "replace"] = Field(
+        "append", description="`replace` (each checkpoint's rows replace the table's rows, "
+                              "in the transaction of its commits row: the sink of an "
+                              "`output_mode: complete` result), "
+                              "`append` (every record a new row), `upsert` (one row per "
                               "`key_columns`, a newer `version_column` value replacing an "
                               "older one, never the reverse) or `replace_partition` (each "
                               "checkpoint's rows replace every row with the same "
@@ -608,6 +629,10 @@ class MemorySink(_SinkBase):
     """Collects records in memory (tests, notebooks): read them from the run result."""
 
     type: Literal["memory"] = "memory"
+    mode: Literal["append", "replace"] | None = Field(
+        None, description="`append` (records accumulate) or `replace` (each checkpoint's "
+                          "records replace what the output holds); unset: `replace` when "
+                          "it takes an `output_mode: complete` result, else `append`")
 
 
 class StdoutSink(_SinkBase):
@@ -661,7 +686,7 @@ class KafkaSink(_SinkBase):
     @model_validator(mode="before")
     @classmethod
     def _plan_exactly_once(cls, data: Any) -> Any:
-        return kafka_exactly_once(data)
+        return kafka_idempotence(kafka_exactly_once(data))
 
 
 SinkSpec = Annotated[FileSink | DuckDBSink | MemorySink | StdoutSink | KafkaSink | IcebergSink
@@ -812,6 +837,8 @@ class PipelineSpec(_Strict):
             problems = error_output_problems(self, graph_tags(self))
         if not problems:
             problems = checkpoint_enabled_problems(self)
+        if not problems:
+            problems = output_mode_problems(self)
         if problems:
             raise SpecProblems(problems)
         return self

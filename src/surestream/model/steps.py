@@ -52,6 +52,10 @@ TimestampBound = int | str
 #: Default of ``WindowStep.max_windows_per_record`` (a sliding window's size / slide).
 MAX_WINDOWS_PER_RECORD = 1_000
 Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
+#: what an aggregation emits (Spark's output modes; docs/etl.md, "Output modes")
+OutputMode = Literal["append", "update", "complete"]
+#: the column of ``update`` / ``complete`` / aggregate rows counting the records aggregated
+VERSION_COLUMN = "version"
 Tag = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
 StepName = Annotated[Name, Field(description=(
     "the step's stable id: it ties checkpointed state, counters and error records to this "
@@ -280,6 +284,14 @@ class WindowStep(StepModel):
                     "`avg(x)`, `min(x)`, `max(x)`, `first(x)`, `last(x)`, "
                     "`vwap(price, quantity)`; or the shorthand string "
                     "`\"clicks:count,revenue:sum\"`")
+    output_mode: OutputMode = Field(
+        "append", description="`append`: each window's result once, when final (when the "
+                              "watermark passes its end; re-fired within "
+                              "`allowed_lateness_ms`); `update`: one row per record that "
+                              "changes a key+window's result -- the result after it -- with "
+                              "`version` (records aggregated so far), for an upsert sink; "
+                              "`complete`: every window's current result at every checkpoint, "
+                              "for a sink in a replace mode (docs/etl.md, 'Output modes')")
     max_windows_per_record: Annotated[int, Field(gt=0, strict=True)] = Field(
         MAX_WINDOWS_PER_RECORD,
         description="a sliding record is in ceil(size_ms / slide_ms) windows, each with its "
@@ -327,6 +339,88 @@ class WindowStep(StepModel):
                                           | set(self.key_fields))
         if clash:
             raise ValueError(f"aggregation names clash with result columns: {sorted(clash)}")
+        if self.output_mode != "append":
+            running_mode_problem(self, extra=("window_start", "window_end"))
+            if self.kind == "session":
+                raise ValueError(
+                    f"output_mode {self.output_mode} is for tumbling and sliding windows: a "
+                    "session's result moves to another key+window when sessions merge, "
+                    "which an upsert or a replaced table cannot follow; use output_mode "
+                    "append (with `supersedes`) for sessions")
+        return self
+
+
+def running_mode_problem(step: WindowStep | AggregateStep, extra: tuple[str, ...] = ()) -> None:
+    """What ``update`` / ``complete`` (and the aggregate step) compute cumulatively cannot
+    take a user aggregate function, and ``version`` is a result column of their rows."""
+    udafs = sorted(name for name, spec in step.aggregations.items() if spec.udf is not None)
+    if udafs:
+        raise ValueError(
+            f"aggregations {udafs} are user aggregate functions, which output_mode "
+            f"{step.output_mode} cannot run record by record; use the built-ins (count, "
+            "sum, avg, min, max, first, last, vwap) or a window with output_mode append")
+    reserved = {VERSION_COLUMN, *extra}
+    clash = sorted((set(step.aggregations) | set(step.key_fields)) & reserved)
+    if clash:
+        raise ValueError(f"{clash} are result columns of output_mode {step.output_mode} "
+                         "(`version` counts the records of each result); rename those key "
+                         "fields or aggregations")
+    overlap = sorted(set(step.aggregations) & set(step.key_fields))
+    if overlap:
+        raise ValueError(f"aggregations {overlap} have the names of key fields; rename them")
+
+
+class AggregateStep(StepModel):
+    """Running aggregates per key, without a window (the ETL framework's "simple
+    aggregations"): every record updates its key's result. ``output_mode`` says what
+    leaves the step: ``update`` (one row per record, the key's result after it, with
+    ``version``), ``complete`` (every key's result at every checkpoint) or ``append`` (a
+    key's result once, when its state times out or the bounded input ends). See
+    docs/etl.md, "Output modes"."""
+
+    type: Literal["aggregate"] = "aggregate"
+    name: StepName = "aggregate"
+    key_fields: list[str] = Field(default_factory=list,
+                                  description="group by these columns (none: one running "
+                                              "result over every record); result columns "
+                                              "too")
+    aggregations: Annotated[dict[str, AggregationSpec],
+                            WithJsonSchema(AGGREGATIONS_JSON_SCHEMA)] = Field(
+        description="output column: function(input column) -- `count()`, `sum(x)`, "
+                    "`avg(x)`, `min(x)`, `max(x)`, `first(x)`, `last(x)` (by event time; "
+                    "by arrival without a watermark), `vwap(price, quantity)`; or the "
+                    "shorthand string `\"clicks:count,revenue:sum\"`")
+    output_mode: OutputMode = Field(
+        "update", description="`update` (default): one row per record, its key's result "
+                              "after it, with `version` = the key's records so far (for an "
+                              "upsert sink keyed by `key_fields` with `version_column: "
+                              "version`); `complete`: every key's current result at every "
+                              "checkpoint (for a sink in a replace mode); `append`: a key's "
+                              "result once, when its state times out (needs "
+                              "`state_timeout_ms`) or the bounded input ends")
+    state_timeout_ms: PositiveMs | None = Field(
+        None, description="event time: a key whose last record (the largest event time "
+                          "among its records) is more than this behind the watermark is "
+                          "finalized -- emitted in `append` mode -- and its state dropped; "
+                          "a later record of the key starts a fresh result (version 1). "
+                          "Needs a watermark step before this one")
+
+    @field_validator("aggregations", mode="before")
+    @classmethod
+    def _parse_aggregations(cls, value: Any) -> Any:
+        return parse_aggregations(value)
+
+    @model_validator(mode="after")
+    def _check(self) -> AggregateStep:
+        if not self.aggregations:
+            raise ValueError("an aggregate step needs at least one aggregation")
+        if self.output_mode == "append" and self.state_timeout_ms is None:
+            raise ValueError(
+                "output_mode append emits a key's result once, when it is final: without "
+                "state_timeout_ms a key is final only at the end of a bounded input, and a "
+                "live run would never emit; set state_timeout_ms (event time), or use "
+                "output_mode update or complete")
+        running_mode_problem(self)
         return self
 
 
@@ -498,6 +592,6 @@ class ProcessingTimeStep(StepModel):
 Step = Annotated[
     WatermarkStep | LateDataStep | KeyedDedupStep | WindowStep | RouteStep | WithColumnsStep
     | WhereStep | MapBatchesStep | MapStep | FilterStep | ProcessStep | BroadcastEnrichStep
-    | ProcessingTimeStep | DataQualityStep,
+    | ProcessingTimeStep | AggregateStep | DataQualityStep,
     Field(discriminator="type"),
 ]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from surestream.cli.verify.outputs import read_output
-from surestream.model.steps import KeyedDedupStep, WatermarkStep, WindowStep
+from surestream.model.steps import AggregateStep, KeyedDedupStep, WatermarkStep, WindowStep
 
 if TYPE_CHECKING:
     from surestream.cli.verify.runs import RunOutcome, Verifier
@@ -48,8 +48,10 @@ def output_keys(v: Verifier) -> dict[str, list[str]]:
             if isinstance(step, WatermarkStep):
                 ts_col = step.timestamp_column
         for step in reversed(stream.steps):
-            if isinstance(step, WindowStep):
-                keys[name] = [*step.key_fields, "window_start", "window_end", "revision"]
+            if isinstance(step, WindowStep | AggregateStep):
+                key = _aggregation_key(step)
+                if key:
+                    keys[name] = key
                 break
             if isinstance(step, KeyedDedupStep):
                 # (the event-time column may be a key field already: once)
@@ -57,6 +59,19 @@ def output_keys(v: Verifier) -> dict[str, list[str]]:
                                                  *([ts_col] if ts_col else [])]))
                 break
     return keys
+
+
+def _aggregation_key(step: WindowStep | AggregateStep) -> list[str]:
+    """What identifies a result row in the step's output mode: a window's firing by its
+    revision; an update row by its version; a complete table by its group. An aggregate
+    whose keys time out restarts at version 1 (no key then, except in complete mode)."""
+    window = ["window_start", "window_end"] if isinstance(step, WindowStep) else []
+    if step.output_mode == "complete":
+        return [*step.key_fields, *window]
+    if isinstance(step, AggregateStep) and step.state_timeout_ms is not None:
+        return []
+    last = "revision" if step.output_mode == "append" else "version"
+    return [*step.key_fields, *window, last]
 
 
 def check_duplicate_keys(v: Verifier, runs: list[RunOutcome]) -> DuplicateCheck:

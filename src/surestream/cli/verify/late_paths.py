@@ -33,6 +33,7 @@ from typing import Any
 
 from surestream.model.spec import PipelineSpec, step_side_tags
 from surestream.model.steps import (
+    AggregateStep,
     FilterStep,
     LateDataStep,
     MapStep,
@@ -143,7 +144,7 @@ class _Follower:
                                               f"routed to {side} by {step.name}")
             elif isinstance(step, FilterStep):
                 expected = replace(expected, at_most=True)
-            elif isinstance(step, MapStep | WindowStep | ProcessStep):
+            elif isinstance(step, MapStep | WindowStep | ProcessStep | AggregateStep):
                 return replace(expected, unknown=f"{step.type} {step.name!r} may drop, add or "
                                                  "combine records")
         return expected

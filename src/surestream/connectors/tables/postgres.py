@@ -300,6 +300,9 @@ class PostgresTableSink:
                     "staged (its staging table was dropped by something else); delete the "
                     "checkpoint folder to start afresh")
             self._check_table_kept()
+            if self.spec.mode == "replace" and self._exists(self.name):
+                # the checkpoint's rows are the whole table (an output_mode complete result)
+                self._con.execute(sql.SQL("delete from {}").format(self.target))
             if committable["rows"]:
                 self._move_staged(n)
             self._con.execute(sql.SQL("insert into {} (pipeline, sink, tbl, checkpoint, "
@@ -319,7 +322,7 @@ class PostgresTableSink:
         self._ensure_table(staged)
         cols = sql.SQL(", ").join(map(sql.Identifier, staged))
         mode = self.spec.mode
-        if mode == "append":
+        if mode in ("append", "replace"):  # replace: the table was emptied in this transaction
             con.execute(sql.SQL("insert into {} ({}) select {} from {}").format(
                 self.target, cols, cols, staging))
         elif mode == "replace_partition":

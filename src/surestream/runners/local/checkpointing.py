@@ -64,9 +64,12 @@ def state_shape(step: Any) -> dict[str, Any] | None:
     """What a step's saved state is laid out by, beyond its type and keys: a window keeps
     windows of its kind and one accumulator per aggregation, in the spec's order; keep-first
     and keep-last dedup keep different things."""
-    if getattr(step, "type", None) == "window":
-        return {"window": step.kind,
-                "aggregations": [f"{name}={agg}" for name, agg in step.aggregations.items()]}
+    if getattr(step, "type", None) in ("window", "aggregate"):
+        shape = {"window": getattr(step, "kind", None),
+                 "aggregations": [f"{name}={agg}" for name, agg in step.aggregations.items()]}
+        if step.output_mode != "append" or step.type == "aggregate":  # (older checkpoints)
+            shape["output_mode"] = step.output_mode
+        return {k: v for k, v in shape.items() if v is not None}
     if getattr(step, "type", None) == "keyed_dedup":
         return {"strategy": step.strategy}
     return None

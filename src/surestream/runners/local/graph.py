@@ -15,6 +15,7 @@ from surestream.model.batch import Batch
 from surestream.model.quality_rules import DataQualityStep
 from surestream.model.spec import PipelineSpec
 from surestream.model.steps import (
+    AggregateStep,
     BroadcastEnrichStep,
     FilterStep,
     KeyedDedupStep,
@@ -42,6 +43,7 @@ from surestream.semantics.process import build_process_operator
 from surestream.semantics.processing_time import ProcessingTimeOperator
 from surestream.semantics.quality import DataQualityOperator
 from surestream.semantics.router import build_route_operator
+from surestream.semantics.running import build_aggregate_operator
 from surestream.semantics.user_functions import build_filter_operator, build_map_operator
 from surestream.semantics.watermark_step import WatermarkOperator
 from surestream.semantics.watermarks import Clock
@@ -69,7 +71,9 @@ BUILDERS: dict[type, Callable[[Any, str, Clock | None, str | None], Any]] = {
     WatermarkStep: lambda s, p, clock, _: WatermarkOperator(s, p, clock),
     LateDataStep: lambda s, p, _, __: LateDataOperator(s, p),
     KeyedDedupStep: lambda s, p, _, __: build_dedup_operator(s, p),
-    WindowStep: lambda s, p, _, __: build_window_operator(s, p),
+    WindowStep: lambda s, p, _, __: build_window_operator(s, p) if s.output_mode == "append"
+    else build_aggregate_operator(s, p),
+    AggregateStep: lambda s, p, _, __: build_aggregate_operator(s, p),
     RouteStep: lambda s, p, _, __: build_route_operator(s, p),
     WithColumnsStep: lambda s, p, clock, _: build_with_columns_operator(s, p, clock),
     WhereStep: lambda s, p, clock, _: WhereOperator(s, p, clock),

@@ -430,6 +430,7 @@ class LocalRunner:
 
     def checkpoint(self, finished: bool = False) -> dict[str, Any]:
         self._still_ours()
+        self._emit_complete_tables()
         if self.journal is not None:  # its steps durable before the checkpoint is
             assert self.step_clock is not None
             self.journal.checkpoint(self.coordinator.next_id, self.steps,
@@ -606,13 +607,23 @@ class LocalRunner:
                 self._lock.release()
                 self._lock = None
 
-    def step(self, final: bool = False) -> None:
-        """One micro-batch through every stream; ``final`` ends the input (W = +inf)."""
+    def _emit_complete_tables(self) -> None:
+        """Each checkpoint is a trigger of ``output_mode: complete``: a step that reads no
+        input, in which every such operator emits its whole result table, so the table
+        reaches the outputs (through the steps after it) inside the checkpoint it
+        replaces (docs/concepts.md, "Output modes"). Nothing happens without one."""
+        if any(hasattr(op, "complete_table") and op.mode == "complete"
+               for stream in self.streams for op in stream.operators):
+            self.step(trigger=True)
+
+    def step(self, final: bool = False, trigger: bool = False) -> None:
+        """One micro-batch through every stream; ``final`` ends the input (W = +inf);
+        ``trigger`` reads nothing and has complete-mode operators emit their tables."""
         self.telemetry.step_started()
-        tags, emitted = self._read_inputs(final)
+        tags, emitted = ({}, []) if trigger else self._read_inputs(final)
         tag_wm: dict[str, int] = {}
         for stream in self.streams:
-            self._run_stream(stream, tags, tag_wm, emitted, final)
+            self._run_stream(stream, tags, tag_wm, emitted, final, trigger)
         emitted = divert_unwritable(emitted, self.sinks, self.spec.pipeline)
         faults.reached("batch.mid")
         self._write(self._route_errors(_errors_in_input_order(emitted)))
@@ -661,7 +672,7 @@ class LocalRunner:
 
     def _run_stream(self, stream: CompiledStream, tags: dict[str, Batch],
                     tag_wm: dict[str, int], emitted: list[tuple[str, Batch]],
-                    final: bool) -> None:
+                    final: bool, trigger: bool = False) -> None:
         """``stream``'s operators in order over what it reads; every tag they produce is
         added to ``tags`` (for the streams after it) and to ``emitted`` (for the sinks)."""
         if isinstance(stream.from_, list):
@@ -682,6 +693,9 @@ class LocalRunner:
                     batch, upd if upd is not None else Batch.empty(NEG_INF))
             else:
                 outs = op.process(batch)
+            if trigger and getattr(op, "mode", None) == "complete" \
+                    and hasattr(op, "complete_table"):
+                outs[MAIN] = op.complete_table(batch.wm_end)
             self.telemetry.operator_step(op.name, len(batch), outs,
                                          time.perf_counter() - began)
             in_wm = batch.wm_end

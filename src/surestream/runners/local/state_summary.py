@@ -35,7 +35,16 @@ def _dedup(state: Any) -> dict[str, Any]:
     return {}
 
 
+def _running(state: Any) -> dict[str, Any]:
+    """The aggregate step, or a window in update/complete mode (``semantics/running``)."""
+    live, kept = state["state"], state.get("finished")
+    return {"groups": 0 if live is None else live.height,
+            "results_kept": 0 if kept is None else kept.height}
+
+
 def _window(state: Any) -> dict[str, Any]:
+    if "mode" in state:  # output_mode update / complete
+        return _running(state)
     if state.get("kind") == "session":
         sessions = state["sessions"]
         return {"windows": len(sessions), "keys": len({_key(s["key"]) for s in sessions}),
@@ -68,6 +77,7 @@ SUMMARIZERS: dict[str, Callable[[Any], dict[str, Any]]] = {
     "watermark": _watermark,
     "keyed_dedup": _dedup,
     "window": _window,
+    "aggregate": _running,
     "process": _process,
     "broadcast_enrich": _broadcast,
 }
