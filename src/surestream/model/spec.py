@@ -307,7 +307,6 @@ class _SinkBase(_Strict):
         problem = resilience_problem(self)
         if problem is not None:
             raise ValueError(problem)
-
         idempotence_problem(self.type, self.enable_idempotence, promise)
         return self
 
