@@ -35,7 +35,14 @@ from surestream.connectors.readers import (
 from surestream.connectors.source_schema import SourceSchema
 from surestream.connectors.value_types import SCHEMA_TYPES
 from surestream.model.batch import NEG_INF, Batch
-from surestream.model.spec import FileSource, GeneratorSource, KafkaSource, restartable
+from surestream.model.spec import (
+    DeltaSource,
+    FileSource,
+    GeneratorSource,
+    IcebergSource,
+    KafkaSource,
+    restartable,
+)
 from surestream.semantics.user_functions import resolve_object
 
 
@@ -59,6 +66,8 @@ def open_source(name: str, spec: Any, resolve: Callable[[str], Path], *,
     try:
         if isinstance(spec, KafkaSource):
             return _open_kafka(name, spec, pipeline)
+        if isinstance(spec, IcebergSource | DeltaSource):
+            return _open_table(name, spec, resolve)
         return _open(name, spec, resolve, resumable)
     except ReaderError as e:
         raise SourceError(f"source {name!r}: {e}") from e
@@ -75,6 +84,19 @@ def _open_kafka(name: str, spec: KafkaSource, pipeline: str) -> list[Partition]:
     except (BrokerError, FeedError) as e:
         raise SourceError(f"source {name!r}: {e}") from e
     return [Partition(name, partition_name(tp), found.reader(tp)) for tp in found.start]
+
+
+def _open_table(name: str, spec: IcebergSource | DeltaSource,
+                resolve: Callable[[str], Path]) -> list[Partition]:
+    """A table source is one partition: its commits are read in order
+    (``connectors/tables/table_source.py``); pyiceberg/deltalake load only here."""
+    if isinstance(spec, IcebergSource):
+        from surestream.connectors.tables.iceberg_source import IcebergSourceReader
+
+        return [Partition(name, spec.table, IcebergSourceReader(name, spec, resolve))]
+    from surestream.connectors.tables.delta_source import DeltaSourceReader
+
+    return [Partition(name, spec.path, DeltaSourceReader(name, spec, resolve))]
 
 
 def _open(name: str, spec: Any, resolve: Callable[[str], Path],
@@ -184,6 +206,8 @@ class Interleaver:
         feeds = self.feeds()
         for feed in feeds:
             feed.poll(timeout_s / len(feeds))
+        if not feeds:  # table sources: nothing to wait on but the clock
+            time.sleep(timeout_s)
 
     def add_partitions(self, new: list[Partition]) -> list[int]:
         """Partitions created while the run is live: appended (their ids come after every

@@ -188,7 +188,7 @@ class KafkaSource(_Strict):
         return self.stop_at is None
 
 
-SourceSpec = Annotated[FileSource | GeneratorSource | KafkaSource, Field(discriminator="type")]
+#: (``SourceSpec``, the union of source types, follows the table sources below)
 
 
 #: what each sink type can promise (SEMANTICS §7); `validate` holds specs to it
@@ -320,8 +320,7 @@ class IcebergSink(_SinkBase):
 
     type: Literal["iceberg"] = "iceberg"
     catalog: dict[str, Any] = Field(
-        default_factory=lambda: {"uri": "sqlite:///warehouse/catalog.db",
-                                 "warehouse": "warehouse"},
+        default_factory=lambda: default_iceberg_catalog(),
         description="the pyiceberg catalog: `{uri, warehouse}` for the embedded SQLite SQL "
                     "catalog (paths relative to the spec's folder), or `{name: ..., ...}` "
                     "with any pyiceberg catalog properties (`type: rest`, `uri`, ...)")
@@ -393,6 +392,73 @@ class DeltaSink(_SinkBase):
                           "restarts: recovery asks the table for this id's version")
     storage_options: dict[str, str] = Field(
         default_factory=dict, description="passed to deltalake (object store settings)")
+
+
+def default_iceberg_catalog() -> dict[str, Any]:
+    """The embedded catalog an Iceberg sink or source uses when ``catalog`` is omitted."""
+    return {"uri": "sqlite:///warehouse/catalog.db", "warehouse": "warehouse"}
+
+
+TableStart = Literal["earliest", "latest"]
+NonAppend = Literal["fail", "skip"]
+
+
+class _TableSource(_Strict):
+    """What the Iceberg and Delta sources share: where a run with no checkpoint starts,
+    whether it ends, and what a change that is not an append does."""
+
+    start: TableStart = Field(
+        "earliest", description="where a run with no checkpoint starts: `earliest` (the "
+                                "table as it is at start, then every later change) or "
+                                "`latest` (only changes committed after the start)")
+    stop_at: Literal["end"] | None = Field(
+        None, description="`end`: the run reads the changes committed when it starts, then "
+                          "ends (bounded, for replays and `verify`); omitted: run live, "
+                          "polling for new changes every `poll_interval_ms`")
+    poll_interval_ms: Annotated[int, Field(gt=0, strict=True)] = Field(
+        1000, description="live: how often the table is asked for new changes")
+    on_non_append: NonAppend = Field(
+        "fail", description="a change that removes or rewrites rows (overwrite, delete, "
+                            "merge): `fail` stops the run naming the table, the change and "
+                            "why; `skip` passes over it (its removals are not streamed, its "
+                            "added rows neither)")
+
+    @property
+    def live(self) -> bool:
+        """No stop point: the run reads until it is stopped."""
+        return self.stop_at is None
+
+
+class IcebergSource(_TableSource):
+    """An Apache Iceberg table read incrementally: the rows each new snapshot of `main`
+    appends, snapshot by snapshot; the snapshot read last is kept in checkpoints
+    (docs/sources.md, "Table sources")."""
+
+    type: Literal["iceberg"] = "iceberg"
+    catalog: dict[str, Any] = Field(
+        default_factory=lambda: default_iceberg_catalog(),
+        description="the pyiceberg catalog, exactly as an Iceberg output's `catalog`: "
+                    "`{uri, warehouse}` for the embedded SQLite SQL catalog (paths relative "
+                    "to the spec's folder), or `{name: ..., ...}` with any pyiceberg "
+                    "catalog properties")
+    table: IcebergTableName = Field(description="`namespace.table`, read from `main`")
+
+
+class DeltaSource(_TableSource):
+    """A Delta Lake table read incrementally: the files each new table version adds,
+    version by version; the version read last is kept in checkpoints (docs/sources.md,
+    "Table sources")."""
+
+    type: Literal["delta"] = "delta"
+    path: Annotated[str, Field(min_length=1)] = Field(
+        description="the table's folder, relative to the spec's folder, or a URI "
+                    "(`s3://...`) deltalake opens")
+    storage_options: dict[str, str] = Field(
+        default_factory=dict, description="passed to deltalake (object store settings)")
+
+
+SourceSpec = Annotated[FileSource | GeneratorSource | KafkaSource | IcebergSource
+                       | DeltaSource, Field(discriminator="type")]
 
 
 class ClickHouseIdempotency(_Strict):

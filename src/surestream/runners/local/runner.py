@@ -41,7 +41,14 @@ from surestream.connectors.sources import (
 )
 from surestream.io.lock import FolderLock
 from surestream.model.batch import NEG_INF, Batch, concat
-from surestream.model.spec import ERRORS_TAG, FileSink, KafkaSource, PipelineSpec
+from surestream.model.spec import (
+    ERRORS_TAG,
+    DeltaSource,
+    FileSink,
+    IcebergSource,
+    KafkaSource,
+    PipelineSpec,
+)
 from surestream.runners.local import faults
 from surestream.runners.local.checkpoint_store import (
     FORMAT_VERSION,
@@ -87,8 +94,10 @@ PARTITION_REFRESH_S = 5.0
 
 
 def is_live(spec: PipelineSpec) -> bool:
-    """Does the spec read a source that never ends (a Kafka source without ``stop_at``)?"""
-    return any(isinstance(s, KafkaSource) and s.live for s in spec.all_sources.values())
+    """Does the spec read a source that never ends (a Kafka or table source without
+    ``stop_at``)?"""
+    return any(isinstance(s, KafkaSource | IcebergSource | DeltaSource) and s.live
+               for s in spec.all_sources.values())
 
 
 def lock_checkpoint_folder(folder: Path, holder: str = "surestream run") -> FolderLock:
