@@ -195,7 +195,7 @@ def _run_hops(s: DemoSettings, out: Path, data: Path, truth: MedallionTruth,
 
 
 def _run(spec_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, **env}
-    environment.pop("SURESTREAM_FAULT", None) if not env else None
+    environment = {k: v for k, v in os.environ.items() if k != "SURESTREAM_FAULT"}
+    environment.update(env)
     return subprocess.run([sys.executable, "-m", "surestream", "run", str(spec_path)],
                           capture_output=True, text=True, env=environment, timeout=1800)
