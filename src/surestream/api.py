@@ -37,6 +37,7 @@ from typing import Any
 
 from surestream.io.scratch import remove_scratch_dir, scratch_dir
 from surestream.model.loader import build_spec
+from surestream.model.quality_rules import DEFAULT_QUARANTINE_TAG, DataQualityStep
 from surestream.model.spec import (
     ERRORS_TAG,
     DuckDBSink,
@@ -168,6 +169,13 @@ class Stream:
         the checkpoint (a recovery reproduces it); list it in the output's
         ``processing_time_columns``."""
         return self._add(ProcessingTimeStep(name=name, column=column, unit=unit))
+
+    def data_quality(self, rules: list[dict[str, Any]], *, name: str = "data_quality",
+                     quarantine_output_tag: str = DEFAULT_QUARANTINE_TAG) -> Stream:
+        """Check records against rules (docs/etl-dq.md): each rule a dict as in a spec
+        (``{"name": ..., "rule": "range", "column": ..., "max": ...}``)."""
+        return self._add(DataQualityStep(name=name, rules=rules,
+                                         quarantine_output_tag=quarantine_output_tag))
 
     def map(self, function: Callable[[dict], Any] | str, *, name: str = "map") -> Stream:
         return self._add(MapStep(name=name, function=function))

@@ -44,6 +44,7 @@ from surestream.io.lock import FolderLockError
 from surestream.model.loader import SpecError, load_spec
 from surestream.model.spec import PipelineSpec
 from surestream.ops.progress import ProgressDisplay
+from surestream.ops.run_summary import step_summary_lines
 from surestream.ops.tables import outputs_table
 from surestream.runners.local.checkpoint_store import CheckpointError, CheckpointStore
 from surestream.runners.local.error_budget import budget_problem
@@ -114,6 +115,8 @@ def _execute(args: argparse.Namespace, spec: PipelineSpec,
     if result.restored_from is not None:
         print(f"  resumed from checkpoint {result.restored_from}", file=sys.stderr)
     display.console.print(outputs_table(result.written, result.outputs))
+    for line in step_summary_lines(runner):  # late data, data quality (issue 14)
+        display.console.print(line, markup=False, soft_wrap=True)
     if getattr(args, "summary", None):
         Path(args.summary).write_text(json.dumps(result.summary(), default=str))
     problem = None if runner_kwargs.get("stop_after_checkpoint") else \

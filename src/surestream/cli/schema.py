@@ -124,6 +124,19 @@ STEP_EXAMPLES: dict[str, str] = {
     is_buy: "CASE WHEN side = 'BUY' THEN 1 ELSE 0 END"
     date: "CAST(CAST(timestamp_ms * 1000 AS TIMESTAMP) AS DATE)"   # the UTC day
 """,
+    "data_quality": """\
+- type: data_quality
+  name: checks
+  quarantine_output_tag: dq_failed   # failing records + dq_rule, dq_severity, dq_reason
+  rules:                             # in order: a record is quarantined by the first it fails
+    - {name: amount_present, rule: not_null, column: amount}
+    - {name: amount_range, rule: range, column: amount, min: 0, max: 10000}   # inclusive
+    - {name: email_format, rule: regex, column: email, pattern: "^[^@]+@[^@]+$",
+       severity: warning, on_failure: warn}
+    - {name: known_status, rule: in_set, column: status, values: [NEW, FILLED]}
+    - {name: one_per_batch, rule: unique, column: order_id, on_failure: continue}
+    - {name: positive_total, rule: expression, sql: "price * quantity > 0"}
+""",
     "where": """\
 - {type: where, name: executed_only, condition: "status IN ('FILLED', 'PARTIALLY_FILLED')"}
 """,

@@ -27,6 +27,7 @@ SUPERSEDES = "supersedes"  # (semantics/windows/output.py: the session results' 
 def _after_step(step: Any, carried: str | None, side: dict[str, str | None]) -> str | None:
     """Whether ``supersedes`` (added by the window step named ``carried``) is still there
     after ``step``; records ``step``'s side tags into ``side``."""
+    from surestream.model.quality_rules import DataQualityStep
     from surestream.model.steps import (
         BroadcastEnrichStep,
         FilterStep,
@@ -43,7 +44,8 @@ def _after_step(step: Any, carried: str | None, side: dict[str, str | None]) -> 
     if isinstance(step, WindowStep):
         side[step.late_output_tag] = carried  # late records are the window's input records
         return step.name if step.kind == "session" else None
-    keeps = (FilterStep, WhereStep, WatermarkStep, KeyedDedupStep, RouteStep, LateDataStep)
+    keeps = (FilterStep, WhereStep, WatermarkStep, KeyedDedupStep, RouteStep, LateDataStep,
+             DataQualityStep)
     for tag in step_side_tags(step):
         side[tag] = carried if isinstance(step, keeps) else None
     if isinstance(step, keeps):

@@ -28,6 +28,8 @@ from surestream.model.aggregations import (
     AggregationSpec,
     parse_aggregations,
 )
+from surestream.model.late_strategies import LATE_STRATEGY_JSON_SCHEMA, late_strategy
+from surestream.model.quality_rules import DataQualityStep
 from surestream.model.time_range import (
     DEFAULT_MAX_TIMESTAMP,
     DEFAULT_MIN_TIMESTAMP,
@@ -159,13 +161,16 @@ class LateDataStep(StepModel):
     name: StepName = "late_data"
     output_tag: Tag = Field("late", description="the tag late records go to (an `outputs` "
                                                 "entry or a stream's `from`)")
-    strategy: Literal["quarantine", "side_output", "dlq", "log_and_drop", "drop", "flag"] = Field(
+    strategy: Annotated[Literal["quarantine", "side_output", "dlq", "log_and_drop", "drop",
+                                "flag"], WithJsonSchema(LATE_STRATEGY_JSON_SCHEMA)] = Field(
         "quarantine", description="`quarantine`, `side_output`, `dlq`: late records go to "
                                   "`output_tag` with the metadata columns; `log_and_drop`: "
                                   "logged and counted; `drop`: only counted (must be asked "
                                   "for by name); `flag`: every record stays in the stream, "
                                   "`flag_column` says whether it is late (counted as "
-                                  "`late_flagged`)")
+                                  "`late_flagged`). The ETL framework's names are accepted "
+                                  "too, in any case: `Drop`, `LogAndDrop`, `SendToDLQ` (dlq), "
+                                  "`SeparateStream` (side_output)")
     flag_column: Name = Field("is_late", description="`flag` only: the boolean column "
                                                      "written to every record (true: late)")
     metadata: LateMetadata = Field(LateMetadata(), description="the columns added to each "
@@ -176,6 +181,12 @@ class LateDataStep(StepModel):
                           "partition_by: [processing_date, iso]}` (an Iceberg one gets the "
                           "catalog of the spec's Iceberg outputs); instead of an `outputs` "
                           "entry for the tag")
+
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _framework_names(cls, value: Any) -> Any:
+        """The ETL framework's names (``SendToDLQ``) become ours (``dlq``)."""
+        return late_strategy(value)
 
     @property
     def emits_records(self) -> bool:
@@ -487,6 +498,6 @@ class ProcessingTimeStep(StepModel):
 Step = Annotated[
     WatermarkStep | LateDataStep | KeyedDedupStep | WindowStep | RouteStep | WithColumnsStep
     | WhereStep | MapBatchesStep | MapStep | FilterStep | ProcessStep | BroadcastEnrichStep
-    | ProcessingTimeStep,
+    | ProcessingTimeStep | DataQualityStep,
     Field(discriminator="type"),
 ]

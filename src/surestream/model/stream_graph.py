@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from surestream.model.problems import key_path
+from surestream.model.quality_rules import DataQualityStep
 from surestream.model.steps import (
     BroadcastEnrichStep,
     KeyedDedupStep,
@@ -51,6 +52,8 @@ def step_side_tags(step: Any) -> list[str]:
         return sorted(tags)
     if isinstance(step, ProcessStep):
         return list(step.side_outputs)
+    if isinstance(step, DataQualityStep):
+        return [step.quarantine_output_tag] if step.quarantines else []
     return []
 
 
@@ -220,6 +223,11 @@ def _time_order(spec: PipelineSpec) -> list[Problem]:
                 problems.append((step_path(spec, sname, i),
                                  f"step {step.name!r} ({step.type}) needs event time; put a "
                                  "`watermark` step before it"))
+            elif isinstance(step, DataQualityStep) and step.uses_event_time and not has_time:
+                problems.append((step_path(spec, sname, i),
+                                 f"step {step.name!r} (data_quality): a `unique` rule "
+                                 "`within: {window_ms}` needs event time; put a `watermark` "
+                                 "step before it (or use `within: batch`)"))
     return problems
 
 
@@ -231,7 +239,8 @@ def graph_tags(spec: PipelineSpec) -> set[str]:
 
 def _uses_watermark(step: Any) -> bool:
     return isinstance(step, LateDataStep | KeyedDedupStep | WindowStep | ProcessStep
-                      | WatermarkStep)
+                      | WatermarkStep) or (isinstance(step, DataQualityStep)
+                                           and step.uses_event_time)
 
 
 def _after_union(spec: PipelineSpec) -> dict[str, str]:

@@ -128,7 +128,7 @@ def _described(spec: Any) -> str:
 
 def check_record_function(spec: Any, kind: str) -> None:
     """``map``/``filter``: ``function(record)``; ``map_batches``: ``function(frame)``."""
-    argument = "frame" if kind == "map_batches" else "record"
+    argument = "frame" if kind in ("map_batches", "data_quality") else "record"
     obj = resolve_callable(spec)
     problem = _takes(obj, argument)
     if problem:
@@ -205,6 +205,7 @@ def check_aggregate_function(obj: Any) -> None:
 # -- the whole spec -------------------------------------------------------------------------
 def _step_references(prefix: str, steps: list[Any]) -> Iterator[tuple[str, Callable[[], None]]]:
     from surestream.model.steps import (
+        DataQualityStep,
         FilterStep,
         MapBatchesStep,
         MapStep,
@@ -219,6 +220,11 @@ def _step_references(prefix: str, steps: list[Any]) -> Iterator[tuple[str, Calla
                    lambda s=step: check_record_function(s.function, s.type))
         elif isinstance(step, ProcessStep):
             yield f"{path}.function", lambda s=step: check_process_function(s.function)
+        elif isinstance(step, DataQualityStep):
+            for j, rule in enumerate(step.rules):
+                if rule.function is not None:
+                    yield (f"{path}.rules[{j}].function",
+                           lambda r=rule: check_record_function(r.function, "data_quality"))
         elif isinstance(step, WindowStep):
             for name, agg in step.aggregations.items():
                 if agg.udf is not None:

@@ -101,6 +101,7 @@ def snapshot_families(snap: dict[str, Any], now_s: float, pipeline: str = "") ->
     _operators(f, snap)
     _watermarks(f, snap)
     _outputs(f, snap)
+    _late_and_quality(f, snap)
     _checkpoints(f, snap, now_s)
     _kafka(f, snap)
     return f.done()
@@ -202,6 +203,30 @@ def _watermarks(f: _Families, snap: dict[str, Any]) -> None:
             pwm.add_metric(labels, p["watermark"])
         if p.get("lag_ms") is not None:
             plag.add_metric(labels, p["lag_ms"])
+
+
+def _late_and_quality(f: _Families, snap: dict[str, Any]) -> None:
+    """Late steps' event-time range and data_quality steps' per-rule counts (issue 14)."""
+    lo = f.gauge("surestream_late_event_time_min_ms", "the earliest event time (epoch ms) of "
+                 "the late records a late step found, over the whole job", "operator")
+    hi = f.gauge("surestream_late_event_time_max_ms", "the latest event time (epoch ms) of "
+                 "the late records a late step found, over the whole job", "operator")
+    checked = f.counter("surestream_dq_records_checked_total", "records a data_quality rule "
+                        "checked (those not sent to errors), over the whole job",
+                        "operator", "rule")
+    failures = f.counter("surestream_dq_failures_total", "records that failed a "
+                         "data_quality rule, by its severity and on_failure action",
+                         "operator", "rule", "severity", "action")
+    for op in snap.get("operators", []):
+        late = op.get("late") or {}
+        if late.get("min_ms") is not None:
+            lo.add_metric(f.labels(op["name"]), late["min_ms"])
+        if late.get("max_ms") is not None:
+            hi.add_metric(f.labels(op["name"]), late["max_ms"])
+        for rule in op.get("quality") or ():
+            checked.add_metric(f.labels(op["name"], rule["rule"]), rule["checked"])
+            failures.add_metric(f.labels(op["name"], rule["rule"], rule["severity"],
+                                         rule["action"]), rule["failed"])
 
 
 def _outputs(f: _Families, snap: dict[str, Any]) -> None:

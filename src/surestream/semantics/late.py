@@ -33,6 +33,7 @@ import polars as pl
 
 from surestream.model.batch import POS_INF, Batch
 from surestream.model.steps import LateDataStep, LateMetadata
+from surestream.semantics.late_summary import LateSummary
 from surestream.semantics.operator import MAIN, Outputs
 
 log = logging.getLogger("surestream.late")
@@ -113,6 +114,8 @@ class LateDataOperator:
         self.name = step.name
         self.pipeline = pipeline
         self.counters = {"late_flagged": 0} if step.strategy == "flag" else {"late": 0}
+        #: every late record's count and event-time range over the whole job (checkpointed)
+        self.seen = LateSummary()
 
     def output_tags(self) -> set[str]:
         return {self.step.output_tag} if self.step.emits_records else set()
@@ -121,6 +124,7 @@ class LateDataOperator:
         if batch.ts is None:
             raise ValueError(f"{self.name}: needs event time; put a watermark step before it")
         late_mask = batch.ts <= batch.wm
+        self.seen.add(batch.ts[late_mask])
         if self.step.strategy == "flag":
             self.counters["late_flagged"] += int(late_mask.sum())
             flag = pl.Series(self.step.flag_column, late_mask, dtype=pl.Boolean)
@@ -139,11 +143,24 @@ class LateDataOperator:
                 log.warning("late record dropped by %s: %s", self.name, row)
         return out
 
+    def late_range(self) -> dict[str, int | None]:
+        """For the telemetry snapshot: late records and their event-time range (ms)."""
+        return self.seen.to_dict()
+
+    def summary_lines(self) -> list[str]:
+        """The ETL framework's summary line for this step, over the whole job."""
+        return [self.seen.line()]
+
     def snapshot(self) -> Any:
-        return dict(self.counters)
+        return {"counters": dict(self.counters), "seen": self.seen.to_dict()}
 
     def restore(self, state: Any) -> None:
-        self.counters = dict(state)
+        if "counters" not in state:  # a checkpoint from before the range was kept
+            self.counters = dict(state)
+            self.seen = LateSummary(sum(int(v) for v in state.values()))
+            return
+        self.counters = dict(state["counters"])
+        self.seen = LateSummary.from_dict(state["seen"])
 
 
 def late_mask(ts: np.ndarray, wm: np.ndarray) -> np.ndarray:

@@ -43,7 +43,7 @@ from surestream.model.steps import (
 
 #: operator counters that stand for records taken out of the stream (and where they went)
 REMOVING_COUNTERS = {"errors": "to errors", "filtered": "filtered", "duplicates": "duplicates",
-                     "late": "late"}
+                     "late": "late", "dq_quarantined": "quarantined"}
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import polars as pl
 
 from surestream.connectors.reference_data import load_reference, reference_reloader
 from surestream.model.batch import Batch
+from surestream.model.quality_rules import DataQualityStep
 from surestream.model.spec import PipelineSpec
 from surestream.model.steps import (
     BroadcastEnrichStep,
@@ -39,6 +40,7 @@ from surestream.semantics.expressions import (
 from surestream.semantics.late import LateDataOperator
 from surestream.semantics.process import build_process_operator
 from surestream.semantics.processing_time import ProcessingTimeOperator
+from surestream.semantics.quality import DataQualityOperator
 from surestream.semantics.router import build_route_operator
 from surestream.semantics.user_functions import build_filter_operator, build_map_operator
 from surestream.semantics.watermark_step import WatermarkOperator
@@ -76,6 +78,7 @@ BUILDERS: dict[type, Callable[[Any, str, Clock | None, str | None], Any]] = {
     FilterStep: lambda s, p, _, __: build_filter_operator(s, p),
     ProcessStep: lambda s, p, clock, _: build_process_operator(s, p, clock=clock),
     ProcessingTimeStep: lambda s, p, clock, _: ProcessingTimeOperator(s, p, clock),
+    DataQualityStep: lambda s, p, clock, _: DataQualityOperator(s, p, clock),
     BroadcastEnrichStep: lambda s, p, _, base: build_broadcast_operator(
         s, p, reference=_reference(s, base), reload=_reloader(s, base)),
 }

@@ -22,7 +22,10 @@ Snapshot shape (``RunTelemetry.snapshot``; docs/metrics.md lists the metrics mad
     counters {late, duplicates, errors, ...},
     operators [{name, stream, kind, records_in, records_out, emitted {tag: n},
                 seconds, records_per_s, counters {...}, state {keys, bytes, windows, ...},
-                watermark, watermark_lag_ms (watermark steps only)}],
+                watermark, watermark_lag_ms (watermark steps only),
+                late {count, min_ms, max_ms} (late steps: the job's late records),
+                quality [{rule, kind, severity, action, checked, failed, quarantined}]
+                (data_quality steps)}],
     partitions [{source, partition, index, position, ended, watermark, lag_ms, kafka {...}}],
     outputs [{tag, type, written, committed, records_per_s, sink {...},
               by_severity {value: n} (outputs with a ``severity`` column: alerts)}],
@@ -392,6 +395,9 @@ def build_snapshot(t: RunTelemetry, runner: Any) -> dict[str, Any]:
                 "seconds": round(tally.seconds, 6) if tally else 0.0,
                 "counters": dict(getattr(op, "counters", {})),
                 "state": op.state_gauges() if hasattr(op, "state_gauges") else {}}
+            for key, probe in (("late", "late_range"), ("quality", "quality")):
+                if hasattr(op, probe):  # late steps; data_quality steps (issue 14)
+                    row[key] = getattr(op, probe)()
             ops.append(row)
             if isinstance(op, WatermarkOperator):
                 tr = op.tracker
