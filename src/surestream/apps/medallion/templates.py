@@ -10,9 +10,11 @@ writes commit together at each checkpoint (docs/medallion.md).
   ``ingest_offset`` line index or offset, ``ingested_at`` = processing time, one value per
   checkpoint interval) and the envelope as received text (``bronze_columns``). Nothing is
   dropped: a malformed line lands too.
-* **silver**: ``bronze.events`` as a table source -> validation (``validation``) -> valid
-  events, deduplicated by event_id (keep the first), into ``silver.events``; invalid ones
-  into ``silver.dlq_events`` (with the reason) and to the platform's ``dlq-events`` (a JSONL
+* **silver**: ``bronze.events`` as a table source -> schema validation (``validation``) ->
+  a ``data_quality`` step (rule ``known_event_type``: in_set, quarantine) -> valid events,
+  deduplicated by event_id (keep the first), into ``silver.events``; schema-invalid and
+  quarantined ones (one union, the same columns: ``validation.dq_as_dead_letter``) into
+  ``silver.dlq_events`` (with the reason) and to the platform's ``dlq-events`` (a JSONL
   file, or the Kafka topic) as ``{original_message, error, timestamp}``.
 * **gold**: ``silver.events`` as a table source -> 5-minute tumbling windows per
   event_type and source: ``event_count``, ``measure_sum``, ``measure_avg`` ->
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from surestream.apps.medallion.schemas import DLQ_TOPIC, FEED_TOPICS
+from surestream.apps.medallion.schemas import DLQ_TOPIC, FEED_TOPICS, USER_EVENT_TYPES
 
 BRONZE_TABLE = "bronze.events"
 SILVER_TABLE = "silver.events"
@@ -146,6 +148,11 @@ def silver(*, out_dir: str = "out/medallion", catalog: dict[str, Any] | None = N
                  "routes": {"valid": "main", "invalid": "invalid"}},
             ]},
             "silver_events": {"from": "validated", "steps": [
+                {"type": "data_quality", "name": "silver_rules",
+                 "quarantine_output_tag": "dq_failed", "rules": [
+                     {"name": "known_event_type", "rule": "in_set", "column": "event_type",
+                      "values": [*USER_EVENT_TYPES, "transaction", "metric"],
+                      "severity": "error", "on_failure": "quarantine"}]},
                 {"type": "watermark", "name": "event_time", "timestamp_column": "event_time_ms",
                  "max_out_of_orderness_ms": watermark_max_out_of_order_ms},
                 {"type": "late_data_side_output", "name": "late_events",
@@ -156,13 +163,17 @@ def silver(*, out_dir: str = "out/medallion", catalog: dict[str, Any] | None = N
                 {"type": "map_batches", "name": "silver_columns",
                  "function": f"{_APP}.shaping:silver_columns"},
             ]},
-            "dlq_table": {"from": "invalid", "steps": [
+            "dq_rejects": {"from": "dq_failed", "steps": [
+                {"type": "map_batches", "name": "dq_as_dead_letter",
+                 "function": f"{_APP}.validation:dq_as_dead_letter"},
+            ]},
+            "dlq_table": {"from": ["invalid", "dq_rejects"], "steps": [
                 {"type": "processing_time", "name": "stamp_dead_lettered_at",
                  "column": "dead_lettered_at", "unit": "timestamp"},
                 {"type": "map_batches", "name": "dlq_columns",
                  "function": f"{_APP}.shaping:dlq_columns"},
             ]},
-            "dlq_messages": {"from": "invalid", "steps": [
+            "dlq_messages": {"from": ["invalid", "dq_rejects"], "steps": [
                 {"type": "processing_time", "name": "stamp_dlq_timestamp", "column": "timestamp",
                  "unit": "timestamp"},
                 {"type": "map_batches", "name": "dlq_message",

@@ -12,9 +12,12 @@ first failure deciding the reason (schemas.py has the fields):
 3. each field of the feed's schema, in schema order: absent, null or an empty string is
    ``missing_field``; a value of another type is ``wrong_type`` (a number is an int or a
    float, never a bool; a timestamp is an ISO-8601 string in UTC with its zone; ``properties``
-   an object);
-4. ``unknown_event_type``: a user action whose event_type is not one of
-   ``USER_EVENT_TYPES``.
+   an object).
+
+What the values *mean* is not checked here: a user action's event_type outside
+``USER_EVENT_TYPES`` is schema-valid (a string) and is caught after this step by the silver
+hop's ``data_quality`` rule ``known_event_type`` (in_set), quarantined, and turned into a
+dead letter of reason ``unknown_event_type`` by ``dq_as_dead_letter``.
 
 Cleaning (valid events): the timestamp parsed to epoch milliseconds (``event_time_ms``);
 amounts and values as floats; the currency upper-case; ``properties`` re-serialized as
@@ -38,7 +41,6 @@ import polars as pl
 from surestream.apps.medallion.schemas import (
     FEED_FIELDS,
     TOPIC_FEEDS,
-    USER_EVENT_TYPES,
     event_type_of,
 )
 from surestream.apps.medallion.truth import measure_of
@@ -123,10 +125,6 @@ def validate_line(ingest_source: str | None, raw: str | None) -> dict[str, Any]:
         if event.get("event_id") is not None:
             received_id = str(event["event_id"])
         clean = {f: _check(f, kind, event.get(f)) for f, kind in FEED_FIELDS[feed].items()}
-        if feed == "user_action" and clean["event_type"] not in USER_EVENT_TYPES:
-            raise Invalid("unknown_event_type", "event_type",
-                          f"event_type {clean['event_type']!r} is not one of "
-                          f"{', '.join(USER_EVENT_TYPES)}")
     except Invalid as bad:
         return {"silver_status": "invalid", "dlq_reason": bad.reason, "dlq_field": bad.field,
                 "error": f"{bad.reason}: {bad.message}", "received_event_id": received_id,
@@ -150,3 +148,26 @@ def validate_events(frame: pl.DataFrame) -> pl.DataFrame:
                for name, dtype in types.items()}
     kept = frame.drop([c for c in frame.columns if c in columns or c == "event_timestamp"])
     return kept.with_columns(**columns)
+
+
+#: data_quality rule (silver's quarantine) -> (dlq_reason, dlq_field) of its dead letters
+DQ_RULE_REASONS: dict[str, tuple[str, str | None]] = {
+    "known_event_type": ("unknown_event_type", "event_type"),
+}
+
+
+def dq_as_dead_letter(frame: pl.DataFrame) -> pl.DataFrame:
+    """Records the silver ``data_quality`` step quarantined (``dq_rule``, ``dq_reason``)
+    as dead letters of the same columns, in the same order, as schema-invalid ones, so both
+    reach the DLQ table and ``dlq-events`` through one union: ``silver_status`` invalid,
+    ``dlq_reason`` / ``dlq_field`` from the rule (``DQ_RULE_REASONS``; another rule's name
+    is its own reason), ``error`` = reason + the rule's message."""
+    rules = frame["dq_rule"].to_list()
+    reasons = [DQ_RULE_REASONS.get(r, (r, None)) for r in rules]
+    errors = [f"{reason}: {message} (data_quality rule {rule})" for (reason, _), rule, message
+              in zip(reasons, rules, frame["dq_reason"].to_list(), strict=True)]
+    return frame.drop("dq_rule", "dq_severity", "dq_reason").with_columns(
+        silver_status=pl.lit("invalid", pl.String()),
+        dlq_reason=pl.Series([r for r, _ in reasons], dtype=pl.String()),
+        dlq_field=pl.Series([f for _, f in reasons], dtype=pl.String()),
+        error=pl.Series(errors, dtype=pl.String()))
