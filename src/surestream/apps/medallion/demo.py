@@ -141,7 +141,7 @@ def run_demo(s: DemoSettings, say: Callable[[str], None] = print) -> DemoOutcome
     say(f"demo medallion took {time.perf_counter() - started:.1f} s. Next:")
     say(f"  surestream tables scan {out / 'silver.yaml'} --output silver_events --limit 5")
     say(f"  surestream tables scan {out / 'gold.yaml'} --output event_metrics_5m --limit 5")
-    say(f"  surestream verify {out / 'gold.yaml'} --crash-points 2")
+    say(f"  surestream tables scan {out / 'silver.yaml'} --output dlq_table --limit 5")
     return DemoOutcome(checks, hops_ok)
 
 

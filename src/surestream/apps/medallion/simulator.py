@@ -80,9 +80,19 @@ class MedallionSimulation:
             if not 0 <= rate <= 1:
                 raise ValueError(f"{name} must be between 0 and 1, got {rate}")
 
+        try:
+            self.start_ms  # noqa: B018 - parsed here so a bad start is refused at once
+        except ValueError as e:
+            raise ValueError(f"start must be an ISO-8601 time such as 2026-03-02T00:00:00Z "
+                             f"(UTC when it has no zone), got {self.start!r}: {e}") from None
+
     @property
     def start_ms(self) -> int:
-        return int(dt.datetime.fromisoformat(self.start).timestamp() * 1000)
+        """``start`` in epoch ms; a time without a zone is UTC."""
+        start = dt.datetime.fromisoformat(self.start)
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=dt.UTC)
+        return int(start.timestamp() * 1000)
 
     @property
     def span_ms(self) -> int:
