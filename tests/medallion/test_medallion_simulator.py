@@ -6,8 +6,11 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from surestream.apps.medallion.simulator import MedallionSimulation
 from surestream.apps.medallion.truth import MedallionTruth
+from surestream.cli.main import main
 
 FILES = ("raw-events.jsonl", "raw-transactions.jsonl", "raw-metrics.jsonl")
 
@@ -53,3 +56,13 @@ def test_truth_counts_what_the_files_hold(tmp_path: Path) -> None:
     first = json.loads(lines["raw-events.jsonl"][0])
     assert first["timestamp"].startswith("2026-03-02T00:")
     assert MedallionTruth.read(tmp_path) == truth
+
+
+def test_simulate_medallion_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "medallion", "--out", str(tmp_path), "--events", "300",
+                 "--seed", "2"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*FILES, "truth.json"])
+    assert MedallionTruth.read(tmp_path).seed == 2
+    assert main(["simulate", "medallion", "--out", str(tmp_path / "x"), "--start",
+                 "yesterday"]) == 2
+    assert "start must be an ISO-8601 time" in capsys.readouterr().err
