@@ -34,6 +34,9 @@ from surestream.connectors.tables.table_source import (
 )
 from surestream.model.spec import IcebergSource
 
+#: how a refusal names the snapshot a position (restored, or being read) stands in
+AT_POSITION = "at the source's position (read last)"
+
 
 class IcebergSourceReader(IncrementalTableReader):
     """One Iceberg table as one input partition; position ``[snapshot id, file, row,
@@ -80,29 +83,39 @@ class IcebergSourceReader(IncrementalTableReader):
         return snapshot
 
     def commits_after(self, commit: int | None, head: int) -> list[int]:
-        if commit is not None:
-            self._snapshot(commit, "read last by the checkpoint")
+        """Walking parents back from ``head`` to ``commit``. pyiceberg clears a snapshot's
+        parent when the parent expires, so a walk that reaches a parentless snapshot
+        newer than ``commit`` crossed expired history; one that reaches a snapshot older
+        than ``commit`` went round it (main was rolled back)."""
+        last = None if commit is None else self._snapshot(commit, AT_POSITION)
         chain: list[int] = []
         sid: int | None = head
         while sid != commit:
-            if sid is None:
+            snapshot = None if sid is None else self.table.snapshot_by_id(sid)
+            if snapshot is None:
+                if commit is None and chain:
+                    break  # older history expired: the oldest kept snapshot is read whole
+                after = f" and snapshot {chain[-1]}" if chain else ""
+                raise TableChangeRefused(
+                    f"{self.label}: the snapshot(s) of main after snapshot {commit} (read "
+                    f"last by the checkpoint){after} have expired, so their rows cannot be "
+                    "read incrementally; start afresh (delete the checkpoint folder) to read "
+                    "the table as it is now")
+            if last is not None and snapshot.sequence_number <= last.sequence_number:
                 raise TableChangeRefused(
                     f"{self.label}: main no longer descends from snapshot {commit}, the one "
                     "read last (main was rolled back or replaced); start afresh (delete the "
                     "checkpoint folder) to read the table as it is now")
-            snapshot = self.table.snapshot_by_id(sid)
-            if snapshot is None:
-                if commit is None and chain:
-                    break  # older history expired: the oldest kept snapshot is read whole
-                self._snapshot(sid, f"(of main, after snapshot {commit})")
             chain.append(sid)
             sid = snapshot.parent_snapshot_id
+            if sid is None and commit is None:
+                break
         chain.reverse()
         return chain
 
     # -- units -----------------------------------------------------------------------------
     def unit(self, commit: int, whole: bool) -> Unit:
-        snapshot = self._snapshot(commit, "of the position being read")
+        snapshot = self._snapshot(commit, AT_POSITION)
         if whole:
             return self._whole(snapshot)
         return self._added(snapshot)
