@@ -28,7 +28,7 @@ from typing import Any
 
 import polars as pl
 
-from surestream.apps.medallion.schemas import FEED_TOPICS, INVALID_REASONS
+from surestream.apps.medallion.schemas import FEED_TOPICS, INVALID_REASONS, TOPIC_FEEDS
 from surestream.apps.medallion.templates import BRONZE_TABLE, DLQ_TABLE, GOLD_TABLE, SILVER_TABLE
 from surestream.apps.medallion.truth import MedallionTruth
 from surestream.apps.medallion.validation import feed_of
@@ -147,10 +147,12 @@ def reconcile(truth: MedallionTruth, landing: dict[str, list[str]],
 
 def _feeds_equal(bronze: pl.DataFrame, landing: dict[str, list[str]]) -> int:
     """How many feeds' bronze ``raw`` column (in offset order) equals its landing lines."""
+    feeds = bronze.with_columns(feed=pl.col("ingest_source").str.split("/").list.last()
+                                .str.replace(r"\.jsonl$", "")
+                                .replace_strict(TOPIC_FEEDS, default=None))
     equal = 0
     for feed, lines in landing.items():
-        rows = bronze.filter(pl.col("ingest_source").map_elements(
-            lambda s, f=feed: feed_of(s) == f, return_dtype=pl.Boolean))
+        rows = feeds.filter(pl.col("feed") == feed)
         equal += rows.sort("ingest_partition", "ingest_offset")["raw"].to_list() == lines
     return equal
 
