@@ -39,7 +39,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "--bootstrap) and read bronze from them; dlq-events is a topic "
                         "(default: landing files, dlq-events.jsonl)")
     p.add_argument("--bootstrap", default=None,
-                   help="with --kafka: a cluster's host:port instead of the embedded broker "
+                   help="with --kafka: a cluster's host:port instead of the embedded broker; "
+                        "it must not hold the topics raw-events, raw-transactions, "
+                        "raw-metrics, dlq-events yet: the demo reconciles all they hold "
                         "(default: embedded)")
     p.add_argument("--checkpoints", type=int, default=8,
                    help="checkpoints over each hop's input (default 8)")
