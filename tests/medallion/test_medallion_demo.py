@@ -81,3 +81,13 @@ def test_bad_kill_at_is_a_usage_error(tmp_path: Path) -> None:
         code = main(["demo", "medallion", "--out", str(tmp_path), "--kill-at", "platinum"])
     assert code == 2
     assert "'platinum' is not a hop" in err.getvalue()
+
+
+def test_a_table_never_written_reads_as_no_rows(tmp_path: Path) -> None:
+    # e.g. silver.dlq_events of an input without an invalid event: the DLQ checks then
+    # compare 0 with the truth's 0 instead of failing to find the table
+    from surestream.apps.medallion.reconcile import read_table
+    from surestream.apps.medallion.templates import DLQ_TABLE
+
+    empty = read_table(default_catalog("."), tmp_path, DLQ_TABLE)
+    assert (empty.height, empty.columns) == (0, ["dlq_reason", "dlq_field"])

@@ -51,12 +51,32 @@ def _close(a: float | None, b: float | None) -> bool:
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-6)
 
 
+#: the columns the checks read, per table: what a table never created (a hop that had
+#: nothing to write there, e.g. no invalid event) reads as, with no rows
+READ_COLUMNS: dict[str, dict[str, pl.DataType]] = {
+    BRONZE_TABLE: {"raw": pl.String(), "ingest_source": pl.String(),
+                   "ingest_partition": pl.Int64(), "ingest_offset": pl.Int64()},
+    SILVER_TABLE: {"event_id": pl.String(), "feed": pl.String(), "event_type": pl.String(),
+                   "source": pl.String(), "measure": pl.Float64()},
+    DLQ_TABLE: {"dlq_reason": pl.String(), "dlq_field": pl.String()},
+    GOLD_TABLE: {"event_type": pl.String(), "source": pl.String(),
+                 "window_start": pl.Datetime("us"), "event_count": pl.Int64(),
+                 "measure_sum": pl.Float64()},
+}
+
+
 def read_table(catalog_config: dict[str, Any], base: Path, table: str) -> pl.DataFrame:
-    """The whole of an Iceberg table (its current snapshot) as a polars frame."""
+    """The whole of an Iceberg table (its current snapshot) as a polars frame; a table
+    that was never created has no rows (``READ_COLUMNS``)."""
+    from pyiceberg.exceptions import NoSuchTableError
+
     from surestream.connectors.tables.iceberg_catalog import open_catalog
 
     catalog = open_catalog(catalog_config, lambda p: (base / p))
-    return pl.from_arrow(catalog.load_table(table).scan().to_arrow())
+    try:
+        return pl.from_arrow(catalog.load_table(table).scan().to_arrow())
+    except NoSuchTableError:
+        return pl.DataFrame(schema=READ_COLUMNS.get(table, {}))
 
 
 def _per_feed(frame: pl.DataFrame, column: str) -> dict[str, int]:
