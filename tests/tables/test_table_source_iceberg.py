@@ -22,6 +22,7 @@ import pytest
 import yaml
 from pyiceberg.types import StringType
 
+from surestream.cli.main import main
 from surestream.connectors.tables.iceberg_catalog import open_catalog
 from surestream.connectors.tables.table_source import TableChangeRefused
 from surestream.model.spec import PipelineSpec
@@ -173,10 +174,15 @@ def test_a_live_run_picks_up_new_snapshots_stops_on_sigterm_and_resumes(tmp_path
     assert output_ids(tmp_path) == [1, 2, 3, 4, 5, 6, 7, 8]  # each row once
 
 
-def test_an_overwrite_snapshot_is_refused_naming_the_table_and_snapshot(tmp_path):
+@pytest.mark.parametrize(("predicate", "operation"), [
+    ("id = 2", "overwrite"),  # a file rewritten without the row (copy-on-write)
+    ("id >= 4", "delete"),    # a whole file dropped, nothing added
+])
+def test_a_snapshot_that_removes_rows_is_refused_naming_the_table_and_snapshot(
+        tmp_path, predicate, operation):
     table = make_table(tmp_path, [[1, 2, 3], [4, 5]])
     runner = LocalRunner(build(tmp_path, spec_dict(tmp_path)))  # reads the table as it is
-    table.delete("id = 2")  # a copy-on-write overwrite after the start
+    table.delete(predicate)  # after the start
     table = table.refresh()
     overwrite = table.current_snapshot().snapshot_id
     table.append(rows([6]))
@@ -185,7 +191,7 @@ def test_an_overwrite_snapshot_is_refused_naming_the_table_and_snapshot(tmp_path
     assert isinstance(live.error, TableChangeRefused), live.error
     message = str(live.error)
     assert "Iceberg table ns.events" in message
-    assert f"snapshot {overwrite} (overwrite) removes 1 data file(s)" in message
+    assert f"snapshot {overwrite} ({operation}) removes 1 data file(s)" in message
     assert "on_non_append: skip" in message  # what to do next
     assert 6 not in output_ids(tmp_path)  # nothing after the refused snapshot
 
@@ -316,3 +322,22 @@ def test_rows_have_their_snapshots_columns_whatever_the_batch_size(tmp_path):
                         (folder / "out/rows.jsonl").read_text().splitlines()])
     assert outputs[0] == outputs[1]
     assert [r.get("note", "absent") for r in outputs[0]] == ["absent"] * 3 + ["new"]
+
+
+def test_a_live_runs_journal_replays_to_the_same_output(tmp_path):
+    """Positions name their snapshot, so ``surestream replay`` reads exactly the chunks the
+    live run read, from a fresh reader: the same output, byte for byte."""
+    table = make_table(tmp_path, [[1, 2, 3], [4]])
+    spec = spec_dict(tmp_path)
+    spec["runtime"] = {"batch_size": 2, "max_batch_delay_ms": 20}
+    (tmp_path / "live.yaml").write_text(yaml.safe_dump(spec))
+    with LiveRun(LocalRunner(build(tmp_path, spec))) as live:
+        wait_for(lambda: output_ids(tmp_path) == [1, 2, 3, 4], "the table's rows")
+        table.append(rows([5, 6, 7]))
+        wait_for(lambda: output_ids(tmp_path) == list(range(1, 8)), "the new snapshot")
+        live.stop()
+    table.append(rows([8]))  # after the live run: not in its journal
+    assert main(["replay", str(tmp_path / "live.yaml"), "--out",
+                 str(tmp_path / "replayed")]) == 0
+    assert (tmp_path / "replayed" / "main.jsonl").read_bytes() == \
+        (tmp_path / "out" / "rows.jsonl").read_bytes()

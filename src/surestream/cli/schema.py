@@ -73,6 +73,17 @@ source:
   format: json                     # json | csv | raw
   metadata: [partition, offset]    # columns kafka_partition, kafka_offset
 """,
+    "iceberg": """\
+source:
+  type: iceberg                    # main's snapshots, read incrementally (docs/sources.md)
+  catalog: {uri: "sqlite:///warehouse/catalog.db", warehouse: warehouse}
+  table: curated.events
+  start: earliest                  # earliest (the table now, then new snapshots) | latest
+  stop_at: end                     # end | omitted: run live, polling every poll_interval_ms
+""",
+    "delta": """\
+source: {type: delta, path: warehouse/delta/events, start: latest, poll_interval_ms: 1000}
+""",
 }
 
 #: one YAML example per step ``type``

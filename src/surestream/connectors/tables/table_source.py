@@ -15,7 +15,8 @@ read row by row:
 The position -- what checkpoints and a live run's journal store -- is the JSON list
 ``[commit, file index, row offset, whole]``: files ``[0, file index)`` of the commit's
 unit are read, and ``row offset`` rows of the next. ``file index == the unit's file
-count`` is the commit read to its end. A position names everything it needs (the commit
+count`` is the commit read to its end; ``-1``: none of it read yet (not even its refusal
+checked). A position names everything it needs (the commit
 and the unit's kind), so a resumed run or a replay reads exactly the same rows after it,
 and a kill and resume re-reads nothing and skips nothing. ``commit`` None: nothing read
 yet of a table that had no commit at start.
@@ -34,6 +35,10 @@ from typing import Any
 import polars as pl
 
 from surestream.connectors.readers import Chunk, ReaderError
+
+#: the file index of a position at a commit none of whose files was read yet (a commit
+#: with no files to read would otherwise look read to its end: a delete that adds nothing)
+NOT_BEGUN = -1
 
 
 class TableChangeRefused(ReaderError):
@@ -116,7 +121,7 @@ class IncrementalTableReader:
         if head is None:
             self.seek([None, 0, 0, False])
         elif start == "earliest":
-            self.seek([head, 0, 0, True])
+            self.seek([head, NOT_BEGUN, 0, True])
         else:
             self.seek([head, self.unit(head, False).n, 0, False])
 
@@ -156,8 +161,7 @@ class IncrementalTableReader:
         got = 0
         while got < n:
             unit = self._current_unit()
-            if unit is None:
-                self._unit = None
+            if unit is None:  # (its unit stays cached: an idle live run asks again)
                 if not self._next_unit(poll=poll):  # bounded: its end; live: none yet
                     return self._chunk(frames, got, exhausted=not self._live)
                 continue
@@ -190,8 +194,8 @@ class IncrementalTableReader:
             self._unit = self.unit(commit, whole)
             self._rows = None
         unit = self._unit
-        if index >= unit.n:
-            return None
+        if index >= 0 and unit.n <= index:
+            return None  # read to its end
         if unit.refusal is not None and self.on_non_append == "fail":
             raise TableChangeRefused(
                 f"{self.label}: {unit.refusal}; a table source streams appends only. Set "
@@ -201,6 +205,8 @@ class IncrementalTableReader:
         if not unit.files:  # passed over: a compaction, or skipped
             self.position = [commit, unit.n, 0, whole]
             return None
+        if index < 0:
+            self.position = [commit, 0, 0, whole]
         return unit
 
     def _next_unit(self, poll: bool) -> bool:
@@ -219,7 +225,7 @@ class IncrementalTableReader:
             if not self._pending:
                 return False
         nxt = self._pending.pop(0)
-        self.position = [nxt, 0, 0, commit is None]
+        self.position = [nxt, NOT_BEGUN, 0, commit is None]
         return True
 
     def _poll(self, force: bool = False) -> None:
