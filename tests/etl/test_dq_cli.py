@@ -232,3 +232,17 @@ def test_dq_metrics_and_summary_lines_give_each_rules_counts(tmp_path):
     assert [x["id"] for x in read_jsonl(tmp_path / "out/main.jsonl")] == [1]
     assert [(x["id"], x["dq_rule"]) for x in read_jsonl(tmp_path / "out/dq_failed.jsonl")] == [
         (2, "amount_range"), (3, "amount_present"), (4, "amount_range")]
+
+
+def test_a_checkpoint_from_before_the_range_was_kept_restores_its_count():
+    from surestream.model.steps import LateDataStep
+    from surestream.semantics.late import LateDataOperator
+
+    op = LateDataOperator(LateDataStep(strategy="Drop"), "p")
+    op.restore({"late": 5})  # the late step's state before this version: its counters
+    assert op.counters == {"late": 5}
+    assert op.summary_lines() == ["Late data: 5 record(s), event time range: unknown "
+                                  "(counted before the range was kept)"]
+    again = LateDataOperator(LateDataStep(strategy="drop"), "p")
+    again.restore(op.snapshot())
+    assert again.summary_lines() == op.summary_lines()
