@@ -23,9 +23,11 @@ import yaml
 from pyiceberg.types import StringType
 
 from surestream.cli.main import main
+from surestream.connectors.sources import SourceError
 from surestream.connectors.tables.iceberg_catalog import open_catalog
 from surestream.connectors.tables.table_source import TableChangeRefused
 from surestream.model.spec import PipelineSpec
+from surestream.runners.local.checkpointing import IncompatibleStateError
 from surestream.runners.local.runner import LocalRunner, run
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -229,8 +231,8 @@ def test_the_checkpoints_snapshot_expired_is_refused_by_name(tmp_path):
     table, snapshots = read_then_append(tmp_path, make_table(tmp_path, [[1, 2]]), [[3], [4]])
     read_last = snapshots[0]
     table.maintenance.expire_snapshots().by_ids(snapshots[:2]).commit()
-    error = resume_error(tmp_path)
-    assert isinstance(error, TableChangeRefused), error
+    error = resume_error(tmp_path)  # refused at the restore, before anything is read
+    assert isinstance(error, IncompatibleStateError), error
     assert f"snapshot {read_last} at the source's position (read last) has expired" in str(error)
     assert output_ids(tmp_path) == [1, 2]
 
@@ -341,3 +343,16 @@ def test_a_live_runs_journal_replays_to_the_same_output(tmp_path):
                  str(tmp_path / "replayed")]) == 0
     assert (tmp_path / "replayed" / "main.jsonl").read_bytes() == \
         (tmp_path / "out" / "rows.jsonl").read_bytes()
+
+
+def test_a_missing_table_is_refused_when_bounded_and_awaited_when_live(tmp_path):
+    catalog = open_catalog(CATALOG, lambda p: tmp_path / p)
+    with pytest.raises(SourceError, match="Iceberg table ns.events does not exist"):
+        LocalRunner(build(tmp_path, spec_dict(tmp_path, stop_at="end")))
+    runner = LocalRunner(build(tmp_path, spec_dict(tmp_path, start="latest")))
+    with LiveRun(runner) as live:
+        catalog.create_namespace_if_not_exists("ns")
+        catalog.create_table("ns.events", schema=SCHEMA).append(rows([1, 2]))
+        wait_for(lambda: output_ids(tmp_path) == [1, 2], "the rows of the new table")
+        live.stop()
+    assert live.error is None

@@ -16,9 +16,9 @@ The position -- what checkpoints and a live run's journal store -- is the JSON l
 ``[commit, file index, row offset, whole]``: files ``[0, file index)`` of the commit's
 unit are read, and ``row offset`` rows of the next. ``file index == the unit's file
 count`` is the commit read to its end; ``-1``: none of it read yet (not even its refusal
-checked). A position names everything it needs (the commit
-and the unit's kind), so a resumed run or a replay reads exactly the same rows after it,
-and a kill and resume re-reads nothing and skips nothing. ``commit`` None: nothing read
+checked). A position names everything it needs (the commit and the unit's kind), so a
+resumed run or a replay reads exactly the same rows after it, and a kill and resume
+re-reads nothing and skips nothing. ``commit`` None: nothing read
 yet of a table that had no commit at start.
 
 Columns: each unit's rows come with the columns of the table's schema at that commit. A
@@ -29,7 +29,7 @@ depend on the batch size.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -62,7 +62,6 @@ class Unit:
     schema_key: Any
     #: why the commit cannot be streamed (None: it can); raised or skipped when reached
     refusal: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class IncrementalTableReader:
@@ -126,10 +125,14 @@ class IncrementalTableReader:
             self.seek([head, self.unit(head, False).n, 0, False])
 
     def seek(self, position: Any) -> None:
+        """Stand at ``position``; its commit must still be there (a restore refuses a
+        snapshot or version expired from under the checkpoint here, naming it)."""
         commit, index, row, whole = position
         self.position = [commit, int(index), int(row), bool(whole)]
         self._unit, self._rows, self._pending = None, None, []
         self._served_key = None
+        if commit is not None:
+            self._unit = self.unit(commit, bool(whole))
 
     def read(self, n: int) -> Chunk:
         """Exactly ``n`` rows, fewer only at the end (bounded) or where the columns
