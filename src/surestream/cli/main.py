@@ -345,7 +345,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 #: the other seed systems' demos (``surestream demo SYSTEM ...``): modules of
 #: ``surestream.cli`` whose ``add_parser(subparsers)`` registers one SYSTEM
-DEMO_MODULES: tuple[str, ...] = ("demo_iso", "demo_ticks", "demo_payments")
+DEMO_MODULES: tuple[str, ...] = ("demo_iso", "demo_ticks", "demo_payments",
+                                 "demo_medallion")
 
 DESCRIPTION = "surestream: stream processing whose first promise is correctness."
 EPILOG = """\

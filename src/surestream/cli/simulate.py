@@ -30,7 +30,8 @@ EXIT_OK, EXIT_USAGE = 0, 2
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(MarketSimulation)}
 #: the other seed systems' simulators (``surestream simulate SYSTEM ...``): modules of
 #: ``surestream.cli`` whose ``add_parser(subparsers)`` registers one SYSTEM
-SYSTEM_MODULES: tuple[str, ...] = ("simulate_iso", "simulate_ticks", "simulate_payments")
+SYSTEM_MODULES: tuple[str, ...] = ("simulate_iso", "simulate_ticks", "simulate_payments",
+                                   "simulate_medallion")
 #: option -> (MarketSimulation field, type, help)
 _KNOBS: dict[str, tuple[str, type, str]] = {
     "--duplicate-rate": ("duplicate_rate", float, "share of on-time trades re-sent"),
