@@ -6,6 +6,9 @@ The translation writes them out in the explicit form a reader checks at a glance
 ``{page_views: "count()", clicks: "sum(clicks)"}``. ``count`` counts the records of the
 group (Spark's ``count(column)`` skips nulls of the column; docs/etl-import.md says so).
 A function surestream lacks (``stddev``, ``approx_count_distinct``, ...) is refused.
+
+The object form names result columns: ``{"txn_count": "count()", "total": "sum(amount)"}``
+(a value without parentheses, ``{"clicks": "sum"}``, is the shorthand's pair).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import re
 FUNCTIONS = {"count": "count", "sum": "sum", "avg": "avg", "mean": "avg", "average": "avg",
              "min": "min", "max": "max", "first": "first", "last": "last"}
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CALL = re.compile(r"^\s*([A-Za-z_]+)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)?\s*\)\s*$")
 
 
 def parse_aggregations(value: str | dict[str, str]) -> dict[str, str]:
@@ -27,6 +31,11 @@ def parse_aggregations(value: str | dict[str, str]) -> dict[str, str]:
                          "\"page_views:count,clicks:sum\"")
     out: dict[str, str] = {}
     for column, function in pairs:
+        call = _CALL.match(function)
+        if call:  # object form: result column -> function(input column)
+            function, source = call.group(1), call.group(2)
+        else:
+            source = column
         if not _COLUMN.match(column):
             raise ValueError(f"{column!r} is not a column name (letters, digits, _)")
         fn = FUNCTIONS.get(function.lower())
@@ -34,10 +43,12 @@ def parse_aggregations(value: str | dict[str, str]) -> dict[str, str]:
             raise ValueError(f"{column}:{function}: surestream has no aggregation "
                              f"{function!r}; the functions are "
                              f"{', '.join(sorted(FUNCTIONS))}")
+        if fn != "count" and source is None:
+            raise ValueError(f"{column}: {function}() needs its column, e.g. {fn}(amount)")
         if column in out:
             raise ValueError(f"{column!r} is aggregated twice; each result column keeps "
                              "its input column's name, so give each column once")
-        out[column] = "count()" if fn == "count" else f"{fn}({column})"
+        out[column] = "count()" if fn == "count" else f"{fn}({source})"
     return out
 
 

@@ -16,8 +16,8 @@ retry, circuit-breaker and dead-letter settings as keys of the main output.
 
 The PostgreSQL mode follows the output mode, as Spark's sinks do: ``append`` appends each
 final result; ``update`` upserts one row per key (the group-by columns, plus
-``window_start`` for a window), newest ``revision`` (window) or ``version`` (running
-aggregate) winning; ``complete`` replaces the table's content at each trigger.
+``window_start`` for a window), the newest ``version`` (records aggregated so far)
+winning; ``complete`` replaces the table's content at each trigger.
 """
 
 from __future__ import annotations
@@ -126,8 +126,7 @@ def translate_sink(cfg: EtlModel, *, output_mode: str, group_by: list[str] | Non
         if output_mode == "update":
             keys = list(cfg.key_columns or [*(group_by or []),
                                             *(["window_start"] if windowed else [])])
-            out |= {"mode": "upsert", "key_columns": keys,
-                    "version_column": "revision" if windowed else "version"}
+            out |= {"mode": "upsert", "key_columns": keys, "version_column": "version"}
         elif output_mode == "complete":
             out["mode"] = "replace"
         else:
