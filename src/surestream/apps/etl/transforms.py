@@ -61,6 +61,11 @@ class Transform(EtlModel):
     parameters: dict[str, Any]
 
 
+PARAMETER_MODELS: dict[str, type[EtlModel]] = {
+    "aggregation": AggregationParameters, "filter": FilterParameters,
+    "deduplicate": DeduplicateParameters}
+
+
 @dataclass
 class Translated:
     """The steps of ``transforms`` and what later sections need to know of them."""

@@ -63,7 +63,10 @@ def load_etl_config(path: str | Path) -> dict[str, Any]:
 def translate_etl_config(doc: dict[str, Any]) -> dict[str, Any]:
     """The surestream spec of an ETL framework pipeline document; ``EtlConfigError``
     with every refusal's JSON path and reason."""
-    cfg: EtlPipeline = parse_section(EtlPipeline, doc, "")
+    try:
+        cfg: EtlPipeline = parse_section(EtlPipeline, doc, "")
+    except EtlConfigError as e:  # report the typed sections' problems too, all at once
+        raise EtlConfigError(e.problems + _section_problems(doc)) from None
     sc = cfg.streaming_config_json
     problems: list[tuple[str, str]] = []
 
@@ -162,6 +165,33 @@ def translate_etl_config(doc: dict[str, Any]) -> dict[str, Any]:
     if checkpoint:
         spec["checkpoint"] = checkpoint
     return spec
+
+
+def _section_problems(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """The problems of ``source``, ``sink`` and ``transforms`` on their own, for a
+    document whose top level is refused (so one pass reports everything)."""
+    from surestream.apps.etl.transforms import PARAMETER_MODELS, Transform
+
+    problems: list[tuple[str, str]] = []
+    checks: list[tuple[Any, tuple[Any, ...]]] = []
+    if isinstance(doc.get("source"), dict):
+        checks.append((translate_source, (doc["source"],)))
+    if isinstance(doc.get("sink"), dict):
+        checks.append((parse_sink, (doc["sink"],)))
+    for i, item in enumerate(doc.get("transforms") or []):
+        path = join_path("transforms", i)
+        try:
+            t = parse_section(Transform, item, path)
+            parse_section(PARAMETER_MODELS[t.type], t.parameters,
+                          join_path(path, "parameters"))
+        except EtlConfigError as e:
+            problems += e.problems
+    for fn, args in checks:
+        try:
+            fn(*args)
+        except EtlConfigError as e:
+            problems += e.problems
+    return problems
 
 
 def header_comment(doc: dict[str, Any], source: str) -> str:
