@@ -1,0 +1,66 @@
+"""Helpers of the ETL import tests: the shipped examples copied to a folder of the test's
+own, a configuration edited the way a user points it at their cluster, and the
+``surestream`` command run as a user runs it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+EXAMPLES = Path(str(resources.files("surestream.examples") / "etl"))
+NAMES = ("user-analytics", "sliding-sales-dashboard", "low-latency-fraud",
+         "streaming-example")
+
+
+def at(hhmm: str, day: str = "2026-01-01") -> int:
+    """Epoch milliseconds of ``day`` at ``hh:mm[:ss]`` UTC."""
+    fmt = "%Y-%m-%dT%H:%M:%S" if hhmm.count(":") == 2 else "%Y-%m-%dT%H:%M"
+    return int(dt.datetime.strptime(f"{day}T{hhmm}", fmt).replace(
+        tzinfo=dt.UTC).timestamp() * 1000)
+
+
+def copy_examples(folder: Path) -> Path:
+    """The examples and their data in ``folder`` (outputs land beside them)."""
+    target = folder / "etl"
+    shutil.copytree(EXAMPLES, target)
+    return target
+
+
+def load(folder: Path, name: str) -> dict[str, Any]:
+    return json.loads((folder / f"{name}.json").read_text())
+
+
+def streaming(doc: dict[str, Any]) -> dict[str, Any]:
+    value = doc["streamingConfigJson"]
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def save(folder: Path, name: str, doc: dict[str, Any]) -> Path:
+    path = folder / f"{name}.json"
+    path.write_text(json.dumps(doc, indent=2))
+    return path
+
+
+def surestream(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "surestream", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def import_config(folder: Path, name: str, *extra: str) -> Path:
+    """``surestream import etl-config NAME.json --out NAME.yaml``; asserts exit 0."""
+    r = surestream("import", "etl-config", f"{name}.json", "--out", f"{name}.yaml", *extra,
+                   cwd=folder)
+    assert r.returncode == 0, r.stderr
+    return folder / f"{name}.yaml"
+
+
+def jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
