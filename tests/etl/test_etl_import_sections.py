@@ -249,6 +249,10 @@ def test_aggregation_refusals_name_the_path():
     assert "needs windowDuration" in refusals(doc(
         {"watermark": WATERMARK}, transforms=[params(slideDuration="1 minute")]))[
         "transforms[0].parameters.slideDuration"]
+    assert "user_id would also be a group-by or result column" in refusals(doc(
+        {"watermark": WATERMARK}, transforms=[params(aggregations="u:count,user_id:count",
+                                                     groupByColumns=["user_id"])]))[
+        "transforms[0].parameters.aggregations"]
     assert "a second aggregation" in refusals(doc(
         {"watermark": WATERMARK}, transforms=[params(), params()]))["transforms[1]"]
     assert "this pipeline has none" in refusals(doc({"outputMode": "complete"}))[

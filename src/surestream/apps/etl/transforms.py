@@ -115,9 +115,29 @@ def translate_transforms(items: list[dict[str, Any]], *, event_time_column: str 
     return out
 
 
+#: the columns surestream adds to aggregation results (and ``version`` to update rows)
+RESULT_COLUMNS = {"window": ("window_start", "window_end", "revision"), "aggregate": ()}
+
+
+def _clash(p: AggregationParameters, kind: str, mode: str, path: str) -> None:
+    """A result column named twice (Spark would make two columns of one name)."""
+    taken = set(p.group_by_columns) | set(RESULT_COLUMNS[kind]) \
+        | ({"version"} if mode == "update" else set())
+    clash = sorted(set(p.aggregations) & taken)
+    if clash:
+        raise EtlConfigError([(join_path(path, "aggregations"),
+                               f"result column(s) {', '.join(clash)} would also be a "
+                               "group-by or result column (window_start, window_end, "
+                               "revision, version); aggregate another column, or use the "
+                               "object form to name the result "
+                               "({\"events\": \"count()\"})")])
+
+
 def _aggregation(p: AggregationParameters, name: str | None, path: str, *,
                  event_time_column: str | None, output_mode: str | None,
                  state_timeout_ms: int | None, state_timeout_path: str) -> dict[str, Any]:
+    kind = "aggregate" if p.window_duration is None else "window"
+    _clash(p, kind, output_mode or ("update" if kind == "aggregate" else "append"), path)
     if p.window_duration is None:
         for key, value in (("slideDuration", p.slide_duration),
                            ("windowColumn", p.window_column)):
