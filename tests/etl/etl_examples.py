@@ -64,3 +64,42 @@ def jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def create_topic(bootstrap: str, topic: str) -> str:
+    """A topic of one partition: the examples' lateness depends on the records' order."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+        future.result(15)
+    return topic
+
+
+def produce_file(bootstrap: str, topic: str, path: Path) -> None:
+    """The file's lines as records of ``topic``, in order (``surestream produce``)."""
+    r = surestream("produce", str(path), "--topic", topic, "--bootstrap", bootstrap,
+                   cwd=path.parent)
+    assert r.returncode == 0, r.stderr
+
+
+def topic_values(bootstrap: str, topic: str, expected: int) -> list[dict[str, Any]]:
+    """The JSON values of every committed record of ``topic`` once ``expected`` have
+    arrived, and a moment more to catch any extra."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "etl-import-readback",
+                         "enable.auto.commit": False, "fetch.wait.max.ms": 10,
+                         "isolation.level": "read_committed"})
+    try:
+        partitions = consumer.list_topics(topic, 10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        messages: list[Any] = []
+        for _ in range(150):
+            messages += [m for m in consumer.consume(1000, 0.2) if not m.error()]
+            if len(messages) >= expected:
+                break
+        messages += [m for m in consumer.consume(1000, 0.5) if not m.error()]
+        return [json.loads(m.value()) for m in messages]
+    finally:
+        consumer.close()
