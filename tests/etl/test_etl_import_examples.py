@@ -58,7 +58,7 @@ def test_the_reference_example_translates_to_the_spec_written_out_by_hand(exampl
                 "table": "user_event_aggregations", "mode": "append",
                 "enable_idempotence": True,
                 "retry": {"max_attempts": 3, "initial_backoff_ms": 1000,
-                          "max_backoff_ms": 30_000, "multiplier": 2.0, "jitter": True},
+                          "max_backoff_ms": 30_000, "multiplier": 2.0},
                 "circuit_breaker": {"failure_threshold": 5, "probe_interval_ms": MIN},
                 "on_sink_failure": "dlq",
                 "dead_letter": {"type": "file", "path": "dlq/user_event_aggregations.jsonl"},
@@ -78,7 +78,7 @@ def test_the_other_examples_translate_to_their_plans(examples):
         "type": "window", "name": "user_activity_10m", "key_fields": ["user_id"],
         "kind": "tumbling", "size_ms": 10 * MIN,
         "aggregations": {"page_views": "count()", "clicks": "sum(clicks)"}}
-    assert "trigger" not in ua  # the default trigger, Continuous: surestream's own loop
+    assert ua["trigger"] == "continuous"  # the framework's default trigger
     sales = translate_etl_config(load(examples, "sliding-sales-dashboard"))
     assert sales["steps"][-1]["kind"] == "sliding" and sales["steps"][-1]["slide_ms"] == 10 * MIN
     assert sales["outputs"]["main"]["mode"] == "upsert"

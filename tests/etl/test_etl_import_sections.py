@@ -84,10 +84,10 @@ def test_trigger_translations_with_their_checkpoint_intervals():
         {"available_now": True, "max_files_per_trigger": 2}, None)
     assert trig({"triggerMode": "continuous=2 seconds"}) == (
         "continuous", {"interval_ms": 2_000})
-    # no triggerMode: the framework's default, Continuous -- surestream's own loop
-    assert trig({}) == (None, {"interval_ms": 1_000})
+    # no triggerMode: the framework's default, Continuous, checkpointing every second
+    assert trig({}) == ("continuous", {"interval_ms": 1_000})
     assert trig({"checkpointLocation": "/data/cp"}) == (
-        None, {"dir": "/data/cp", "interval_ms": 1_000})
+        "continuous", {"dir": "/data/cp", "interval_ms": 1_000})
 
 
 def test_trigger_limits_that_would_change_nothing_are_refused_at_their_path():
@@ -283,7 +283,8 @@ def test_each_data_quality_rule():
         "type": "data_quality", "name": "data_quality", "quarantine_output_tag": "dq_failed",
         "rules": [
             {"name": "not_null_user_id_event_time", "rule": "not_null",
-             "columns": ["user_id", "event_time"], "severity": "error"},
+             "columns": ["user_id", "event_time"], "severity": "error",
+             "on_failure": "quarantine"},
             {"name": "clicks_range", "rule": "range", "column": "clicks", "min": 0,
              "max": 100, "severity": "warning", "on_failure": "quarantine"},
             {"name": "regex_email", "rule": "regex", "column": "email",
@@ -291,14 +292,14 @@ def test_each_data_quality_rule():
             {"name": "in_set_event_type", "rule": "in_set", "column": "event_type",
              "values": ["click", "view"], "severity": "info", "on_failure": "continue"},
             {"name": "unique_event_id", "rule": "unique", "column": "event_id",
-             "within": "batch", "severity": "error"},
+             "within": "batch", "severity": "error", "on_failure": "quarantine"},
             {"name": "unique_user_id_session", "rule": "unique",
              "columns": ["user_id", "session"], "within": {"window_ms": 600_000},
              "severity": "error", "on_failure": "abort"},
             {"name": "expression_6", "rule": "expression", "sql": "clicks <= page_views",
-             "severity": "error"},
+             "severity": "error", "on_failure": "quarantine"},
             {"name": "function_7", "rule": "function", "function": "mypkg.checks:valid_user",
-             "severity": "error"}]}
+             "severity": "error", "on_failure": "quarantine"}]}
     # a quarantining rule and no quarantine destination: a file beside the checkpoints
     assert spec["outputs"]["dq_failed"] == {
         "type": "file", "path": ".surestream/checkpoints/p1-dq-failed.jsonl",
@@ -330,11 +331,19 @@ def test_data_quality_refusals_name_the_rule():
         {"type": "NotNull", "column": "a", "onFailure": "Drop"})[
         "streamingConfigJson.dataQuality.rules[0].onFailure"]
     assert "would receive nothing" in refusals(doc({"dataQuality": {
-        "rules": [{"type": "NotNull", "column": "a"}], "quarantine": {"path": "q.jsonl"}}}))[
+        "rules": [{"type": "NotNull", "column": "a", "onFailure": "Warn"}],
+        "quarantine": {"path": "q.jsonl"}}}))[
         "streamingConfigJson.dataQuality.quarantine"]
 
 
 # -- error handling ----------------------------------------------------------------------
+@pytest.mark.parametrize("jitter, key", [(True, None), (False, 0.0), (0.3, 0.3)])
+def test_retry_jitter_true_is_the_sinks_default_fraction(jitter, key):
+    retry = translate_etl_config(doc({"errorHandling": {"retry": {
+        "maxAttempts": 2, "jitter": jitter}}}))["outputs"]["main"]["retry"]
+    assert retry == {"max_attempts": 2} | ({} if key is None else {"jitter": key})
+
+
 def test_retry_breaker_and_dead_letter_queue_become_keys_of_the_main_output():
     spec = translate_etl_config(doc({"errorHandling": {
         "retry": {"maxAttempts": 3, "initialBackoff": "1 second", "maxBackoff": "30 seconds",

@@ -145,7 +145,7 @@ class DqRule(EtlModel):
     function: Text | None = None
     severity: choice("Error", "Warning", "Info") = "Error"  # type: ignore[valid-type]
     on_failure: choice("Abort", "Continue", "Warn", "Quarantine",  # type: ignore[valid-type]
-                       aliases={"Fail": "Abort", "Log": "Warn"}) | None = None
+                       aliases={"Fail": "Abort", "Log": "Warn"}) = "Quarantine"
 
     @model_validator(mode="after")
     def _fields_of_the_type(self) -> DqRule:

@@ -15,11 +15,12 @@
 - ``Function {function: "pkg.mod:fn"}`` (alias ``Custom``)
   -> ``function``
 
-``severity`` Error/Warning/Info -> error/warning/info; ``onFailure``
-Abort/Continue/Warn/Quarantine (``Fail`` = Abort, ``Log`` = Warn) -> abort/continue/
-warn/quarantine. Quarantined records go to the tag ``dq_failed`` (with ``dq_rule`` and
-``dq_reason``), whose output is ``dataQuality.quarantine`` or, by default, a JSON-lines
-file beside the checkpoint folder.
+``severity`` Error/Warning/Info -> error/warning/info (default Error); ``onFailure``
+Abort/Continue/Warn/Quarantine (``Fail`` = Abort, ``Log`` = Warn; default Quarantine: a
+failing record is kept apart, never lost, and the run goes on) -> abort/continue/warn/
+quarantine, always written out. Quarantined records go to the tag ``dq_failed`` (with
+``dq_rule`` and ``dq_reason``), whose output is ``dataQuality.quarantine`` or, by
+default, a JSON-lines file beside the checkpoint folder.
 """
 
 from __future__ import annotations
@@ -55,8 +56,7 @@ def translate_rule(rule: DqRule, index: int) -> dict[str, Any]:
     if rule.function is not None:
         out["function"] = rule.function
     out["severity"] = rule.severity.lower()
-    if rule.on_failure is not None:
-        out["on_failure"] = rule.on_failure.lower()
+    out["on_failure"] = rule.on_failure.lower()
     return out
 
 

@@ -181,10 +181,14 @@ def error_handling_keys(cfg: ErrorHandling | None, path: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if cfg.retry is not None:
         retry: dict[str, Any] = {"max_attempts": cfg.retry.max_attempts}
+        # jitter: a fraction of each wait; `true` is the sink's default fraction (left
+        # out), `false` none
+        jitter = cfg.retry.jitter
+        jitter = None if jitter is True else 0.0 if jitter is False else jitter
         for name, value in (("initial_backoff_ms", cfg.retry.initial_backoff),
                             ("max_backoff_ms", cfg.retry.max_backoff),
                             ("multiplier", cfg.retry.backoff_multiplier),
-                            ("jitter", cfg.retry.jitter)):
+                            ("jitter", jitter)):
             if value is not None:
                 retry[name] = value
         if cfg.retry.initial_backoff is not None and cfg.retry.max_backoff is not None \

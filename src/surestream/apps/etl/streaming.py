@@ -9,8 +9,8 @@
   log_and_drop / dlq / side_output, its records to the tag ``late``.
 - ``triggerMode`` -> the top-level ``trigger`` and the checkpoint interval: each
   processing-time micro-batch commits (a checkpoint every interval), a continuous query
-  checkpoints every ``continuous=<interval>`` (default 1 second, as the framework's
-  default trigger is continuous: surestream's own loop, so ``trigger`` is left out).
+  checkpoints every ``continuous=<interval>`` (default 1 second). No ``triggerMode``:
+  continuous, the framework's default, written out as ``trigger: continuous``.
 - ``maxRecordsPerTrigger`` / ``maxFilesPerTrigger`` -> ``max_records_per_trigger`` /
   ``max_files_per_trigger`` of a processing-time or available-now trigger (with once or
   continuous they would change nothing: refused).
@@ -49,7 +49,7 @@ def late_step(cfg: LateData) -> dict[str, Any]:
 
 def translate_trigger(cfg: StreamingConfig, source_type: str
                       ) -> tuple[Any, int | None]:
-    """``(trigger, checkpoint interval_ms)``; ``trigger`` None: left out (continuous)."""
+    """``(trigger, checkpoint interval_ms)``."""
     mode = parse_trigger_mode(cfg.trigger_mode) if cfg.trigger_mode else None
     kind = mode.kind if mode else "continuous"
     limits = {k: v for k, v in (("max_records_per_trigger", cfg.max_records_per_trigger),
@@ -83,4 +83,4 @@ def translate_trigger(cfg: StreamingConfig, source_type: str
     if kind == "once":
         return "once", None
     interval = (mode.interval_ms if mode else None) or CONTINUOUS_CHECKPOINT_MS
-    return ("continuous" if mode else None), interval
+    return "continuous", interval

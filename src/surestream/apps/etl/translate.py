@@ -155,8 +155,7 @@ def translate_etl_config(doc: dict[str, Any]) -> dict[str, Any]:
         spec["streams"] = {stream: {"from": "source", "steps": steps}}
     spec["outputs"] = outputs
     trigger_value, interval_ms = trigger
-    if trigger_value is not None:
-        spec["trigger"] = trigger_value
+    spec["trigger"] = trigger_value
     checkpoint: dict[str, Any] = {}
     if checkpoint_dir:
         checkpoint["dir"] = checkpoint_dir
