@@ -1,14 +1,19 @@
 """Helpers of the ETL import tests: the shipped examples copied to a folder of the test's
 own, a configuration edited the way a user points it at their cluster, and the
-``surestream`` command run as a user runs it."""
+``surestream`` command run as a user runs it (``import`` and ``validate`` in this process,
+through the same ``main``, which keeps the tests quick; ``run`` in a process of its own)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+import os
 import shutil
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -52,10 +57,34 @@ def surestream(*args: str, cwd: Path, timeout: float = 240) -> subprocess.Comple
                           capture_output=True, text=True, timeout=timeout)
 
 
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args: str, cwd: Path) -> Result:
+    """``surestream ARGS`` in this process, from ``cwd``: exit code and printed text."""
+    from surestream.cli.main import main
+
+    out, err, before = io.StringIO(), io.StringIO(), os.getcwd()
+    os.chdir(cwd)
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as e:  # argparse's usage errors
+                code = int(e.code or 0)
+    finally:
+        os.chdir(before)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
 def import_config(folder: Path, name: str, *extra: str) -> Path:
     """``surestream import etl-config NAME.json --out NAME.yaml``; asserts exit 0."""
-    r = surestream("import", "etl-config", f"{name}.json", "--out", f"{name}.yaml", *extra,
-                   cwd=folder)
+    r = cli("import", "etl-config", f"{name}.json", "--out", f"{name}.yaml", *extra,
+            cwd=folder)
     assert r.returncode == 0, r.stderr
     return folder / f"{name}.yaml"
 
@@ -77,10 +106,17 @@ def create_topic(bootstrap: str, topic: str) -> str:
 
 
 def produce_file(bootstrap: str, topic: str, path: Path) -> None:
-    """The file's lines as records of ``topic``, in order (``surestream produce``)."""
-    r = surestream("produce", str(path), "--topic", topic, "--bootstrap", bootstrap,
-                   cwd=path.parent)
-    assert r.returncode == 0, r.stderr
+    """The file's lines as records of ``topic``, in order, each acknowledged."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
+                         "acks": "all"})
+    failures: list[Any] = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            producer.produce(topic, line.encode(),
+                             on_delivery=lambda err, _msg: err and failures.append(err))
+    assert producer.flush(30) == 0 and not failures, failures
 
 
 def topic_values(bootstrap: str, topic: str, expected: int) -> list[dict[str, Any]]:

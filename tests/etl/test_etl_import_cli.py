@@ -8,32 +8,32 @@ from __future__ import annotations
 import json
 
 import yaml
-from etl_examples import copy_examples, load, save, surestream
+from etl_examples import cli, copy_examples, load, save, surestream
 
 
 def test_the_spec_is_printed_written_as_yaml_or_json_and_never_overwritten(tmp_path):
     folder = copy_examples(tmp_path)
-    r = surestream("import", "etl-config", "user-analytics.json", cwd=folder)
+    r = surestream("import", "etl-config", "user-analytics.json", cwd=folder)  # as typed
     assert r.returncode == 0, r.stderr
     printed = yaml.safe_load(r.stdout)
     assert printed["pipeline"] == "user-analytics"
     assert r.stdout.startswith("# translated by `surestream import etl-config")
     assert "# pipelineName: User analytics" in r.stdout
 
-    r = surestream("import", "etl-config", "user-analytics.json", "--out", "ua.yaml",
+    r = cli("import", "etl-config", "user-analytics.json", "--out", "ua.yaml",
                    cwd=folder)
     assert r.returncode == 0, r.stderr
     assert yaml.safe_load((folder / "ua.yaml").read_text()) == printed
-    r = surestream("import", "etl-config", "user-analytics.json", "--out", "ua.json",
+    r = cli("import", "etl-config", "user-analytics.json", "--out", "ua.json",
                    cwd=folder)
     assert r.returncode == 0 and json.loads((folder / "ua.json").read_text()) == printed
 
     (folder / "ua.yaml").write_text("mine\n")
-    r = surestream("import", "etl-config", "user-analytics.json", "--out", "ua.yaml",
+    r = cli("import", "etl-config", "user-analytics.json", "--out", "ua.yaml",
                    cwd=folder)
     assert r.returncode == 2 and "give --force" in r.stderr
     assert (folder / "ua.yaml").read_text() == "mine\n"
-    r = surestream("import", "etl-config", "user-analytics.json", "--out", "ua.yaml",
+    r = cli("import", "etl-config", "user-analytics.json", "--out", "ua.yaml",
                    "--force", cwd=folder)
     assert r.returncode == 0 and yaml.safe_load((folder / "ua.yaml").read_text()) == printed
 
@@ -47,7 +47,7 @@ def test_refusals_exit_2_with_one_line_per_json_path_and_nothing_written(tmp_pat
     cfg["watermark"]["delayThreshold"] = "1 month"
     doc["streamingConfigJson"] = json.dumps(cfg)
     save(folder, "bad", doc)
-    r = surestream("import", "etl-config", "bad.json", "--out", "bad.yaml", cwd=folder)
+    r = cli("import", "etl-config", "bad.json", "--out", "bad.yaml", cwd=folder)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert sorted(line.split(": ")[1] for line in lines) == [
@@ -66,10 +66,10 @@ def test_a_translation_the_spec_refuses_is_not_written(tmp_path):
     cfg["lateData"]["path"] = doc["sink"]["path"]
     doc["streamingConfigJson"] = json.dumps(cfg)
     save(folder, "clash", doc)
-    r = surestream("import", "etl-config", "clash.json", "--out", "clash.yaml", cwd=folder)
+    r = cli("import", "etl-config", "clash.json", "--out", "clash.yaml", cwd=folder)
     assert r.returncode == 2
     assert "not a valid spec (nothing written)" in r.stderr
     assert "outputs.late" in r.stderr and "user_activity.jsonl" in r.stderr
     assert not (folder / "clash.yaml").exists()
-    r = surestream("import", "etl-config", "missing.json", cwd=folder)
+    r = cli("import", "etl-config", "missing.json", cwd=folder)
     assert r.returncode == 2 and "cannot read the file" in r.stderr

@@ -10,6 +10,7 @@ import pytest
 from etl_examples import (
     NAMES,
     at,
+    cli,
     copy_examples,
     import_config,
     jsonl,
@@ -97,7 +98,7 @@ def test_surestream_validate_accepts_each_translated_example(examples, name):
     """(Needs every spec key of issue 14 -- output_mode, aggregate, trigger,
     data_quality, retry -- merged: only user-analytics uses keys main had before.)"""
     spec = import_config(examples, name, "--no-validate")
-    r = surestream("validate", spec.name, cwd=examples)
+    r = cli("validate", spec.name, cwd=examples)
     assert r.returncode == 0, r.stderr
 
 
