@@ -422,6 +422,11 @@ def test_query_name_names_the_stream_and_its_output():
     assert list(spec["outputs"]) == ["user_activity"]
 
 
+def test_a_query_named_after_a_tag_the_translation_uses_is_refused():
+    assert "a tag the translation uses itself" in refusals(doc({"queryName": "late"}))[
+        "streamingConfigJson.queryName"]
+
+
 def test_streaming_config_as_a_string_or_an_object_translates_the_same():
     streaming = {"watermark": WATERMARK, "triggerMode": "processingtime=30 seconds"}
     assert translate_etl_config(doc(streaming)) == \

@@ -38,6 +38,8 @@ from surestream.apps.etl.transforms import translate_transforms
 
 MAIN = "main"
 WINDOW_LATE_TAG = "late_window"
+#: the tags (and the source's name) a query may not be named after
+RESERVED_TAGS = frozenset({"late", WINDOW_LATE_TAG, QUARANTINE_TAG, "errors", "source"})
 
 
 def load_etl_config(path: str | Path) -> dict[str, Any]:
@@ -124,6 +126,10 @@ def translate_etl_config(doc: dict[str, Any]) -> dict[str, Any]:
                            f"{PREFIX}.errorHandling") or {}
 
     stream = sc.query_name or MAIN
+    if stream in RESERVED_TAGS:
+        problems.append((f"{PREFIX}.queryName",
+                         f"{stream!r} is a tag the translation uses itself "
+                         f"({', '.join(sorted(RESERVED_TAGS))}); name the query otherwise"))
     checkpoint_dir = sc.checkpoint_location
     beside = (checkpoint_dir or f".surestream/checkpoints/{cfg.pipeline_id}").rstrip("/")
     outputs: dict[str, Any] = {stream: main_output}
