@@ -25,6 +25,7 @@ from surestream.cli.checkpoint_cmds import (
     savepoint_summary,
 )
 from surestream.cli.graph import add_graph_parser
+from surestream.cli.import_etl import add_import_parser
 from surestream.cli.interrupt import EXIT_INTERRUPTED, stop_on_ctrl_c
 from surestream.cli.payments import add_payments_parser
 from surestream.cli.produce import add_produce_parser
@@ -482,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_graph_parser(sub)
     add_report_parser(sub)
     add_payments_parser(sub)
+    add_import_parser(sub)
     p = sub.add_parser("demo", help="the main job: the trading platform end to end",
                        description="The trading platform end to end: simulate the market, "
                                    "run the five jobs into a Parquet warehouse, reconcile "
