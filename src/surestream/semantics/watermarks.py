@@ -10,7 +10,9 @@ timing: the watermark advances after *every* record, as a function of the record
   bounded replays have none, so they never judge idleness) is left out until its next record;
   a partition that has given no record yet counts from the first step that saw it (a
   live Kafka partition with no data, or one created while the run goes on);
-  when every unfinished partition is idle, W stays where it is (Flink's idle status).
+  when every unfinished partition is idle, W stays where it is (Flink's idle status);
+- with ``open_ended`` (a trigger's run, whose source may gain files later), partitions that
+  ended leave W where it is once no unfinished one remains: the input has not ended.
 
 The tracker is vectorized: one call computes the watermark before each row of a batch.
 """
@@ -49,6 +51,10 @@ class WatermarkTracker:
         self.partitions: list[int] = []
         self.ended: set[int] = set()
         self.last_active: dict[int, int] = {}
+        #: more partitions may come (files under a trigger): W never jumps to +infinity
+        #: because every partition known so far has ended -- only the runner's final step
+        #: ends the input. Configuration, not state: the runner sets it each run.
+        self.open_ended = False
 
     def declare_partitions(self, ids: Iterable[int]) -> None:
         """Partitions that exist before they deliver anything: they hold W at -infinity."""
@@ -111,6 +117,8 @@ class WatermarkTracker:
             self.max_ts[p] = int(running[n]) if running[n] != POS_INF else self.max_ts[p]
         # Every unfinished partition idle: W holds (no +infinity jump).
         rows_min[~counted & any_idle] = NEG_INF
+        if self.open_ended:  # no partition counted: W holds until one comes
+            rows_min[~counted] = NEG_INF
         candidate = _minus_delay(rows_min, self.delay)
         candidate[0] = max(candidate[0], self.current)
         after = np.maximum.accumulate(candidate)
