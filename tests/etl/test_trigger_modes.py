@@ -10,10 +10,10 @@ watermark, never by trigger.
 from __future__ import annotations
 
 import pytest
+from trigger_helpers import committed, spec_doc, window_totals, write_events
 
 from surestream.model.loader import build_spec
 from surestream.runners.local.runner import LocalRunner
-from trigger_helpers import committed, spec_doc, window_totals, write_events
 
 
 def run(doc: dict):
