@@ -8,12 +8,13 @@ late because an earlier run stopped."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from trigger_helpers import committed, window_totals
+from trigger_helpers import committed, wait_for, window_totals
 
 from surestream.model.loader import build_spec
 from surestream.runners.local.runner import LocalRunner
@@ -99,3 +100,34 @@ def test_available_now_splits_by_max_records_and_stops(
     assert again.records_in == 150 and again.checkpoints == 2  # 30, 20
     assert window_totals(committed(tmp_path)) == expected(range(150), 140_000)
     assert committed(tmp_path, "late.jsonl") == []
+
+
+def test_processing_time_reads_what_arrived_at_each_trigger_until_stopped(
+        kafka_bootstrap, kafka_topic, tmp_path) -> None:
+    """A run in a thread: records produced while it runs are read by a later trigger;
+    asked to stop, it stops with everything committed."""
+    topic = kafka_topic("events")
+    create_topic(kafka_bootstrap, topic, 2)
+    produce(kafka_bootstrap, topic, range(0, 60), 2)
+    doc = spec(tmp_path, kafka_bootstrap, topic, {"processing_time": "100ms"})
+    doc["steps"] = doc["steps"][:1]  # the records themselves
+    del doc["outputs"]["late_window"]
+    runner = LocalRunner(build_spec(doc))
+    outcome: list = []
+    thread = threading.Thread(target=lambda: outcome.append(runner.run()))
+    thread.start()
+    try:
+        wait_for(lambda: len(committed(tmp_path)) == 60, None, "the first records")
+        produce(kafka_bootstrap, topic, range(60, 100), 2)
+        wait_for(lambda: len(committed(tmp_path)) == 100, None, "the records sent later")
+    finally:
+        runner.request_stop()
+        thread.join(120)
+    assert outcome and outcome[0].interrupted and outcome[0].resume_from is not None
+    assert sorted(r["id"] for r in committed(tmp_path)) == list(range(100))
+    # a later run resumes from the stop's checkpoint: nothing is read twice
+    produce(kafka_bootstrap, topic, range(100, 110), 2)
+    doc["trigger"] = "once"
+    again = run(doc)
+    assert again.checkpoints == 1
+    assert sorted(r["id"] for r in committed(tmp_path)) == list(range(110))

@@ -9,8 +9,10 @@ watermark, never by trigger.
 
 from __future__ import annotations
 
+import threading
+
 import pytest
-from trigger_helpers import committed, spec_doc, window_totals, write_events
+from trigger_helpers import committed, spec_doc, wait_for, window_totals, write_events
 
 from surestream.model.loader import build_spec
 from surestream.runners.local.runner import LocalRunner
@@ -145,3 +147,22 @@ def test_a_file_read_and_then_changed_is_refused_naming_it(tmp_path):
     write_events(tmp_path / "in", "b.jsonl", range(500, 600))
     with pytest.raises(Exception, match="b.jsonl changed since the checkpoint"):
         run(spec_doc(tmp_path, "once"))
+
+
+def test_continuous_over_a_glob_reads_new_files_as_they_come_until_stopped(tmp_path):
+    write_events(tmp_path / "in", "a.jsonl", range(0, 30))
+    doc = spec_doc(tmp_path, "continuous", windows=False,
+                   checkpoint={"dir": str(tmp_path / "cp"), "interval_ms": 50})
+    runner = LocalRunner(build_spec(doc))
+    outcome: list = []
+    thread = threading.Thread(target=lambda: outcome.append(runner.run()))
+    thread.start()
+    try:
+        wait_for(lambda: len(committed(tmp_path)) == 30, None, "the first file")
+        write_events(tmp_path / "in", "b.jsonl", range(30, 75))
+        wait_for(lambda: len(committed(tmp_path)) == 75, None, "the second file")
+    finally:
+        runner.request_stop()
+        thread.join(120)
+    assert outcome and outcome[0].interrupted
+    assert sorted(r["id"] for r in committed(tmp_path)) == list(range(75))
