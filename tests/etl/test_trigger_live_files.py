@@ -5,6 +5,8 @@ for ``processing_time`` and ``available_now``."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from trigger_helpers import (
     checkpoint_lines,
@@ -47,19 +49,30 @@ def test_processing_time_picks_up_new_files_and_stops_on_sigterm(tmp_path):
 
 
 def test_processing_time_refuses_a_file_changed_after_it_was_read(tmp_path):
+    """(In a thread: the refusal is the run's exception.)"""
     write_events(tmp_path / "in", "a.jsonl", range(0, 40))
     doc = spec_doc(tmp_path, {"processing_time": "100ms"}, windows=False)
-    proc = start("run", str(write_spec(tmp_path, doc)))
+    runner = LocalRunner(build_spec(doc))
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            runner.run()
+        except Exception as e:  # noqa: BLE001 - the outcome under test
+            failure.append(e)
+
+    thread = threading.Thread(target=run)
+    thread.start()
     try:
-        wait_for(lambda: len(committed(tmp_path)) == 40, proc, "the first file")
+        wait_for(lambda: len(committed(tmp_path)) == 40, None, "the first file")
         with open(tmp_path / "in" / "a.jsonl", "a") as f:
             f.write('{"id": 99, "key": "k0", "ts": 99000, "v": 1}\n')
-        _, err = proc.communicate(timeout=120)
+        thread.join(120)
     finally:
-        if proc.poll() is None:
-            stop(proc)
-    assert proc.returncode == 1
-    assert "a.jsonl changed after it was read to its end" in err
+        runner.request_stop()
+        thread.join(120)
+    assert failure, "the run went on over a changed file"
+    assert "a.jsonl changed after it was read to its end" in str(failure[0])
 
 
 def files_for_kill_tests(tmp_path) -> None:
