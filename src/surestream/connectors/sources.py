@@ -100,6 +100,7 @@ def list_files(name: str, spec: FileSource, resolve: Callable[[str], Path],
     """The files of a file source now: each entry's matches in sorted order (a folder:
     its files, hidden ones left out), entries in list order, each file once."""
     paths: list[str] = []
+    seen: set[str] = set()
     for entry in [spec.path] if isinstance(spec.path, str) else spec.path:
         pattern = str(resolve(entry))
         if Path(pattern).is_dir():
@@ -111,7 +112,10 @@ def list_files(name: str, spec: FileSource, resolve: Callable[[str], Path],
             found = [pattern]
         if not found and not allow_no_files:
             raise SourceError(f"source {name!r}: no file matches {entry!r}")
-        paths.extend(p for p in found if p not in paths)
+        for p in found:
+            if p not in seen:
+                seen.add(p)
+                paths.append(p)
     for p in paths:
         if not Path(p).is_file():
             raise SourceError(f"source {name!r}: {p} does not exist")
