@@ -33,8 +33,12 @@ STOPPING_MODES = ("once", "available_now")
 
 
 class TriggerSpec(BaseModel):
-    """One of ``continuous``, ``once``, ``available_now`` or ``processing_time``, with the
-    optional per-trigger limits."""
+    """When the run reads, checkpoints and stops (Spark's trigger modes; docs/etl.md,
+    'Triggers'): a word (``trigger: once``, ``available_now``, ``continuous``) or a mapping
+    with one mode and the optional limits (``{processing_time: 30s,
+    max_records_per_trigger: 10000}``, ``{available_now: true, max_files_per_trigger: 2}``).
+    Without a trigger, bounded input is read to its end and a Kafka source without
+    ``stop_at`` runs live."""
 
     model_config = ConfigDict(extra="forbid")
 
