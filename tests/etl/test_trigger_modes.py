@@ -166,3 +166,27 @@ def test_continuous_over_a_glob_reads_new_files_as_they_come_until_stopped(tmp_p
         thread.join(120)
     assert outcome and outcome[0].interrupted
     assert sorted(r["id"] for r in committed(tmp_path)) == list(range(75))
+
+
+@pytest.mark.parametrize("trigger", ["once", {"available_now": True,
+                                              "max_records_per_trigger": 200}])
+def test_a_stop_asked_in_a_trigger_checkpoints_and_the_rerun_finishes(tmp_path, trigger):
+    """A stop request (Ctrl-C, SIGTERM) in a trigger: the batch in hand ends it, with a
+    checkpoint; the next run reads the rest, and the output is a clean run's."""
+    three_files(tmp_path)
+    doc = spec_doc(tmp_path, trigger)
+    runner = LocalRunner(build_spec(doc))
+    step = runner.step
+
+    def step_then_stop(*args, **kwargs):
+        step(*args, **kwargs)
+        if runner.records_in >= 48:
+            runner.request_stop()
+
+    runner.step = step_then_stop
+    stopped = runner.run()
+    assert stopped.interrupted and stopped.resume_from is not None
+    assert stopped.records_in == 48  # three batches of 16
+    rest = run(doc)
+    assert rest.records_in == 300 and not rest.interrupted
+    assert window_totals(committed(tmp_path)) == expected_windows(range(300), 290_000)

@@ -142,6 +142,9 @@ class TriggerDriver:
             if self.triggers and self._nothing_left():
                 return
             self._trigger(started)
+            if self.runner._stop_requested:  # in the trigger: its checkpoint is the stop's
+                self._stop()
+                return
             if self.mode == "once" or self._nothing_left() or self.runner.stop_after_checkpoint:
                 return
 
