@@ -101,7 +101,7 @@ def test_list_and_describe(kafka_bootstrap, kafka_topic, tmp_path) -> None:
 def test_a_bad_topics_file_names_each_field_and_exits_2(tmp_path) -> None:
     spec = write(tmp_path / "bad.yaml", {
         "defaults": {"min_insync_replicas": 0},
-        "topics": {"raw.trades": {"partitions": "eight", "retention_ms": "7 days",
+        "topics": {"raw.trades": {"partitions": "eight", "retention_ms": "7 parsecs",
                                   "compresion_type": "lz4"}}})
     r = cli("apply", str(spec), "--bootstrap", "127.0.0.1:1")
     assert r.returncode == 2
@@ -109,7 +109,7 @@ def test_a_bad_topics_file_names_each_field_and_exits_2(tmp_path) -> None:
            "equal to 1" in r.stderr
     assert f'{spec}: topics["raw.trades"].partitions: Input should be a valid integer' \
         in r.stderr
-    assert f'{spec}: topics["raw.trades"].retention_ms: \'7 days\' is not a duration' \
+    assert f'{spec}: topics["raw.trades"].retention_ms: \'7 parsecs\' is not a duration' \
         in r.stderr
     assert f'{spec}: topics["raw.trades"].compresion_type: unknown key' in r.stderr
 

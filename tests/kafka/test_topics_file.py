@@ -16,12 +16,16 @@ DAY_MS = 86_400_000
     ("7d", 7 * DAY_MS), ("90d", 90 * DAY_MS), ("2y", 730 * DAY_MS), ("7y", 2555 * DAY_MS),
     ("12h", 12 * 3_600_000), ("30m", 1_800_000), ("15min", 900_000), ("500ms", 500),
     ("2w", 14 * DAY_MS), (" 45 s ", 45_000), (604800000, 604800000), ("604800000", 604800000),
+    # spelled out, as Spark-style configurations write them (issue 14: "15 minutes")
+    ("7 days", 7 * DAY_MS), ("30 seconds", 30_000), ("15 minutes", 900_000),
+    ("1 hour", 3_600_000),
 ])
 def test_durations_in_human_form(text, ms) -> None:
     assert parse_duration_ms(text) == ms
 
 
-@pytest.mark.parametrize("bad", ["7 days", "1.5d", "d", "", "-5", True, 2.5, "7mo"])
+@pytest.mark.parametrize("bad", ["7 parsecs", "1.5d", "d", "", "-5", True, 2.5, "7mo",
+                                 "5 minutes ago"])
 def test_what_is_not_a_duration_is_refused(bad) -> None:
     with pytest.raises(ValueError, match="not a duration|negative"):
         parse_duration_ms(bad)

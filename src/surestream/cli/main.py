@@ -110,7 +110,7 @@ def _execute(args: argparse.Namespace, spec: PipelineSpec,
         return code, runner
     if result.interrupted:
         print(stopped_line(result), file=sys.stderr)
-        if getattr(runner, "live", False) and result.resume_from is not None:
+        if getattr(runner, "until_stopped", False) and result.resume_from is not None:
             return _stopped_live(args, runner, result), runner
         return EXIT_INTERRUPTED, runner
     display.done(result.progress())

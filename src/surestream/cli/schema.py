@@ -33,6 +33,7 @@ from surestream.model.spec import (
     StreamSpec,
 )
 from surestream.model.steps import LateMetadata, Step
+from surestream.model.trigger import TriggerSpec
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 REGENERATE = "surestream schema --markdown > docs/spec.md"
@@ -439,7 +440,8 @@ def render_markdown() -> str:
     defs = schema["$defs"]
     sources, steps, sinks = _members(SourceSpec), _members(Step), _members(SinkSpec)
     _SECTIONS.update({"LateMetadata": "metadata", "CheckpointSpec": "checkpoint",
-                      "RuntimeSpec": "runtime", "StreamSpec": "streams"})
+                      "RuntimeSpec": "runtime", "StreamSpec": "streams",
+                      "TriggerSpec": "trigger"})
 
     def block(model: type[BaseModel], title: str, examples: dict[str, str]) -> list[str]:
         out = [f"### {title}", "", _text(model.__doc__), ""]
@@ -615,6 +617,8 @@ def render_markdown() -> str:
             *_keys_table(CheckpointSpec, defs["CheckpointSpec"]), "",
             "## runtime", "", _text(RuntimeSpec.__doc__), "",
             *_keys_table(RuntimeSpec, defs["RuntimeSpec"]), ""]
+    out += ["## trigger", "", _text(TriggerSpec.__doc__), "",
+            *_keys_table(TriggerSpec, defs["TriggerSpec"]), ""]
     out += _command_line()
     return "\n".join(out).rstrip("\n") + "\n"
 

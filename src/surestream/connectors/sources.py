@@ -56,18 +56,29 @@ class Partition:
     name: str  # file path or "generator"
     reader: PartitionReader
     done: bool = False
+    #: its reader's end is the current trigger's bound, not the partition's end (a Kafka
+    #: partition under ``once`` / ``available_now`` / ``processing_time``): reaching it
+    #: sets ``held`` instead of ending the partition (``runners/local/triggers.py``)
+    holds_at_end: bool = False
+    #: read up to the trigger's bound: not read again until the next trigger releases it
+    held: bool = False
 
 
 def open_source(name: str, spec: Any, resolve: Callable[[str], Path], *,
-                resumable: bool = False, pipeline: str = "pipeline") -> list[Partition]:
+                resumable: bool = False, pipeline: str = "pipeline",
+                allow_no_files: bool = False) -> list[Partition]:
     """The partitions of one source spec, readers open at their start. ``resumable``: the
     run checkpoints periodically, so it may have to resume (a generator must restart).
-    ``pipeline`` names a Kafka source's default consumer group."""
+    ``pipeline`` names a Kafka source's default consumer group. ``allow_no_files``: a
+    file source whose globs match nothing yet has no partitions (a live file source,
+    whose files come later) instead of being an error."""
     try:
         if isinstance(spec, KafkaSource):
             return _open_kafka(name, spec, pipeline)
         if isinstance(spec, IcebergSource | DeltaSource):
             return _open_table(name, spec, resolve)
+        if isinstance(spec, FileSource):
+            return open_files(name, spec, list_files(name, spec, resolve, allow_no_files))
         return _open(name, spec, resolve, resumable)
     except ReaderError as e:
         raise SourceError(f"source {name!r}: {e}") from e
@@ -98,26 +109,57 @@ def _open_table(name: str, spec: IcebergSource | DeltaSource,
 
     return [Partition(name, spec.path, DeltaSourceReader(name, spec, resolve))]
 
+def file_source_is_open(spec: FileSource, resolve: Callable[[str], Path]) -> bool:
+    """Can new files join this source (a glob, or a folder)? A live trigger lists them
+    again at each trigger; named files are a fixed set."""
+    entries = [spec.path] if isinstance(spec.path, str) else spec.path
+    return any(glob.has_magic(str(resolve(e))) or resolve(e).is_dir() for e in entries)
+
+
+def list_files(name: str, spec: FileSource, resolve: Callable[[str], Path],
+               allow_no_files: bool = False) -> list[str]:
+    """The files of a file source now: each entry's matches in sorted order (a folder:
+    its files, hidden ones left out), entries in list order, each file once."""
+    paths: list[str] = []
+    seen: set[str] = set()
+    for entry in [spec.path] if isinstance(spec.path, str) else spec.path:
+        pattern = str(resolve(entry))
+        if Path(pattern).is_dir():
+            found = sorted(str(p) for p in Path(pattern).iterdir()
+                           if p.is_file() and not p.name.startswith("."))
+        elif glob.has_magic(pattern):
+            found = sorted(glob.glob(pattern))
+        else:
+            found = [pattern]
+        if not found and not allow_no_files:
+            raise SourceError(f"source {name!r}: no file matches {entry!r}")
+        for p in found:
+            if p not in seen:
+                seen.add(p)
+                paths.append(p)
+    for p in paths:
+        if not Path(p).is_file():
+            raise SourceError(f"source {name!r}: {p} does not exist")
+    return paths
+
+
+def open_files(name: str, spec: FileSource, paths: list[str],
+               schema: SourceSchema | None = None) -> list[Partition]:
+    """A partition for each of ``paths``, readers at their start. Every file of a source
+    shares one schema (``schema``: the source's, when it has files already), so a file
+    found later types its columns as the first ones did."""
+    if not paths:
+        return []
+    if spec.format == "parquet":
+        return [Partition(name, p, ParquetFileReader(Path(p))) for p in paths]
+    layouts = [file_layout(Path(p), spec.format == "csv") for p in paths]
+    schema = schema or _declared(spec) or _inferred(Path(paths[0]), spec.format, layouts[0])
+    return [Partition(name, p, LineFileReader(Path(p), spec.format, schema, layout))
+            for p, layout in zip(paths, layouts, strict=True)]
+
 
 def _open(name: str, spec: Any, resolve: Callable[[str], Path],
           resumable: bool) -> list[Partition]:
-    if isinstance(spec, FileSource):
-        paths: list[str] = []
-        for entry in [spec.path] if isinstance(spec.path, str) else spec.path:
-            pattern = str(resolve(entry))
-            found = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
-            if not found:
-                raise SourceError(f"source {name!r}: no file matches {entry!r}")
-            paths.extend(found)
-        for p in paths:
-            if not Path(p).is_file():
-                raise SourceError(f"source {name!r}: {p} does not exist")
-        if spec.format == "parquet":
-            return [Partition(name, p, ParquetFileReader(Path(p))) for p in paths]
-        layouts = [file_layout(Path(p), spec.format == "csv") for p in paths]
-        schema = _declared(spec) or _inferred(Path(paths[0]), spec.format, layouts[0])
-        return [Partition(name, p, LineFileReader(Path(p), spec.format, schema, layout))
-                for p, layout in zip(paths, layouts, strict=True)]
     if isinstance(spec, GeneratorSource):
         if spec.records is not None:
             src = spec.records
@@ -182,10 +224,17 @@ class Interleaver:
         self.chunks: list[tuple[int, Any, Any, int]] = []
         #: Kafka partitions found at a restore that the checkpoint did not know
         self.pending_new: list[Partition] = []
+        #: a trigger's run (``runners/local/triggers.py``): files found but not read yet,
+        #: in the order found; a trigger moves them into ``partitions`` (new ids)
+        self.backlog: list[Partition] = []
+        #: files may join while the run goes on or between runs: a checkpoint's files are
+        #: resumed, the files it did not know wait in ``backlog``
+        self.open_files = False
 
     @property
     def exhausted(self) -> bool:
-        return all(p.done for p in self.partitions)
+        """Nothing more to read now: every partition ended, or held by its trigger."""
+        return all(p.done or p.held for p in self.partitions)
 
     @property
     def live(self) -> bool:
@@ -263,10 +312,10 @@ class Interleaver:
         while need > 0 and not self.exhausted:
             pid = self.turn
             part = self.partitions[pid]
-            if part.done:
+            if part.done or part.held:
                 self._next_turn()
                 continue
-            alone = sum(not q.done for q in self.partitions) == 1
+            alone = sum(not (q.done or q.held) for q in self.partitions) == 1
             k = need if alone else min(need, self.left)  # no turns to take when alone
             live = deadline is not None and hasattr(part.reader, "read_available")
             start = part.reader.position
@@ -279,11 +328,13 @@ class Interleaver:
             self.seq += chunk.n
             need -= chunk.n
             self.left -= min(chunk.n, self.left)
-            if chunk.exhausted:
+            if chunk.exhausted and part.holds_at_end:
+                part.held = True  # the trigger's bound: more comes at the next trigger
+            elif chunk.exhausted:
                 part.done = True
                 ended.setdefault(part.source, []).append((counts.get(part.source, 0), pid))
             short = live and chunk.n < k and not chunk.cut  # nothing more fetched for now
-            if part.done or self.left == 0 or short:
+            if part.done or part.held or self.left == 0 or short:
                 self._next_turn()
             if chunk.cut and (chunk.n or before_cut):
                 break  # the source's schema widens here: its next records start a slice
@@ -418,6 +469,9 @@ class Interleaver:
         runner to add after the restore. Anything else keeps its order: files must match
         the checkpoint as they are (the caller names the first that does not)."""
         names = [name for name, _, _ in saved]
+        if self.open_files:
+            self._resume_open_files(names)
+            return
         by_name = {p.name: p for p in self.partitions}
         if not set(names) <= set(by_name):
             return
@@ -431,8 +485,25 @@ class Interleaver:
         self.partitions = [by_name[n] for n in names]
         self.pending_new = rest
 
+    def _resume_open_files(self, names: list[str]) -> None:
+        """Open files (a trigger's run): the checkpoint's partitions in its order; the
+        files it did not know wait in ``backlog`` (in the order found), Kafka partitions it
+        did not know in ``pending_new``. A file the checkpoint read and that is gone now is
+        refused, naming it: the output holds its records."""
+        found = self.partitions + self.backlog
+        by_name = {p.name: p for p in found}
+        gone = [n for n in names if n not in by_name]
+        if gone:
+            raise SourceError(
+                f"input file {gone[0]} was read before checkpoint but is gone now; restore "
+                "it, or delete the checkpoint folder to start afresh (which rewrites every "
+                "output)")
+        known = set(names)
+        self.partitions = [by_name[n] for n in names]
+        rest = [p for p in found if p.name not in known]
+        self.backlog = [p for p in rest if not hasattr(p.reader, "feed")]
+        self.pending_new = [p for p in rest if hasattr(p.reader, "feed")]
+
     def close(self) -> None:
-        for p in self.partitions:
-            p.reader.close()
-        for p in self.pending_new:
+        for p in self.partitions + self.pending_new + self.backlog:
             p.reader.close()

@@ -1,4 +1,4 @@
-"""Durations written for people: ``7d``, ``90d``, ``2y``, ``500ms`` -> milliseconds.
+"""Durations written for people: ``7d``, ``90d``, ``2y``, ``500ms``, ``30 seconds`` -> ms.
 
 Topic retentions are long (a week, ninety days, seven years); written in milliseconds they
 are unreadable and easy to get wrong by a factor of 1000. A setting that takes a duration
@@ -13,7 +13,13 @@ import re
 
 UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "min": 60_000, "h": 3_600_000,
            "d": 86_400_000, "w": 7 * 86_400_000, "y": 365 * 86_400_000}
-_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|min|m|h|d|w|y)\s*$")
+#: units spelled out, as configurations written for Spark do (``"30 seconds"``,
+#: ``"15 minutes"``): each is one of the short units above
+UNIT_WORDS = {"millisecond": "ms", "milliseconds": "ms", "msec": "ms", "msecs": "ms",
+              "second": "s", "seconds": "s", "sec": "s", "secs": "s",
+              "minute": "m", "minutes": "m", "mins": "m", "hour": "h", "hours": "h",
+              "day": "d", "days": "d", "week": "w", "weeks": "w", "year": "y", "years": "y"}
+_DURATION = re.compile(r"^\s*(\d+)\s*([a-z]+)\s*$")
 #: words Kafka spells -1 with: "keep for ever"
 FOREVER = ("-1", "forever", "infinite", "unlimited")
 
@@ -40,7 +46,10 @@ def parse_duration_ms(value: object, *, allow_forever: bool = False) -> int:
             return int(text)
         found = _DURATION.match(text)
         if found:
-            return int(found.group(1)) * UNIT_MS[found.group(2)]
+            unit = UNIT_WORDS.get(found.group(2), found.group(2))
+            if unit in UNIT_MS:
+                return int(found.group(1)) * UNIT_MS[unit]
     hint = "; -1 or `forever` for no limit" if allow_forever else ""
     raise ValueError(f"{value!r} is not a duration: give milliseconds (604800000) or a "
-                     f"number and a unit: ms, s, m, h, d, w, y (e.g. 7d, 90d, 2y){hint}")
+                     f"number and a unit: ms, s, m, h, d, w, y (e.g. 7d, 90d, 2y; or spelled out: "
+                     f"30 seconds, 15 minutes){hint}")

@@ -60,6 +60,7 @@ from surestream.model.stream_graph import (  # noqa: F401 - re-exported: the spe
     step_side_tags,
 )
 from surestream.model.table_audit import AuditFailure, AuditRules
+from surestream.model.trigger import TriggerSpec
 
 
 class _Strict(BaseModel):
@@ -775,6 +776,12 @@ class PipelineSpec(_Strict):
                     "`errors` defaults to a file next to the checkpoint folder")
     checkpoint: CheckpointSpec = Field(CheckpointSpec(), description="checkpointing")
     runtime: RuntimeSpec = Field(RuntimeSpec(), description="speed knobs and the error budget")
+    trigger: TriggerSpec | None = Field(
+        None, description="`continuous`, `once`, `available_now` or `{processing_time: 30s}` "
+                          "(with optional `max_records_per_trigger`, `max_files_per_trigger`): "
+                          "when the run reads, checkpoints and stops (docs/etl.md, "
+                          "'Triggers'); omitted: bounded input is read to its end, a Kafka "
+                          "source without `stop_at` runs live")
     #: where relative paths resolve (the spec file's folder); not a spec key
     base_dir: SkipJsonSchema[str | None] = Field(default=None, exclude=True)
 

@@ -10,7 +10,10 @@ timing: the watermark advances after *every* record, as a function of the record
   bounded replays have none, so they never judge idleness) is left out until its next record;
   a partition that has given no record yet counts from the first step that saw it (a
   live Kafka partition with no data, or one created while the run goes on);
-  when every unfinished partition is idle, W stays where it is (Flink's idle status).
+  when every unfinished partition is idle, W stays where it is (Flink's idle status);
+- with ``open_ended`` (a trigger's run, whose source may gain files later), once no
+  unfinished partition remains W stays at the watermark of the last partition to end (its
+  ``max_ts - D - 1``), not +infinity: the input has not ended.
 
 The tracker is vectorized: one call computes the watermark before each row of a batch.
 """
@@ -49,6 +52,10 @@ class WatermarkTracker:
         self.partitions: list[int] = []
         self.ended: set[int] = set()
         self.last_active: dict[int, int] = {}
+        #: more partitions may come (files under a trigger): W never jumps to +infinity
+        #: because every partition known so far has ended -- only the runner's final step
+        #: ends the input. Configuration, not state: the runner sets it each run.
+        self.open_ended = False
 
     def declare_partitions(self, ids: Iterable[int]) -> None:
         """Partitions that exist before they deliver anything: they hold W at -infinity."""
@@ -88,6 +95,9 @@ class WatermarkTracker:
         rows_min = np.full(n + 1, POS_INF, dtype=np.int64)  # min over counted partitions
         counted = np.zeros(n + 1, dtype=bool)  # some unfinished, non-idle partition counted
         any_idle = np.zeros(n + 1, dtype=bool)
+        # open-ended: per row, the row index the latest partition ended at and its max_ts
+        last_end = np.full(n + 1, -2, dtype=np.int64)
+        hold = np.full(n + 1, NEG_INF, dtype=np.int64)
         for p in self.partitions:
             if p in self.ended:
                 continue
@@ -103,6 +113,9 @@ class WatermarkTracker:
                 excluded[:first] = True
                 any_idle |= excluded
             if p in end_at:
+                if self.open_ended:
+                    self._note_end(end_at[p], int(running[end_at[p] + 1]), last_end, hold)
+                    self.max_ts[p] = int(running[end_at[p] + 1])
                 running[end_at[p] + 1:] = POS_INF
                 excluded[end_at[p] + 1:] = False
             live = ~excluded & (running != POS_INF)
@@ -111,12 +124,25 @@ class WatermarkTracker:
             self.max_ts[p] = int(running[n]) if running[n] != POS_INF else self.max_ts[p]
         # Every unfinished partition idle: W holds (no +infinity jump).
         rows_min[~counted & any_idle] = NEG_INF
+        if self.open_ended:  # none counted: W stays at the last ended one's, or where it is
+            rows_min[~counted] = hold[~counted]
         candidate = _minus_delay(rows_min, self.delay)
         candidate[0] = max(candidate[0], self.current)
         after = np.maximum.accumulate(candidate)
         self.ended.update(end_at)
         self.current = int(after[n])
         return after[:n].copy(), self.current
+
+    @staticmethod
+    def _note_end(at: int, final: int, last_end: np.ndarray, hold: np.ndarray) -> None:
+        """A partition ended after row ``at`` with ``final`` its max_ts: the rows after it
+        hold at ``final`` where it is the latest partition to end (the largest; a tie of
+        two ending before their first row)."""
+        rows = slice(at + 1, None)
+        later, tie = at > last_end[rows], at == last_end[rows]
+        hold[rows] = np.where(later, final, np.where(tie, np.maximum(hold[rows], final),
+                                                     hold[rows]))
+        last_end[rows] = np.maximum(last_end[rows], at)
 
     def lag_ms(self) -> int | None:
         """How far (event time) the watermark trails the newest record seen; None while

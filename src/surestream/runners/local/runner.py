@@ -78,6 +78,7 @@ from surestream.runners.local.savepoints import finish_interrupted_install, inst
 from surestream.runners.local.sink_retry import RunnerHooks, resilient, unwrapped
 from surestream.runners.local.step_clock import StepClock
 from surestream.runners.local.telemetry import RunTelemetry
+from surestream.runners.local.triggers import batch_delay_ms, trigger_driver
 from surestream.runners.local.unwritable import check_errors_writable, divert_unwritable
 from surestream.semantics.errors import DESERIALIZATION_ERROR, error_batch
 from surestream.semantics.operator import MAIN
@@ -96,7 +97,10 @@ PARTITION_REFRESH_S = 5.0
 
 def is_live(spec: PipelineSpec) -> bool:
     """Does the spec read a source that never ends (a Kafka or table source without
-    ``stop_at``)?"""
+    ``stop_at``)? Not under a trigger that stops (``once`` / ``available_now``: it reads
+    to the end offsets found at start)."""
+    if spec.trigger is not None and spec.trigger.stops:
+        return False
     return any(isinstance(s, KafkaSource | IcebergSource | DeltaSource) and s.live
                for s in spec.all_sources.values())
 
@@ -140,6 +144,8 @@ class LocalRunner:
         self.replay = replay
         self.step_clock = StepClock(clock or wall_clock_ms) if self.live else None
         self.streams: list[CompiledStream] = compile_streams(spec, self.step_clock or clock)
+        #: the spec's ``trigger`` runs the loop (``triggers.py``); None: the loop below
+        self.trigger = trigger_driver(self)
         self.interleaver = self._open_inputs()
         outputs = dict(spec.outputs)
         outputs.setdefault(ERRORS_TAG, FileSink(path=str(spec.errors_default_path())))
@@ -160,7 +166,9 @@ class LocalRunner:
                 self.telemetry.declare_operator(op.name, stream.name, step.type)
         self.store = CheckpointStore(spec.checkpoint_dir(), spec.checkpoint.retain)
         interval_ms = spec.checkpoint.interval_ms
-        if self.live and interval_ms is None and spec.checkpoint.interval_records is None:
+        continuous = self.trigger is not None and self.trigger.mode == "continuous"
+        if (self.live or continuous) and interval_ms is None \
+                and spec.checkpoint.interval_records is None:
             interval_ms = LIVE_CHECKPOINT_INTERVAL_MS
         self.coordinator = CheckpointCoordinator(
             self.store, pipeline=spec.pipeline, interval_ms=interval_ms,
@@ -224,9 +232,13 @@ class LocalRunner:
         partitions: list[Partition] = []
         for name, src in spec.all_sources.items():
             partitions.extend(open_source(name, src, spec.resolve,
-                                          resumable=spec.checkpoint.periodic or self.live,
-                                          pipeline=spec.pipeline))
+                                          resumable=spec.checkpoint.periodic or self.live
+                                          or self.trigger is not None,
+                                          pipeline=spec.pipeline,
+                                          allow_no_files=self.trigger is not None))
         interleaver = Interleaver(partitions, spec.runtime.interleave_records)
+        if self.trigger is not None:  # files wait for a trigger to admit them
+            self.trigger.prepare(interleaver)
         if self.replay is not None:
             self._replay_partitions(interleaver)
         for stream in self.streams:
@@ -458,6 +470,11 @@ class LocalRunner:
             self.telemetry.flush_history(self.telemetry.checkpoints[-1])
         return meta
 
+    @property
+    def until_stopped(self) -> bool:
+        """The run goes on until it is stopped (a live input, or a trigger over one)."""
+        return self.live or (self.trigger is not None and self.trigger.runs_until_stopped)
+
     # -- stopping early (Ctrl-C) ----------------------------------------------------------
     def request_stop(self) -> None:
         """Stop after the batch in hand, with a checkpoint a rerun resumes from when the
@@ -527,6 +544,9 @@ class LocalRunner:
             self._replay_loop(started)
             return
         if self._over:  # a killed run's final commit, completed by ``_start``
+            return
+        if self.trigger is not None:
+            self.trigger.loop(started)
             return
         while True:
             if self._stop_requested:
@@ -662,10 +682,13 @@ class LocalRunner:
         try:
             if self._replay_chunks is not None:
                 return self.interleaver.replay_slice(self._replay_chunks)
-            if self.live:
-                deadline = time.monotonic() + self.spec.runtime.max_batch_delay_ms / 1000
-                return self.interleaver.next_slice(self.spec.runtime.batch_size, deadline)
-            return self.interleaver.next_slice(self.spec.runtime.batch_size)
+            size = self.spec.runtime.batch_size
+            if self.trigger is not None:
+                size = self.trigger.slice_size(size)
+            if self.live and (self.trigger is None or self.trigger.reads_as_they_arrive):
+                deadline = time.monotonic() + batch_delay_ms(self.spec) / 1000
+                return self.interleaver.next_slice(size, deadline)
+            return self.interleaver.next_slice(size)
         except OSError as e:
             part = self.interleaver.partitions[self.interleaver.turn]
             raise RunFailure(input_label(part.source, part.name), e) from e
