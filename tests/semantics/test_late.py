@@ -29,18 +29,38 @@ def test_record_at_or_behind_the_watermark_is_late_with_metadata(batch_size):
     assert [r["lateness_ms"] for r in late] == [999, 0, 1]
 
 
+class _Kept(logging.Handler):
+    """Keeps the records of the logger it is attached to: unlike pytest's caplog (a root
+    handler) it sees them even after a test in the same process has set up surestream's
+    logging, which stops propagation to the root."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 @pytest.mark.parametrize("strategy", ["log_and_drop", "drop"])
-def test_dropping_strategies_count_but_emit_nothing(strategy, caplog):
+def test_dropping_strategies_count_but_emit_nothing(strategy):
     from surestream.runners.local.runner import LocalRunner
     from surestream.testing import memory_spec
 
     spec = memory_spec(RECORDS, steps(strategy))
-    with caplog.at_level(logging.WARNING, logger="surestream.late"):
+    late_logger, kept = logging.getLogger("surestream.late"), _Kept()
+    late_logger.addHandler(kept)
+    level = late_logger.level
+    late_logger.setLevel(logging.WARNING)
+    try:
         result = LocalRunner(spec).run()
+    finally:
+        late_logger.removeHandler(kept)
+        late_logger.setLevel(level)
     assert "late" not in result.collected
     assert result.counters["late"] == 3
     assert [r["id"] for r in result.rows("main")] == ["a", "d", "e"]
-    logged = [r.getMessage() for r in caplog.records if r.name == "surestream.late"]
+    logged = [r.getMessage() for r in kept.records]
     if strategy == "log_and_drop":
         # one line per dropped record, with the §3 metadata
         assert len(logged) == 3
