@@ -136,11 +136,12 @@ class KeepLastDedup(DedupBase):
             self._advance(end, out)
         self._expire()
         self.counters["duplicates"] += len(dups)
-        result: Outputs = {MAIN: self._batch(out, self._out_wm)}
+        passed_on = self._passed_on()
+        result: Outputs = {MAIN: self._batch(out, passed_on)}
         if self.step.duplicates_output_tag and dups:
             result[self.step.duplicates_output_tag] = self._batch(dups, batch.wm_end)
         if self.step.occurrences_output_tag and self._occ:
-            result[self.step.occurrences_output_tag] = self._occurrences(self._out_wm)
+            result[self.step.occurrences_output_tag] = self._occurrences(passed_on)
         if unusable is not None and self.step.on_null_key == "error":
             self._add_errors(result, self._null_key_errors(batch, unusable))
         self._shrink(frame)
@@ -228,6 +229,16 @@ class KeepLastDedup(DedupBase):
         lowest = self._lowest_held() if self._holds else POS_INF + 1
         if min(w, lowest - 1) > self._out_wm:
             self._out_wm = min(w, lowest - 1)
+
+    def _passed_on(self) -> int:
+        """The watermark passed on at the end of a batch. While a record is held, it is the
+        output watermark after the last input record (``_stamp``): the next release carries
+        that stamp, so passing on more -- the advance to the batch's ``wm_end`` -- would put
+        a record behind a watermark downstream has already seen, and only where a batch
+        ends (the end of input merges that advance with its own in one batch, not in
+        another). With nothing held, no release can follow before the next input record:
+        the output watermark goes on whole."""
+        return min(self._out_wm, self._stamp) if self._due else self._out_wm
 
     def _lowest_held(self) -> int:
         """The smallest event time among held records that hold the watermark (or +inf)."""
