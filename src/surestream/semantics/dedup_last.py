@@ -20,6 +20,16 @@ after it, and neither its ``wm`` nor its ``seq`` depends on how the input is cut
 batches. (A record late when it comes in may be on time after this step, where the
 watermark is lower; put the late step first to catch it.)
 
+What a batch passes on as ``wm_end`` follows from that: while any record is held, the output
+watermark after the last input record (the stamp the next release carries), not the one the
+advance to the batch's ``wm_end`` reached. The input watermark moves without a record at a
+batch end and at the end of input, and one batch size gives those as two advances where
+another gives one; passing the first on would put the records released by the second
+behind a watermark downstream had already seen -- a window after this step then judged a
+held record that was late at input by where the batches were cut. So, while records are
+held, the watermark passed on moves only with input records (docs/concepts.md, "Keep-last
+and the watermark after it").
+
 Held records stay columnar: each batch's frame is kept (cut down at the batch end to the
 rows still held), and windows point at (frame, row). So dtypes survive exactly, and a
 snapshot is plain data -- the frames, and numpy arrays per window -- from which ``restore``
