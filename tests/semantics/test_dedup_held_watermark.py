@@ -13,9 +13,14 @@ next release carries. Expected outputs below are worked out by hand from that ru
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_dedup import Record, batch_bounds, step, streams
 
 from surestream.model.batch import NEG_INF, POS_INF, Batch
 from surestream.model.steps import KeyedDedupStep, WatermarkStep, WindowStep
@@ -113,3 +118,58 @@ def test_the_watermark_passed_on_never_exceeds_what_a_later_release_carries(stra
     for b in outs:
         assert all(b.wm >= passed)
         passed = b.wm_end
+
+
+# -- properties --------------------------------------------------------------------------
+Seen = tuple[int, int, int]  # (input index, ts, the watermark downstream sees before it)
+
+
+def downstream_view(strategy: str, records: Sequence[Record], cuts: Sequence[int],
+                    after_last: int | None, window: int, ttl: int) -> list[Seen]:
+    """What a step after the operator sees: each released record with the watermark in
+    force before it there -- its own ``wm``, or a batch end passed on before it if higher.
+    Batches are cut at ``cuts``; each ends with the watermark before the next record, the
+    last one with ``after_last`` (the watermark after the last record) and then an empty
+    batch with the end of input, or (``after_last`` None) with the end of input at once,
+    as one batch size gives it and another does not. Also checks that what is passed on
+    never goes down."""
+    op = build_dedup_operator(step(window, ttl, fields=("a", "b"), strategy=strategy,
+                                   on_null_key="group"), "p")
+    n, passed, seen = len(records), NEG_INF, []
+    ends = [] if after_last is None else [POS_INF]
+    for lo, hi in batch_bounds(n, cuts):
+        part = records[lo:hi]
+        end = records[hi][2] if hi < n else (POS_INF if after_last is None else after_last)
+        data = pl.DataFrame([{"a": k[0], "b": k[1], "i": lo + j}
+                             for j, (k, _, _) in enumerate(part)], infer_schema_length=None) \
+            if part else pl.DataFrame()
+        ends_here = [end] + (ends if hi == n else [])
+        for number, wm_end in enumerate(ends_here):
+            rows = part if number == 0 else []
+            out = op.process(Batch(
+                data=data if number == 0 else pl.DataFrame(),
+                ts=np.array([r[1] for r in rows], dtype=np.int64),
+                wm=np.array([r[2] for r in rows], dtype=np.int64),
+                seq=np.arange(lo, lo + len(rows), dtype=np.int64), wm_end=wm_end))[MAIN]
+            assert all(out.wm >= passed), "a record behind a watermark passed on before it"
+            if len(out):
+                seen.extend(zip(out.data.get_column("i").to_list(), out.ts.tolist(),
+                                np.maximum(out.wm, passed).tolist(), strict=True))
+            assert out.wm_end >= passed
+            passed = out.wm_end
+    assert passed == POS_INF
+    return seen
+
+
+@settings(max_examples=200, deadline=None)
+@given(streams(), st.integers(0, 80), st.sampled_from(["last", "earliest", "latest"]))
+def test_what_follows_sees_the_same_for_every_batch_cut(stream, beyond, strategy):
+    """Cut anywhere, and with the end of input merged into the last batch or not, a step
+    after the operator sees the same records with the same watermark before each."""
+    records, cuts, window, ttl = stream
+    last_wm = records[-1][2] if records else NEG_INF
+    after_last = max(last_wm, -10) + beyond  # the watermark after the last record
+    whole = downstream_view(strategy, records, [], None, window, ttl)
+    assert downstream_view(strategy, records, cuts, after_last, window, ttl) == whole
+    assert downstream_view(strategy, records, range(len(records) + 1), after_last, window,
+                           ttl) == whole
