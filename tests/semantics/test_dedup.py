@@ -404,12 +404,14 @@ def test_keep_last_holds_the_output_watermark_below_every_held_record():
                            wm=[NEG_INF, 5], wm_end=499))
     assert ids(out[MAIN]) == [0]  # a's window was due at 109
     assert out[MAIN].wm.tolist() == [5]  # W before the advance (after record 0)
-    assert out[MAIN].wm_end == 499  # nothing held below 499 any more (b is at 500)
+    # b (at 500) is held: the watermark passed on is the one after the last record, 5, not
+    # the 499 the batch end's advance reached, which a later release would carry
+    assert out[MAIN].wm_end == 5
     out = op.process(batch([{"k": "b", "id": 2}, {"k": "c", "id": 3}], [450, 700],
                            wm=[499, 499], wm_end=599))
     # b's record is now the one at 450, below W = 499: it is late here, as it was at input
     assert ids(out[MAIN]) == [2] and out[MAIN].wm.tolist() == [499]
-    assert out[MAIN].wm_end == 599
+    assert out[MAIN].wm_end == 499  # c (at 700) is held: 599 waits for the next record
 
 
 def test_keep_last_at_an_earlier_event_time_than_t0_holds_the_watermark_too():

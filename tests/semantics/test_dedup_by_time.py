@@ -126,13 +126,17 @@ def test_out_of_order_arrival_within_the_watermark_is_on_time_after_the_step(str
 def test_earliest_holds_the_output_watermark_below_a_newly_held_earlier_record():
     op = make("earliest", window=1_000)
     out = op.process(batch(rows("a", "b"), [500, 2_000], wm=[NEG_INF, 100], wm_end=350))
-    assert out[MAIN].wm_end == 350  # below 500
+    # below 500; and while records are held, the watermark after the last record (100) is
+    # passed on, not the batch end's 350 (a later release carries the former)
+    assert out[MAIN].wm_end == 100
     out = op.process(batch(rows("a"), [400], wm=[350], wm_end=390))
-    assert out[MAIN].wm_end == 390  # a now holds 400: below it
+    assert out[MAIN].wm_end == 350  # a now holds 400: below it
     out = op.process(batch([], [], wm_end=1_600))
     assert ids(out[MAIN]) == [0] and out[MAIN].ts.tolist() == [400]  # id 0 of that batch
-    assert out[MAIN].wm.tolist()[0] < 400  # released with the watermark before the advance
-    assert out[MAIN].wm_end == 1_600
+    assert out[MAIN].wm.tolist() == [350]  # the watermark after the last record, below 400
+    assert out[MAIN].wm_end == 350  # b (at 2000) is still held
+    out = op.process(batch([], [], wm_end=POS_INF))
+    assert ids(out[MAIN]) == [1] and out[MAIN].wm_end == POS_INF
 
 
 @pytest.mark.parametrize("strategy", BY_TIME)

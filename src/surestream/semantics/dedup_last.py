@@ -20,6 +20,16 @@ after it, and neither its ``wm`` nor its ``seq`` depends on how the input is cut
 batches. (A record late when it comes in may be on time after this step, where the
 watermark is lower; put the late step first to catch it.)
 
+What a batch passes on as ``wm_end`` follows from that: while any record is held, the output
+watermark after the last input record (the stamp the next release carries), not the one the
+advance to the batch's ``wm_end`` reached. The input watermark moves without a record at a
+batch end and at the end of input, and one batch size gives those as two advances where
+another gives one; passing the first on would put the records released by the second
+behind a watermark downstream had already seen -- a window after this step then judged a
+held record that was late at input by where the batches were cut. So, while records are
+held, the watermark passed on moves only with input records (docs/concepts.md, "Keep-last
+and the watermark after it").
+
 Held records stay columnar: each batch's frame is kept (cut down at the batch end to the
 rows still held), and windows point at (frame, row). So dtypes survive exactly, and a
 snapshot is plain data -- the frames, and numpy arrays per window -- from which ``restore``
@@ -136,11 +146,12 @@ class KeepLastDedup(DedupBase):
             self._advance(end, out)
         self._expire()
         self.counters["duplicates"] += len(dups)
-        result: Outputs = {MAIN: self._batch(out, self._out_wm)}
+        passed_on = self._passed_on()
+        result: Outputs = {MAIN: self._batch(out, passed_on)}
         if self.step.duplicates_output_tag and dups:
             result[self.step.duplicates_output_tag] = self._batch(dups, batch.wm_end)
         if self.step.occurrences_output_tag and self._occ:
-            result[self.step.occurrences_output_tag] = self._occurrences(self._out_wm)
+            result[self.step.occurrences_output_tag] = self._occurrences(passed_on)
         if unusable is not None and self.step.on_null_key == "error":
             self._add_errors(result, self._null_key_errors(batch, unusable))
         self._shrink(frame)
@@ -228,6 +239,16 @@ class KeepLastDedup(DedupBase):
         lowest = self._lowest_held() if self._holds else POS_INF + 1
         if min(w, lowest - 1) > self._out_wm:
             self._out_wm = min(w, lowest - 1)
+
+    def _passed_on(self) -> int:
+        """The watermark passed on at the end of a batch. While a record is held, it is the
+        output watermark after the last input record (``_stamp``): the next release carries
+        that stamp, so passing on more -- the advance to the batch's ``wm_end`` -- would put
+        a record behind a watermark downstream has already seen, and only where a batch
+        ends (the end of input merges that advance with its own in one batch, not in
+        another). With nothing held, no release can follow before the next input record:
+        the output watermark goes on whole."""
+        return min(self._out_wm, self._stamp) if self._due else self._out_wm
 
     def _lowest_held(self) -> int:
         """The smallest event time among held records that hold the watermark (or +inf)."""
