@@ -183,7 +183,7 @@ class Stream:
 
     def data_quality(self, rules: list[dict[str, Any]], *, name: str = "data_quality",
                      quarantine_output_tag: str = DEFAULT_QUARANTINE_TAG) -> Stream:
-        """Check records against rules (docs/etl-dq.md): each rule a dict as in a spec
+        """Check records against rules (docs/etl.md): each rule a dict as in a spec
         (``{"name": ..., "rule": "range", "column": ..., "max": ...}``)."""
         return self._add(DataQualityStep(name=name, rules=rules,
                                          quarantine_output_tag=quarantine_output_tag))

@@ -1,5 +1,5 @@
 """The ETL framework's configuration, section by section: each translation is compared
-with the spec fragment written out by hand from docs/etl-import.md's mapping table, and
+with the spec fragment written out by hand from docs/etl.md's mapping table, and
 every refusal names the JSON path of the field and the reason."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Output modes (docs/etl-outmodes.md): the rows of the aggregate step and of windows in
+"""Output modes (docs/etl.md): the rows of the aggregate step and of windows in
 update, complete and append mode, asserted against expectations written by hand for small
 inputs, at several batch sizes; a state timeout that drops a key's state (gauges, the
 checkpointed state) and finalizes it in append mode."""
@@ -238,7 +238,7 @@ def test_the_aggregate_state_is_in_the_checkpoint(tmp_path):
 
 
 def test_the_shipped_example_runs_and_holds_what_the_docs_say(tmp_path):
-    """docs/examples/outmodes_page_views.yaml (docs/etl-outmodes.md), its outputs moved to
+    """docs/examples/outmodes_page_views.yaml (docs/etl.md), its outputs moved to
     a temporary folder."""
     from pathlib import Path
 

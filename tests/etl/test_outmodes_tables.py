@@ -1,4 +1,4 @@
-"""Output modes into real tables (docs/etl-outmodes.md): a complete result into a
+"""Output modes into real tables (docs/etl.md): a complete result into a
 PostgreSQL and a DuckDB table in `mode: replace` holds every key's result once, however
 many checkpoints replaced it; an update result upserted into PostgreSQL (`version_column:
 version`) ends with the same final results. `surestream run` killed with SIGKILL at kill

@@ -1,4 +1,4 @@
-"""Validation of output modes (docs/etl-outmodes.md): a mode a sink cannot honour is
+"""Validation of output modes (docs/etl.md): a mode a sink cannot honour is
 refused at `validate`, naming the output, the reason and the mode that works; the
 aggregate step's own rules; `enable_idempotence`."""
 

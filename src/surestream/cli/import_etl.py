@@ -1,5 +1,5 @@
 """``surestream import etl-config FILE [--out SPEC]``: an ETL framework pipeline
-configuration translated into a surestream spec (docs/etl-import.md).
+configuration translated into a surestream spec (docs/etl.md).
 
 The translation is checked the way ``surestream validate`` checks a spec before anything
 is written: a configuration surestream cannot honour fails here (exit 2, one line per
@@ -29,7 +29,7 @@ def add_import_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Translate an ETL framework pipeline configuration (pipelineId, "
                     "source, transforms, sink, streamingConfigJson) into a surestream "
                     "spec, validated as `surestream validate` would. Every field is "
-                    "translated or refused with its JSON path (docs/etl-import.md). "
+                    "translated or refused with its JSON path (docs/etl.md). "
                     "Exit 0 when written, 2 with one line per problem.")
     etl.add_argument("config", metavar="FILE", help="the configuration (JSON)")
     etl.add_argument("--out", metavar="SPEC", default=None,

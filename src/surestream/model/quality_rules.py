@@ -163,7 +163,7 @@ class QualityRule(BaseModel):
 
 
 class DataQualityStep(BaseModel):
-    """Check records against rules, vectorized over the batch (docs/etl-dq.md): a failing
+    """Check records against rules, vectorized over the batch (docs/etl.md): a failing
     record is quarantined, passed on (warned or counted) or fails the run, rule by rule."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)

@@ -1,6 +1,6 @@
 """What a sink does when writing to it fails: retries, a circuit breaker, a dead letter.
 
-The keys every output takes (``_SinkBase`` in ``model/spec.py``; docs/etl-retry.md)::
+The keys every output takes (``_SinkBase`` in ``model/spec.py``; docs/etl.md)::
 
     retry: {max_attempts: 5, initial_backoff_ms: 200, max_backoff_ms: 10000,
             multiplier: 2.0, jitter: 0.1}

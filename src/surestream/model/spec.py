@@ -261,7 +261,7 @@ class _SinkBase(_Strict):
                           "`exception` hold the error's category and exception class, "
                           "`recorded_at_ms` the processing time it was recorded at (one "
                           "per checkpoint). Default: the first six")
-    # -- when writing fails (model/sink_resilience.py, docs/etl-retry.md) --
+    # -- when writing fails (model/sink_resilience.py, docs/etl.md) --
     retry: RetryPolicy | None = Field(
         None, description="retry a failing write, pre-commit or commit with exponential "
                           "backoff: `{max_attempts, initial_backoff_ms, max_backoff_ms, "

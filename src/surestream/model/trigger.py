@@ -1,6 +1,6 @@
 """The spec's ``trigger``: when a run reads, when it checkpoints, and when it stops.
 
-Spark's trigger modes, with Spark's meaning (docs/etl-triggers.md):
+Spark's trigger modes, with Spark's meaning (docs/etl.md):
 
 - ``continuous``: records flow as they arrive (micro-batches close after a small
   ``max_batch_delay_ms``); checkpoints on ``checkpoint.interval_ms``. Runs until stopped.

@@ -1,4 +1,4 @@
-"""The ``data_quality`` step (model: ``model/quality_rules.py``; docs/etl-dq.md).
+"""The ``data_quality`` step (model: ``model/quality_rules.py``; docs/etl.md).
 
 One batch at a time, every rule is evaluated over the whole batch, column-wise:
 

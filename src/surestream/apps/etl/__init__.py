@@ -1,5 +1,5 @@
 """The ETL framework's pipeline configuration, accepted as is and translated into a
-surestream spec (``surestream import etl-config FILE``; docs/etl-import.md).
+surestream spec (``surestream import etl-config FILE``; docs/etl.md).
 
 The framework (Spark Structured Streaming underneath) describes a pipeline as JSON:
 ``pipelineId``, ``mode: streaming``, a ``source``, ``transforms``, a ``sink`` and the

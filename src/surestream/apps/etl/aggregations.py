@@ -4,7 +4,7 @@ Each ``column:function`` pair names an input column and the function over it; th
 column keeps the column's name (as surestream's own shorthand does, PIPELINE_SPEC.md).
 The translation writes them out in the explicit form a reader checks at a glance:
 ``{page_views: "count()", clicks: "sum(clicks)"}``. ``count`` counts the records of the
-group (Spark's ``count(column)`` skips nulls of the column; docs/etl-import.md says so).
+group (Spark's ``count(column)`` skips nulls of the column; docs/etl.md says so).
 A function surestream lacks (``stddev``, ``approx_count_distinct``, ...) is refused.
 
 The object form names result columns: ``{"txn_count": "count()", "total": "sum(amount)"}``

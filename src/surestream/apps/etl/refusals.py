@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-DOCS = "docs/etl-import.md"
+DOCS = "docs/etl.md"
 
 
 class EtlConfigError(ValueError):

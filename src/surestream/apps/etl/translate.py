@@ -201,7 +201,7 @@ def _section_problems(doc: dict[str, Any]) -> list[tuple[str, str]]:
 
 def header_comment(doc: dict[str, Any], source: str) -> str:
     """The YAML comment a written spec starts with: where it came from."""
-    lines = [f"translated by `surestream import etl-config {source}` (docs/etl-import.md)"]
+    lines = [f"translated by `surestream import etl-config {source}` (docs/etl.md)"]
     for key in ("pipelineName", "description"):
         if doc.get(key):
             lines.append(f"{key}: {doc[key]}")

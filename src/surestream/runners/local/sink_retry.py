@@ -1,4 +1,4 @@
-"""Retries, a circuit breaker and a dead letter around one sink (issue 14, docs/etl-retry.md).
+"""Retries, a circuit breaker and a dead letter around one sink (issue 14, docs/etl.md).
 
 ``ResilientSink`` wraps a sink whose output asks for any of ``retry``, ``circuit_breaker``,
 ``on_sink_failure``, ``dead_letter`` or ``fail_fast`` (``model/sink_resilience.py``); a sink
