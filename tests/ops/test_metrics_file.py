@@ -70,20 +70,39 @@ def test_on_exit_the_latest_snapshot_is_written(tmp_path):
     assert records_in(path) == 25
 
 
-def test_a_failed_write_mid_run_is_logged_and_the_run_goes_on(tmp_path, caplog,
-                                                              monkeypatch):
+def test_a_failed_write_mid_run_is_logged_and_the_run_goes_on(tmp_path):
     t = Telemetry()
     path = tmp_path / "run.prom"
-    # (configure_logging, run by other tests in this process, turns propagation off)
-    monkeypatch.setattr(logging.getLogger(LOGGER), "propagate", True)
-    with caplog.at_level(logging.WARNING, logger=LOGGER), metrics_file_writer(t, path):
-        path.unlink()
-        path.mkdir()  # the file's place taken by a folder: every write fails
-        t.publish(10, taken=1)
-        t.publish(20, taken=2)
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    # a handler on surestream's logger itself: pytest's caplog sits on the root, which
+    # (depending on what other tests in this process configured) sees a record once,
+    # twice, or not at all
+    logger, kept = logging.getLogger(LOGGER), _Kept()
+    logger.addHandler(kept)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with metrics_file_writer(t, path):
+            path.unlink()
+            path.mkdir()  # the file's place taken by a folder: every write fails
+            t.publish(10, taken=1)
+            t.publish(20, taken=2)
+    finally:
+        logger.removeHandler(kept)
+        logger.setLevel(level)
+    warnings = [r.getMessage() for r in kept.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1  # once per distinct problem
     assert f"cannot write the metrics file {path}" in warnings[0]
+
+
+class _Kept(logging.Handler):
+    """Keeps every record of the logger it is attached to."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
 
 
 def test_a_file_that_cannot_be_written_stops_the_start(tmp_path):
