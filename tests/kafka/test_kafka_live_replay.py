@@ -65,6 +65,10 @@ def test_live_run_stops_on_sigterm_and_replays_byte_for_byte(
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         sent = 20
+        stamped = tmp_path / "live" / "stamped.jsonl"
+        # the run is up and has read the first records before the bursts come (on a
+        # loaded machine its start-up can outlast them all: one batch, one stamp)
+        wait_for(lambda: len(lines(stamped)) == sent)
         for burst in range(6):  # fed while it runs, with pauses: batches close on time
             time.sleep(0.35)
             # partition 1 goes quiet after the second burst: its idleness (wall clock)
@@ -73,7 +77,6 @@ def test_live_run_stops_on_sigterm_and_replays_byte_for_byte(
                       for i, (_, v) in enumerate(trades(9, 1, start=sent))]
             produce(kafka_bootstrap, topic, values)
             sent += 9
-        stamped = tmp_path / "live" / "stamped.jsonl"
         wait_for(lambda: len(lines(stamped)) == sent)
         assert proc.poll() is None  # a live run does not end on its own
     finally:
