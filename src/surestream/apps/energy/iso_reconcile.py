@@ -9,29 +9,18 @@ when every check passes.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from surestream.apps.reconcile_check import Check
 from surestream.connectors.tables.iceberg_read import read_table
 
 CURATED, HOURLY, QUARANTINE = "curated.rt_lmp_5m", "curated.rt_lmp_hourly", \
     "quarantine.late_iso_lmp"
 KEY = ["iso", "node", "interval_start"]
 LATE_METADATA = ("watermark_ms", "lateness_ms", "original_timestamp")
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    expected: Any
-    actual: Any
-
-    @property
-    def ok(self) -> bool:
-        return self.expected == self.actual
 
 
 def _ts_text(frame: pl.DataFrame, column: str) -> pl.Expr:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +31,7 @@ from surestream.apps.medallion.schemas import FEED_TOPICS, INVALID_REASONS, TOPI
 from surestream.apps.medallion.templates import BRONZE_TABLE, DLQ_TABLE, GOLD_TABLE, SILVER_TABLE
 from surestream.apps.medallion.truth import MedallionTruth
 from surestream.apps.medallion.validation import feed_of
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    expected: Any
-    actual: Any
-
-    @property
-    def ok(self) -> bool:
-        return self.expected == self.actual
+from surestream.apps.reconcile_check import Check
 
 
 def _close(a: float | None, b: float | None) -> bool:
