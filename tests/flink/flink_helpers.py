@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 def job_command(*, out: Path, checkpoint_dir: Path, rows: int, rate: int,
                 flink_address: str | None = None, savepoint: str | None = None,
-                wait: bool = False) -> list[str]:
+                wait: bool = False, python_udf: bool = False) -> list[str]:
     cmd = [flink_python(), str(SEQUENCE_JOB), "--out", str(out), "--checkpoint-dir",
            str(checkpoint_dir), "--rows", str(rows), "--rate", str(rate)]
     if flink_address:
@@ -24,6 +24,8 @@ def job_command(*, out: Path, checkpoint_dir: Path, rows: int, rate: int,
         cmd += ["--savepoint", savepoint]
     if wait:
         cmd.append("--wait")
+    if python_udf:
+        cmd.append("--python-udf")
     return cmd
 
 

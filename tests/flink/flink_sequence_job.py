@@ -2,8 +2,8 @@
 
 Run as a subprocess with the interpreter that has pyflink (``flink_python()``):
 ``python flink_sequence_job.py --out DIR --checkpoint-dir DIR --rows N --rate R
-[--flink-address H:P] [--savepoint PATH] [--wait]``. Prints ``JOB_ID <id>`` once submitted;
-with ``--wait`` (the local mini-cluster) it waits for the job to end.
+[--flink-address H:P] [--savepoint PATH] [--wait] [--python-udf]``. Prints ``JOB_ID <id>``
+once submitted; with ``--wait`` (the local mini-cluster) it waits for the job to end.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ def main() -> None:
     parser.add_argument("--flink-address")
     parser.add_argument("--savepoint")
     parser.add_argument("--wait", action="store_true")
+    parser.add_argument("--python-udf", action="store_true",
+                        help="pass the ids through a Python UDF (starts Python workers)")
     args = parser.parse_args()
     env = create_table_environment(checkpoint_dir=args.checkpoint_dir,
                                    checkpoint_interval_ms=300,
@@ -35,7 +37,15 @@ def main() -> None:
     env.execute_sql(f"""
         CREATE TABLE out_files (id BIGINT) WITH (
           'connector' = 'filesystem', 'path' = '{args.out}', 'format' = 'csv')""")
-    result = env.execute_sql("INSERT INTO out_files SELECT id FROM seq")
+    select = "SELECT id FROM seq"
+    if args.python_udf:
+        from pyflink.table import DataTypes
+        from pyflink.table.udf import udf
+
+        env.create_temporary_function(
+            "same_id", udf(lambda x: x, result_type=DataTypes.BIGINT()))
+        select = "SELECT same_id(id) FROM seq"
+    result = env.execute_sql(f"INSERT INTO out_files {select}")
     job_id = str(result.get_job_client().get_job_id())
     print(f"JOB_ID {job_id}", flush=True)
     if args.wait:

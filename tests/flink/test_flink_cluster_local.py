@@ -1,5 +1,6 @@
-"""The local mini-cluster (no --flink-address): a job runs in the driver's own JVM, with
-every listener of that JVM on 127.0.0.1, and writes every record exactly once."""
+"""The local mini-cluster (no --flink-address): a job (with a Python UDF, so PyFlink's
+Python-worker pool runs too) runs in the driver's own JVM with every listener of the driver
+and its JVM on 127.0.0.1, and writes every record exactly once."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def test_local_mini_cluster_binds_loopback_and_writes_every_record_once(tmp_path
     rows = 2000
     out = tmp_path / "out"
     driver = subprocess.Popen(job_command(out=out, checkpoint_dir=tmp_path / "ck", rows=rows,
-                                          rate=400, wait=True),
+                                          rate=400, wait=True, python_udf=True),
                               env=job_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
     listeners: set[tuple[str, int]] = set()

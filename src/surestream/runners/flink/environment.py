@@ -12,6 +12,9 @@ Choices, each for correctness or for a safe machine:
   checkpoints under ``<spec checkpoint dir>/flink/checkpoints`` and savepoints under
   ``.../flink/savepoints``; a checkpoint is kept when the job is cancelled, so a user can
   restart from it as from a savepoint;
+- PyFlink starts its Python-worker pool server (for Python UDFs in the mini-cluster) on every
+  interface (``[::]:0``, hard-coded in 2.3.0); ``bind_loopback_worker_pool`` makes it
+  bind 127.0.0.1;
 - ``flink_address`` ``host:port`` submits to a running cluster (``execution.target:
   remote``); ``savepoint_path`` restarts from a savepoint (``execution.savepoint.path``).
 """
@@ -84,11 +87,47 @@ def flink_configuration(*, checkpoint_dir: str | Path,
     return conf
 
 
+def bind_loopback_worker_pool() -> None:
+    """Make PyFlink's Python-worker pool server listen on 127.0.0.1 only.
+
+    ``BeamFnLoopbackWorkerPoolServicer.start`` (PyFlink 2.3.0) binds ``[::]:0``, every
+    interface, and the TableEnvironment calls it for a mini-cluster. Its ``__init__`` resets
+    the address on every construction, so starting it early does not help: the method itself
+    is replaced, once per process, by the same code binding loopback.
+    """
+    import atexit
+    import functools
+
+    import grpc
+    from apache_beam.portability.api import beam_fn_api_pb2_grpc
+    from apache_beam.utils import thread_pool_executor
+    from pyflink.fn_execution.beam import beam_worker_pool_service as pool
+
+    servicer_class = pool.BeamFnLoopbackWorkerPoolServicer
+    if getattr(servicer_class.start, "surestream_loopback", False):
+        return
+
+    def start_on_loopback(self) -> str:
+        if not self._worker_address:
+            server = grpc.server(thread_pool_executor.shared_unbounded_instance())
+            port = server.add_insecure_port(f"{LOOPBACK}:0")
+            beam_fn_api_pb2_grpc.add_BeamFnExternalWorkerPoolServicer_to_server(self, server)
+            server.start()
+            self._worker_address = f"{LOOPBACK}:{port}"
+            atexit.register(functools.partial(server.stop, 1))
+        return self._worker_address
+
+    start_on_loopback.surestream_loopback = True  # type: ignore[attr-defined]
+    servicer_class.start = start_on_loopback
+
+
 def create_table_environment(**options: Any):
     """A streaming ``pyflink.table.TableEnvironment`` with ``flink_configuration(**options)``.
 
     Needs pyflink (scripts/flink-deps.sh); imported here only.
     """
+    if options.get("flink_address") is None:
+        bind_loopback_worker_pool()
     from pyflink.common import Configuration
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
