@@ -137,3 +137,19 @@ def create_table_environment(**options: Any):
     settings = (EnvironmentSettings.new_instance().in_streaming_mode()
                 .with_configuration(config).build())
     return TableEnvironment.create(settings)
+
+
+def create_stream_environment(**options: Any):
+    """A ``pyflink.datastream.StreamExecutionEnvironment`` with the same configuration.
+
+    For the steps the DataStream API runs (issue 15 item 1's Java-side operators).
+    """
+    from pyflink.common import Configuration
+    from pyflink.datastream import StreamExecutionEnvironment
+
+    if options.get("flink_address") is None:
+        bind_loopback_worker_pool()
+    config = Configuration()
+    for key, value in flink_configuration(**options).items():
+        config.set_string(key, value)
+    return StreamExecutionEnvironment.get_execution_environment(config)
