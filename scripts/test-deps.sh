@@ -18,6 +18,11 @@ if [ "$#" -gt 0 ]; then
     PACKAGES=("$@")
 fi
 
+# apache-flink 2.3.0 (the extra `flink`; tests/flink/): pip cannot resolve it together with
+# surestream (its apache-beam<=2.61 pins pyarrow<17, surestream needs >=17), so it goes in
+# alone and pyarrow is put back after it (the Flink SQL path runs with pyarrow 26: measured)
+python3 -c "import pyflink" 2>/dev/null || { python3 -m pip install -q "apache-flink==2.3.0" && python3 -m pip install -q "pyarrow>=17"; } >&2
+
 installed() {
     [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
 }
