@@ -278,3 +278,31 @@ def test_the_shared_cases_are_the_repository_copy(shared: Path) -> None:
             for f in case_dir.iterdir():
                 assert (CASES_DIR / case_dir.name / f.name).read_bytes() == f.read_bytes()
     assert os.path.isdir(CASES_DIR) and shutil.which("java"), "Flink needs Java 17"
+
+
+def test_records_without_a_valid_timestamp_go_to_errors(flink: Any, tmp_path: Path) -> None:
+    """A missing or out-of-range timestamp goes to errors on both runners and does not move
+    the watermark (a year-2600 record would otherwise close every window)."""
+    data = tmp_path / "input.jsonl"
+    rows = [{"k": "A", "ts": 1000, "v": 1.0, "id": "a"},
+            {"k": "A", "v": 2.0, "id": "no_ts"},
+            {"k": "A", "ts": 20_000_000_000_000, "v": 3.0, "id": "year_2603"},
+            {"k": "A", "ts": 2000, "v": 4.0, "id": "b"}]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def make(base: Path) -> PipelineSpec:
+        doc = case_doc("t01_tumble_boundaries")
+        doc["source"]["path"] = str(data)
+        return build_spec(doc, base_dir=base)
+
+    flink_out, local_out = run_both(flink, make, tmp_path)
+    got = read_jsonl(flink_out / "main.jsonl")
+    assert [(r["window_start"], r["count"], r["sum"]) for r in got] == [(0, 2, 5.0)]
+    assert read_jsonl(flink_out / "late_window.jsonl") == []
+    flink_errors = sorted((json.loads(r["raw"])["id"], r["error_type"])
+                          for r in read_jsonl(flink_out / "errors.jsonl"))
+    assert flink_errors == [("no_ts", "missing_timestamp"),
+                            ("year_2603", "timestamp_out_of_range")]
+    local_errors = sorted((json.loads(r["raw"])["id"], r["error_type"])
+                          for r in read_jsonl(local_out / "errors.jsonl"))
+    assert local_errors == flink_errors
