@@ -306,3 +306,32 @@ def test_records_without_a_valid_timestamp_go_to_errors(flink: Any, tmp_path: Pa
     local_errors = sorted((json.loads(r["raw"])["id"], r["error_type"])
                           for r in read_jsonl(local_out / "errors.jsonl"))
     assert local_errors == flink_errors
+
+
+def test_route_statement_set_equals_local(flink: Any, tmp_path: Path) -> None:
+    """The router as one INSERT per tag in the job's statement set: A goes on to the window,
+    B to its own output, C (no route, no default) to errors as `unroutable`."""
+    steps = [{"type": "route", "name": "by_k", "field": "k",
+              "routes": {"A": "main", "B": "b_out"}}]
+
+    def make(base: Path) -> PipelineSpec:
+        doc = case_doc("t01_tumble_boundaries", steps=steps)
+        doc["outputs"]["b_out"] = {"type": "file", "path": "out/b_out.jsonl"}
+        return build_spec(doc, base_dir=base)
+
+    flink_out, local_out = run_both(flink, make, tmp_path)
+    got = read_jsonl(flink_out / "main.jsonl")
+    assert {r["k"] for r in got} == {"A"}
+    local = [{k: r[k] for k in got[0]} for r in read_jsonl(local_out / "main.jsonl")]
+    assert by_window(got) == by_window(local)
+    b_rows = sorted(r["id"] for r in read_jsonl(flink_out / "b_out.jsonl"))
+    assert b_rows == ["e11", "e14", "e17", "e2", "e6", "e8"]
+    assert b_rows == sorted(r["id"] for r in read_jsonl(local_out / "b_out.jsonl"))
+
+    def errors(out: Path) -> list[tuple]:
+        return sorted((json.loads(r["raw"])["id"], r["error_type"], r["error_message"])
+                      for r in read_jsonl(out / "errors.jsonl"))
+
+    assert [e[0] for e in errors(flink_out)] == ["e12", "e15", "e18", "e20", "e4", "e9"]
+    assert errors(flink_out) == errors(local_out)
+    assert {e[1:] for e in errors(flink_out)} == {("unroutable", "no route for k=C")}

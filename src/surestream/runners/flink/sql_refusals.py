@@ -29,7 +29,6 @@ STEP_REASONS = {
         "time and forgets the key state_ttl_ms of event time later (SEMANTICS §4), so the "
         "same input would keep other records; run it on the local runner"),
     "aggregate": "running aggregates emit an updating changelog the file sink cannot take",
-    "route": "the router is not translated yet (a statement set with one INSERT per route)",
     "broadcast_enrich": "broadcast state is not translated yet",
     "processing_time": "processing-time columns are taken per checkpoint by our runner",
     "data_quality": "data-quality rules are not translated yet",

@@ -9,6 +9,8 @@ What is translated, and how (docs/flink.md, "Translation"):
 - ``late_data_side_output``: ``rt <= CURRENT_WATERMARK(rt)`` is late (SEMANTICS §3), with
   the metadata columns ``watermark_ms``, ``lateness_ms``, ``original_timestamp``,
   ``pipeline``, ``operator``;
+- ``route``: one INSERT per tag (``CAST(field AS STRING) IN (...)``), unroutable records to
+  ``errors`` (or ``default``), ``main`` going on;
 - ``where`` and ``with_columns``: the SQL expressions as written;
 - ``window`` (tumbling, sliding; ``allowed_lateness_ms = 0``; count, sum, min, max, avg):
   a window TVF, with the records too late for it sent to its late tag (``sql_window``);
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 from surestream.model.spec import ERRORS_TAG, FileSink, FileSource, PipelineSpec
 from surestream.model.steps import (
     LateDataStep,
+    RouteStep,
     WatermarkStep,
     WhereStep,
     WindowStep,
@@ -145,6 +148,8 @@ def translate(spec: PipelineSpec) -> FlinkTranslation:
             raise FlinkUnsupported(where, "steps after a window are not translated yet")
         if isinstance(step, LateDataStep):
             stage = _late_step(b, spec, step, stage, columns, src, i, where)
+        elif isinstance(step, RouteStep):
+            stage = _route(b, spec, step, stage, columns, i, where)
         elif isinstance(step, WhereStep):
             stage = b.view(f"s{i}_{step.name}",
                            f"SELECT * FROM {quote(stage)} WHERE ({step.condition})")
@@ -249,3 +254,41 @@ def _with_columns(b: _Builder, step: WithColumnsStep, stage: str, columns: dict[
     parts = [f"({exprs[c]}) AS {quote(c)}" if c in exprs else quote(c) for c in columns]
     return b.view(f"s{i}_{step.name}",
                   f"SELECT {', '.join(parts)}, {ROWTIME} FROM {quote(stage)}")
+
+
+def _route(b: _Builder, spec: PipelineSpec, step: RouteStep, stage: str,
+           columns: dict[str, str], i: int, where: str) -> str:
+    """The router: each tag's records INSERTed into its output, ``main`` going on. Values
+    are compared as text, as our router does; a null or unlisted value goes to ``default``,
+    or to ``errors`` (``unroutable``)."""
+    sql_type = columns.get(step.field)
+    if sql_type not in ("STRING", "BIGINT"):
+        raise FlinkUnsupported(f"{where}.field", (
+            f"{step.field!r} must be a `string` or `int` column of the source schema: other "
+            "types print as other text in Flink than in our runner, so records would take "
+            "other routes"))
+    value = f"CAST({quote(step.field)} AS STRING)"
+    listed = ", ".join(sql_string(v) for v in step.routes)
+    unlisted = f"({value} IS NULL OR {value} NOT IN ({listed}))"
+
+    def condition(tag: str) -> str:
+        values = [sql_string(v) for v, t in step.routes.items() if t == tag]
+        parts = [f"{value} IN ({', '.join(values)})"] if values else []
+        if step.default == tag:
+            parts.append(unlisted)
+        return " OR ".join(parts) or "FALSE"
+
+    names = ", ".join(quote(c) for c in columns)
+    for tag in dict.fromkeys([*step.routes.values(), *([step.default] if step.default else [])]):
+        if tag != "main":
+            b.insert(tag, dict(columns), f"SELECT {names} FROM {quote(stage)}\n"
+                                         f"WHERE {condition(tag)}", f"{where}.routes")
+    if step.default is None:
+        raw = ", ".join(f"KEY {sql_string(c)} VALUE {quote(c)}" for c in columns)
+        message = (f"CONCAT('no route for {step.field}=', COALESCE({value}, 'null'))")
+        b.insert(ERRORS_TAG, _error_columns(),
+                 f"SELECT {sql_string(spec.pipeline)}, {sql_string(step.name)}, "
+                 f"'unroutable',\n  {message},\n  JSON_OBJECT({raw} ABSENT ON NULL)\n"
+                 f"FROM {quote(stage)} WHERE {unlisted}", f"{where}.default")
+    return b.view(f"s{i}_{step.name}", f"SELECT * FROM {quote(stage)} WHERE "
+                                        f"{condition('main')}")
