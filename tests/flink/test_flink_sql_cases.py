@@ -212,6 +212,24 @@ def test_sliding_zero_lateness_equals_local(flink: Any, tmp_path: Path) -> None:
     assert {r["id"] for r in flink_late} >= {"e15"}  # late for all of its windows
 
 
+def test_sliding_with_offset_zero_lateness_equals_local(flink: Any, tmp_path: Path) -> None:
+    """s03 as given (sliding 6 s / 2 s, offset 1 s: negative window starts) but without
+    lateness: the HOP offset and the late split's window arithmetic agree with ours."""
+    name = "s03_sliding_offset_3x"
+
+    def make(base: Path) -> PipelineSpec:
+        return case_spec(name, base, lateness=0)
+
+    flink_out, local_out = run_both(flink, make, tmp_path)
+    got = read_jsonl(flink_out / "main.jsonl")
+    assert got, "no window fired"
+    local = [{k: r[k] for k in got[0]} for r in read_jsonl(local_out / "main.jsonl")]
+    assert by_window(got) == by_window(local)
+    flink_late = read_jsonl(flink_out / "late_window.jsonl")
+    assert late_view(flink_late) == late_view(read_jsonl(local_out / "late_window.jsonl"))
+    assert {r["id"] for r in flink_late} >= {"e15"}  # late for all of its windows
+
+
 def test_late_step_where_with_columns_equal_local(flink: Any, tmp_path: Path) -> None:
     """t03's input with the record-level late step (ts <= W), a where and a typed
     with_columns before a tumbling window without lateness."""

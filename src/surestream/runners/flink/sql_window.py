@@ -42,8 +42,11 @@ def check_window(step: WindowStep, path: str) -> None:
             "a session record is late only if the session it merges into has fired, which "
             "a record-level filter cannot tell, so the late output would differ; not "
             "translated yet"))
-    if step.offset_ms:
-        raise FlinkUnsupported(f"{path}.offset_ms", "window offsets are not translated yet")
+    period = step.size_ms if step.kind == "tumbling" else step.slide_ms
+    if step.offset_ms and not 0 < step.offset_ms < period:
+        raise FlinkUnsupported(f"{path}.offset_ms", (
+            f"offsets are translated between 0 and the window's period ({period} ms) only "
+            "(the same windows as any other offset modulo the period)"))
     if step.output_mode != "append":
         raise FlinkUnsupported(f"{path}.output_mode", "only `append` is translated")
     for out, agg in step.aggregations.items():
@@ -60,15 +63,17 @@ def window_sql(step: WindowStep, stage: str, columns: dict[str, str], ts_ms: str
                path: str) -> WindowSql:
     """The window TVF aggregation of ``stage`` and the late condition of its records."""
     check_window(step, path)
-    size = step.size_ms
+    size, offset = step.size_ms, step.offset_ms
+    shift = f", {interval(offset)}" if offset else ""
     if step.kind == "tumbling":
-        tvf = f"TUMBLE(TABLE {quote(stage)}, DESCRIPTOR({ROWTIME}), {interval(size)})"
-        last_start = f"({ts_ms} - {floor_mod(ts_ms, size)})"
+        tvf = f"TUMBLE(TABLE {quote(stage)}, DESCRIPTOR({ROWTIME}), {interval(size)}{shift})"
+        period = size
     else:
-        slide = step.slide_ms
-        tvf = (f"HOP(TABLE {quote(stage)}, DESCRIPTOR({ROWTIME}), {interval(slide)}, "
-               f"{interval(size)})")
-        last_start = f"({ts_ms} - {floor_mod(ts_ms, slide)})"
+        period = step.slide_ms
+        tvf = (f"HOP(TABLE {quote(stage)}, DESCRIPTOR({ROWTIME}), {interval(period)}, "
+               f"{interval(size)}{shift})")
+    # the newest window's start: ts - floor_mod(ts - offset, period) (SEMANTICS §5)
+    last_start = f"({ts_ms} - {floor_mod(f'({ts_ms} - {offset})', period)})"
     late = f"{last_start} + {size} - 1"
     keys = [quote(k) for k in step.key_fields]
     out_cols = {k: columns[k] for k in step.key_fields}
