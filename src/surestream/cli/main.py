@@ -24,6 +24,7 @@ from surestream.cli.checkpoint_cmds import (
     load_savepoint,
     savepoint_summary,
 )
+from surestream.cli.explain import add_explain_parser
 from surestream.cli.graph import add_graph_parser
 from surestream.cli.import_etl import add_import_parser
 from surestream.cli.interrupt import EXIT_INTERRUPTED, stop_on_ctrl_c
@@ -481,6 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_templates_parser(sub)
     add_status_parser(sub)
     add_graph_parser(sub)
+    add_explain_parser(sub)
     add_report_parser(sub)
     add_payments_parser(sub)
     add_import_parser(sub)

@@ -126,13 +126,18 @@ def create_table_environment(**options: Any):
 
     Needs pyflink (scripts/flink-deps.sh); imported here only.
     """
-    if options.get("flink_address") is None:
+    return create_table_environment_from(flink_configuration(**options))
+
+
+def create_table_environment_from(conf: dict[str, str]):
+    """A streaming TableEnvironment with exactly these Flink key/values (a ``FlinkJob``'s)."""
+    if conf.get("execution.target") != "remote":
         bind_loopback_worker_pool()
     from pyflink.common import Configuration
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
     config = Configuration()
-    for key, value in flink_configuration(**options).items():
+    for key, value in conf.items():
         config.set_string(key, value)
     settings = (EnvironmentSettings.new_instance().in_streaming_mode()
                 .with_configuration(config).build())

@@ -1,0 +1,68 @@
+"""The job driver: runs ``FlinkJob`` descriptions on PyFlink (``python -m
+surestream.runners.flink.driver JOB.json [JOB.json ...]``).
+
+It runs under the Flink environment's interpreter (``distribution.flink_python()``), where
+surestream's dependencies are absent: it imports only the standard library, pyflink and the
+stdlib-only modules of this package (``submit`` copies exactly those next to the job). Each job
+is run in turn in one JVM (the tests run many small jobs without paying a JVM start each).
+
+Output, one line each, for the caller to parse: ``JOB_ID <name> <id>`` once a job is
+submitted, ``JOB_END <name> <state>`` when a waited-for job ended. A failed job exits 1 with
+Flink's error on stderr.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+from surestream.runners.flink.environment import create_table_environment_from
+from surestream.runners.flink.job import FlinkJob
+
+
+def register_functions(t_env, job: FlinkJob) -> None:
+    """Register the job's Python UDFs (module-level pyflink UDF objects)."""
+    for entry in job.python_path:
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    for function in job.functions:
+        module = importlib.import_module(function["module"])
+        t_env.create_temporary_system_function(function["name"],
+                                               getattr(module, function["attribute"]))
+
+
+def run(job: FlinkJob) -> str:
+    """Run one job; returns its final state (or ``SUBMITTED`` when not waited for)."""
+    t_env = create_table_environment_from(job.config)
+    if job.python_path:
+        t_env.get_config().set("python.pythonpath", ":".join(job.python_path))
+    register_functions(t_env, job)
+    for statement in job.ddl:
+        t_env.execute_sql(statement)
+    statements = t_env.create_statement_set()
+    for insert in job.inserts:
+        statements.add_insert_sql(insert)
+    result = statements.execute()
+    client = result.get_job_client()
+    print(f"JOB_ID {job.name} {client.get_job_id()}", flush=True)
+    if not job.wait:
+        return "SUBMITTED"
+    result.wait()  # raises with Flink's error when the job fails
+    state = "FINISHED"  # (the mini-cluster is gone once it ends: no status to ask for)
+    print(f"JOB_END {job.name} {state}", flush=True)
+    return state
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print("usage: python -m surestream.runners.flink.driver JOB.json [JOB.json ...]",
+              file=sys.stderr)
+        return 2
+    for path in argv:
+        run(FlinkJob.read(Path(path)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
