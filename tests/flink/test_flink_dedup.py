@@ -2,8 +2,9 @@
 
 ``keyed_dedup`` (strategy ``first``, SEMANTICS §4) runs on Flink as the Java process table
 function ``surestream.flink.KeyedDedup``. Hand-written inputs (their expected records
-written here by hand, from the rule) and the trades-1m pipeline on a generated input run on
-both runners; the outputs must be equal, and the duplicates must be counted on Flink too.
+written here by hand, from the rule) and the trades-1m pipeline on the reference
+generator's 20 000 trades (``trades_small``) run on both runners; the outputs must be
+equal, and the duplicates must be counted on Flink too.
 
 All Flink jobs of the module run in one job driver (one JVM): the ``runs`` fixture
 translates every spec, runs them together, and runs each spec on the local runner.
@@ -12,8 +13,8 @@ translates every spec, runs them together, and runs each spec on the local runne
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ import pytest
 
 from surestream.model.loader import build_spec, load_spec_dict
 from surestream.model.spec import PipelineSpec
+from surestream.runners.flink import operator_jar
 from surestream.runners.flink.distribution import flink_python
+from surestream.runners.flink.operator_jar import operator_jar_path
 from surestream.runners.flink.runner import flink_job
 from surestream.runners.flink.sql_dedup import count_duplicates, duplicates_folder
 from surestream.runners.flink.sql_refusals import FlinkUnsupported
@@ -31,7 +34,6 @@ from surestream.runners.local.runner import LocalRunner
 
 ROOT = Path(__file__).resolve().parents[2]
 TRADES_SPEC = ROOT / "benchmarks" / "trades_1m.yaml"
-GEN_TRADES = Path("/work/shared/bench/gen_trades.py")
 TRADES_SCHEMA = {"trade_id": "string", "symbol": "string", "side": "string",
                  "price": "float", "quantity": "float", "status": "string",
                  "timestamp_ms": "int"}
@@ -104,21 +106,19 @@ def dedup_doc(name: str, rows: list[dict], base: Path, *, schema: dict[str, str]
             "outputs": outputs, "checkpoint": {"dir": "ck"}}
 
 
-def trades_doc(base: Path) -> dict:
-    """benchmarks/trades_1m.yaml on a 20 000-trade input, with a declared schema (Flink
-    needs the column types) and JSON-lines outputs (the translated output format)."""
-    subprocess.run([sys.executable, str(GEN_TRADES), "--n", "20000", "--out",
-                    str(base / "input"), "--parts", "1"], check=True, capture_output=True)
+def trades_doc(source: str) -> dict:
+    """benchmarks/trades_1m.yaml on ``source`` (the reference generator's 20 000 trades:
+    the ``trades_small`` fixture), with a declared schema (Flink needs the column types)
+    and JSON-lines outputs (the translated output format)."""
     doc = load_spec_dict(TRADES_SPEC)
-    doc["source"] = {**doc["source"], "path": str(base / "input" / "trades-20000.jsonl"),
-                     "schema": TRADES_SCHEMA}
+    doc["source"] = {**doc["source"], "path": source, "schema": TRADES_SCHEMA}
     doc["outputs"] = {tag: {"type": "file", "path": f"out/{tag}.jsonl"}
                       for tag in ("main", "late_window", "errors")}
     doc["checkpoint"] = {"dir": "ck"}
     return doc
 
 
-def case_docs(base: Path) -> dict[str, dict]:
+def case_docs(base: Path, trades: str) -> dict[str, dict]:
     """Every spec of the module by name, its files under ``base``."""
     kv = {"k": "string", "ts": "int", "id": "int"}
     null_schema = {"k": "string", "r": "int", "ts": "int", "id": "int"}
@@ -140,7 +140,7 @@ def case_docs(base: Path) -> dict[str, dict]:
             "null_keep", null_rows, base, schema=null_schema, disorder=0,
             dedup={"key_fields": ["k", "r"], "time_window_ms": 10000,
                    "on_null_key": "keep"}),
-        "trades": trades_doc(base),
+        "trades": trades_doc(trades),
     }
 
 
@@ -157,8 +157,9 @@ def read_jsonl(path: Path) -> list[dict]:
 class Runs:
     """Each spec run on both runners: its outputs' folders and the local counters."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, trades_manifest: dict) -> None:
         self.root = root
+        self.trades_manifest = trades_manifest
         self.specs: dict[str, dict[str, PipelineSpec]] = {}
         self.local_counters: dict[str, dict[str, dict[str, int]]] = {}
 
@@ -172,14 +173,14 @@ class Runs:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+def runs(tmp_path_factory: pytest.TempPathFactory, trades_small: dict) -> Runs:
     flink_python()  # raises FlinkNotInstalled naming the install script
     root = tmp_path_factory.mktemp("dedup")
-    result = Runs(root)
+    result = Runs(root, trades_small)
     jobs = []
     for runner in ("flink", "local"):
         base = root / runner
-        for name, doc in case_docs(base).items():
+        for name, doc in case_docs(base, trades_small["path"]).items():
             spec = build_spec(doc, base_dir=base / name)
             result.specs.setdefault(name, {})[runner] = spec
             if runner == "flink":
@@ -249,8 +250,7 @@ def test_trades_1m_pipeline_equals_the_local_runner(runs: Runs) -> None:
     generated input: the same windows -- every value bit for bit, floats included (the
     same float64 operations in arrival order) -- the same late records, and the generator's
     count of duplicates dropped."""
-    manifest = json.loads((runs.root / "flink" / "input" / "trades-20000.manifest.json")
-                          .read_text())
+    manifest = runs.trades_manifest
     flink, local = (_windows(runs.out("trades", r, "main")) for r in ("flink", "local"))
     assert flink.keys() == local.keys()
     assert flink == local  # count, total_volume, vwap, high, low, revision: exactly
@@ -276,3 +276,36 @@ def test_other_strategies_are_refused_with_the_reason(tmp_path: Path) -> None:
         translate(build_spec(doc, base_dir=tmp_path))
     assert refused.value.path == "steps[1].strategy"
     assert "holds each key's record back" in refused.value.reason
+    assert "event time" in refused.value.reason
+
+
+def test_the_translation_calls_the_java_operator_with_its_jar(tmp_path: Path,
+                                                             trades_small: dict) -> None:
+    """What ``surestream explain --runner flink`` prints for trades-1m: the operator
+    registered from its jar, called partitioned by the key with the event time."""
+    spec = build_spec(trades_doc(trades_small["path"]), base_dir=tmp_path)
+    translation = translate(spec)
+    script = translation.script()
+    assert ("CREATE TEMPORARY SYSTEM FUNCTION surestream_keyed_dedup AS "
+            "'surestream.flink.KeyedDedup' LANGUAGE JAVA") in script
+    assert "PARTITION BY `trade_id`" in script and "on_time => DESCRIPTOR(rt)" in script
+    assert "window_ms => CAST(600000 AS BIGINT), ttl_ms => CAST(3600000 AS BIGINT)" in script
+    assert translation.jars == [operator_jar_path()]
+
+
+def test_the_operator_jar_is_rebuilt_only_when_its_sources_change(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SURESTREAM_FLINK_OPERATORS", str(tmp_path / "cache"))
+    sources = tmp_path / "java"
+    shutil.copytree(operator_jar.JAVA_SOURCES, sources)
+    monkeypatch.setattr(operator_jar, "JAVA_SOURCES", sources)
+    jar = operator_jar.ensure_operator_jar()
+    built = jar.stat().st_mtime_ns
+    with zipfile.ZipFile(jar) as z:
+        assert "surestream/flink/KeyedDedup.class" in z.namelist()
+    assert operator_jar.ensure_operator_jar() == jar  # unchanged sources: the same jar,
+    assert jar.stat().st_mtime_ns == built  # not rebuilt
+    source = next(sources.rglob("KeyedDedup.java"))
+    source.write_text(source.read_text() + "\n// changed\n")
+    changed = operator_jar.ensure_operator_jar()
+    assert changed != jar and changed.is_file()

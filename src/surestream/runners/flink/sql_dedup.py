@@ -15,7 +15,9 @@ record with a status column; the views and INSERTs here route each kind:
 - ``null_key`` (``on_null_key: error``): the errors output, with our runner's reason.
 
 Only ``strategy: first`` is translated: ``last`` / ``earliest`` / ``latest`` hold records
-back until the watermark passes their window, which the operator does not do yet.
+back until the watermark passes their window, and a process table function emits from a
+timer with the timer's time as ``rowtime``, not the record's event time: the windows after
+it would assign the records elsewhere. They are refused with that reason.
 """
 
 from __future__ import annotations
@@ -49,8 +51,10 @@ def check_dedup(step: KeyedDedupStep, columns: dict[str, str], path: str) -> Non
     if step.strategy != "first":
         raise FlinkUnsupported(f"{path}.strategy", (
             f"`{step.strategy}` holds each key's record back until the watermark passes its "
-            "window; the Flink runner's Java operator keeps the first record only (strategy: "
-            "first); run it on the local runner"))
+            "window and then releases it with its own event time; a Flink process table "
+            "function emits from a timer with the timer's time as the event time, so the "
+            "steps after it would see other times (the Java operator runs strategy: first "
+            "only); run it on the local runner"))
     for field in step.key_fields:
         if field not in columns:
             raise FlinkUnsupported(f"{path}.key_fields", (
