@@ -26,7 +26,7 @@ from surestream.runners.flink import operator_jar
 from surestream.runners.flink.distribution import flink_python
 from surestream.runners.flink.operator_jar import operator_jar_path
 from surestream.runners.flink.runner import flink_job
-from surestream.runners.flink.sql_dedup import count_duplicates, duplicates_folder
+from surestream.runners.flink.sql_dedup import duplicates_dropped
 from surestream.runners.flink.sql_refusals import FlinkUnsupported
 from surestream.runners.flink.submit import run_jobs
 from surestream.runners.flink.translate import translate
@@ -167,9 +167,8 @@ class Runs:
         return read_jsonl(self.root / runner / name / "out" / f"{tag}.jsonl")
 
     def flink_duplicates(self, name: str) -> int:
-        spec = self.specs[name]["flink"]
-        step = next(s for s in spec.steps if s.type == "keyed_dedup")
-        return count_duplicates(duplicates_folder(spec, step))
+        return duplicates_dropped(self.specs[name]["flink"])["dedup" if name != "trades"
+                                                             else "dedup_trade_id"]
 
 
 @pytest.fixture(scope="module")
