@@ -311,6 +311,7 @@ def test_the_translation_calls_the_java_operator_with_its_jar(tmp_path: Path,
     assert "PARTITION BY `trade_id`" in script and "on_time => DESCRIPTOR(rt)" in script
     assert "window_ms => CAST(600000 AS BIGINT), ttl_ms => CAST(3600000 AS BIGINT)" in script
     assert translation.jars == [operator_jar_path()]
+    assert f"ADD JAR '{operator_jar_path()}';" in script  # for a SQL client
 
 
 def test_the_operator_jar_is_rebuilt_only_when_its_sources_change(
