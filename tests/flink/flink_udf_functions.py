@@ -39,8 +39,8 @@ def scale(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def wrong_type(record: dict[str, Any]) -> dict[str, Any]:
-    """map: returns a string where output_schema declares an int (for id ``x``)."""
-    return {"id": record["id"], "n": "not a number" if record["id"] == "x" else record["n"]}
+    """map: returns a string where output_schema declares an int (for id ``small``)."""
+    return {"id": record["id"], "n": "not a number" if record["id"] == "small" else record["n"]}
 
 
 def count_per_key(record: dict[str, Any], ctx: Any) -> None:

@@ -20,9 +20,10 @@ environment has them: scripts/flink-deps.sh) only when a batch function runs.
   text and are parsed back: pandas would make an integer column with nulls a float column).
   Its last argument, the watermark before each row (``sql_user_code.WM_BEFORE``), comes
   back unchanged as ``wm__``. The result is conformed to ``output_schema``; when the call
-  fails, the failing rows are isolated by bisection as on the local runner (``row_isolation``), each reported as
-  ``user_function_error`` with ``"<Exception>: <first line>"``. A row fails if and only if it
-  fails alone, so Flink's Arrow batch sizes do not change the results.
+  fails, the failing rows are isolated by bisection as on the local runner
+  (``row_isolation``), each reported as ``user_function_error`` with ``"<Exception>: <first
+  line>"``. A row fails if and only if it fails alone, so Flink's Arrow batch sizes do not
+  change the results.
 
 A function entry (``FlinkJob.functions``): ``{"name", "kind", "module", "attribute",
 "step", "path", "inputs": [[column, SQL type], ...], "outputs": [[column, spec type], ...]}``.
