@@ -3,8 +3,8 @@
 The translation runs in surestream's own process; PyFlink cannot (apache-flink 2.3.0 does not
 install beside surestream's pyarrow, docs/flink.md). So a translated spec is written as a JSON
 job description and handed to ``driver`` under the Flink environment's interpreter. The
-description holds only strings: what the driver needs, and what a reader needs to see what
-ran (it is kept beside the Flink checkpoints).
+description holds only plain JSON values: what the driver needs, and what a reader needs to
+see what ran (it is kept beside the Flink checkpoints).
 """
 
 from __future__ import annotations

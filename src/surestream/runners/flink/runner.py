@@ -28,13 +28,12 @@ def flink_job(spec: PipelineSpec, translation: FlinkTranslation | None = None, *
               extra: dict[str, str] | None = None) -> FlinkJob:
     """The job description of ``spec`` (translated here unless given)."""
     translation = translation if translation is not None else translate(spec)
+    udf_config = UDF_CONFIG if translation.functions else {}
     config = flink_configuration(checkpoint_dir=spec.checkpoint_dir(),
                                  checkpoint_interval_ms=spec.checkpoint.interval_ms,
                                  parallelism=parallelism, flink_address=flink_address,
                                  savepoint_path=savepoint_path, jars=translation.jars or None,
-                                 extra={**FLINK_CONFIG, **UDF_CONFIG, **(extra or {})}
-                                 if translation.functions else {**FLINK_CONFIG,
-                                                                **(extra or {})})
+                                 extra={**FLINK_CONFIG, **udf_config, **(extra or {})})
     return FlinkJob(name=spec.pipeline, config=config, ddl=list(translation.ddl),
                     inserts=list(translation.inserts),
                     functions=list(translation.functions),
