@@ -8,6 +8,8 @@
 #                     apache-beam <= 2.61, which pins pyarrow < 17 and numpy < 2.2, while
 #                     surestream and pyiceberg need pyarrow >= 17/18: pip reports
 #                     ResolutionImpossible)
+#   polars         2.1.0 in the same environment: a `map_batches` function gets a polars
+#                  DataFrame on Flink as on the local runner (runners/flink/udf_adapter.py)
 #   connector jars    shigawire-apache-flink-libraries 2.0.0.post1 (flink-connector-kafka
 #                     4.0.1-2.0, kafka-clients 3.9.1), with `pip --target` into a folder of
 #                     its own: its wheel unpacks into pyflink/lib/ together with Flink 2.0.0
@@ -33,6 +35,11 @@ if ! "$VENV/bin/python" -c "import pyflink" 2>/dev/null; then
     echo "flink-deps: installing apache-flink 2.3.0 into $VENV" >&2
     python3 -m venv "$VENV"
     "$VENV/bin/python" -m pip install -q apache-flink==2.3.0
+fi
+
+if ! "$VENV/bin/python" -c "import polars" 2>/dev/null; then
+    echo "flink-deps: installing polars into $VENV (map_batches on Flink)" >&2
+    "$VENV/bin/python" -m pip install -q polars==2.1.0
 fi
 
 if [ ! -f "$JARS/pyflink/lib/flink-connector-kafka.jar" ]; then

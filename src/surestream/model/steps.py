@@ -474,6 +474,14 @@ class WhereStep(StepModel):
         return condition
 
 
+#: ``output_schema`` of map / map_batches (model.declared_schema)
+OUTPUT_SCHEMA_HELP = (
+    "the columns the function's results pass on (column -> int/float/string/bool, in "
+    "order): a missing value is null, an undeclared column is dropped, a value of another "
+    "type makes the input record an error. Optional on the local runner; the Flink runner "
+    "needs it (Flink SQL declares every column's type before the job starts)")
+
+
 class MapBatchesStep(StepModel):
     """A vectorized user function: a polars DataFrame in, one with the same rows in the same
     order out (columns added, changed or dropped). ``"module:function"`` in a file spec."""
@@ -482,6 +490,8 @@ class MapBatchesStep(StepModel):
     name: StepName = "map_batches"
     function: Any = Field(json_schema_extra={"type": "string"},
                           description=f"function(frame) -> frame: {USER_CODE}")
+    output_schema: dict[str, Literal["int", "float", "string", "bool"]] | None = Field(
+        None, description=OUTPUT_SCHEMA_HELP)
 
 
 class MapStep(StepModel):
@@ -492,6 +502,8 @@ class MapStep(StepModel):
     function: Any = Field(json_schema_extra={"type": "string"},
                           description=f"function(record) -> record, None or a list: "
                                       f"{USER_CODE}")
+    output_schema: dict[str, Literal["int", "float", "string", "bool"]] | None = Field(
+        None, description=OUTPUT_SCHEMA_HELP)
 
 
 class FilterStep(StepModel):

@@ -30,6 +30,7 @@ import numpy as np
 import polars as pl
 
 from surestream.model.batch import Batch
+from surestream.model.declared_schema import conform_frame
 from surestream.model.steps import MapBatchesStep, WhereStep, WithColumnsStep
 from surestream.semantics.errors import (
     EXPRESSION_ERROR,
@@ -182,7 +183,18 @@ class WhereOperator(FrameTransformOperator):
 
 
 def build_map_batches_operator(step: MapBatchesStep, pipeline: str) -> FrameTransformOperator:
-    op = FrameTransformOperator(step.name, pipeline, resolve_callable(step.function))
+    """The user's function over the frame; a declared ``output_schema`` is applied inside
+    the call (``model.declared_schema``), so a row that does not fit it is isolated as an
+    error like a row the function fails on."""
+    function = resolve_callable(step.function)
+    if step.output_schema is not None:
+        schema = step.output_schema
+
+        def transform(frame: pl.DataFrame) -> pl.DataFrame:
+            return conform_frame(function(frame), frame.height, schema, step.name)
+    else:
+        transform = function
+    op = FrameTransformOperator(step.name, pipeline, transform)
     op.error_type = USER_FUNCTION_ERROR
     op.empty_frame_decides = False
     return op

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from surestream.model.batch import Batch
+from surestream.model.declared_schema import conform_record, polars_types
 from surestream.model.steps import FilterStep, MapStep
 from surestream.model.user_code import (  # noqa: F401 - re-exported for the operators
     UserCodeError,
@@ -65,7 +66,12 @@ class _RecordFunctionOperator:
 
 
 class MapOperator(_RecordFunctionOperator):
-    """record -> record | None | [records], keeping each input's time and position."""
+    """record -> record | None | [records], keeping each input's time and position.
+
+    With a declared ``output_schema`` each result record is conformed to it
+    (``model.declared_schema``): a value of another type makes the input an error."""
+
+    output_schema: dict[str, str] | None = None
 
     def process(self, batch: Batch) -> Outputs:
         out = RecordBuffer()
@@ -74,6 +80,8 @@ class MapOperator(_RecordFunctionOperator):
         for i, record in enumerate(batch.rows()):
             try:
                 produced = list(iter_records(self.function(record), "a map function"))
+                if self.output_schema is not None:
+                    produced = [conform_record(r, self.output_schema) for r in produced]
             except Exception as exc:  # user code may raise anything
                 self._report(errors, batch, i, exc)
                 continue
@@ -82,8 +90,10 @@ class MapOperator(_RecordFunctionOperator):
             for result in produced:
                 out.append(result, t, w, s)
         with_ts = ts is not None
+        declared = None if self.output_schema is None else polars_types(self.output_schema)
         outputs: Outputs = {MAIN: out.to_batch(batch.wm_end, operator=self.name,
-                                               with_ts=with_ts, hint=batch.data.schema)}
+                                               with_ts=with_ts, hint=batch.data.schema,
+                                               schema=declared)}
         self.counters["errors"] += errors.emit_into(outputs, batch.wm_end, with_ts=with_ts)
         return outputs
 
@@ -107,7 +117,9 @@ class FilterOperator(_RecordFunctionOperator):
 
 def build_map_operator(step: MapStep, pipeline: str) -> MapOperator:
     """The executable operator for a ``map`` step."""
-    return MapOperator(step.name, pipeline, step.function)
+    op = MapOperator(step.name, pipeline, step.function)
+    op.output_schema = step.output_schema
+    return op
 
 
 def build_filter_operator(step: FilterStep, pipeline: str) -> FilterOperator:

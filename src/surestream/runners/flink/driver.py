@@ -7,26 +7,54 @@ stdlib-only modules of this package (``submit`` copies exactly those next to the
 is run in turn in one JVM (the tests run many small jobs without paying a JVM start each).
 
 Output, one line each, for the caller to parse: ``JOB_ID <name> <id>`` once a job is
-submitted, ``JOB_END <name> <state>`` when a waited-for job ended. A failed job exits 1 with
-Flink's error on stderr.
+submitted, ``JOB_END <name> <state>`` when a waited-for job ended (then ``JOB_SECONDS
+<name> <s>``: from the TableEnvironment's creation to the end, for benchmarks). A failed
+job exits 1 with Flink's error on stderr; user modules the Flink environment cannot import
+exit 3 before any job starts (``USER_CODE_ERROR`` lines on stderr).
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+import time
 from pathlib import Path
 
 from surestream.runners.flink.environment import create_table_environment_from
 from surestream.runners.flink.job import FlinkJob
 
 
-def register_functions(t_env, job: FlinkJob) -> None:
-    """Register the job's Python UDFs (module-level pyflink UDF objects)."""
+def add_python_path(job: FlinkJob) -> None:
     for entry in job.python_path:
         if entry not in sys.path:
             sys.path.insert(0, entry)
+
+
+def user_code_problems(job: FlinkJob) -> list[str]:
+    """Why the job's user modules cannot be imported here, one line each (checked for every
+    job before any starts: a missing package fails at once, naming module and venv)."""
+    from surestream.runners.flink.udf_adapter import import_problem
+
+    add_python_path(job)
+    problems = []
     for function in job.functions:
+        if "kind" in function:
+            problem = import_problem(function, sys.executable, sys.prefix)
+            if problem:
+                problems.append(problem)
+    return problems
+
+
+def register_functions(t_env, job: FlinkJob) -> None:
+    """Register the job's Python UDFs: module-level pyflink UDF objects, or user functions
+    wrapped by ``udf_adapter`` (an entry with a ``kind``)."""
+    add_python_path(job)
+    for function in job.functions:
+        if "kind" in function:
+            from surestream.runners.flink.udf_adapter import build_udf
+
+            t_env.create_temporary_system_function(function["name"], build_udf(function))
+            continue
         module = importlib.import_module(function["module"])
         t_env.create_temporary_system_function(function["name"],
                                                getattr(module, function["attribute"]))
@@ -34,9 +62,13 @@ def register_functions(t_env, job: FlinkJob) -> None:
 
 def run(job: FlinkJob) -> str:
     """Run one job; returns its final state (or ``SUBMITTED`` when not waited for)."""
+    started = time.perf_counter()
     t_env = create_table_environment_from(job.config)
     if job.python_path:
         t_env.get_config().set("python.pythonpath", ":".join(job.python_path))
+    if job.python_files:  # the workers of a remote cluster import the adapter and user code
+        shipped = [str(Path(__file__).resolve().parents[3]), *job.python_path[:1]]
+        t_env.get_config().set("python.files", ",".join(shipped))
     register_functions(t_env, job)
     for statement in job.ddl:
         t_env.execute_sql(statement)
@@ -51,6 +83,7 @@ def run(job: FlinkJob) -> str:
     result.wait()  # raises with Flink's error when the job fails
     state = "FINISHED"  # (the mini-cluster is gone once it ends: no status to ask for)
     print(f"JOB_END {job.name} {state}", flush=True)
+    print(f"JOB_SECONDS {job.name} {time.perf_counter() - started:.3f}", flush=True)
     return state
 
 
@@ -59,8 +92,13 @@ def main(argv: list[str]) -> int:
         print("usage: python -m surestream.runners.flink.driver JOB.json [JOB.json ...]",
               file=sys.stderr)
         return 2
-    for path in argv:
-        run(FlinkJob.read(Path(path)))
+    jobs = [FlinkJob.read(Path(path)) for path in argv]
+    problems = [p for job in jobs for p in user_code_problems(job)]
+    if problems:
+        print("USER_CODE_ERROR " + "\nUSER_CODE_ERROR ".join(problems), file=sys.stderr)
+        return 3
+    for job in jobs:
+        run(job)
     return 0
 
 

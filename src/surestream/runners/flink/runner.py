@@ -18,6 +18,10 @@ from surestream.runners.flink.operator_jar import ensure_operator_jar, is_operat
 from surestream.runners.flink.submit import JobRun, run_jobs
 from surestream.runners.flink.translate import FLINK_CONFIG, FlinkTranslation, translate
 
+#: the configuration of a job with Python UDFs: the workers in their own processes
+#: (``process`` mode, the Arrow batches of pandas UDFs)
+UDF_CONFIG = {"python.execution-mode": "process"}
+
 
 def flink_job(spec: PipelineSpec, translation: FlinkTranslation | None = None, *,
               flink_address: str | None = None, savepoint_path: str | None = None,
@@ -27,15 +31,17 @@ def flink_job(spec: PipelineSpec, translation: FlinkTranslation | None = None, *
     translation = translation if translation is not None else translate(spec)
     if any(is_operator_jar(jar) for jar in translation.jars):
         ensure_operator_jar()  # the Java operators' jar, built when its sources changed
+    udf_config = UDF_CONFIG if translation.functions else {}
     config = flink_configuration(checkpoint_dir=spec.checkpoint_dir(),
                                  checkpoint_interval_ms=spec.checkpoint.interval_ms,
                                  parallelism=parallelism, flink_address=flink_address,
                                  savepoint_path=savepoint_path, jars=translation.jars or None,
-                                 extra={**FLINK_CONFIG, **(extra or {})})
+                                 extra={**FLINK_CONFIG, **udf_config, **(extra or {})})
     return FlinkJob(name=spec.pipeline, config=config, ddl=list(translation.ddl),
                     inserts=list(translation.inserts),
                     functions=list(translation.functions),
                     python_path=list(translation.python_path),
+                    python_files=list(translation.python_files),
                     wait=flink_address is None if wait is None else wait)
 
 

@@ -18,8 +18,9 @@ class FlinkUnsupported(ValueError):
         super().__init__(f"{path}: not supported on the Flink runner: {reason}")
 
 
-#: steps of user code (issue 15 item 2 will run them as PyFlink UDFs)
-USER_CODE_STEPS = {"map", "map_batches", "filter", "process"}
+#: steps of user code the translation refuses (map, filter and map_batches run as PyFlink
+#: UDFs: sql_user_code)
+USER_CODE_STEPS = {"process"}
 
 #: why each other step type is refused today
 STEP_REASONS = {
@@ -41,6 +42,8 @@ AGGREGATION_REASONS = {
 
 
 def user_code(path: str, step_type: str) -> FlinkUnsupported:
-    return FlinkUnsupported(path, f"a `{step_type}` step runs user Python code, which the "
-                                  "Flink runner does not run yet (issue 15 item 2: PyFlink "
-                                  "UDFs)")
+    """The refusal of a user code step that has no UDF translation (``process``)."""
+    return FlinkUnsupported(path, (
+        f"a `{step_type}` step keeps keyed state and event-time timers and may emit to side "
+        "outputs: that needs a DataStream translation whose timer order and state "
+        "checkpoints match SEMANTICS §6, which is not done; run it on the local runner"))

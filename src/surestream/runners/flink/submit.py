@@ -17,10 +17,15 @@ from pathlib import Path
 from surestream.runners.flink.distribution import flink_python
 from surestream.runners.flink.job import FlinkJob
 
-#: the modules the driver imports (each imports only the stdlib, pyflink or one another)
+#: the modules the driver imports (each imports only the stdlib, pyflink or one another;
+#: udf_adapter imports pandas / pyarrow / polars only inside the UDF calls)
 DRIVER_MODULES = ("__init__.py", "driver.py", "job.py", "environment.py", "distribution.py",
-                  "jars.py")
+                  "jars.py", "udf_adapter.py")
+#: stdlib-only modules of other packages that ``udf_adapter`` imports (path under
+#: ``surestream/``): the same code decides a user function's results on both runners
+SHARED_MODULES = ("model/declared_schema.py", "semantics/row_isolation.py")
 _PACKAGE = Path(__file__).resolve().parent
+_SURESTREAM = _PACKAGE.parents[1]
 
 
 class FlinkJobFailed(RuntimeError):
@@ -41,11 +46,35 @@ def driver_path(work: Path) -> Path:
     root = work / "driver"
     target = root / "surestream" / "runners" / "flink"
     target.mkdir(parents=True, exist_ok=True)
-    for package in (root / "surestream", root / "surestream" / "runners"):
-        (package / "__init__.py").write_text('"""Only the Flink job driver (submit.py)."""\n')
+    for sub in ("model", "semantics"):
+        (root / "surestream" / sub).mkdir(exist_ok=True)
+    for package in ("", "runners", "model", "semantics"):
+        (root / "surestream" / package / "__init__.py").write_text(
+            '"""Only the Flink job driver (submit.py)."""\n')
     for name in DRIVER_MODULES:
         shutil.copyfile(_PACKAGE / name, target / name)
+    for name in SHARED_MODULES:
+        shutil.copyfile(_SURESTREAM / name, root / "surestream" / name)
     return root
+
+
+def ship_user_code(job: FlinkJob, folder: Path) -> FlinkJob:
+    """Copy the job's ``python_files`` (the user's top-level modules / packages) into
+    ``folder`` and put it first on the job's ``python_path``: only those, never the folder
+    they came from (a site-packages there would shadow PyFlink's pyarrow)."""
+    if not job.python_files:
+        return job
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    for source in map(Path, job.python_files):
+        if source.is_dir():
+            shutil.copytree(source, folder / source.name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copyfile(source, folder / source.name)
+    job.python_path = [str(folder), *(p for p in job.python_path if p != str(folder))]
+    return job
 
 
 def driver_command(job_files: list[Path]) -> list[str]:
@@ -75,6 +104,7 @@ def run_jobs(jobs: list[FlinkJob], work: Path, *, timeout_s: float | None = None
     """Run the jobs in turn in one driver process (one JVM); raise ``FlinkJobFailed`` when
     it fails or a waited-for job does not end FINISHED."""
     work.mkdir(parents=True, exist_ok=True)
+    jobs = [ship_user_code(job, work / f"user-code-{i}") for i, job in enumerate(jobs)]
     files = [job.write(work / f"job-{i}-{job.name}.json") for i, job in enumerate(jobs)]
     done = subprocess.run(driver_command(files), env=driver_environment(work),
                           capture_output=True, text=True, timeout=timeout_s)

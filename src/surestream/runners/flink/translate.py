@@ -25,13 +25,17 @@ run with ``FLINK_CONFIG`` (per-record watermarks, UTC).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from surestream.model.spec import ERRORS_TAG, FileSink, FileSource, PipelineSpec
 from surestream.model.steps import (
+    FilterStep,
     KeyedDedupStep,
     LateDataStep,
+    MapBatchesStep,
+    MapStep,
     RouteStep,
     WatermarkStep,
     WhereStep,
@@ -62,6 +66,7 @@ from surestream.runners.flink.sql_source import (
     sql_string,
 )
 from surestream.runners.flink.sql_time import epoch_ms
+from surestream.runners.flink.sql_user_code import WM_BEFORE, user_code_sql
 from surestream.runners.flink.sql_window import window_sql
 
 #: the table configuration the translation's semantics rest on: a watermark after every
@@ -87,13 +92,18 @@ class FlinkTranslation:
     #: connector jars the job needs (the Kafka connector for Kafka sources and outputs)
     jars: list[Path] = field(default_factory=list)
     #: Python UDFs to register (``FlinkJob.functions``) and where their modules are
-    functions: list[dict[str, str]] = field(default_factory=list)
+    functions: list[dict[str, Any]] = field(default_factory=list)
     python_path: list[str] = field(default_factory=list)
+    #: the user's top-level modules / packages, copied next to the job (sql_user_code)
+    python_files: list[str] = field(default_factory=list)
 
     def script(self) -> str:
         """The whole job as a SQL script (what ``surestream explain --runner flink`` prints)."""
         sets = "".join(f"SET '{k}' = '{v}';\n" for k, v in FLINK_CONFIG.items())
         sets += "".join(f"ADD JAR '{jar}';\n" for jar in self.jars)  # (the job: pipeline.jars)
+
+        sets += "".join(f"-- Python UDF {f['name']}: {f['kind']} {f['module']}:"
+                        f"{f['attribute']} (udf_adapter)\n" for f in self.functions)
         body = "\n\n".join(f"{s};" for s in self.ddl)
         inserts = "\n".join(f"  {s};".replace("\n", "\n  ") for s in self.inserts)
         return f"{sets}\n{body}\n\nEXECUTE STATEMENT SET\nBEGIN\n{inserts}\nEND;\n"
@@ -106,6 +116,11 @@ class _Builder:
         self.spec = spec
         self.out = FlinkTranslation()
         self.sinks: dict[str, str] = {}  # tag -> sink table
+        #: the watermark before each record: Flink's own until a Python UDF, which holds
+        #: watermarks back to the end of its bundle; from there on the value taken before
+        #: the first UDF, carried as a column (``sql_user_code.WM_BEFORE``)
+        self.watermark = f"CURRENT_WATERMARK({ROWTIME})"
+        self.carries_watermark = False
 
     def view(self, name: str, select: str) -> str:
         self.out.ddl.append(f"CREATE TEMPORARY VIEW {quote(name)} AS\n{select}")
@@ -181,11 +196,23 @@ def translate(spec: PipelineSpec) -> FlinkTranslation:
         elif isinstance(step, WindowStep):
             win = window_sql(step, stage, columns, src.ts_ms, where)
             late = _late_select(spec, step.name, stage, columns, src.ts_ms,
-                                lambda wm, w=win: f"{w.late_condition} <= {wm}")
+                                lambda wm, w=win: f"{w.late_condition} <= {wm}",
+                                b.watermark)
+            if b.carries_watermark:
+                # Flink's window sees the held-back watermark: give it the on-time records
+                wm = epoch_ms(b.watermark)
+                stage = b.view(f"s{i}_{step.name}_on_time", (
+                    f"SELECT * FROM {quote(stage)}\nWHERE {b.watermark} IS NULL OR NOT "
+                    f"({win.late_condition} <= {wm})"))
+                win = window_sql(step, stage, columns, src.ts_ms, where)
             b.insert(step.late_output_tag, columns | _late_columns(), late,
                      f"{where}.late_output_tag")
             stage = b.view(f"s{i}_{step.name}", win.select)
             result = win.columns
+        elif isinstance(step, MapStep | FilterStep | MapBatchesStep):
+            stage, columns = _user_code(b, spec, step, stage, columns, i, where)
+            # event time from rt from here on: a function may change or drop the column
+            src = replace(src, ts_ms=epoch_ms(ROWTIME))
         elif step.type in USER_CODE_STEPS:
             raise user_code(where, step.type)
         else:
@@ -222,9 +249,10 @@ def _late_columns() -> dict[str, str]:
 
 
 def _late_select(spec: PipelineSpec, operator: str, stage: str, columns: dict[str, str],
-                 ts_ms: str, is_late) -> str:  # noqa: ANN001 - a small callable
+                 ts_ms: str, is_late,  # noqa: ANN001 - a small callable
+                 watermark: str = f"CURRENT_WATERMARK({ROWTIME})") -> str:
     """The records of ``stage`` that ``is_late(wm)`` says are late, with the metadata."""
-    wm = epoch_ms(f"CURRENT_WATERMARK({ROWTIME})")
+    wm = epoch_ms(watermark)
     names = ", ".join(quote(c) for c in columns)
     inner = f"SELECT *, {wm} AS wm__ FROM {quote(stage)}"
     return (f"SELECT {names}, wm__ AS watermark_ms, wm__ - {ts_ms} AS lateness_ms,\n"
@@ -236,7 +264,7 @@ def _late_select(spec: PipelineSpec, operator: str, stage: str, columns: dict[st
 def _late_step(b: _Builder, spec: PipelineSpec, step: LateDataStep, stage: str,
                columns: dict[str, str], src: SourceTable, i: int, where: str) -> str:
     """The record-level late split: late when ``ts <= W`` (W before the record)."""
-    wm = f"CURRENT_WATERMARK({ROWTIME})"
+    wm = b.watermark
     if step.strategy in ("log_and_drop", "flag"):
         raise FlinkUnsupported(f"{where}.strategy", f"`{step.strategy}` is not translated "
                                                     "yet (quarantine, side_output, dlq, drop)")
@@ -247,7 +275,7 @@ def _late_step(b: _Builder, spec: PipelineSpec, step: LateDataStep, stage: str,
                                                     "the Flink runner")
     if step.emits_records:
         late = _late_select(spec, step.name, stage, columns, src.ts_ms,
-                            lambda w: f"{src.ts_ms} <= {w}")
+                            lambda w: f"{src.ts_ms} <= {w}", wm)
         b.insert(step.output_tag, columns | _late_columns(), late, f"{where}.output_tag")
     return b.view(f"s{i}_{step.name}", f"SELECT * FROM {quote(stage)}\n"
                                         f"WHERE {wm} IS NULL OR {ROWTIME} > {wm}")
@@ -306,8 +334,30 @@ def _with_columns(b: _Builder, step: WithColumnsStep, stage: str, columns: dict[
         exprs[name] = expr
         columns[name] = sql_type
     parts = [f"({exprs[c]}) AS {quote(c)}" if c in exprs else quote(c) for c in columns]
+    carried = f", {quote(WM_BEFORE)}" if b.carries_watermark else ""
     return b.view(f"s{i}_{step.name}",
-                  f"SELECT {', '.join(parts)}, {ROWTIME} FROM {quote(stage)}")
+                  f"SELECT {', '.join(parts)}, {ROWTIME}{carried} FROM {quote(stage)}")
+
+
+def _user_code(b: _Builder, spec: PipelineSpec, step: MapStep | FilterStep | MapBatchesStep,
+               stage: str, columns: dict[str, str], i: int,
+               where: str) -> tuple[str, dict[str, str]]:
+    """A map / filter / map_batches step as a Python UDF (``sql_user_code``): the records
+    it passes on become the next view, the inputs it failed on go to ``errors``."""
+    if not b.carries_watermark:
+        stage = b.view(f"s{i}_{step.name}_wm", f"SELECT *, {epoch_ms(b.watermark)} AS "
+                                               f"{quote(WM_BEFORE)} FROM {quote(stage)}")
+        b.watermark = f"TO_TIMESTAMP_LTZ({quote(WM_BEFORE)}, 3)"
+        b.carries_watermark = True
+    sql = user_code_sql(step, stage, columns, i, where)
+    b.out.functions.append(sql.function)
+    if sql.python_file not in b.out.python_files:
+        b.out.python_files.append(sql.python_file)
+    calls = quote(b.view(f"s{i}_{step.name}_calls", sql.calls))
+    b.insert(ERRORS_TAG, _error_columns(),
+             sql.failed.replace("{pipeline}", sql_string(spec.pipeline))
+             .replace("{calls}", calls), f"{where}.function")
+    return b.view(f"s{i}_{step.name}", sql.passed.replace("{calls}", calls)), sql.columns
 
 
 def _route(b: _Builder, spec: PipelineSpec, step: RouteStep, stage: str,
