@@ -28,7 +28,8 @@ def add_flink_parser(sub: Any) -> argparse.ArgumentParser:
                                    "location, for `surestream run SPEC --runner flink "
                                    "--from-savepoint LOCATION`), or cancel one.")
     actions = p.add_subparsers(dest="flink_command", required=True, metavar="ACTION",
-                               title="actions")
+                               title="actions", help="jobs, stop or cancel "
+                                                     "(`surestream flink ACTION --help`)")
     jobs = actions.add_parser("jobs", help="list the cluster's jobs (id, state, name)",
                               description="List the cluster's jobs: id, state, name, "
                                           "start time.")
@@ -42,8 +43,8 @@ def add_flink_parser(sub: Any) -> argparse.ArgumentParser:
     _address(stop)
     stop.add_argument("--savepoint-dir", metavar="DIR",
                       help="where the cluster writes the savepoint (default: none, the "
-                           "job's own savepoint folder: <checkpoint dir>/flink/savepoints "
-                           "of its spec)")
+                           "job's own savepoint folder, <checkpoint dir>/flink/savepoints "
+                           "of its spec, found from its latest checkpoint)")
     stop.set_defaults(func=_cmd_stop)
     cancel = actions.add_parser("cancel", help="cancel a job (no savepoint)",
                                 description="Cancel a job without a savepoint; its "
@@ -98,11 +99,33 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
     return _run(args, action)
 
 
+def job_savepoint_dir(rest, job_id: str) -> str | None:  # noqa: ANN001 - FlinkRestClient
+    """The savepoint folder of a job surestream submitted: its checkpoints are at
+    ``<checkpoint dir>/flink/checkpoints/<job id>/chk-N``, its savepoints go to
+    ``<checkpoint dir>/flink/savepoints`` (the job's own setting, which Flink's REST API does
+    not show). None before its first checkpoint, or for a job laid out otherwise."""
+    path = rest.latest_checkpoint_path(job_id)
+    if not path:
+        return None
+    parts = path.rstrip("/").split("/")
+    if len(parts) < 4 or parts[-3:-1] != ["checkpoints", job_id] or parts[-4] != "flink" \
+            or not parts[-1].startswith("chk-"):
+        return None
+    return "/".join([*parts[:-3], "savepoints"])
+
+
 def _cmd_stop(args: argparse.Namespace) -> int:
     def action(rest) -> int:  # noqa: ANN001
         target = args.savepoint_dir
         if target and "://" not in target:
             target = Path(target).resolve().as_uri()
+        if not target:
+            target = job_savepoint_dir(rest, args.job_id)
+        if not target:
+            print(f"flink stop: job {args.job_id} has no completed checkpoint under a "
+                  "surestream checkpoint folder to put its savepoint beside; give "
+                  "--savepoint-dir DIR", file=sys.stderr)
+            return EXIT_USAGE
         location = rest.stop_with_savepoint(args.job_id, target)
         print(location)
         print(f"job {args.job_id} stopped; continue it with: surestream run SPEC --runner "

@@ -266,8 +266,8 @@ class _FlinkRun:
                               SubmittedJob(self.job_id, self.remote, self.spec.pipeline))
             print(self.job_id, flush=True)
             print(f"submitted as Flink job {self.job_id}; stop it with a savepoint: "
-                  f"surestream flink stop {self.job_id} --flink-address {self.remote}",
-                  file=sys.stderr)
+                  f"surestream flink stop {self.job_id} --flink-address {self.remote} "
+                  f"--savepoint-dir {self._savepoint_target()}", file=sys.stderr)
         else:
             print(f"  Flink job {self.job_id}; web UI {self.rest.base_url}", file=sys.stderr)
 

@@ -64,6 +64,11 @@ class FlinkRestClient:
         """``{"completed", "failed", "in_progress", ...}`` of a job's checkpoints."""
         return self._call("GET", f"/jobs/{job_id}/checkpoints")["counts"]
 
+    def latest_checkpoint_path(self, job_id: str) -> str | None:
+        """Where the job's newest completed checkpoint is (``file:/.../chk-N``), if any."""
+        latest = self._call("GET", f"/jobs/{job_id}/checkpoints").get("latest") or {}
+        return (latest.get("completed") or {}).get("external_path")
+
     def wait_for_state(self, job_id: str, states: set[str] | frozenset[str],
                        timeout_s: float = 120.0, poll_s: float = 0.2) -> str:
         deadline = time.monotonic() + timeout_s
