@@ -5,6 +5,7 @@ runs are refused before anything starts."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -60,7 +61,8 @@ def test_a_job_on_a_cluster_that_does_not_answer_does_not_hold_the_folder(tmp_pa
     assert active_submission(tmp_path / "none") is None
 
 
-def _run(tmp_path: Path, *options: str) -> subprocess.CompletedProcess:
+def _run(tmp_path: Path, *options: str, env: dict[str, str] | None = None
+         ) -> subprocess.CompletedProcess:
     (tmp_path / "in.jsonl").write_text('{"id": 1, "ts": 5}\n')
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump({
         "pipeline": "p", "source": {"type": "file", "path": "in.jsonl",
@@ -70,7 +72,7 @@ def _run(tmp_path: Path, *options: str) -> subprocess.CompletedProcess:
         "checkpoint": {"dir": "ck"}}))
     return subprocess.run([sys.executable, "-m", "surestream", "run", "spec.yaml", "--runner",
                            "flink", *options], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, env=env)
 
 
 def test_misuse_is_refused_before_anything_starts(tmp_path: Path):
@@ -80,6 +82,11 @@ def test_misuse_is_refused_before_anything_starts(tmp_path: Path):
     assert r.returncode == 2 and "--wait goes with --flink-address" in r.stderr
     r = _run(tmp_path, "--flink-address", "nowhere")
     assert r.returncode == 2 and "expected host:port" in r.stderr
+    no_flink = {k: v for k, v in os.environ.items()
+                if k not in ("FLINK_HOME", "SURESTREAM_FLINK_PYTHON")}
+    no_flink["SURESTREAM_FLINK_VENV"] = str(tmp_path / "no-venv")
+    r = _run(tmp_path, env=no_flink)
+    assert r.returncode == 2 and "scripts/flink-deps.sh" in r.stderr
     r = _run(tmp_path, "--from-savepoint", str(tmp_path / "no-such-savepoint"))
     assert r.returncode == 2 and "--from-savepoint" in r.stderr
     # records of an earlier run in an output: a fresh job would add them again

@@ -76,6 +76,13 @@ def run_flink(args: argparse.Namespace, spec: PipelineSpec) -> int:
         except ValueError as e:
             print(str(e), file=sys.stderr)
             return EXIT_USAGE
+    from surestream.runners.flink.distribution import FlinkNotInstalled, flink_python
+
+    try:
+        flink_python()
+    except FlinkNotInstalled as e:
+        print(f"--runner flink: {e}", file=sys.stderr)
+        return EXIT_USAGE
     savepoint = None
     if args.from_savepoint:
         savepoint, problem = savepoint_location(args.from_savepoint)
