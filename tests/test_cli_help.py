@@ -75,12 +75,14 @@ def test_every_option_has_help_that_shows_its_default(command):
                 f"{command} {name}: help does not show the default {action.default!r}"
 
 
-def test_no_flink_runner_is_offered_local_still_accepted(tmp_path):
+def test_the_flink_runner_is_offered_and_local_still_accepted(tmp_path):
     r = cli("run", "spec.yaml", "--runner", "flink", cwd=tmp_path)
-    assert r.returncode == 2 and "invalid choice: 'flink'" in r.stderr
-    assert "flink" not in cli("run", "--help").stdout
-    r = cli("validate", "--help")
-    assert r.returncode == 0
+    assert r.returncode == 2 and "invalid choice" not in r.stderr  # the spec is missing
+    assert "spec.yaml" in r.stderr
+    help_text = cli("run", "--help").stdout
+    assert "flink" in help_text and "--flink-address" in help_text
+    r = cli("run", "spec.yaml", "--runner", "local", cwd=tmp_path)
+    assert r.returncode == 2 and "invalid choice" not in r.stderr
 
 
 def test_run_summary_aligns_long_tag_names(tmp_path):

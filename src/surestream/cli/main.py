@@ -25,6 +25,7 @@ from surestream.cli.checkpoint_cmds import (
     savepoint_summary,
 )
 from surestream.cli.explain import add_explain_parser
+from surestream.cli.flink import add_flink_parser
 from surestream.cli.graph import add_graph_parser
 from surestream.cli.import_etl import add_import_parser
 from surestream.cli.interrupt import EXIT_INTERRUPTED, stop_on_ctrl_c
@@ -33,6 +34,7 @@ from surestream.cli.produce import add_produce_parser
 from surestream.cli.query import add_query_parser
 from surestream.cli.replay import add_replay_parser
 from surestream.cli.report import add_report_parser
+from surestream.cli.run_flink import add_flink_run_arguments
 from surestream.cli.run_ops import add_ops_arguments, configure_logs, operations
 from surestream.cli.simulate import add_simulate_parser
 from surestream.cli.status import add_status_parser
@@ -226,13 +228,13 @@ def aborted_line(runner: Any) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    if args.runner != "local":
-        print(f"runner {args.runner!r} is not available yet; use --runner local",
-              file=sys.stderr)
-        return EXIT_USAGE
     spec = _load(args)
     if spec is None:
         return EXIT_USAGE
+    if args.runner == "flink":
+        from surestream.cli.run_flink import run_flink
+
+        return run_flink(args, spec)
     savepoint = None
     if args.from_savepoint:
         # read here, installed by the runner once it holds the checkpoint folder and has
@@ -401,21 +403,25 @@ def build_parser() -> argparse.ArgumentParser:
                                    "one); 2 on a spec error; 130 when a bounded run is "
                                    "stopped early (a live run stopped as asked: 0).")
     _add_spec(p)
-    p.add_argument("--runner", default="local", choices=["local"],
-                   help="where to run: local, embedded in this process (default %(default)s; "
-                        "the only runner so far)")
+    p.add_argument("--runner", default="local", choices=["local", "flink"],
+                   help="where to run: local, embedded in this process, or flink, the spec "
+                        "translated to Flink SQL (docs/flink.md) (default %(default)s)")
     p.add_argument("--from-savepoint", metavar="DIR",
                    help="resume from this savepoint (made by `surestream savepoint`); "
-                        "sinks roll back to it")
+                        "sinks roll back to it. --runner flink: a Flink savepoint or "
+                        "retained checkpoint (default: none)")
     p.add_argument("--allow-non-restored-state", action="store_true",
                    help="drop the saved state of operators the pipeline no longer has "
                         "(default: refuse to start)")
     p.add_argument("--stop-with-savepoint", metavar="DIR",
                    help="a live run stopped by SIGTERM or Ctrl-C also copies its final "
-                        "checkpoint to DIR as a savepoint (default: none)")
+                        "checkpoint to DIR as a savepoint; --runner flink: where Flink "
+                        "writes the savepoint it stops with (default: none; Flink: "
+                        "<checkpoint dir>/flink/savepoints)")
     p.add_argument("--base-dir", help=argparse.SUPPRESS)  # where relative paths resolve
     p.add_argument("--summary", help=argparse.SUPPRESS)  # write a JSON run summary here
     add_ops_arguments(p)
+    add_flink_run_arguments(p)
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("verify", help="prove replay identity and crash recovery on this "
                                       "pipeline's bounded input",
@@ -483,6 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_status_parser(sub)
     add_graph_parser(sub)
     add_explain_parser(sub)
+    add_flink_parser(sub)
     add_report_parser(sub)
     add_payments_parser(sub)
     add_import_parser(sub)

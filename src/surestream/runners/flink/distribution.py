@@ -71,6 +71,7 @@ def flink_python() -> str:
     venv_python = flink_venv() / "bin" / "python"
     if _has_pyflink(venv_python) is not None and venv_python.exists():
         return str(venv_python)
-    if importlib.util.find_spec("pyflink") is not None:
+    spec = importlib.util.find_spec("pyflink")
+    if spec is not None and spec.origin is not None:  # not a leftover namespace folder
         return sys.executable
     raise FlinkNotInstalled(f"no Python with pyflink found; {INSTALL_HINT}")

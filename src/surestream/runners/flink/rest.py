@@ -64,6 +64,11 @@ class FlinkRestClient:
         """``{"completed", "failed", "in_progress", ...}`` of a job's checkpoints."""
         return self._call("GET", f"/jobs/{job_id}/checkpoints")["counts"]
 
+    def latest_checkpoint_path(self, job_id: str) -> str | None:
+        """Where the job's newest completed checkpoint is (``file:/.../chk-N``), if any."""
+        latest = self._call("GET", f"/jobs/{job_id}/checkpoints").get("latest") or {}
+        return (latest.get("completed") or {}).get("external_path")
+
     def wait_for_state(self, job_id: str, states: set[str] | frozenset[str],
                        timeout_s: float = 120.0, poll_s: float = 0.2) -> str:
         deadline = time.monotonic() + timeout_s
@@ -78,16 +83,20 @@ class FlinkRestClient:
             time.sleep(poll_s)
         raise TimeoutError(f"job {job_id} still {state} after {timeout_s} s")
 
-    def stop_with_savepoint(self, job_id: str, target_directory: str, *, drain: bool = False,
+    def stop_with_savepoint(self, job_id: str, target_directory: str | None, *,
+                            drain: bool = False,
                             timeout_s: float = 120.0, poll_s: float = 0.2) -> str:
         """Stop a job with a savepoint and return the savepoint's location.
 
         ``drain=False``: sources stop without emitting MAX_WATERMARK, so no window or timer
         fires for data that never came; the job resumes from the savepoint as if never
-        stopped.
+        stopped. ``target_directory`` None: the job's own savepoint folder
+        (``execution.checkpointing.savepoint-dir``, which ours set).
         """
-        trigger = self._call("POST", f"/jobs/{job_id}/stop",
-                             {"targetDirectory": target_directory, "drain": drain})
+        body: dict[str, Any] = {"drain": drain}
+        if target_directory is not None:
+            body["targetDirectory"] = target_directory
+        trigger = self._call("POST", f"/jobs/{job_id}/stop", body)
         trigger_id = trigger["request-id"]
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

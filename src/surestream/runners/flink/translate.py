@@ -42,6 +42,7 @@ from surestream.model.steps import (
     WindowStep,
     WithColumnsStep,
 )
+from surestream.runners.flink.environment import DEFAULT_CHECKPOINT_INTERVAL_MS
 from surestream.runners.flink.operator_jar import operator_jar_path
 from surestream.runners.flink.sql_dedup import (
     check_dedup,
@@ -109,6 +110,15 @@ class FlinkTranslation:
         return f"{sets}\n{body}\n\nEXECUTE STATEMENT SET\nBEGIN\n{inserts}\nEND;\n"
 
 
+def rolling_options(checkpoint_interval_ms: int | None) -> str:
+    """A row-format file sink commits only part files that rolled (by default after 30
+    minutes): roll one every checkpoint interval, so the output grows checkpoint by
+    checkpoint, as the local runner's does, and a stopped job leaves what it committed."""
+    interval = checkpoint_interval_ms or DEFAULT_CHECKPOINT_INTERVAL_MS
+    return (f", 'sink.rolling-policy.rollover-interval' = '{interval} ms', "
+            f"'sink.rolling-policy.check-interval' = '{min(interval, 1000)} ms'")
+
+
 class _Builder:
     """Walks the steps, keeping the current stage (a view) and its columns."""
 
@@ -146,7 +156,8 @@ class _Builder:
                                                      "yet (JSON-lines files only)")
         cols = ",\n  ".join(f"{quote(c)} {t}" for c, t in columns.items())
         return (f"CREATE TEMPORARY TABLE {quote(table)} (\n  {cols}\n) WITH ('connector' = "
-                f"'filesystem', 'path' = {sql_string(target)}, 'format' = 'json')")
+                f"'filesystem', 'path' = {sql_string(target)}, 'format' = 'json'"
+                f"{rolling_options(self.spec.checkpoint.interval_ms)})")
 
 
 def translate(spec: PipelineSpec) -> FlinkTranslation:
