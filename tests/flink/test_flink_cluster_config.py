@@ -67,3 +67,14 @@ def test_missing_connector_jars_name_the_folder_and_the_install_step(tmp_path, m
     with pytest.raises(FileNotFoundError, match="scripts/flink-deps.sh") as info:
         kafka_connector_jars()
     assert str(tmp_path) in str(info.value)
+
+
+def test_a_failing_job_ends_instead_of_restarting_forever(tmp_path):
+    """Flink's default with checkpointing restarts a failed job without end: the local
+    command would hang. In-process: no restart (the error ends the command); on a cluster:
+    three restarts from the last checkpoint, then the job fails."""
+    local = flink_configuration(checkpoint_dir=tmp_path)
+    assert local["restart-strategy.type"] == "none"
+    remote = flink_configuration(checkpoint_dir=tmp_path, flink_address="127.0.0.1:8081")
+    assert (remote["restart-strategy.type"],
+            remote["restart-strategy.fixed-delay.attempts"]) == ("fixed-delay", "3")

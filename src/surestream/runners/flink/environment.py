@@ -74,10 +74,18 @@ def flink_configuration(*, checkpoint_dir: str | Path,
     }
     if flink_address is not None:
         host, port = parse_address(flink_address)
+        # a cluster job outlives its submitter: a few restarts from the last checkpoint ride
+        # out a lost TaskManager, and a failure that repeats still ends the job (Flink's
+        # default with checkpointing restarts forever)
         conf.update({"execution.target": "remote", "rest.address": host,
-                     "rest.port": str(port)})
+                     "rest.port": str(port), "restart-strategy.type": "fixed-delay",
+                     "restart-strategy.fixed-delay.attempts": "3",
+                     "restart-strategy.fixed-delay.delay": "10 s"})
     else:
         conf["rest.port"] = "0"  # the mini-cluster's REST endpoint on a free port
+        # in-process: a failure ends the command with Flink's error (no endless restarts);
+        # run again with --from-savepoint / the retained checkpoint to go on
+        conf["restart-strategy.type"] = "none"
     if savepoint_path is not None:
         conf["execution.savepoint.path"] = savepoint_path
     if jars:
