@@ -5,9 +5,11 @@ Our runner evaluates these expressions in **polars SQL** (``pl.sql_expr``, polar
 in its own SQL dialect. The two agree on much, not on everything (measured on polars 2.1 and
 Flink 2.3.0, docs/flink.md "Sessions and expressions on Flink"):
 
-- ``/`` on integers: true division (``7 / 2 = 3.5``) in polars, integer division in Flink,
-  and a zero divisor gives ``inf``/``NaN`` in polars but fails the whole Flink job
-  (``ArithmeticException``); ``%`` by zero: null in polars, job failure in Flink;
+- ``/`` on integers: true division (``7 / 2 = 3.5``) in polars, integer division in Flink;
+  by a constant, polars multiplies by its reciprocal (``7 / 3 = 2.333333333333333``, IEEE
+  division says ``2.3333333333333335``); a zero divisor gives ``inf``/``NaN`` in polars but
+  fails the whole Flink job (``ArithmeticException``); ``%`` by zero: null in polars, job
+  failure in Flink;
 - integer literals are 32-bit in both, but polars folds literal-only arithmetic in 64 bits
   (``2147483647 * 2 = 4294967294``) where Flink wraps (``-2``);
 - ``1.5`` is a DECIMAL in both, with other precision/scale rules;
@@ -24,9 +26,9 @@ it is on the allowlist below, with exact rewrites where the dialects differ in f
 
 - columns, integer literals, ``1.5`` only beside a DOUBLE (written ``1.5E0``), ``1.5E0``,
   ``'text'`` (no backslash), ``TRUE``/``FALSE``, ``NULL`` as a CASE result;
-- ``+ - *`` (not both operands 32-bit), ``/`` by a non-zero constant (integers: both
-  operands cast to DOUBLE, polars' true division), ``%`` of integers by a non-zero constant
-  other than -1 (both keep the dividend's sign);
+- ``+ - *`` (not both operands 32-bit), ``/`` by a non-zero constant (as polars computes
+  it: the numerator as a DOUBLE times the constant's reciprocal), ``%`` of integers by a
+  non-zero constant other than -1 (both keep the dividend's sign);
 - ``= <> != < <= > >=``, ``BETWEEN``, ``IN (constants)`` between numbers, between strings
   (both compare UTF-8 bytes), ``=``/``<>`` between booleans; ``AND OR NOT``, ``IS [NOT]
   NULL`` (both three-valued);
@@ -42,6 +44,7 @@ the allowlist can fail on a value, so no record goes to errors on either runner.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -307,6 +310,10 @@ class ExpressionTranslator:
         if tok.kind == "ident":
             if self.peek().kind == "op" and self.peek().text == "(":
                 return self._function(tok)
+            if tok.text.upper() in ("CURRENT_DATE", "CURRENT_TIMESTAMP", "CURRENT_TIME"):
+                raise _Refused(f"{tok.text}: processing time, which our runner takes once "
+                               "per checkpoint interval (stored with the checkpoint) and "
+                               "Flink per record")
             if tok.text not in self.columns:
                 raise _Refused(f"unknown column {tok.text!r} (the stage has "
                                f"{', '.join(self.columns)})")
@@ -461,10 +468,14 @@ def _divide(left: Typed, right: Typed) -> Typed:
     _need(left, NUMBERS, "`/`")
     _need(right, NUMBERS, "`/`")
     _nonzero_constant(right, "/")
-    if left.type in INTEGERS and right.type in INTEGERS:
-        # polars' `/` is true division: the same doubles, divided
-        return Typed(f"(CAST({left.sql} AS DOUBLE) / CAST({right.sql} AS DOUBLE))", DOUBLE)
-    return Typed(f"({left.sql} / {right.sql})", DOUBLE)
+    # polars divides by a constant as a multiplication by its reciprocal, in doubles (also
+    # for integers: 7 / 2 = 3.5, and 7 / 3 = 7.0 * (1 / 3.0) = 2.333333333333333, where
+    # IEEE division gives 2.3333333333333335): the same reciprocal, the same product
+    reciprocal = 1.0 / float(right.literal)
+    if not math.isfinite(reciprocal):
+        raise _Refused(f"`/` by {right.literal}: its reciprocal is not a finite double")
+    numerator = f"CAST({left.sql} AS DOUBLE)" if left.type in INTEGERS else left.sql
+    return Typed(f"({numerator} * ({_double_text(reciprocal)}))", DOUBLE)
 
 
 def _modulo(left: Typed, right: Typed) -> Typed:

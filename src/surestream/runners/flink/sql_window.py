@@ -59,6 +59,14 @@ def window_sql(step: WindowStep, stage: str, columns: dict[str, str], ts_ms: str
     """The tumbling/sliding window TVF aggregation of ``stage`` and the late condition of
     its records (sessions: ``sql_session.session_sql``)."""
     check_window(step, path)
+    if step.kind == "sliding" and step.slide_ms != step.size_ms:
+        for out, agg in step.aggregations.items():
+            if agg.function in ("sum", "avg") and columns.get(agg.columns[0]) == "DOUBLE":
+                raise FlinkUnsupported(f"{path}.aggregations.{out}", (
+                    f"{agg.function} of a float column in a sliding window: Flink SQL adds "
+                    "per-slide partial sums (slices) together, ours adds each window's values "
+                    "in arrival order; float additions in another order round differently. "
+                    "Sum integers (exact in any order), or use a tumbling window"))
     size, offset = step.size_ms, step.offset_ms
     shift = f", {interval(offset)}" if offset else ""
     if step.kind == "tumbling":
@@ -92,8 +100,7 @@ def aggregation_sql(step: WindowStep, columns: dict[str, str],
 
     - ``count()`` counts records (``COUNT(*)``), ``count(x)`` the non-null values of x;
     - ``avg(x)`` folds doubles (Flink's AVG of a BIGINT is a BIGINT: 1 and 2 average 1);
-    - ``min``/``max`` of a number are doubles on our runner (a BIGINT is cast; the order of
-      the values is kept, so the extreme is the same value);
+    - ``min``/``max`` keep the column's type on both (an integer stays an integer);
     - ``sum`` of a BIGINT is a BIGINT, of a DOUBLE a fold in arrival order on both."""
     aggs = []
     for out, agg in step.aggregations.items():
@@ -104,9 +111,6 @@ def aggregation_sql(step: WindowStep, columns: dict[str, str],
             out_cols[out] = "BIGINT"
         elif agg.function == "avg":
             aggs.append(f"AVG(CAST({arg} AS DOUBLE)) AS {quote(out)}")
-            out_cols[out] = "DOUBLE"
-        elif agg.function in ("min", "max") and arg_type == "BIGINT":
-            aggs.append(f"CAST({agg.function.upper()}({arg}) AS DOUBLE) AS {quote(out)}")
             out_cols[out] = "DOUBLE"
         else:
             aggs.append(f"{agg.function.upper()}({arg}) AS {quote(out)}")
