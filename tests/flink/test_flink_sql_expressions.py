@@ -108,10 +108,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[list, list
     data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ROWS))
     docs = {"with_columns": [{"type": "with_columns", "columns": COLUMNS}]}
     docs |= {f"where_{n}": [{"type": "where", "condition": c}] for n, c in WHERES.items()}
-    docs["aggregations"] = [window_step({
+    # 32-bit columns (a CASE of constants, a LENGTH) summed: exact in 64 bits on both
+    thirty_two = {"type": "with_columns", "columns": {
+        "big": "CASE WHEN t IS NULL THEN 1 ELSE 2147483647 END", "len": "LENGTH(s)"}}
+    docs["aggregations"] = [thirty_two, window_step({
         "n": "count()", "a_count": AggregationSpec("count", ("a",)), "a_avg": "avg(a)",
         "a_sum": "sum(a)", "a_min": "min(a)", "a_max": "max(a)", "f_avg": "avg(f)",
-        "f_count": AggregationSpec("count", ("f",))})]
+        "f_count": AggregationSpec("count", ("f",)), "big_sum": "sum(big)",
+        "len_sum": "sum(len)", "big_max": "max(big)"})]
     # avg of 1 and 2 is 1.5 on our runner; Flink's AVG of a BIGINT would say 1
     small = root / "small.jsonl"
     small.write_text("".join(json.dumps({**r, "a": a, "k": "A"}) + "\n"
@@ -122,7 +126,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[list, list
     for name, steps in docs.items():
         source = small if name == "avg_small" else data
         doc = base_doc(name, source, steps)
-        if steps[0]["type"] == "window":
+        if steps[-1]["type"] == "window":
             doc["outputs"]["late_window"] = {"type": "file", "path": "out/late_window.jsonl"}
         (root / name / "flink").mkdir(parents=True)
         (root / name / "local").mkdir(parents=True)
@@ -178,9 +182,12 @@ def test_aggregations_equal_local(runs: dict) -> None:
     for got, local in zip(view(flink_rows), view(local_rows), strict=True):
         for column, value in local.items():
             assert type(got[column]) is type(value), column
-    a = {r["k"]: r for r in local_rows}["B"]
+    a, b = ({r["k"]: r for r in local_rows}[k] for k in "AB")
     # B: a = 1, -1, None, -BIG, 2 -- count(a) skips the null, count() does not
-    assert (a["n"], a["a_count"], a["f_count"]) == (5, 4, 4)
+    assert (b["n"], b["a_count"], b["f_count"]) == (5, 4, 4)
+    # A's t is never null: five 2147483647s, beyond 32 bits (Flink's SUM of an INT wraps)
+    assert (a["big_sum"], a["big_max"]) == (5 * 2147483647, 2147483647)
+    assert b["len_sum"] == 1 + 1 + 0 + 2 + 2  # code points: ß, é, '', 😀x, ab
 
 
 def test_avg_of_integers_is_a_double_fold(runs: dict) -> None:
@@ -253,3 +260,17 @@ def test_float_sums_in_sliding_windows_are_refused(tmp_path: Path) -> None:
     assert "slices" in refused.value.reason
     doc["steps"][1]["aggregations"] = {"a_sum": "sum(a)", "n": "count()"}
     assert "HOP(" in translate(build_spec(doc, base_dir=tmp_path)).script()
+
+
+def test_a_32_bit_column_stays_32_bit_in_later_steps(tmp_path: Path) -> None:
+    """polars keeps a CASE of constants as an Int32 column, whose arithmetic with a
+    constant wraps at 32 bits in a later step: refused there as in the same expression."""
+    doc = base_doc("int32", tmp_path / "in.jsonl", [
+        {"type": "with_columns", "columns": {"c": "CASE WHEN t THEN 2147483647 ELSE 0 END"}},
+        {"type": "with_columns", "name": "later", "columns": {"d": "c * 2", "e": "c * a"}}])
+    with pytest.raises(FlinkUnsupported) as refused:
+        translate(build_spec(doc, base_dir=tmp_path))
+    assert refused.value.path == "steps[2].columns.d"
+    assert "32-bit" in refused.value.reason
+    del doc["steps"][2]["columns"]["d"]
+    assert "`c` INT" in translate(build_spec(doc, base_dir=tmp_path)).script()

@@ -56,9 +56,12 @@ INT, BIGINT, DOUBLE, DECIMAL, STRING, BOOLEAN, NULL = (
     "INT", "BIGINT", "DOUBLE", "DECIMAL", "STRING", "BOOLEAN", "NULL")
 INTEGERS = (INT, BIGINT)
 NUMBERS = (INT, BIGINT, DOUBLE)
-#: the Flink type an output column of each expression type gets
-OUTPUT_TYPES = {INT: "BIGINT", BIGINT: "BIGINT", DOUBLE: "DOUBLE", STRING: "STRING",
+#: the Flink type a column of each expression type gets. A 32-bit result stays INT (polars
+#: keeps an Int32 column, whose arithmetic wraps at 32 bits as Flink's INT does)
+OUTPUT_TYPES = {INT: "INT", BIGINT: "BIGINT", DOUBLE: "DOUBLE", STRING: "STRING",
                 BOOLEAN: "BOOLEAN"}
+#: a stage column's Flink type -> its expression type
+COLUMN_TYPES = {flink: typ for typ, flink in OUTPUT_TYPES.items()}
 _I32 = 2**31
 _I64 = 2**63
 
@@ -594,7 +597,7 @@ def translate_expression(text: str, columns: dict[str, tuple[str, str]], path: s
 
 def stage_columns(columns: dict[str, str]) -> dict[str, tuple[str, str]]:
     """A stage's columns (name -> Flink type) as expression inputs."""
-    return {name: (quote(name), typ) for name, typ in columns.items()}
+    return {name: (quote(name), COLUMN_TYPES.get(typ, typ)) for name, typ in columns.items()}
 
 
 def where_condition(condition: str, columns: dict[str, str], path: str) -> str:
@@ -623,10 +626,6 @@ def with_columns_select(exprs: dict[str, str], columns: dict[str, str], path: st
         result = translate_expression(expr, env, where)
         if result.type not in OUTPUT_TYPES:
             raise FlinkUnsupported(where, f"{expr!r} is a {result.type}: give it a type")
-        out_type = OUTPUT_TYPES[result.type]
-        # an INT stays INT for later expressions (polars keeps a 32-bit column), but is
-        # written as BIGINT
-        sql = result.sql if result.type != INT else f"CAST({result.sql} AS BIGINT)"
-        env[name] = (sql, result.type)
-        types[name] = out_type
+        env[name] = (result.sql, result.type)
+        types[name] = OUTPUT_TYPES[result.type]
     return {name: sql for name, (sql, _) in env.items()}, types

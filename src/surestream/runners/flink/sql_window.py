@@ -109,6 +109,11 @@ def aggregation_sql(step: WindowStep, columns: dict[str, str],
         if agg.function == "count":
             aggs.append(f"COUNT({arg or '*'}) AS {quote(out)}")
             out_cols[out] = "BIGINT"
+        elif agg.function == "sum" and arg_type == "INT":
+            # a 32-bit column (a CASE of constants, a LENGTH): ours sums it exactly in 64
+            # bits, Flink's SUM of an INT is an INT
+            aggs.append(f"SUM(CAST({arg} AS BIGINT)) AS {quote(out)}")
+            out_cols[out] = "BIGINT"
         elif agg.function == "avg":
             aggs.append(f"AVG(CAST({arg} AS DOUBLE)) AS {quote(out)}")
             out_cols[out] = "DOUBLE"
