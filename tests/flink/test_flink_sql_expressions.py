@@ -12,6 +12,7 @@ logic. Every Flink job of the module runs in one driver (one JVM).
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,78 @@ WHERES = {
 }
 
 
+def random_expressions(seed: int, count: int) -> dict[str, str]:
+    """``count`` random expressions of the allowlist's grammar (typed, so that most pass the
+    checker), written with few parentheses so that both parsers' precedence is exercised."""
+    rng = random.Random(seed)
+
+    def wrap(text: str) -> str:
+        return f"({text})" if rng.random() < 0.5 else text
+
+    def bigint(depth: int) -> str:
+        if depth <= 0 or rng.random() < 0.25:
+            return rng.choice(["a", "a", "COALESCE(a, 0)", "CAST(LENGTH(s) AS BIGINT)"])
+        op = rng.choice(["+", "-", "*", "%", "abs", "neg", "case"])
+        x = bigint(depth - 1)
+        if op in "+-*":
+            y = bigint(depth - 1) if rng.random() < 0.6 else str(rng.choice([3, -5, 3037000500]))
+            return wrap(f"{x} {op} {y}")
+        if op == "%":
+            return wrap(f"{x} % {rng.choice([2, 3, -7, 10])}")
+        if op == "abs":
+            return f"ABS({x})"
+        if op == "neg":
+            return f"-({x})"
+        return f"CASE WHEN {boolean(depth - 1)} THEN {x} ELSE {bigint(depth - 1)} END"
+
+    def double(depth: int) -> str:
+        if depth <= 0 or rng.random() < 0.25:
+            return rng.choice(["f", "f", "CAST(a AS DOUBLE)", "COALESCE(f, 0.5E0)"])
+        op = rng.choice(["+", "-", "*", "/", "mixed", "case"])
+        x = double(depth - 1)
+        if op in "+-*":
+            y = double(depth - 1) if rng.random() < 0.6 else rng.choice(["0.1", "2.5E0", "3"])
+            return wrap(f"{x} {op} {y}")
+        if op == "/":
+            return wrap(f"{rng.choice([x, bigint(depth - 1)])} / "
+                        f"{rng.choice(['3', '-4', '0.1', '7.5E0', '10'])}")
+        if op == "mixed":
+            return wrap(f"{bigint(depth - 1)} + {x}")
+        return f"CASE WHEN {boolean(depth - 1)} THEN {x} END"
+
+    def string(depth: int) -> str:
+        if depth <= 0 or rng.random() < 0.3:
+            return rng.choice(["s", "k", "'é'", "CAST(a AS VARCHAR)", "CAST(t AS VARCHAR)"])
+        if rng.random() < 0.6:
+            return f"{string(depth - 1)} || {string(depth - 1)}"
+        return f"CASE WHEN {boolean(depth - 1)} THEN {string(depth - 1)} ELSE 'x' END"
+
+    def boolean(depth: int) -> str:
+        if depth <= 0 or rng.random() < 0.2:
+            return rng.choice(["t", "a IS NULL", "s LIKE '%b%'", "f > 0.5"])
+        op = rng.choice(["num", "str", "and", "or", "not", "between", "in"])
+        if op == "num":
+            return (f"{rng.choice([bigint, double])(depth - 1)} "
+                    f"{rng.choice(['=', '<>', '<', '<=', '>', '>='])} "
+                    f"{rng.choice([bigint, double])(depth - 1)}")
+        if op == "str":
+            return f"{string(depth - 1)} {rng.choice(['=', '<', '>='])} {string(depth - 1)}"
+        if op in ("and", "or"):
+            return wrap(f"{boolean(depth - 1)} {op.upper()} {boolean(depth - 1)}")
+        if op == "not":
+            return f"NOT {boolean(depth - 1)}"
+        if op == "between":
+            return f"{bigint(depth - 1)} BETWEEN -3 AND 7"
+        return f"{string(depth - 1)} IN ('abc', 'b', '')"
+
+    makers = [bigint, double, string, boolean]
+    return {f"g{i}": makers[i % 4](rng.randint(1, 4)) for i in range(count)}
+
+
+#: generated expressions (a fixed seed: the same set every run)
+RANDOM = random_expressions(seed=15, count=80)
+
+
 def base_doc(name: str, data: Path, steps: list[dict]) -> dict:
     return {"pipeline": name, "source": {"type": "file", "schema": SCHEMA, "path": str(data)},
             "steps": [{"type": "watermark", "timestamp_column": "ts",
@@ -108,6 +181,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[list, list
     data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ROWS))
     docs = {"with_columns": [{"type": "with_columns", "columns": COLUMNS}]}
     docs |= {f"where_{n}": [{"type": "where", "condition": c}] for n, c in WHERES.items()}
+    docs["random"] = [{"type": "with_columns", "columns": translatable(RANDOM, root)}]
     # 32-bit columns (a CASE of constants, a LENGTH) summed: exact in 64 bits on both
     thirty_two = {"type": "with_columns", "columns": {
         "big": "CASE WHEN t IS NULL THEN 1 ELSE 2147483647 END", "len": "LENGTH(s)"}}
@@ -274,3 +348,31 @@ def test_a_32_bit_column_stays_32_bit_in_later_steps(tmp_path: Path) -> None:
     assert "32-bit" in refused.value.reason
     del doc["steps"][2]["columns"]["d"]
     assert "`c` INT" in translate(build_spec(doc, base_dir=tmp_path)).script()
+
+
+def translatable(columns: dict[str, str], base: Path) -> dict[str, str]:
+    """The expressions the checker accepts, one by one (each alone in a with_columns)."""
+    kept = {}
+    for name, expr in columns.items():
+        doc = base_doc("one", base / "in.jsonl", [{"type": "with_columns",
+                                                   "columns": {name: expr}}])
+        try:
+            translate(build_spec(doc, base_dir=base))
+        except FlinkUnsupported:
+            continue
+        kept[name] = expr
+    return kept
+
+
+def test_random_expressions_equal_local(runs: dict, tmp_path: Path) -> None:
+    """80 generated expressions (few parentheses: both parsers' precedence at work): those
+    the checker accepts -- most of them -- equal the local runner's, value and JSON type."""
+    kept = translatable(RANDOM, tmp_path)
+    assert len(kept) >= 70, sorted(set(RANDOM) - set(kept))
+    flink_rows, local_rows = (by_id(rows) for rows in runs["random"])
+    assert set(flink_rows) == set(local_rows) == {r["id"] for r in ROWS}
+    for rid, local in local_rows.items():
+        for column in kept:
+            got = flink_rows[rid].get(column)
+            assert (column, got) == (column, local.get(column)), (rid, kept[column])
+            assert type(got) is type(local.get(column)), (rid, kept[column])
