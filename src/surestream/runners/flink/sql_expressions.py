@@ -14,11 +14,11 @@ Flink 2.3.0, docs/flink.md "Sessions and expressions on Flink"):
   (``2147483647 * 2 = 4294967294``) where Flink wraps (``-2``);
 - ``1.5`` is a DECIMAL in both, with other precision/scale rules;
 - ``CAST(bool AS STRING)`` is ``true`` in polars and ``TRUE`` in Flink; ``CAST(double AS
-  STRING)`` prints ``1e20`` / ``1.0E20``; ``CAST(double AS BIGINT)`` of a value beyond the
+  STRING)`` prints ``1e+20`` / ``1.0E20``; ``CAST(double AS BIGINT)`` of a value beyond the
   64-bit range is an error (the record goes to errors) in polars and saturates in Flink;
   ``CAST(string AS number)`` of a bad value sends the record to errors in polars and fails
   the Flink job;
-- ``UPPER``/``LOWER`` go through the JVM's default locale in Flink.
+- ``UPPER``/``LOWER``: Java's case mapping depends on the JVM's locale.
 
 So an expression is parsed here (our own small parser: anything it does not know is
 refused), typed from the stage's column types, and translated only when every construct in
@@ -573,7 +573,7 @@ def _cast(inner: Typed, target_text: str) -> Typed:
     reasons = {
         (DOUBLE, BIGINT): "a value beyond the 64-bit range (or NaN) is an error on our "
                           "runner and saturates on Flink",
-        (DOUBLE, STRING): "doubles print differently (1e20 vs 1.0E20)",
+        (DOUBLE, STRING): "doubles print differently (1e+20 vs 1.0E20)",
         (STRING, BIGINT): "a value that is not a number sends the record to errors on our "
                           "runner and fails the Flink job; parsing rules differ too",
         (STRING, DOUBLE): "a value that is not a number sends the record to errors on our "
