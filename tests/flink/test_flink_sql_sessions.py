@@ -38,6 +38,11 @@ TOUCH = [{"k": "A", "ts": 5000, "v": 1.0, "id": "a1"}, {"k": "A", "ts": 7000, "v
          {"k": "A", "ts": 9000, "v": 3.0, "id": "a3"}, {"k": "A", "ts": 2000, "v": 4.0, "id": "a4"},
          {"k": "A", "ts": 20000, "v": 5.0, "id": "a5"}]
 
+#: D = 10 s keeps both sessions open: b5 (2500) bridges [1000, 4500) and [5000, 9000) --
+#: float sums merged (0.1 + 0.3) + (0.2 + 0.4), then + 0.7, on both runners
+BRIDGE = [{"k": "A", "ts": ts, "v": v, "id": f"b{i}"} for i, (ts, v) in enumerate(
+    [(1000, 0.1), (5000, 0.2), (1500, 0.3), (6000, 0.4), (2500, 0.7), (40000, 1.0)], start=1)]
+
 
 def session_doc(*, late_step: bool, keys: list[str] | None = None,
                 source: Path | None = None) -> dict:
@@ -59,8 +64,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path
     """Every Flink job of the module in one driver, and the same specs on the local runner:
     name -> (flink out folder, local out folder)."""
     root = tmp_path_factory.mktemp("sessions")
+    bridge = root / "bridge.jsonl"
+    bridge.write_text("".join(json.dumps(r) + "\n" for r in BRIDGE))
+    bridge_doc = session_doc(late_step=True, source=bridge)
+    bridge_doc["steps"][0]["max_out_of_orderness_ms"] = 10_000
+    bridge_doc["steps"][-1]["aggregations"] = {"count": "count()", "sum": "sum(v)",
+                                               "avg": "avg(v)"}
     docs = {"keyed": session_doc(late_step=True),
-            "global": session_doc(late_step=True, keys=[])}
+            "global": session_doc(late_step=True, keys=[]), "bridge": bridge_doc}
     jobs, out = [], {}
     for name, doc in docs.items():
         flink_base, local_base = root / name / "flink", root / name / "local"
@@ -140,3 +151,13 @@ def test_session_sql_is_the_session_tvf(tmp_path: Path) -> None:
     sql = translate(build_spec(session_doc(late_step=True), base_dir=tmp_path)).script()
     assert "SESSION(TABLE `s1_late_split` PARTITION BY `k`, DESCRIPTOR(rt), " \
            "INTERVAL '0 00:00:03.000' DAY TO SECOND(3))" in sql
+
+
+def test_a_record_bridging_two_sessions_merges_float_sums_alike(runs: dict) -> None:
+    flink_out, local_out = runs["bridge"]
+    got = sorted((r["window_start"], r["window_end"], r["count"], r["sum"], r["avg"])
+                 for r in read_jsonl(flink_out / "main.jsonl"))
+    bridged = (0.1 + 0.3) + (0.2 + 0.4) + 0.7
+    assert got == [(1000, 9000, 5, bridged, bridged / 5), (40000, 43000, 1, 1.0, 1.0)]
+    assert got == sorted((r["window_start"], r["window_end"], r["count"], r["sum"], r["avg"])
+                         for r in read_jsonl(local_out / "main.jsonl"))
