@@ -6,7 +6,7 @@ the *last* window it belongs to has ``end - 1 <= W`` (W the watermark before it)
 tumbling window its only window, for a sliding one the newest (Flink's slicing operator adds
 a record to the windows still open, as we do). That condition needs only the record and
 ``CURRENT_WATERMARK``, so the late split is a filter beside the TVF over the same stage.
-Sessions are refused: whether a record is late depends on the sessions it merges with.
+Sessions (``sql_session``) are the SESSION TVF, translated where their late split is exact.
 """
 
 from __future__ import annotations
@@ -37,13 +37,8 @@ def check_window(step: WindowStep, path: str) -> None:
             "allowed lateness re-fires windows with revisions; Flink SQL window TVFs fire "
             "once and drop later records, so the revisions would be lost; use "
             "allowed_lateness_ms: 0 or the local runner"))
-    if step.kind == "session":
-        raise FlinkUnsupported(f"{path}.kind", (
-            "a session record is late only if the session it merges into has fired, which "
-            "a record-level filter cannot tell, so the late output would differ; not "
-            "translated yet"))
-    period = step.size_ms if step.kind == "tumbling" else step.slide_ms
-    if step.offset_ms and not 0 < step.offset_ms < period:
+    period = {"tumbling": step.size_ms, "sliding": step.slide_ms}.get(step.kind)
+    if step.offset_ms and period is not None and not 0 < step.offset_ms < period:
         raise FlinkUnsupported(f"{path}.offset_ms", (
             f"offsets are translated between 0 and the window's period ({period} ms) only "
             "(the same windows as any other offset modulo the period)"))
@@ -61,8 +56,17 @@ def check_window(step: WindowStep, path: str) -> None:
 
 def window_sql(step: WindowStep, stage: str, columns: dict[str, str], ts_ms: str,
                path: str) -> WindowSql:
-    """The window TVF aggregation of ``stage`` and the late condition of its records."""
+    """The tumbling/sliding window TVF aggregation of ``stage`` and the late condition of
+    its records (sessions: ``sql_session.session_sql``)."""
     check_window(step, path)
+    if step.kind == "sliding" and step.slide_ms != step.size_ms:
+        for out, agg in step.aggregations.items():
+            if agg.function in ("sum", "avg") and columns.get(agg.columns[0]) == "DOUBLE":
+                raise FlinkUnsupported(f"{path}.aggregations.{out}", (
+                    f"{agg.function} of a float column in a sliding window: Flink SQL adds "
+                    "per-slide partial sums (slices) together, ours adds each window's values "
+                    "in arrival order; float additions in another order round differently. "
+                    "Sum integers (exact in any order), or use a tumbling window"))
     size, offset = step.size_ms, step.offset_ms
     shift = f", {interval(offset)}" if offset else ""
     if step.kind == "tumbling":
@@ -78,11 +82,37 @@ def window_sql(step: WindowStep, stage: str, columns: dict[str, str], ts_ms: str
     keys = [quote(k) for k in step.key_fields]
     out_cols = {k: columns[k] for k in step.key_fields}
     out_cols |= {"window_start": "BIGINT", "window_end": "BIGINT", "revision": "BIGINT"}
+    aggs = aggregation_sql(step, columns, out_cols, path)
+    select = ",\n  ".join([
+        *keys,
+        f"{epoch_ms('window_start', ltz=False)} AS window_start",
+        f"{epoch_ms('window_end', ltz=False)} AS window_end",
+        "CAST(0 AS BIGINT) AS revision", *aggs])
+    group = ", ".join(["window_start", "window_end", *keys])
+    sql = f"SELECT\n  {select}\nFROM TABLE({tvf})\nGROUP BY {group}"
+    return WindowSql(select=sql, columns=out_cols, late_condition=late)
+
+
+def aggregation_sql(step: WindowStep, columns: dict[str, str],
+                    out_cols: dict[str, str], path: str) -> list[str]:
+    """The SELECT items of the window's aggregations, each as our runner computes it (its
+    result type added to ``out_cols``):
+
+    - ``count()`` counts records (``COUNT(*)``), ``count(x)`` the non-null values of x;
+    - ``avg(x)`` folds doubles (Flink's AVG of a BIGINT is a BIGINT: 1 and 2 average 1);
+    - ``min``/``max`` keep the column's type on both (an integer stays an integer);
+    - ``sum`` of a BIGINT is a BIGINT, of a DOUBLE a fold in arrival order on both."""
     aggs = []
     for out, agg in step.aggregations.items():
         arg = quote(agg.columns[0]) if agg.columns else None
+        arg_type = columns[agg.columns[0]] if agg.columns else None
         if agg.function == "count":
-            aggs.append(f"COUNT(*) AS {quote(out)}")
+            aggs.append(f"COUNT({arg or '*'}) AS {quote(out)}")
+            out_cols[out] = "BIGINT"
+        elif agg.function == "sum" and arg_type == "INT":
+            # a 32-bit column (a CASE of constants, a LENGTH): ours sums it exactly in 64
+            # bits, Flink's SUM of an INT is an INT
+            aggs.append(f"SUM(CAST({arg} AS BIGINT)) AS {quote(out)}")
             out_cols[out] = "BIGINT"
         elif agg.function == "vwap":
             aggs.append(f"{vwap_sql(agg.columns, columns, f'{path}.aggregations.{out}')} "
@@ -93,15 +123,8 @@ def window_sql(step: WindowStep, stage: str, columns: dict[str, str], ts_ms: str
             out_cols[out] = "DOUBLE"
         else:
             aggs.append(f"{agg.function.upper()}({arg}) AS {quote(out)}")
-            out_cols[out] = columns[agg.columns[0]]
-    select = ",\n  ".join([
-        *keys,
-        f"{epoch_ms('window_start', ltz=False)} AS window_start",
-        f"{epoch_ms('window_end', ltz=False)} AS window_end",
-        "CAST(0 AS BIGINT) AS revision", *aggs])
-    group = ", ".join(["window_start", "window_end", *keys])
-    sql = f"SELECT\n  {select}\nFROM TABLE({tvf})\nGROUP BY {group}"
-    return WindowSql(select=sql, columns=out_cols, late_condition=late)
+            out_cols[out] = arg_type
+    return aggs
 
 
 def vwap_sql(args: list[str], columns: dict[str, str], path: str) -> str:

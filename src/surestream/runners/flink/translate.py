@@ -11,9 +11,11 @@ What is translated, and how (docs/flink.md, "Translation"):
   ``pipeline``, ``operator``;
 - ``route``: one INSERT per tag (``CAST(field AS STRING) IN (...)``), unroutable records to
   ``errors`` (or ``default``), ``main`` going on;
-- ``where`` and ``with_columns``: the SQL expressions as written;
+- ``where`` and ``with_columns``: expressions on the allowlist of constructs that mean the
+  same in polars SQL and Flink SQL, with exact rewrites (``sql_expressions``);
 - ``window`` (tumbling, sliding; ``allowed_lateness_ms = 0``; count, sum, min, max, avg):
   a window TVF, with the records too late for it sent to its late tag (``sql_window``);
+  sessions as the SESSION TVF after a record-level late step (``sql_session``);
 - outputs: JSON-lines file outputs become filesystem ``json`` tables (a folder of part
   files at the output's path).
 
@@ -24,7 +26,6 @@ run with ``FLINK_CONFIG`` (per-record watermarks, UTC).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -53,12 +54,14 @@ from surestream.runners.flink.sql_dedup import (
     null_key_errors_select,
     status_select,
 )
+from surestream.runners.flink.sql_expressions import where_condition, with_columns_select
 from surestream.runners.flink.sql_refusals import (
     STEP_REASONS,
     USER_CODE_STEPS,
     FlinkUnsupported,
     user_code,
 )
+from surestream.runners.flink.sql_session import session_sql
 from surestream.runners.flink.sql_source import (
     ROWTIME,
     SourceTable,
@@ -73,15 +76,12 @@ from surestream.runners.flink.sql_window import window_sql
 #: the table configuration the translation's semantics rest on: a watermark after every
 #: record (measured: without it the window TVFs do not reproduce Flink's DataStream cases)
 #: and UTC for the window TVFs' TIMESTAMP columns
-#: and one-phase aggregation: a float sum is then one left fold in arrival order, as ours
-#: (a local/global split would add partial sums, another rounding)
 FLINK_CONFIG = {"pipeline.auto-watermark-interval": "0 ms", "table.local-time-zone": "UTC",
+                # one aggregation operator: the default local/global split pre-adds
+                # bundles of records and adds the partial sums, another order of float
+                # additions than ours (measured: an avg of doubles off in the last bit)
                 "table.optimizer.agg-phase-strategy": "ONE_PHASE"}
 
-_CAST = re.compile(r"^\s*CAST\s*\(.*\bAS\s+([A-Za-z]+)\s*\)\s*$", re.IGNORECASE | re.DOTALL)
-_CAST_TYPES = {"BIGINT": "BIGINT", "INT": "BIGINT", "INTEGER": "BIGINT", "DOUBLE": "DOUBLE",
-               "FLOAT": "DOUBLE", "STRING": "STRING", "VARCHAR": "STRING",
-               "BOOLEAN": "BOOLEAN"}
 
 
 @dataclass
@@ -189,23 +189,30 @@ def translate(spec: PipelineSpec) -> FlinkTranslation:
     stage = b.view("s0_valid", f"SELECT * FROM {quote('source')} WHERE {src.valid}")
     b.out.ddl.insert(0, src.ddl)
     result: dict[str, str] | None = None
+    late_split_before = False
     for i, step in enumerate(steps[1:], start=1):
         where = f"steps[{i}]"
         if result is not None:
             raise FlinkUnsupported(where, "steps after a window are not translated yet")
         if isinstance(step, LateDataStep):
             stage = _late_step(b, spec, step, stage, columns, src, i, where)
+            late_split_before = True  # no record at or behind the watermark goes on
         elif isinstance(step, RouteStep):
             stage = _route(b, spec, step, stage, columns, i, where)
         elif isinstance(step, KeyedDedupStep):
             stage = _keyed_dedup(b, spec, step, stage, columns, i, where)
         elif isinstance(step, WhereStep):
+            condition = where_condition(step.condition, columns, f"{where}.condition")
             stage = b.view(f"s{i}_{step.name}",
-                           f"SELECT * FROM {quote(stage)} WHERE ({step.condition})")
+                           f"SELECT * FROM {quote(stage)} WHERE {condition}")
         elif isinstance(step, WithColumnsStep):
             stage = _with_columns(b, step, stage, columns, steps[0].timestamp_column, i, where)
         elif isinstance(step, WindowStep):
-            win = window_sql(step, stage, columns, src.ts_ms, where)
+            if step.kind == "session":
+                win = session_sql(step, stage, columns, src.ts_ms, where,
+                                  late_split_before=late_split_before)
+            else:
+                win = window_sql(step, stage, columns, src.ts_ms, where)
             late = _late_select(spec, step.name, stage, columns, src.ts_ms,
                                 lambda wm, w=win: f"{w.late_condition} <= {wm}",
                                 b.watermark)
@@ -215,7 +222,10 @@ def translate(spec: PipelineSpec) -> FlinkTranslation:
                 stage = b.view(f"s{i}_{step.name}_on_time", (
                     f"SELECT * FROM {quote(stage)}\nWHERE {b.watermark} IS NULL OR NOT "
                     f"({win.late_condition} <= {wm})"))
-                win = window_sql(step, stage, columns, src.ts_ms, where)
+                win = (session_sql(step, stage, columns, src.ts_ms, where,
+                                   late_split_before=late_split_before)
+                       if step.kind == "session"
+                       else window_sql(step, stage, columns, src.ts_ms, where))
             b.insert(step.late_output_tag, columns | _late_columns(), late,
                      f"{where}.late_output_tag")
             stage = b.view(f"s{i}_{step.name}", win.select)
@@ -325,26 +335,13 @@ def _keyed_dedup(b: _Builder, spec: PipelineSpec, step: KeyedDedupStep, stage: s
 
 def _with_columns(b: _Builder, step: WithColumnsStep, stage: str, columns: dict[str, str],
                   ts_column: str, i: int, where: str) -> str:
-    """New or replaced columns; each one's type must be known for the sinks' tables."""
-    exprs = {}
-    for name, expr in step.columns.items():
-        path = f"{where}.columns.{name}"
-        if name in (ts_column, ROWTIME):
-            raise FlinkUnsupported(path, "the event-time column cannot be replaced on the "
-                                         "Flink runner (the watermark is computed from it)")
-        cast = _CAST.match(expr)
-        if expr.strip() in columns:
-            sql_type = columns[expr.strip()]
-        elif cast and cast.group(1).upper() in _CAST_TYPES:
-            sql_type = _CAST_TYPES[cast.group(1).upper()]
-        else:
-            raise FlinkUnsupported(path, (
-                "the translation needs each new column's type for the output tables: write "
-                f"the expression as CAST(... AS BIGINT|DOUBLE|STRING|BOOLEAN), e.g. "
-                f"CAST({expr} AS DOUBLE)"))
-        exprs[name] = expr
-        columns[name] = sql_type
-    parts = [f"({exprs[c]}) AS {quote(c)}" if c in exprs else quote(c) for c in columns]
+    """New or replaced columns, typed and checked by ``sql_expressions`` (each one's type is
+    needed for the sinks' tables)."""
+    exprs, types = with_columns_select(step.columns, columns, f"{where}.columns",
+                                       {ts_column, ROWTIME})
+    columns.clear()
+    columns.update(types)
+    parts = [f"{exprs[c]} AS {quote(c)}" for c in columns]
     carried = f", {quote(WM_BEFORE)}" if b.carries_watermark else ""
     return b.view(f"s{i}_{step.name}",
                   f"SELECT {', '.join(parts)}, {ROWTIME}{carried} FROM {quote(stage)}")
