@@ -267,17 +267,27 @@ def _error_columns() -> dict[str, str]:
 
 
 def _errors_select(spec: PipelineSpec, step: WatermarkStep, src: SourceTable) -> str:
-    """Records without a valid timestamp, as our runner's error records."""
-    ts = quote(step.timestamp_column)
+    """Records without a valid timestamp, as our runner's error records (the record as a
+    JSON object of every column, nulls included, as our runner's ``raw``)."""
+    ts, missing = quote(step.timestamp_column), step.timestamp_column
     lo, hi = step.valid_range_ms
-    raw = ", ".join(f"KEY {sql_string(c)} VALUE {quote(c)}" for c in src.columns)
     return (f"SELECT {sql_string(spec.pipeline)}, {sql_string(step.name)},\n"
             f"  CASE WHEN {ts} IS NULL THEN 'missing_timestamp' "
             "ELSE 'timestamp_out_of_range' END,\n"
-            f"  CASE WHEN {ts} IS NULL THEN 'no timestamp in {step.timestamp_column}' ELSE "
-            f"'timestamp outside [{lo}, {hi}]' END,\n"
-            f"  JSON_OBJECT({raw} ABSENT ON NULL)\n"
+            f"  CASE WHEN {ts} IS NULL THEN {sql_string(f'missing timestamp {missing!r}')} "
+            f"ELSE 'timestamp outside [{lo}, {hi}]' END,\n"
+            f"  {record_json(src.columns)}\n"
             f"FROM {quote('source')} WHERE NOT {src.valid}")
+
+
+def record_json(columns: dict[str, str]) -> str:
+    """A record as our runner's ``raw`` text: a JSON object of every column in order, nulls
+    included (Flink's JSON_OBJECT orders the keys its own way)."""
+    import json
+
+    parts = [f"{sql_string(json.dumps(c) + ':')}, COALESCE(JSON_STRING({quote(c)}), 'null')"
+             for c in columns]
+    return "CONCAT('{', " + ", ',', ".join(parts) + ", '}')"
 
 
 def _late_columns() -> dict[str, str]:
