@@ -12,7 +12,9 @@ runner's ``deserialization_error`` records.
 
 The watermark is the file source's: ``rt - (D + 1 ms)`` with the event time pinned to the
 valid range's lower bound for a record that has none (it never raises the watermark). Flink
-keeps one watermark per partition (split) and takes their minimum, as SEMANTICS §2 does; a
+pushes it into the Kafka source, one per partition (split), their minimum taken downstream,
+as SEMANTICS §2 does; ``scan.watermark.emit.strategy = on-event`` emits it after every
+record there (periodic emission, with the 0 ms interval, would emit it only at the end); a
 partition at its stop offset finishes and stops holding the watermark back, as an ended
 partition counts as +infinity in ours. Which partition is read when is Flink's to choose;
 docs/flink.md ("Kafka on Flink") says what that means for records late across partitions.
