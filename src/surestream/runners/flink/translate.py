@@ -46,6 +46,7 @@ from surestream.model.steps import (
     WindowStep,
     WithColumnsStep,
 )
+from surestream.model.time_range import format_epoch_ms
 from surestream.runners.flink.sql_kafka import (
     idle_timeout_config,
     kafka_sink_ddl,
@@ -271,11 +272,14 @@ def _errors_select(spec: PipelineSpec, step: WatermarkStep, src: SourceTable) ->
     JSON object of every column, nulls included, as our runner's ``raw``)."""
     ts, missing = quote(step.timestamp_column), step.timestamp_column
     lo, hi = step.valid_range_ms
+    outside = (f" is outside the valid range {format_epoch_ms(lo)} .. {format_epoch_ms(hi)} "
+               "(the watermark step's min_timestamp / max_timestamp)")
     return (f"SELECT {sql_string(spec.pipeline)}, {sql_string(step.name)},\n"
             f"  CASE WHEN {ts} IS NULL THEN 'missing_timestamp' "
             "ELSE 'timestamp_out_of_range' END,\n"
             f"  CASE WHEN {ts} IS NULL THEN {sql_string(f'missing timestamp {missing!r}')} "
-            f"ELSE 'timestamp outside [{lo}, {hi}]' END,\n"
+            f"ELSE CONCAT({sql_string(f'timestamp {missing!r} = ')}, CAST({ts} AS STRING), "
+            f"{sql_string(outside)}) END,\n"
             f"  {record_json(src.columns)}\n"
             f"FROM {quote('source')} WHERE NOT {src.valid}")
 
