@@ -67,6 +67,10 @@ LATE = {
 }
 
 
+#: the message metadata the ``late`` case reads as columns (its late record carries them)
+METADATA = ["key", "topic", "partition", "offset", "timestamp"]
+
+
 def create_topics(bootstrap: str, topics: dict[str, int]) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for future in admin.create_topics([NewTopic(t, n, 1) for t, n in topics.items()]).values():
@@ -77,18 +81,18 @@ def produce_one_per_batch(bootstrap: str, topic: str, data: dict[int, list[bytes
     """Each record in a batch of its own (tansu's end offset is then the true end)."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
     for partition, values in data.items():
-        for value in values:
-            producer.produce(topic, value=value, partition=partition)
+        for i, value in enumerate(values):
+            producer.produce(topic, value=value, key=f"key-{partition}-{i}", partition=partition)
             assert producer.flush(30) == 0
 
 
-def spec_of(name: str, bootstrap: str, topic: str, outs: dict[str, str], base: Path
-            ) -> PipelineSpec:
+def spec_of(name: str, bootstrap: str, topic: str, outs: dict[str, str], base: Path,
+            metadata: list[str] | None = None) -> PipelineSpec:
     """The case's spec: ``outs`` names the output topics (each runner writes its own)."""
     return PipelineSpec.model_validate({
         "pipeline": name,
         "source": {"type": "kafka", "bootstrap": bootstrap, "topics": [topic],
-                   "stop_at": "end", "schema": SCHEMA},
+                   "stop_at": "end", "schema": SCHEMA, "metadata": metadata or []},
         "steps": [
             {"type": "watermark", "timestamp_column": "ts", "max_out_of_orderness_ms": 2000},
             {"type": "window", "name": "w", "kind": "tumbling", "size_ms": 10_000,
@@ -165,7 +169,8 @@ def test_kafka_spec_on_flink_equals_the_local_runner(flink: None, kafka_bootstra
     def spec(case: str, runner: str) -> PipelineSpec:
         base = tmp_path / case / runner
         base.mkdir(parents=True, exist_ok=True)
-        return spec_of(f"fk_{case}", kafka_bootstrap, inputs[case], outs[case, runner], base)
+        return spec_of(f"fk_{case}", kafka_bootstrap, inputs[case], outs[case, runner], base,
+                       METADATA if case == "late" else None)
 
     jobs = [flink_job(spec(case, "flink"), extra={"restart-strategy.type": "none"})
             for case in cases]  # (a failure fails the test instead of restarting)
@@ -204,6 +209,9 @@ def test_kafka_spec_on_flink_equals_the_local_runner(flink: None, kafka_bootstra
     late_rows = late(out("late", "flink", "late_window"))
     assert [(r["id"], r["watermark_ms"], r["lateness_ms"]) for r in late_rows] == \
         [(4, 9999, 499)]
+    assert [(r["kafka_key"], r["kafka_topic"], r["kafka_partition"], r["kafka_offset"])
+            for r in late_rows] == [("key-0-3", inputs["late"], 0, 3)]
+    assert late_rows[0]["kafka_timestamp"] > 1_700_000_000_000  # the producer's clock
     assert windows(out("late", "flink", "main")) == [
         (b"a", "a", 0, 10_000, 0, 1, 1), (b"a", "a", 10_000, 20_000, 0, 2, 2),
         (b"a", "a", 20_000, 30_000, 0, 1, 1), (b"b", "b", 0, 10_000, 0, 1, 1),
@@ -254,7 +262,7 @@ def test_start_stop_idleness_and_jars_in_the_translation(tmp_path: Path) -> None
 @pytest.mark.parametrize(("change", "path"), [
     ({"format": "csv", "csv_header": ["id"]}, "source.format"),
     ({"schema": None}, "source.schema"),
-    ({"metadata": ["offset"]}, "source.metadata"),
+    ({"metadata": ["offset", "headers"]}, "source.metadata"),
     ({"options": {"fetch.min.bytes": 1}}, "source.options"),
 ])
 def test_untranslated_source_settings_are_refused(change: dict, path: str) -> None:

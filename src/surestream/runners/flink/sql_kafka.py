@@ -19,7 +19,9 @@ partition at its stop offset finishes and stops holding the watermark back, as a
 partition counts as +infinity in ours. Which partition is read when is Flink's to choose;
 docs/flink.md ("Kafka on Flink") says what that means for records late across partitions.
 
-``start`` maps to ``scan.startup.mode``, ``stop_at`` to ``scan.bounded.mode`` (a bounded
+``metadata`` (but ``headers``) becomes the ``kafka_<name>`` columns our reader adds: the key
+through a raw key format, the others Flink's metadata columns. ``start`` maps to
+``scan.startup.mode``, ``stop_at`` to ``scan.bounded.mode`` (a bounded
 job ends at the end offsets seen at its start, or at a timestamp). Idleness is
 ``table.exec.source.idle-timeout`` for a live source only: in a bounded replay our runner
 never judges idleness by wall time (SEMANTICS §2), and a finished partition already stops
@@ -43,7 +45,7 @@ from surestream.runners.flink.sql_source import (
     quote,
     sql_string,
 )
-from surestream.runners.flink.sql_time import MAX_INTERVAL_MS, interval
+from surestream.runners.flink.sql_time import MAX_INTERVAL_MS, epoch_ms, interval
 
 #: the raw table, and the view of its parsed values (with ``problem``)
 RAW_TABLE = "kafka_source"
@@ -52,6 +54,17 @@ PARSED_VIEW = "source_parsed"
 VALUE, TOPIC, PARTITION, OFFSET, PROBLEM = ("kafka_value__", "kafka_topic__",
                                             "kafka_partition__", "kafka_offset__",
                                             "problem__")
+#: the message key and record timestamp, read when ``metadata`` asks for them
+KEY, TIMESTAMP = "kafka_key__", "kafka_timestamp__"
+#: ``metadata`` name -> (its column's SQL type, its SQL over the raw table's columns), as
+#: our reader adds them (``kafka_<name>``, after the schema's columns, in the listed order)
+METADATA_SQL = {
+    "key": ("STRING", quote(KEY)),
+    "topic": ("STRING", quote(TOPIC)),
+    "partition": ("BIGINT", f"CAST({quote(PARTITION)} AS BIGINT)"),
+    "offset": ("BIGINT", quote(OFFSET)),
+    "timestamp": ("BIGINT", epoch_ms(quote(TIMESTAMP))),
+}
 #: a transaction may stay open at most this long on a broker's default settings
 #: (Kafka's transaction.max.timeout.ms is 15 minutes; Flink's own default, 1 hour, is refused)
 TRANSACTION_TIMEOUT_MS = 900_000
@@ -85,8 +98,10 @@ def kafka_source_table(source: KafkaSource, step: WatermarkStep, *, pipeline: st
     SELECT of the deserialization errors for the ``errors`` output)."""
     _refuse_source(source, source_path)
     columns = {c: SQL_TYPES[t] for c, t in source.schema_.items()}
+    meta = {f"kafka_{name}": METADATA_SQL[name] for name in source.metadata}
     for column in columns:
-        if column in (VALUE, TOPIC, PARTITION, OFFSET, PROBLEM, ROWTIME):
+        if column in (VALUE, TOPIC, PARTITION, OFFSET, PROBLEM, KEY, TIMESTAMP, ROWTIME,
+                      *meta):
             raise FlinkUnsupported(f"{source_path}.schema.{column}",
                                    "the name is taken by the translation's own columns")
     ts = step.timestamp_column
@@ -105,20 +120,28 @@ def kafka_source_table(source: KafkaSource, step: WatermarkStep, *, pipeline: st
     ts_ms = ts_read if step.timestamp_unit in ("auto", "ms") else f"({ts_read} * 1000)"
     lo, hi = step.valid_range_ms
     valid_raw = f"({problem}) IS NULL AND {ts_ms} IS NOT NULL AND {ts_ms} BETWEEN {lo} AND {hi}"
+    key = f"  {quote(KEY)} STRING,\n" if "key" in source.metadata else ""
+    stamp = (f"  {quote(TIMESTAMP)} TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,\n"
+             if "timestamp" in source.metadata else "")
+    opts = source_options(source, pipeline=pipeline, bootstrap=bootstrap)
+    if key:  # the key as raw text, the value the one other physical column
+        opts.update({"key.format": "raw", "key.fields": KEY,
+                     "value.fields-include": "EXCEPT_KEY"})
     table = (
-        f"CREATE TEMPORARY TABLE {quote(RAW_TABLE)} (\n  {v} STRING,\n"
+        f"CREATE TEMPORARY TABLE {quote(RAW_TABLE)} (\n{key}  {v} STRING,\n{stamp}"
         f"  {quote(TOPIC)} STRING METADATA FROM 'topic' VIRTUAL,\n"
         f"  {quote(PARTITION)} INT METADATA FROM 'partition' VIRTUAL,\n"
         f"  {quote(OFFSET)} BIGINT METADATA FROM 'offset' VIRTUAL,\n"
         f"  {ROWTIME} AS TO_TIMESTAMP_LTZ(CASE WHEN {valid_raw} THEN {ts_ms} ELSE {lo} END, 3),"
         f"\n  WATERMARK FOR {ROWTIME} AS {ROWTIME} - "
         f"{interval(step.max_out_of_orderness_ms + 1)}\n"
-        f") WITH (\n  {_options(source_options(source, pipeline=pipeline, bootstrap=bootstrap))}"
-        "\n)")
+        f") WITH (\n  {_options(opts)}\n)")
+    values.update({c: sql for c, (_, sql) in meta.items()})
     parsed_cols = ",\n  ".join(f"{expr} AS {quote(c)}" for c, expr in values.items())
     parsed = (f"CREATE TEMPORARY VIEW {quote(PARSED_VIEW)} AS\nSELECT\n  {parsed_cols},\n"
               f"  {problem} AS {quote(PROBLEM)},\n  {v}, {quote(TOPIC)}, {quote(PARTITION)}, "
               f"{quote(OFFSET)}, {ROWTIME}\nFROM {quote(RAW_TABLE)}")
+    columns.update({c: sql_type for c, (sql_type, _) in meta.items()})
     names = ", ".join(quote(c) for c in columns)
     good = (f"CREATE TEMPORARY VIEW {quote('source')} AS\nSELECT {names}, {ROWTIME}\n"
             f"FROM {quote(PARSED_VIEW)} WHERE {quote(PROBLEM)} IS NULL")
@@ -139,8 +162,10 @@ def _refuse_source(source: KafkaSource, path: str) -> None:
     if source.extra_fields != "keep":
         raise FlinkUnsupported(f"{path}.extra_fields", "the translation reads the schema's "
                                                        "fields only")
-    if source.metadata:
-        raise FlinkUnsupported(f"{path}.metadata", "metadata columns are not translated yet")
+    if "headers" in source.metadata:
+        raise FlinkUnsupported(f"{path}.metadata", (
+            "`headers` is not translated: Flink gives them as a map, which loses their order "
+            "and repeated names (our column is the JSON list of [name, value] pairs)"))
     if source.options:
         raise FlinkUnsupported(f"{path}.options", (
             "options are librdkafka settings; Flink's Kafka client is the Java one, whose "
