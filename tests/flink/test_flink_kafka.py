@@ -278,3 +278,22 @@ def test_float_key_fields_are_refused() -> None:
         translate(PipelineSpec.model_validate(doc))
     assert refused.value.path == "outputs.main.key_fields"
     assert "float" in refused.value.reason
+
+
+def test_explain_prints_kafka_sql_and_names_a_missing_address(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    from surestream.cli.main import main
+
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(kafka_doc(stop_at="end")))
+    assert main(["explain", str(path), "--runner", "flink"]) == 0
+    sql = capsys.readouterr().out
+    assert "'connector' = 'kafka'" in sql and "'value.format' = 'raw'" in sql
+    assert "'scan.watermark.emit.strategy' = 'on-event'" in sql
+    doc = kafka_doc(stop_at="end")
+    del doc["source"]["bootstrap"]  # none given, none in the environment, no broker running
+    path.write_text(json.dumps(doc))
+    monkeypatch.delenv("SURESTREAM_BOOTSTRAP", raising=False)
+    monkeypatch.setenv("SURESTREAM_HOME", str(tmp_path / "home"))
+    assert main(["explain", str(path), "--runner", "flink"]) == 2
+    assert "source.bootstrap" in capsys.readouterr().err
