@@ -284,6 +284,12 @@ def test_records_without_a_valid_timestamp_go_to_errors(flink: Any, tmp_path: Pa
                           for r in read_jsonl(local_out / "errors.jsonl"))
     assert local_errors == flink_errors
 
+    def whole(out: Path) -> list[tuple]:  # the message and raw as our runner writes them
+        return sorted((r["error_type"], r["error_message"], r["raw"])
+                      for r in read_jsonl(out / "errors.jsonl"))
+
+    assert whole(flink_out) == whole(local_out)
+
 
 def test_route_statement_set_equals_local(flink: Any, tmp_path: Path) -> None:
     """The router as one INSERT per tag in the job's statement set: A goes on to the window,

@@ -42,10 +42,15 @@ def run_explain(args: argparse.Namespace) -> int:
     except SpecError as e:
         print(str(e), file=sys.stderr)
         return EXIT_USAGE
+    from surestream.connectors.kafka.broker import BrokerError
+
     try:
         translation = translate(spec)
     except FlinkUnsupported as e:
         print(f"{args.spec}: {e}", file=sys.stderr)
         return EXIT_REFUSED
+    except BrokerError as e:  # a Kafka source/output without an address to put in the SQL
+        print(f"{args.spec}: {e}", file=sys.stderr)
+        return EXIT_USAGE
     sys.stdout.write(translation.script())
     return EXIT_OK

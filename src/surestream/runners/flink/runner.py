@@ -32,11 +32,17 @@ def flink_job(spec: PipelineSpec, translation: FlinkTranslation | None = None, *
     if any(is_operator_jar(jar) for jar in translation.jars):
         ensure_operator_jar()  # the Java operators' jar, built when its sources changed
     udf_config = UDF_CONFIG if translation.functions else {}
+    missing = [str(jar) for jar in translation.jars if not Path(jar).is_file()]
+    if missing:  # (the translation names them even when absent, for `explain`)
+        from surestream.runners.flink.jars import kafka_connector_jars
+        kafka_connector_jars()  # raises naming the install script
+        raise FileNotFoundError(f"connector jars missing: {', '.join(missing)}")
     config = flink_configuration(checkpoint_dir=spec.checkpoint_dir(),
                                  checkpoint_interval_ms=spec.checkpoint.interval_ms,
                                  parallelism=parallelism, flink_address=flink_address,
                                  savepoint_path=savepoint_path, jars=translation.jars or None,
-                                 extra={**FLINK_CONFIG, **udf_config, **(extra or {})})
+                                 extra={**FLINK_CONFIG, **udf_config, **translation.config,
+                                        **(extra or {})})
     return FlinkJob(name=spec.pipeline, config=config, ddl=list(translation.ddl),
                     inserts=list(translation.inserts),
                     functions=list(translation.functions),

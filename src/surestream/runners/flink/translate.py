@@ -3,7 +3,8 @@ watermark, one view per step, and one INSERT per output, run as one statement se
 
 What is translated, and how (docs/flink.md, "Translation"):
 
-- the source: one JSON-lines file with a declared ``schema`` (``sql_source``);
+- the source: one JSON-lines file with a declared ``schema`` (``sql_source``), or Kafka
+  topics of JSON values (``sql_kafka``: values that are not records go to ``errors``);
 - ``watermark``: ``rt - (D + 1 ms)`` on the source table; records without a valid timestamp
   go to ``errors`` (``missing_timestamp`` / ``timestamp_out_of_range``) as on our runner;
 - ``late_data_side_output``: ``rt <= CURRENT_WATERMARK(rt)`` is late (SEMANTICS §3), with
@@ -17,7 +18,8 @@ What is translated, and how (docs/flink.md, "Translation"):
   a window TVF, with the records too late for it sent to its late tag (``sql_window``);
   sessions as the SESSION TVF after a record-level late step (``sql_session``);
 - outputs: JSON-lines file outputs become filesystem ``json`` tables (a folder of part
-  files at the output's path).
+  files at the output's path); Kafka outputs ``kafka`` tables (``sql_kafka``), with the
+  connector jars in ``FlinkTranslation.jars``.
 
 Everything else raises ``FlinkUnsupported`` naming the field and the reason
 (``sql_refusals``): a spec is refused rather than run with other semantics. The job must
@@ -30,7 +32,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from surestream.model.spec import ERRORS_TAG, FileSink, FileSource, PipelineSpec
+from surestream.model.spec import (
+    ERRORS_TAG,
+    FileSink,
+    FileSource,
+    KafkaSink,
+    KafkaSource,
+    PipelineSpec,
+)
 from surestream.model.steps import (
     FilterStep,
     KeyedDedupStep,
@@ -43,6 +52,7 @@ from surestream.model.steps import (
     WindowStep,
     WithColumnsStep,
 )
+from surestream.model.time_range import format_epoch_ms
 from surestream.runners.flink.environment import DEFAULT_CHECKPOINT_INTERVAL_MS
 from surestream.runners.flink.operator_jar import operator_jar_path
 from surestream.runners.flink.sql_dedup import (
@@ -55,6 +65,11 @@ from surestream.runners.flink.sql_dedup import (
     status_select,
 )
 from surestream.runners.flink.sql_expressions import where_condition, with_columns_select
+from surestream.runners.flink.sql_kafka import (
+    idle_timeout_config,
+    kafka_sink_ddl,
+    kafka_source_table,
+)
 from surestream.runners.flink.sql_refusals import (
     STEP_REASONS,
     USER_CODE_STEPS,
@@ -97,12 +112,15 @@ class FlinkTranslation:
     python_path: list[str] = field(default_factory=list)
     #: the user's top-level modules / packages, copied next to the job (sql_user_code)
     python_files: list[str] = field(default_factory=list)
+    #: Flink configuration the job needs beyond ``FLINK_CONFIG`` (a live Kafka source's
+    #: ``table.exec.source.idle-timeout``)
+    config: dict[str, str] = field(default_factory=dict)
 
     def script(self) -> str:
         """The whole job as a SQL script (what ``surestream explain --runner flink`` prints)."""
-        sets = "".join(f"SET '{k}' = '{v}';\n" for k, v in FLINK_CONFIG.items())
+        sets = "".join(f"SET '{k}' = '{v}';\n"
+                       for k, v in {**FLINK_CONFIG, **self.config}.items())
         sets += "".join(f"ADD JAR '{jar}';\n" for jar in self.jars)  # (the job: pipeline.jars)
-
         sets += "".join(f"-- Python UDF {f['name']}: {f['kind']} {f['module']}:"
                         f"{f['attribute']} (udf_adapter)\n" for f in self.functions)
         body = "\n\n".join(f"{s};" for s in self.ddl)
@@ -125,7 +143,10 @@ class _Builder:
     def __init__(self, spec: PipelineSpec) -> None:
         self.spec = spec
         self.out = FlinkTranslation()
-        self.sinks: dict[str, str] = {}  # tag -> sink table
+        self.sinks: dict[str, tuple[str, list[str] | None]] = {}  # tag -> (table, select)
+        #: Kafka output table -> its SELECTs: Flink makes one sink per INSERT, and two Kafka
+        #: sinks may not share a transactional-id prefix, so they become one INSERT
+        self.kafka_selects: dict[str, list[str]] = {}
         #: the watermark before each record: Flink's own until a Python UDF, which holds
         #: watermarks back to the end of its bundle; from there on the value taken before
         #: the first UDF, carried as a column (``sql_user_code.WM_BEFORE``)
@@ -138,14 +159,44 @@ class _Builder:
 
     def insert(self, tag: str, columns: dict[str, str], select: str, path: str) -> None:
         """An INSERT of ``select`` into the output of ``tag`` (its table made once)."""
-        table = self.sinks.get(tag)
-        if table is None:
-            table = self.sinks[tag] = f"sink_{len(self.sinks)}"
-            self.out.ddl.append(self.sink_ddl(tag, table, columns, path))
+        made = self.sinks.get(tag)
+        if made is None:
+            table = f"sink_{len(self.sinks)}"
+            ddl, wrap = self.sink_ddl(tag, table, columns, path)
+            made = self.sinks[tag] = (table, wrap)
+            self.out.ddl.append(ddl)
+        table, wrap = made
+        if wrap is not None:  # a Kafka output with a key: the key column first
+            select = f"SELECT {', '.join(wrap)} FROM (\n{select}\n)"
+        if isinstance(self.spec.outputs.get(tag), KafkaSink):
+            if table not in self.kafka_selects:
+                self.out.inserts.append(table)  # (its place; filled in by ``finish``)
+            self.kafka_selects.setdefault(table, []).append(select)
+            return
         self.out.inserts.append(f"INSERT INTO {quote(table)}\n{select}")
 
-    def sink_ddl(self, tag: str, table: str, columns: dict[str, str], path: str) -> str:
+    def finish(self) -> FlinkTranslation:
+        """The translation, each Kafka output's SELECTs as one INSERT (UNION ALL)."""
+        for i, insert in enumerate(self.out.inserts):
+            selects = self.kafka_selects.get(insert)
+            if selects is not None:
+                union = "\nUNION ALL\n".join(selects)
+                self.out.inserts[i] = f"INSERT INTO {quote(insert)}\n{union}"
+        return self.out
+
+    def sink_ddl(self, tag: str, table: str, columns: dict[str, str], path: str
+                 ) -> tuple[str, list[str] | None]:
+        """The table of ``tag``'s output, and (Kafka with a key) the SELECT list filling it."""
         sink = self.spec.outputs.get(tag)
+        if isinstance(sink, KafkaSink):
+            from surestream.connectors.kafka.broker import resolve_bootstrap
+
+            self.use_kafka()
+            ddl, select = kafka_sink_ddl(table, columns, sink, tag=tag,
+                                         pipeline=self.spec.pipeline,
+                                         bootstrap=resolve_bootstrap(sink.bootstrap,
+                                                                     f"outputs.{tag}.bootstrap"))
+            return ddl, select if sink.key_fields else None
         if sink is None and tag == ERRORS_TAG:
             target = str(self.spec.errors_default_path())
         elif isinstance(sink, FileSink) and sink.format == "jsonl":
@@ -157,7 +208,25 @@ class _Builder:
         cols = ",\n  ".join(f"{quote(c)} {t}" for c, t in columns.items())
         return (f"CREATE TEMPORARY TABLE {quote(table)} (\n  {cols}\n) WITH ('connector' = "
                 f"'filesystem', 'path' = {sql_string(target)}, 'format' = 'json'"
-                f"{rolling_options(self.spec.checkpoint.interval_ms)})")
+                f"{rolling_options(self.spec.checkpoint.interval_ms)})"), None
+
+    def use_kafka(self) -> None:
+        """The job reads or writes Kafka: it needs the connector jars."""
+        for jar in kafka_jars():
+            if jar not in self.out.jars:
+                self.out.jars.append(jar)
+
+
+def kafka_jars() -> list[Path]:
+    """The Kafka connector jars (``jars.kafka_connector_jars``); where they are expected when
+    they are missing, so that ``explain`` still prints the SQL (``runner.flink_job`` checks
+    that they exist before a run)."""
+    from surestream.runners.flink import jars
+
+    try:
+        return jars.kafka_connector_jars()
+    except FileNotFoundError:
+        return [jars.connector_folder() / "pyflink" / "lib" / name for name in jars.KAFKA_JARS]
 
 
 def translate(spec: PipelineSpec) -> FlinkTranslation:
@@ -171,10 +240,11 @@ def translate(spec: PipelineSpec) -> FlinkTranslation:
         raise FlinkUnsupported("trigger", "triggers are not translated yet")
     source = spec.source
     path = "source"
-    if not isinstance(source, FileSource):
+    if not isinstance(source, FileSource | KafkaSource):
         raise FlinkUnsupported(path, f"a `{getattr(source, 'type', None)}` source is not "
-                                     "translated yet (one JSON-lines file)")
-    if not isinstance(source.path, str) or any(c in source.path for c in "*?["):
+                                     "translated yet (one JSON-lines file, or Kafka)")
+    if isinstance(source, FileSource) and (
+            not isinstance(source.path, str) or any(c in source.path for c in "*?[")):
         raise FlinkUnsupported(f"{path}.path", (
             "one file only: several files are several partitions, whose watermarks our "
             "runner interleaves in a fixed order that Flink's file splits do not follow"))
@@ -182,12 +252,24 @@ def translate(spec: PipelineSpec) -> FlinkTranslation:
     if not steps or not isinstance(steps[0], WatermarkStep):
         raise FlinkUnsupported("steps[0]", "the first step must be `watermark`: the Flink "
                                            "job runs on event time")
-    src = source_table("source", source, str(spec.resolve(source.path)), steps[0], path,
-                       "steps[0]")
+    if isinstance(source, KafkaSource):
+        from surestream.connectors.kafka.broker import resolve_bootstrap
+
+        b.use_kafka()
+        src, source_ddl, bad_values = kafka_source_table(
+            source, steps[0], pipeline=spec.pipeline,
+            bootstrap=resolve_bootstrap(source.bootstrap, "source.bootstrap"),
+            source_path=path, step_path="steps[0]")
+        b.out.config.update(idle_timeout_config(source, steps[0]))
+        b.insert(ERRORS_TAG, _error_columns(), bad_values, "errors")
+    else:
+        src = source_table("source", source, str(spec.resolve(source.path)), steps[0], path,
+                           "steps[0]")
+        source_ddl = [src.ddl]
     columns = dict(src.columns)
     b.insert(ERRORS_TAG, _error_columns(), _errors_select(spec, steps[0], src), "errors")
     stage = b.view("s0_valid", f"SELECT * FROM {quote('source')} WHERE {src.valid}")
-    b.out.ddl.insert(0, src.ddl)
+    b.out.ddl[0:0] = source_ddl
     result: dict[str, str] | None = None
     late_split_before = False
     for i, step in enumerate(steps[1:], start=1):
@@ -242,7 +324,7 @@ def translate(spec: PipelineSpec) -> FlinkTranslation:
     out_cols = result if result is not None else columns
     names = ", ".join(quote(c) for c in out_cols)
     b.insert("main", out_cols, f"SELECT {names} FROM {quote(stage)}", "outputs.main")
-    return b.out
+    return b.finish()
 
 
 def _error_columns() -> dict[str, str]:
@@ -251,17 +333,30 @@ def _error_columns() -> dict[str, str]:
 
 
 def _errors_select(spec: PipelineSpec, step: WatermarkStep, src: SourceTable) -> str:
-    """Records without a valid timestamp, as our runner's error records."""
-    ts = quote(step.timestamp_column)
+    """Records without a valid timestamp, as our runner's error records (the record as a
+    JSON object of every column, nulls included, as our runner's ``raw``)."""
+    ts, missing = quote(step.timestamp_column), step.timestamp_column
     lo, hi = step.valid_range_ms
-    raw = ", ".join(f"KEY {sql_string(c)} VALUE {quote(c)}" for c in src.columns)
+    outside = (f" is outside the valid range {format_epoch_ms(lo)} .. {format_epoch_ms(hi)} "
+               "(the watermark step's min_timestamp / max_timestamp)")
     return (f"SELECT {sql_string(spec.pipeline)}, {sql_string(step.name)},\n"
             f"  CASE WHEN {ts} IS NULL THEN 'missing_timestamp' "
             "ELSE 'timestamp_out_of_range' END,\n"
-            f"  CASE WHEN {ts} IS NULL THEN 'no timestamp in {step.timestamp_column}' ELSE "
-            f"'timestamp outside [{lo}, {hi}]' END,\n"
-            f"  JSON_OBJECT({raw} ABSENT ON NULL)\n"
+            f"  CASE WHEN {ts} IS NULL THEN {sql_string(f'missing timestamp {missing!r}')} "
+            f"ELSE CONCAT({sql_string(f'timestamp {missing!r} = ')}, CAST({ts} AS STRING), "
+            f"{sql_string(outside)}) END,\n"
+            f"  {record_json(src.columns)}\n"
             f"FROM {quote('source')} WHERE NOT {src.valid}")
+
+
+def record_json(columns: dict[str, str]) -> str:
+    """A record as our runner's ``raw`` text: a JSON object of every column in order, nulls
+    included (Flink's JSON_OBJECT orders the keys its own way)."""
+    import json
+
+    parts = [f"{sql_string(json.dumps(c) + ':')}, COALESCE(JSON_STRING({quote(c)}), 'null')"
+             for c in columns]
+    return "CONCAT('{', " + ", ',', ".join(parts) + ", '}')"
 
 
 def _late_columns() -> dict[str, str]:
