@@ -72,19 +72,24 @@ def test_poison_messages_go_to_errors_with_topic_partition_offset(
     values[5] = (0, b'{"trade_id": 5, "ts": oops}')
     values[9] = (0, b'{"trade_id": 9,\n "ts": 9000, "symbol": "B", "qty": 3}')
     values[12] = (0, None)
+    values[17] = (0, b"")  # an empty value, and one of blanks: no record, but a message
+    values[21] = (0, b"  \t")
     produce(kafka_bootstrap, topic, values)
     d = kafka_spec(kafka_bootstrap, [topic], stop_at="end")
     d["steps"] = d["steps"][:1]  # the records themselves
-    result = run(spec_of(d, tmp_path, batch_size=8))
-    assert sorted(r["trade_id"] for r in rows(result, "main")) == \
-        [i for i in range(30) if i not in (5, 9, 12)]
-    errors = rows(result, "errors")
-    assert len(errors) == 3
-    for offset, err in zip((5, 9, 12), errors, strict=True):
-        assert f"topic {topic} partition 0 offset {offset}:" in err["error_message"]
-        assert err["error_type"] == "deserialization_error"
-    assert "line break" in errors[1]["error_message"]
-    assert "no value" in errors[2]["error_message"]
+    poison = (5, 9, 12, 17, 21)
+    for batch_size in (8, 1000):
+        result = run(spec_of(d, tmp_path, batch_size=batch_size))
+        assert sorted(r["trade_id"] for r in rows(result, "main")) == \
+            [i for i in range(30) if i not in poison]
+        errors = rows(result, "errors")
+        assert len(errors) == len(poison)
+        for offset, err in zip(poison, errors, strict=True):
+            assert f"topic {topic} partition 0 offset {offset}:" in err["error_message"]
+            assert err["error_type"] == "deserialization_error"
+        assert "line break" in errors[1]["error_message"]
+        assert "no value" in errors[2]["error_message"]
+        assert "empty" in errors[3]["error_message"] and "empty" in errors[4]["error_message"]
 
 
 def test_metadata_columns_raw_and_csv_values(kafka_bootstrap, kafka_topic, tmp_path) -> None:

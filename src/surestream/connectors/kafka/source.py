@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,9 @@ from surestream.connectors.readers import Chunk
 from surestream.connectors.source_schema import SourceSchema
 from surestream.connectors.value_types import SCHEMA_TYPES
 from surestream.model.spec import KafkaSource
+
+#: an empty or whitespace-only value in a block of values joined by newlines
+_BLANK_LINE = re.compile(rb"(?:^|\n)[ \t\f\v]*(?:\n|$)")
 
 #: how long a bounded read waits per poll for more messages
 POLL_S = 0.05
@@ -277,7 +281,8 @@ class KafkaPartitionReader:
         values = [m.value() for m in msgs]
         if None not in values:  # the usual case: every value one line, checked in C
             block = b"\n".join(values)
-            if block.count(b"\n") == len(values) - 1 and b"\r" not in block:
+            if (block.count(b"\n") == len(values) - 1 and b"\r" not in block
+                    and _BLANK_LINE.search(block) is None):
                 parsed = self._parse_block(block + b"\n", len(values))
                 if parsed.bad:
                     parsed.bad = [BadLine(b.index, b.raw, self._where(msgs[b.index], b.message),
@@ -290,6 +295,11 @@ class KafkaPartitionReader:
             if v is None:
                 bad.append(BadLine(i, "", self._where(m, "the message has no value "
                                                          "(a tombstone)")))
+            elif not v.strip():
+                # the line parsers skip a blank line (no record): here it is a message,
+                # so it costs its record in errors rather than vanishing
+                bad.append(BadLine(i, v.decode("utf-8", "replace"),
+                                   self._where(m, "the value is empty (no record in it)")))
             elif b"\n" in v or b"\r" in v:
                 bad.append(BadLine(i, v.decode("utf-8", "replace"),
                                    self._where(m, "the value holds a line break, so it "
