@@ -107,9 +107,22 @@ class FlinkRestClient:
                     cause = operation["failure-cause"]
                     raise FlinkRestError(f"stop-with-savepoint of job {job_id} failed: "
                                          f"{cause.get('stack-trace', cause)}"[:4000])
+                self._wait_until_stopped(job_id, deadline, poll_s)
                 return operation["location"]
             time.sleep(poll_s)
         raise TimeoutError(f"savepoint of job {job_id} not complete after {timeout_s} s")
+
+    def _wait_until_stopped(self, job_id: str, deadline: float, poll_s: float) -> None:
+        """The savepoint completes a moment before the job reaches FINISHED: a stop returns
+        once the job has ended (or its mini-cluster, and so the endpoint, is gone)."""
+        while time.monotonic() < deadline:
+            try:
+                if self.job_state(job_id) in TERMINAL_STATES:
+                    return
+            except FlinkRestError:
+                return  # a mini-cluster shuts down with its last job
+            time.sleep(poll_s)
+        raise TimeoutError(f"job {job_id} took its savepoint but did not stop")
 
     def cancel(self, job_id: str) -> None:
         """Cancel a job without a savepoint (PATCH /jobs/:id?mode=cancel)."""
