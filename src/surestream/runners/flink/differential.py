@@ -89,6 +89,9 @@ class CaseResult:
     refusal: FlinkUnsupported | None = None
     failure: str | None = None
     outputs: list[OutputDiff] = field(default_factory=list)
+    #: tag -> the output's path on each runner (to read the records themselves)
+    local_paths: dict[str, Path] = field(default_factory=dict)
+    flink_paths: dict[str, Path] = field(default_factory=dict)
 
     @property
     def refused(self) -> bool:
@@ -352,6 +355,7 @@ def run_differential(cases: list[DiffCase], work: Path, *, timeout_s: float | No
             continue
         local_spec, flink_spec = specs[i]
         local_paths, flink_paths = output_paths(local_spec), output_paths(flink_spec)
+        result.local_paths, result.flink_paths = local_paths, flink_paths
         loose = loose_fields(local_spec)
         for tag in sorted(local_paths):
             result.outputs.append(compare_rows(tag, read_jsonl(local_paths[tag]),

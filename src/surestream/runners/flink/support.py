@@ -308,18 +308,23 @@ def _step_doc(type_: str, step: dict[str, Any]) -> dict[str, Any]:
 _UNPRODUCED = re.compile(r"outputs\.([A-Za-z0-9_.\-]+): no stream or step produces tag")
 
 
-def probe_spec(doc: dict[str, Any]) -> PipelineSpec:
-    """The probe's spec, without the outputs of tags that nothing in it produces (the base
-    declares an output for every tag a probe may use)."""
+def runnable_doc(doc: dict[str, Any]) -> dict[str, Any]:
+    """The probe's document without the outputs of tags that nothing in it produces (the
+    base declares an output for every tag a probe may use)."""
     doc = copy.deepcopy(doc)
     while True:
         try:
-            return build_spec(copy.deepcopy(doc), base_dir="/nonexistent/probe")
+            build_spec(copy.deepcopy(doc), base_dir="/nonexistent/probe")
+            return doc
         except SpecError as e:
             unproduced = _UNPRODUCED.search(str(e))
             if unproduced is None or unproduced.group(1) not in doc["outputs"]:
                 raise
             del doc["outputs"][unproduced.group(1)]
+
+
+def probe_spec(doc: dict[str, Any]) -> PipelineSpec:
+    return build_spec(runnable_doc(doc), base_dir="/nonexistent/probe")
 
 
 def evaluate(probe: Probe) -> SupportRow:
@@ -342,6 +347,11 @@ def evaluate(probe: Probe) -> SupportRow:
 def support_table() -> list[SupportRow]:
     """The supported-step table: one row per probe."""
     return [evaluate(p) for p in probes()]
+
+
+def support_probes() -> list[tuple[SupportRow, Probe]]:
+    """Each row with its probe (the differential suite runs the supported ones)."""
+    return [(evaluate(p), p) for p in probes()]
 
 
 def markdown(rows: list[SupportRow] | None = None) -> str:
