@@ -175,7 +175,9 @@ def small_input(doc: dict[str, Any], n: int = 60) -> list[dict[str, Any]]:
         row: dict[str, Any] = {}
         for c, t in cols.items():
             if t == "int":
-                row[c] = 1_700_000_000_000 + (i * 7919 % n) * 1500
+                jitter = (i * 7919 % 9) * 1000 - 4000  # within D of a typical 5 s
+                late = 90_000 if i % 11 == 10 else 0  # far behind: late
+                row[c] = 1_700_000_000_000 + i * 2500 + jitter - late
             elif c in route_values:
                 row[c] = route_values[c][i % len(route_values[c])]
             elif t == "string":
@@ -206,12 +208,12 @@ def _small_paths(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def example_verdicts(work: Path) -> list[ExampleVerdict]:
+def example_verdicts(work: Path, files: list[Path] | None = None) -> list[ExampleVerdict]:
     """Each example translated as shipped and, if refused only for its missing schema, with
     the schema of its small input declared; the accepted ones become cases."""
     out = []
-    for path in example_files():
-        name = str(path.relative_to(REPO))
+    for path in example_files() if files is None else files:
+        name = str(path.relative_to(REPO)) if path.is_relative_to(REPO) else path.name
         try:
             doc = _small_paths(example_doc(path))
             spec = build_spec(copy.deepcopy(doc), base_dir=work)
@@ -234,6 +236,7 @@ def example_verdicts(work: Path) -> list[ExampleVerdict]:
         if verdict.refusal is None or (verdict.refusal.path == "source.schema"
                                        and verdict.declared_refusal is None):
             verdict.case = DiffCase(f"example/{path.stem}", doc, {INPUT: records}, name)
+            verdict.case.doc["pipeline"] = re.sub(r"[^A-Za-z0-9_-]", "_", path.stem)
         out.append(verdict)
     return out
 

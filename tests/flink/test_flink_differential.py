@@ -53,6 +53,37 @@ from surestream.runners.flink.translate import translate
 
 #: property-generated streams per run (all in the one driver call)
 PROPERTY_CASES = 14
+#: an example in the shape of the shipped ones (no schema, relative paths, trades columns)
+#: using only translated steps: the example path (small input, declared schema, both
+#: runners) is shown working before any shipped example is accepted
+EXAMPLE_SHAPE = """\
+pipeline: trades-window-shape
+source: {type: file, path: data/trades.jsonl, format: jsonl}
+steps:
+  - {type: watermark, name: event_time, timestamp_column: timestamp_ms,
+     max_out_of_orderness_ms: 5000}
+  - {type: late_data_side_output, name: quarantine_late, output_tag: late}
+  - type: route
+    name: by_status
+    field: status
+    routes: {NEW: main, FILLED: main, CANCELLED: cancelled}
+    default: other
+  - type: window
+    name: w1m
+    key_fields: [symbol]
+    kind: tumbling
+    size_ms: 60000
+    late_output_tag: late_window
+    aggregations: {trade_count: count(), total_volume: sum(quantity), high: max(price),
+                   low: min(price)}
+outputs:
+  main: {type: file, path: out/windows.jsonl}
+  late: {type: file, path: out/late.jsonl}
+  late_window: {type: file, path: out/late_window.jsonl}
+  cancelled: {type: file, path: out/cancelled.jsonl}
+  other: {type: file, path: out/other.jsonl}
+  errors: {type: file, path: out/errors.jsonl}
+"""
 
 
 @dataclass
@@ -61,6 +92,7 @@ class Batch:
     examples: list[ExampleVerdict]
     table: list[SupportRow]
     probes_left_out: list[str]
+    shape: ExampleVerdict | None = None
     property_names: list[str] = field(default_factory=list)
     probe_names: dict[str, str] = field(default_factory=dict)  # table label -> case name
 
@@ -88,15 +120,20 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> Batch:
     flink_python()  # Flink must be installed (scripts/flink-deps.sh): fail, never skip
     work = tmp_path_factory.mktemp("differential")
     examples = example_verdicts(work / "examples")
+    shape_file = work / "shape" / "trades_window_shape.yaml"
+    shape_file.parent.mkdir()
+    shape_file.write_text(EXAMPLE_SHAPE)
+    shape = example_verdicts(work / "shape", [shape_file])[0]
     rows_probes = support_probes()
     probes, labels, left_out = probe_cases(rows_probes)
     props = property_cases(PROPERTY_CASES)
-    cases = [*shared_cases(), *(v.case for v in examples if v.case), *probes, *props]
+    cases = [*shared_cases(), *(v.case for v in [*examples, shape] if v.case), *probes,
+             *props]
     results = run_differential(cases, work / "runs")
     print("\n" + summary(results))
     print("\n".join(v.line() for v in examples))
     return Batch({r.case.name: r for r in results}, examples, [r for r, _ in rows_probes],
-                 left_out, [c.name for c in props], labels)
+                 left_out, shape, [c.name for c in props], labels)
 
 
 def table_lists(table: list[SupportRow], refusal: FlinkUnsupported) -> bool:
@@ -188,7 +225,19 @@ def test_every_example_is_run_or_refused_as_the_translation_says(batch: Batch) -
         if doc is not None:
             translate(build_spec(copy.deepcopy(doc), base_dir="/nonexistent"))
     ran = {n for n in batch.results if n.startswith("example/")}
-    assert ran == {v.case.name for v in batch.examples if v.accepted}
+    assert ran == {v.case.name for v in [*batch.examples, batch.shape] if v.accepted}
+
+
+def test_an_example_the_translation_accepts_runs_equal_on_a_small_input(batch: Batch) -> None:
+    """The example path end to end: refused as written for its missing schema, accepted
+    with the schema of its small input declared, equal on both runners on every output."""
+    shape = batch.shape
+    assert shape.refusal is not None and shape.refusal.path == "source.schema"
+    assert shape.accepted, shape.line()
+    result = batch.results[shape.case.name]
+    assert result.equal, result.report()
+    counts = {o.tag: o.local_count for o in result.outputs}
+    assert counts["main"] > 0 and counts["cancelled"] > 0 and counts["other"] > 0, counts
 
 
 # -- the supported-step table, proven --------------------------------------------------------

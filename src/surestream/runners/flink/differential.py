@@ -18,6 +18,10 @@ keys or partitions (docs/flink.md, "How results are proven equal"):
   and values;
 - other records: by every field in name order.
 
+The ``raw`` field of error records (the record as JSON text) is compared as the object it
+holds: key order and spacing in the text are not data (Flink's JSON_OBJECT orders keys its
+own way).
+
 The comparison is of multisets: a record twice on one side must be there twice on the
 other. Floats are compared bit for bit, with one measured, documented exception: the float
 ``sum``/``avg`` of a *sliding* window (``loose_fields``; see ``float_equal``).
@@ -25,6 +29,7 @@ other. Floats are compared bit for bit, with one measured, documented exception:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -175,8 +180,23 @@ def order_key(row: dict[str, Any]) -> tuple:
     return (*head, rest)
 
 
+#: fields holding a record as JSON text, compared as the object they hold
+JSON_TEXT_FIELDS = ("raw",)
+
+
+def _json_text(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    for name in JSON_TEXT_FIELDS:
+        value = out.get(name)
+        if isinstance(value, str) and value.startswith("{"):
+            with contextlib.suppress(ValueError):  # not JSON: compared as text
+                out[name] = json.dumps(json.loads(value), sort_keys=True)
+    return out
+
+
 def normalise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(rows, key=order_key)
+    """The rows in the documented order, JSON-text fields re-serialised canonically."""
+    return sorted((_json_text(r) for r in rows), key=order_key)
 
 
 def float_equal(a: Any, b: Any, *, loose: bool = False) -> bool:
@@ -300,12 +320,14 @@ def _run_flink_batch(jobs: list[tuple[int, Any]], work: Path, timeout_s: float |
             stderr, code = f"timed out after {timeout_s} s", -1
         runs = parse_driver_output(stdout, [job for _, job in pending])
         rest = []
+        failed_one = False
         for (index, _job), run in zip(pending, runs, strict=True):
             if run.state == "FINISHED":
                 outcome[index] = None
-            elif not rest and index not in outcome:
-                outcome[index] = (f"the Flink job driver exited {code} on this job:\n"
-                                  f"{stderr[-3000:]}")
+            elif not failed_one:  # the driver stops at the first failing job
+                failed_one = True
+                outcome[index] = (f"the Flink job driver exited {code} on this job: "
+                                  f"{flink_error(stderr)}")
             else:
                 rest.append((index, _job))
         if code == 0 and rest:  # exited cleanly yet some job did not end: no retry
@@ -315,6 +337,15 @@ def _run_flink_batch(jobs: list[tuple[int, Any]], work: Path, timeout_s: float |
         pending = rest
         attempt += 1
     return outcome
+
+
+def flink_error(stderr: str) -> str:
+    """The cause lines of a driver's Java/Python error output (a stack trace's frames are
+    noise in a report), or its end when none is found."""
+    causes = [line.strip() for line in stderr.splitlines()
+              if re.match(r"\s*(Caused by: |[\w.$]+(Exception|Error)\b:?)", line)
+              and not line.strip().startswith("at ")]
+    return "\n  ".join(dict.fromkeys(causes[:6])) if causes else stderr[-2000:]
 
 
 def run_differential(cases: list[DiffCase], work: Path, *, timeout_s: float | None = None,

@@ -42,6 +42,11 @@ def check_window(step: WindowStep, path: str) -> None:
             "a session record is late only if the session it merges into has fired, which "
             "a record-level filter cannot tell, so the late output would differ; not "
             "translated yet"))
+    if step.kind == "sliding" and step.size_ms % step.slide_ms:
+        raise FlinkUnsupported(f"{path}.slide_ms", (
+            f"Flink's HOP window needs size_ms ({step.size_ms}) to be a multiple of "
+            f"slide_ms ({step.slide_ms}) (measured: the planner rejects the job); choose "
+            "a slide that divides the size, or use the local runner"))
     period = step.size_ms if step.kind == "tumbling" else step.slide_ms
     if step.offset_ms and not 0 < step.offset_ms < period:
         raise FlinkUnsupported(f"{path}.offset_ms", (

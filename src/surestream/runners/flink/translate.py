@@ -185,8 +185,10 @@ def translate(spec: PipelineSpec) -> FlinkTranslation:
 
 
 def _error_columns() -> dict[str, str]:
+    """Our error record's fields (model.error_kinds); ``traceback`` is null for the errors
+    SQL raises (no user code), written as ``null`` as our runner writes it."""
     return {c: "STRING" for c in ("pipeline", "operator", "error_type", "error_message",
-                                  "raw")}
+                                  "raw", "traceback")}
 
 
 def _errors_select(spec: PipelineSpec, step: WatermarkStep, src: SourceTable) -> str:
@@ -199,7 +201,7 @@ def _errors_select(spec: PipelineSpec, step: WatermarkStep, src: SourceTable) ->
             "ELSE 'timestamp_out_of_range' END,\n"
             f"  CASE WHEN {ts} IS NULL THEN 'no timestamp in {step.timestamp_column}' ELSE "
             f"'timestamp outside [{lo}, {hi}]' END,\n"
-            f"  JSON_OBJECT({raw} ABSENT ON NULL)\n"
+            f"  JSON_OBJECT({raw} ABSENT ON NULL), CAST(NULL AS STRING)\n"
             f"FROM {quote('source')} WHERE NOT {src.valid}")
 
 
@@ -298,7 +300,8 @@ def _route(b: _Builder, spec: PipelineSpec, step: RouteStep, stage: str,
         message = (f"CONCAT('no route for {step.field}=', COALESCE({value}, 'null'))")
         b.insert(ERRORS_TAG, _error_columns(),
                  f"SELECT {sql_string(spec.pipeline)}, {sql_string(step.name)}, "
-                 f"'unroutable',\n  {message},\n  JSON_OBJECT({raw} ABSENT ON NULL)\n"
+                 f"'unroutable',\n  {message},\n  JSON_OBJECT({raw} ABSENT ON NULL), "
+                 "CAST(NULL AS STRING)\n"
                  f"FROM {quote(stage)} WHERE {unlisted}", f"{where}.default")
     return b.view(f"s{i}_{step.name}", f"SELECT * FROM {quote(stage)} WHERE "
                                         f"{condition('main')}")
