@@ -21,6 +21,7 @@ The suite takes whatever the translation accepts: nothing here lists what is sup
 from __future__ import annotations
 
 import copy
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,10 +110,11 @@ def property_cases(n: int) -> list[DiffCase]:
         drawn.append(case)
 
     collect()
-    for i, case in enumerate(drawn):
+    unique = list({json.dumps([c.doc, c.inputs], sort_keys=True): c for c in drawn}.values())
+    for i, case in enumerate(unique):  # (hypothesis may draw a stream twice: run it once)
         case.name = f"property/{i}"
         case.doc["pipeline"] = f"prop{i}"
-    return drawn
+    return unique
 
 
 @pytest.fixture(scope="module")
@@ -137,10 +139,13 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> Batch:
 
 
 def table_lists(table: list[SupportRow], refusal: FlinkUnsupported) -> bool:
-    """The refusal is one the supported-step table shows (same reason, same field after
-    the step index)."""
+    """The refusal is one the supported-step table shows (same reason, same field up to
+    the step index and the names of aggregations, columns and outputs)."""
     def tail(path: str) -> str:
-        return re.sub(r"^steps\[\d+\]", "steps[i]", re.sub(r"^streams\.[^.]+\.", "", path))
+        path = re.sub(r"^streams\.[^.]+\.", "", path)
+        path = re.sub(r"^steps\[\d+\]", "steps[i]", path)
+        return re.sub(r"^((?:steps\[i\]\.)?(?:aggregations|columns)|outputs)\..+$",
+                      r"\1.*", path)
 
     return any(r.flink == "refused" and r.reason == refusal.reason
                and tail(r.path) == tail(refusal.path) for r in table)
@@ -309,7 +314,7 @@ def test_property_generated_streams_are_equal(batch: Batch) -> None:
     """Every generated stream is equal on both runners or refused with a reason the table
     lists; most are run (the generator leans to what SQL translates)."""
     results = [batch.results[n] for n in batch.property_names]
-    assert len(results) == PROPERTY_CASES
+    assert len(results) >= PROPERTY_CASES // 2, "hypothesis drew too few distinct streams"
     for result in results:
         assert_equal_or_refused(result, batch.table)
     equal = [r for r in results if r.equal]

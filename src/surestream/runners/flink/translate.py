@@ -37,6 +37,7 @@ from surestream.model.steps import (
     WindowStep,
     WithColumnsStep,
 )
+from surestream.model.time_range import format_epoch_ms
 from surestream.runners.flink.sql_refusals import (
     STEP_REASONS,
     USER_CODE_STEPS,
@@ -196,12 +197,18 @@ def _errors_select(spec: PipelineSpec, step: WatermarkStep, src: SourceTable) ->
     ts = quote(step.timestamp_column)
     lo, hi = step.valid_range_ms
     raw = ", ".join(f"KEY {sql_string(c)} VALUE {quote(c)}" for c in src.columns)
+    # the messages of semantics/event_time.py, word for word
+    column = repr(step.timestamp_column)
+    missing = sql_string(f"missing timestamp {column}")
+    outside = (f"CONCAT({sql_string(f'timestamp {column} = ')}, CAST({ts} AS STRING), "
+               + sql_string(f" is outside the valid range {format_epoch_ms(lo)} .. "
+                            f"{format_epoch_ms(hi)} (the watermark step's min_timestamp / "
+                            "max_timestamp)") + ")")
     return (f"SELECT {sql_string(spec.pipeline)}, {sql_string(step.name)},\n"
             f"  CASE WHEN {ts} IS NULL THEN 'missing_timestamp' "
             "ELSE 'timestamp_out_of_range' END,\n"
-            f"  CASE WHEN {ts} IS NULL THEN 'no timestamp in {step.timestamp_column}' ELSE "
-            f"'timestamp outside [{lo}, {hi}]' END,\n"
-            f"  JSON_OBJECT({raw} ABSENT ON NULL), CAST(NULL AS STRING)\n"
+            f"  CASE WHEN {ts} IS NULL THEN {missing} ELSE {outside} END,\n"
+            f"  JSON_OBJECT({raw} NULL ON NULL), CAST(NULL AS STRING)\n"
             f"FROM {quote('source')} WHERE NOT {src.valid}")
 
 
@@ -300,7 +307,7 @@ def _route(b: _Builder, spec: PipelineSpec, step: RouteStep, stage: str,
         message = (f"CONCAT('no route for {step.field}=', COALESCE({value}, 'null'))")
         b.insert(ERRORS_TAG, _error_columns(),
                  f"SELECT {sql_string(spec.pipeline)}, {sql_string(step.name)}, "
-                 f"'unroutable',\n  {message},\n  JSON_OBJECT({raw} ABSENT ON NULL), "
+                 f"'unroutable',\n  {message},\n  JSON_OBJECT({raw} NULL ON NULL), "
                  "CAST(NULL AS STRING)\n"
                  f"FROM {quote(stage)} WHERE {unlisted}", f"{where}.default")
     return b.view(f"s{i}_{step.name}", f"SELECT * FROM {quote(stage)} WHERE "
