@@ -379,3 +379,41 @@ def probe_cases(rows_and_probes: list[tuple[Any, Any]]
                                   label))
         labels[label] = seen[key]
     return cases, labels, left_out
+
+
+# -- regressions found by the suite, as fixed cases -----------------------------------------------
+
+def regression_cases() -> list[DiffCase]:
+    """Fixed cases for what the generated streams found (docs/flink.md): window starts
+    before 1970 with a non-whole second (Flink's EXTRACT(MILLISECOND) keeps the epoch's
+    sign), and error records (missing / out-of-range timestamps, unroutable values: the
+    messages, ``raw`` with nulls, ``traceback``)."""
+    schema = {"k": "string", "ts": "int", "v": "float", "id": "string"}
+    early = [{"k": "AB"[i % 2], "ts": (i * 137) % 1900 + (i // 7) * 300, "v": i / 10,
+              "id": f"e{i}"} for i in range(40)]
+    sliding = {"pipeline": "pre1970", "source": {"type": "file", "path": INPUT,
+                                                  "schema": schema},
+               "steps": [{"type": "watermark", "timestamp_column": "ts",
+                          "max_out_of_orderness_ms": 300},
+                         {"type": "window", "name": "w", "key_fields": ["k"],
+                          "kind": "sliding", "size_ms": 2000, "slide_ms": 500,
+                          "offset_ms": 250,
+                          "aggregations": {"count": "count()", "max": "max(v)"}}],
+               "outputs": _outputs("main", "late_window", "errors"),
+               "checkpoint": {"dir": "ck"}}
+    bad = [{"k": "A", "ts": 1000, "v": 1.0, "id": "a"}, {"k": "A", "v": 2.0, "id": "no_ts"},
+           {"k": "B", "ts": 20_000_000_000_000, "v": 3.0, "id": "year_2603"},
+           {"k": "C", "ts": 1500, "v": None, "id": "unroutable"},
+           {"k": "B", "ts": 1800, "v": 5.0, "id": "to_b"},
+           {"k": "A", "ts": 2000, "v": 4.0, "id": "b"}]
+    errors = {"pipeline": "errors", "source": {"type": "file", "path": INPUT,
+                                                "schema": schema},
+              "steps": [{"type": "watermark", "timestamp_column": "ts",
+                         "max_out_of_orderness_ms": 1000},
+                        {"type": "route", "name": "by_k", "field": "k",
+                         "routes": {"A": "main", "B": "b_out"}}],
+              "outputs": _outputs("main", "b_out", "errors"), "checkpoint": {"dir": "ck"}}
+    return [DiffCase("regression/pre-1970-window-starts", sliding, {INPUT: early},
+                     "sliding 2 s / 0.5 s, offset 250 ms, event times from 0"),
+            DiffCase("regression/error-records", errors, {INPUT: bad},
+                     "missing / out-of-range timestamps, an unroutable key, a null value")]

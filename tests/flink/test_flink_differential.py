@@ -34,6 +34,7 @@ from flink_diff_cases import (
     example_verdicts,
     probe_cases,
     read_lines,
+    regression_cases,
     shared_cases,
     stream_cases,
 )
@@ -129,8 +130,8 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> Batch:
     rows_probes = support_probes()
     probes, labels, left_out = probe_cases(rows_probes)
     props = property_cases(PROPERTY_CASES)
-    cases = [*shared_cases(), *(v.case for v in [*examples, shape] if v.case), *probes,
-             *props]
+    cases = [*shared_cases(), *regression_cases(),
+             *(v.case for v in [*examples, shape] if v.case), *probes, *props]
     results = run_differential(cases, work / "runs")
     print("\n" + summary(results))
     print("\n".join(v.line() for v in examples))
@@ -207,6 +208,26 @@ def test_shared_cases_with_allowed_lateness_are_refused_with_the_reason(batch: B
                 result.refusal.path.endswith(".kind"), result.report()
         else:
             assert result.equal, result.report()
+
+
+def test_window_starts_before_1970_are_equal(batch: Batch) -> None:
+    """Found by the generated streams: Flink's window starts before 1970 with a non-whole
+    second came out 1 s early (sql_time.epoch_ms)."""
+    result = batch.results["regression/pre-1970-window-starts"]
+    assert result.equal, result.report()
+    starts = {r["window_start"] for r in read_jsonl(result.flink_paths["main"])}
+    assert any(s < 0 and s % 1000 for s in starts), sorted(starts)
+
+
+def test_error_records_are_equal(batch: Batch) -> None:
+    """Error records field for field: the messages, ``raw`` (nulls included) and
+    ``traceback``, for missing and out-of-range timestamps and an unroutable key."""
+    result = batch.results["regression/error-records"]
+    assert result.equal, result.report()
+    errors = read_jsonl(result.flink_paths["errors"])
+    assert sorted(r["error_type"] for r in errors) == [
+        "missing_timestamp", "timestamp_out_of_range", "unroutable"]
+    assert all("traceback" in r for r in errors)
 
 
 # -- the example pipelines -----------------------------------------------------------------
