@@ -14,8 +14,7 @@ Order is normalised by a documented key, since neither runner promises an order 
 keys or partitions (docs/flink.md, "How results are proven equal"):
 
 - window rows (records with ``window_start`` and ``window_end``): by ``(window_start,
-  window_end, every other field in name order)`` -- i.e. by window, then key, revision
-  and values;
+  window_end, the windows' key fields, every other field in name order)``;
 - other records: by every field in name order.
 
 The ``raw`` field of error records (the record as JSON text) is compared as the object it
@@ -169,15 +168,28 @@ def _sortable(value: Any) -> tuple:
     return (4, json.dumps(value, sort_keys=True, default=str))
 
 
-def order_key(row: dict[str, Any]) -> tuple:
-    """The documented order: window rows by (window_start, window_end, other fields by
-    name), other records by every field by name."""
+def order_key(row: dict[str, Any], keys: tuple[str, ...] = ()) -> tuple:
+    """The documented order: window rows by (window_start, window_end, the key fields, the
+    other fields by name), other records by every field by name."""
     head: tuple = ()
     if "window_start" in row and "window_end" in row:
-        head = (_sortable(row["window_start"]), _sortable(row["window_end"]))
-    rest = tuple((name, _sortable(row[name])) for name in sorted(row)
-                 if not (head and name in ("window_start", "window_end")))
+        head = (_sortable(row["window_start"]), _sortable(row["window_end"]),
+                *(_sortable(row.get(k)) for k in keys))
+        first = {"window_start", "window_end", *keys}
+    else:
+        first = set()
+    rest = tuple((name, _sortable(row[name])) for name in sorted(row) if name not in first)
     return (*head, rest)
+
+
+def key_fields(spec: PipelineSpec) -> tuple[str, ...]:
+    """The key fields of the spec's window steps, in order (the window rows' sort key)."""
+    keys: dict[str, None] = {}
+    for stream in spec.all_streams.values():
+        for step in stream.steps:
+            if getattr(step, "type", None) == "window":
+                keys |= dict.fromkeys(step.key_fields)
+    return tuple(keys)
 
 
 #: fields holding a record as JSON text, compared as the object they hold
@@ -194,14 +206,14 @@ def _json_text(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def normalise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def normalise(rows: list[dict[str, Any]], keys: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """The rows in the documented order, JSON-text fields re-serialised canonically."""
-    return sorted((_json_text(r) for r in rows), key=order_key)
+    return sorted((_json_text(r) for r in rows), key=lambda r: order_key(r, keys))
 
 
 def float_equal(a: Any, b: Any, *, loose: bool = False) -> bool:
     """Values equal, floats bit for bit (NaN equals NaN; -0.0 does not equal 0.0), or, for
-    a ``loose`` field, within ``SLIDING_FLOAT_TOLERANCE`` relative (1 absolute near 0).
+    a ``loose`` field, within ``SLIDING_FLOAT_TOLERANCE`` (relative, and absolute near 0).
 
     Why bit for bit holds: every float Flink computes here is a min/max (a choice, no
     arithmetic), a sum, or an avg = sum/count. Our runner folds a window's values left to
@@ -247,12 +259,13 @@ def loose_fields(spec: PipelineSpec) -> frozenset[str]:
 
 
 def compare_rows(tag: str, local: list[dict[str, Any]], flink: list[dict[str, Any]],
-                 loose: frozenset[str] = frozenset()) -> OutputDiff:
+                 loose: frozenset[str] = frozenset(), keys: tuple[str, ...] = ()
+                 ) -> OutputDiff:
     """Multiset comparison in the documented order; the records without a partner on the
     other side are the difference. Rows are paired by their fields other than ``loose``
     ones, then compared whole."""
     diff = OutputDiff(tag, len(local), len(flink))
-    remaining = normalise(flink)
+    remaining = normalise(flink, keys)
 
     def strict_part(row: dict[str, Any]) -> str:
         return canonical({k: v for k, v in row.items() if k not in loose})
@@ -261,7 +274,7 @@ def compare_rows(tag: str, local: list[dict[str, Any]], flink: list[dict[str, An
     for i, row in enumerate(remaining):
         candidates.setdefault(strict_part(row), []).append(i)
     used = [False] * len(remaining)
-    for row in normalise(local):
+    for row in normalise(local, keys):
         slots = [i for i in candidates.get(strict_part(row), []) if not used[i]]
         exact = next((i for i in slots if rows_equal(row, remaining[i])), None)
         match = exact if exact is not None else next(
@@ -387,10 +400,10 @@ def run_differential(cases: list[DiffCase], work: Path, *, timeout_s: float | No
         local_spec, flink_spec = specs[i]
         local_paths, flink_paths = output_paths(local_spec), output_paths(flink_spec)
         result.local_paths, result.flink_paths = local_paths, flink_paths
-        loose = loose_fields(local_spec)
+        loose, keys = loose_fields(local_spec), key_fields(local_spec)
         for tag in sorted(local_paths):
             result.outputs.append(compare_rows(tag, read_jsonl(local_paths[tag]),
-                                               read_jsonl(flink_paths[tag]), loose))
+                                               read_jsonl(flink_paths[tag]), loose, keys))
     return results
 
 
