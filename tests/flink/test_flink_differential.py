@@ -140,15 +140,19 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> Batch:
 
 
 def table_lists(table: list[SupportRow], refusal: FlinkUnsupported) -> bool:
-    """The refusal is one the supported-step table shows (same reason, same field up to
-    the step index and the names of aggregations, columns and outputs)."""
+    """The refusal is one the supported-step table shows (the same reason up to the
+    numbers in it, the same field up to the step index and the names of aggregations,
+    columns and outputs)."""
     def tail(path: str) -> str:
         path = re.sub(r"^streams\.[^.]+\.", "", path)
         path = re.sub(r"^steps\[\d+\]", "steps[i]", path)
         return re.sub(r"^((?:steps\[i\]\.)?(?:aggregations|columns)|outputs)\..+$",
                       r"\1.*", path)
 
-    return any(r.flink == "refused" and r.reason == refusal.reason
+    def shape(reason: str) -> str:  # the spec's own numbers (sizes, periods) masked
+        return re.sub(r"\d+", "#", reason)
+
+    return any(r.flink == "refused" and shape(r.reason) == shape(refusal.reason)
                and tail(r.path) == tail(refusal.path) for r in table)
 
 
