@@ -312,13 +312,16 @@ def test_refused_rows_are_refused_by_translate(batch: Batch, tmp_path: Path) -> 
 
 def test_the_table_has_a_row_for_every_step_source_and_output_type() -> None:
     from surestream.runners.flink.support import (
+        NO_PROBE,
         output_types,
         source_types,
         step_types,
         support_table,
     )
 
-    subjects = {r.subject for r in support_table()}
+    table = support_table()
+    subjects = {r.subject for r in table}
+    assert [r for r in table if r.flink == NO_PROBE] == []
     assert {f"step {t}" for t in step_types()} <= subjects
     assert {f"source {t}" for t in source_types()} <= subjects
     assert {f"output {t}" for t in output_types()} <= subjects
