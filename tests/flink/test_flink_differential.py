@@ -54,7 +54,7 @@ from surestream.runners.flink.support import SupportRow, support_probes
 from surestream.runners.flink.translate import translate
 
 #: property-generated streams per run (all in the one driver call)
-PROPERTY_CASES = 14
+PROPERTY_CASES = 20
 #: an example in the shape of the shipped ones (no schema, relative paths, trades columns)
 #: using only translated steps: the example path (small input, declared schema, both
 #: runners) is shown working before any shipped example is accepted
