@@ -24,11 +24,17 @@ def add_explain_parser(sub: Any) -> argparse.ArgumentParser:
                     "table with its watermark, one view per step, one INSERT per output "
                     "in one statement set. A step Flink SQL would compute differently is "
                     "refused with the field and the reason (exit 3).")
-    p.add_argument("spec", metavar="SPEC", help="the pipeline spec file (YAML or JSON)")
+    p.add_argument("spec", metavar="SPEC", nargs="?", default=None,
+                   help="the pipeline spec file (YAML or JSON); not needed with --support "
+                        "(default: none)")
     p.add_argument("--set", action="append", metavar="PATH=VALUE",
                    help="override a spec key before validation, repeatable (default: none)")
     p.add_argument("--runner", default="flink", choices=RUNNERS,
                    help="the runner whose plan to print (default: flink)")
+    p.add_argument("--support", action="store_true",
+                   help="print which steps and options the local runner and the runner "
+                        "support (a markdown table probed from the code; refusals with "
+                        "their field and reason) instead of a spec's plan (default: off)")
     p.set_defaults(func=run_explain)
     return p
 
@@ -37,6 +43,15 @@ def run_explain(args: argparse.Namespace) -> int:
     from surestream.runners.flink.sql_refusals import FlinkUnsupported
     from surestream.runners.flink.translate import translate
 
+    if args.support:
+        from surestream.runners.flink.support import markdown
+
+        sys.stdout.write(markdown())
+        return EXIT_OK
+    if args.spec is None:
+        print("surestream explain: give a SPEC, or --support for the supported-step table",
+              file=sys.stderr)
+        return EXIT_USAGE
     try:
         spec = load_spec(args.spec, args.set or ())
     except SpecError as e:

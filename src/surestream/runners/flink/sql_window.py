@@ -37,6 +37,11 @@ def check_window(step: WindowStep, path: str) -> None:
             "allowed lateness re-fires windows with revisions; Flink SQL window TVFs fire "
             "once and drop later records, so the revisions would be lost; use "
             "allowed_lateness_ms: 0 or the local runner"))
+    if step.kind == "sliding" and step.size_ms % step.slide_ms:
+        raise FlinkUnsupported(f"{path}.slide_ms", (
+            f"Flink's HOP window needs size_ms ({step.size_ms}) to be a multiple of "
+            f"slide_ms ({step.slide_ms}) (measured: the planner rejects the job); choose "
+            "a slide that divides the size, or use the local runner"))
     period = {"tumbling": step.size_ms, "sliding": step.slide_ms}.get(step.kind)
     if step.offset_ms and period is not None and not 0 < step.offset_ms < period:
         raise FlinkUnsupported(f"{path}.offset_ms", (

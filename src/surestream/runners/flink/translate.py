@@ -261,7 +261,7 @@ def translate(spec: PipelineSpec) -> FlinkTranslation:
             bootstrap=resolve_bootstrap(source.bootstrap, "source.bootstrap"),
             source_path=path, step_path="steps[0]")
         b.out.config.update(idle_timeout_config(source, steps[0]))
-        b.insert(ERRORS_TAG, _error_columns(), bad_values, "errors")
+        b.insert(ERRORS_TAG, _error_columns(), _null_traceback(bad_values), "errors")
     else:
         src = source_table("source", source, str(spec.resolve(source.path)), steps[0], path,
                            "steps[0]")
@@ -328,8 +328,16 @@ def translate(spec: PipelineSpec) -> FlinkTranslation:
 
 
 def _error_columns() -> dict[str, str]:
+    """Our error record's fields (model.error_kinds); ``traceback`` is null for the errors
+    SQL raises (no user code), written as ``null`` as our runner writes it."""
     return {c: "STRING" for c in ("pipeline", "operator", "error_type", "error_message",
-                                  "raw")}
+                                  "raw", "traceback")}
+
+
+def _null_traceback(select: str) -> str:
+    """An errors SELECT of the first five fields, with ``traceback`` null (Flink keeps no
+    Python traceback of a record's failure; ours has one only for user code)."""
+    return f"SELECT *, CAST(NULL AS STRING) FROM (\n{select}\n)"
 
 
 def _errors_select(spec: PipelineSpec, step: WatermarkStep, src: SourceTable) -> str:
@@ -345,7 +353,7 @@ def _errors_select(spec: PipelineSpec, step: WatermarkStep, src: SourceTable) ->
             f"  CASE WHEN {ts} IS NULL THEN {sql_string(f'missing timestamp {missing!r}')} "
             f"ELSE CONCAT({sql_string(f'timestamp {missing!r} = ')}, CAST({ts} AS STRING), "
             f"{sql_string(outside)}) END,\n"
-            f"  {record_json(src.columns)}\n"
+            f"  {record_json(src.columns)}, CAST(NULL AS STRING)\n"
             f"FROM {quote('source')} WHERE NOT {src.valid}")
 
 
@@ -412,7 +420,8 @@ def _keyed_dedup(b: _Builder, spec: PipelineSpec, step: KeyedDedupStep, stage: s
                    dedup_call(step, stage, columns, keyed=keyed is not None))
     if step.on_null_key == "error":
         b.insert(ERRORS_TAG, _error_columns(),
-                 null_key_errors_select(spec, step, every, columns), "errors")
+                 _null_traceback(null_key_errors_select(spec, step, every, columns)),
+                 "errors")
     duplicates = status_select(every, columns, "duplicate", with_rowtime=False)
     if step.duplicates_output_tag:
         b.insert(step.duplicates_output_tag, dict(columns), duplicates,
@@ -458,8 +467,8 @@ def _user_code(b: _Builder, spec: PipelineSpec, step: MapStep | FilterStep | Map
         b.out.python_files.append(sql.python_file)
     calls = quote(b.view(f"s{i}_{step.name}_calls", sql.calls))
     b.insert(ERRORS_TAG, _error_columns(),
-             sql.failed.replace("{pipeline}", sql_string(spec.pipeline))
-             .replace("{calls}", calls), f"{where}.function")
+             _null_traceback(sql.failed.replace("{pipeline}", sql_string(spec.pipeline))
+                             .replace("{calls}", calls)), f"{where}.function")
     return b.view(f"s{i}_{step.name}", sql.passed.replace("{calls}", calls)), sql.columns
 
 
@@ -495,7 +504,8 @@ def _route(b: _Builder, spec: PipelineSpec, step: RouteStep, stage: str,
         message = (f"CONCAT('no route for {step.field}=', COALESCE({value}, 'null'))")
         b.insert(ERRORS_TAG, _error_columns(),
                  f"SELECT {sql_string(spec.pipeline)}, {sql_string(step.name)}, "
-                 f"'unroutable',\n  {message},\n  JSON_OBJECT({raw} ABSENT ON NULL)\n"
+                 f"'unroutable',\n  {message},\n  JSON_OBJECT({raw} NULL ON NULL), "
+                 "CAST(NULL AS STRING)\n"
                  f"FROM {quote(stage)} WHERE {unlisted}", f"{where}.default")
     return b.view(f"s{i}_{step.name}", f"SELECT * FROM {quote(stage)} WHERE "
                                         f"{condition('main')}")
