@@ -12,6 +12,10 @@
 #                     4.0.1-2.0, kafka-clients 3.9.1), with `pip --target` into a folder of
 #                     its own: its wheel unpacks into pyflink/lib/ together with Flink 2.0.0
 #                     core jars, which must not sit beside Flink 2.3.0's (docs/flink.md)
+#   Java operators    surestream's Java process table functions (keyed deduplication),
+#                     compiled with javac (Debian openjdk-17-jdk-headless) against
+#                     pyflink/lib into ~/.cache/surestream/flink-operators/ (a jar named by
+#                     the sources' hash: rebuilt only when they change; operator_jar.py)
 #
 # Where: SURESTREAM_FLINK_VENV (default ~/.cache/surestream/flink-venv) and
 # SURESTREAM_FLINK_JARS (default ~/.cache/surestream/flink-connectors); the runner finds them
@@ -23,6 +27,7 @@ VENV="${SURESTREAM_FLINK_VENV:-$HOME/.cache/surestream/flink-venv}"
 JARS="${SURESTREAM_FLINK_JARS:-$HOME/.cache/surestream/flink-connectors}"
 
 command -v java >/dev/null || scripts/test-deps.sh openjdk-17-jre-headless
+command -v javac >/dev/null || scripts/test-deps.sh openjdk-17-jdk-headless
 
 if ! "$VENV/bin/python" -c "import pyflink" 2>/dev/null; then
     echo "flink-deps: installing apache-flink 2.3.0 into $VENV" >&2
@@ -35,3 +40,6 @@ if [ ! -f "$JARS/pyflink/lib/flink-connector-kafka.jar" ]; then
     python3 -m pip install -q --no-deps --target "$JARS" \
         shigawire-apache-flink-libraries==2.0.0.post1
 fi
+
+FLINK_LIB="$("$VENV/bin/python" -c 'import os, pyflink; print(os.path.join(os.path.dirname(pyflink.__file__), "lib"))')"
+python3 src/surestream/runners/flink/operator_jar.py --flink-lib "$FLINK_LIB" >/dev/null

@@ -7,6 +7,8 @@
 #   prometheus         promtool, which checks the metrics text format
 #   chromium           the headless browser of the dashboard tests
 #   libcairo2          cairo, which cairosvg draws the PNG pictures with (surestream graph)
+#   (openjdk-17-jdk-headless: javac for the Flink runner's Java operators, asked for by
+#    scripts/flink-deps.sh when javac is missing)
 #
 # Usage: scripts/test-deps.sh [PACKAGE ...]   (default: the packages above)
 # Runs as root, or through sudo when it is there. `apt-get update` runs only when a package

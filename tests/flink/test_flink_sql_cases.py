@@ -219,9 +219,10 @@ def test_refusals_name_the_step_and_reason(tmp_path: Path) -> None:
             translate(build_spec(doc, base_dir=tmp_path))
         return e.value
 
-    dedup = {"type": "keyed_dedup", "key_fields": ["id"], "time_window_ms": 1000}
+    dedup = {"type": "keyed_dedup", "key_fields": ["id"], "time_window_ms": 1000,
+             "strategy": "last"}  # (keep-first runs: tests/flink/test_flink_dedup.py)
     e = refused(steps=lambda d: [d["steps"][0], dedup, d["steps"][1]])
-    assert e.path == "steps[1]" and "event time" in e.reason
+    assert e.path == "steps[1].strategy" and "event time" in e.reason
     e = refused(source=lambda d: {k: v for k, v in d["source"].items() if k != "schema"})
     assert e.path == "source.schema"
     session = {**base["steps"][1], "kind": "session", "gap_ms": 1000}

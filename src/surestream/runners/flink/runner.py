@@ -14,6 +14,7 @@ from pathlib import Path
 from surestream.model.spec import PipelineSpec
 from surestream.runners.flink.environment import flink_configuration, flink_folders
 from surestream.runners.flink.job import FlinkJob
+from surestream.runners.flink.operator_jar import ensure_operator_jar, is_operator_jar
 from surestream.runners.flink.submit import JobRun, run_jobs
 from surestream.runners.flink.translate import FLINK_CONFIG, FlinkTranslation, translate
 
@@ -24,6 +25,8 @@ def flink_job(spec: PipelineSpec, translation: FlinkTranslation | None = None, *
               extra: dict[str, str] | None = None) -> FlinkJob:
     """The job description of ``spec`` (translated here unless given)."""
     translation = translation if translation is not None else translate(spec)
+    if any(is_operator_jar(jar) for jar in translation.jars):
+        ensure_operator_jar()  # the Java operators' jar, built when its sources changed
     config = flink_configuration(checkpoint_dir=spec.checkpoint_dir(),
                                  checkpoint_interval_ms=spec.checkpoint.interval_ms,
                                  parallelism=parallelism, flink_address=flink_address,

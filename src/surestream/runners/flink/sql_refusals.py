@@ -23,11 +23,6 @@ USER_CODE_STEPS = {"map", "map_batches", "filter", "process"}
 
 #: why each other step type is refused today
 STEP_REASONS = {
-    "keyed_dedup": (
-        "keep-first deduplication is ROW_NUMBER() in Flink SQL, whose state lives until a "
-        "processing-time TTL; ours restarts a key's window after time_window_ms of event "
-        "time and forgets the key state_ttl_ms of event time later (SEMANTICS §4), so the "
-        "same input would keep other records; run it on the local runner"),
     "aggregate": "running aggregates emit an updating changelog the file sink cannot take",
     "broadcast_enrich": "broadcast state is not translated yet",
     "processing_time": "processing-time columns are taken per checkpoint by our runner",
@@ -35,14 +30,13 @@ STEP_REASONS = {
 }
 
 #: the aggregations Flink SQL computes as we do, and their SQL
-EXACT_AGGREGATIONS = {"count", "sum", "min", "max", "avg"}
+EXACT_AGGREGATIONS = {"count", "sum", "min", "max", "avg", "vwap"}
 
 AGGREGATION_REASONS = {
     "first": ("Flink SQL FIRST_VALUE takes the first record to arrive; ours the earliest "
               "event time (ties by arrival), which differ on out-of-order input"),
     "last": ("Flink SQL LAST_VALUE takes the last record to arrive; ours the latest event "
              "time (ties by arrival), which differ on out-of-order input"),
-    "vwap": "vwap is not translated yet (sum(price*quantity)/sum(quantity) in doubles)",
 }
 
 

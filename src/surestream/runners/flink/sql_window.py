@@ -84,6 +84,10 @@ def window_sql(step: WindowStep, stage: str, columns: dict[str, str], ts_ms: str
         if agg.function == "count":
             aggs.append(f"COUNT(*) AS {quote(out)}")
             out_cols[out] = "BIGINT"
+        elif agg.function == "vwap":
+            aggs.append(f"{vwap_sql(agg.columns, columns, f'{path}.aggregations.{out}')} "
+                        f"AS {quote(out)}")
+            out_cols[out] = "DOUBLE"
         elif agg.function == "avg":
             aggs.append(f"AVG(CAST({arg} AS DOUBLE)) AS {quote(out)}")
             out_cols[out] = "DOUBLE"
@@ -98,3 +102,19 @@ def window_sql(step: WindowStep, stage: str, columns: dict[str, str], ts_ms: str
     group = ", ".join(["window_start", "window_end", *keys])
     sql = f"SELECT\n  {select}\nFROM TABLE({tvf})\nGROUP BY {group}"
     return WindowSql(select=sql, columns=out_cols, late_condition=late)
+
+
+def vwap_sql(args: list[str], columns: dict[str, str], path: str) -> str:
+    """``vwap(value, weight)`` as our ``VwapAcc`` computes it: per record the float64
+    product, then two sequential float64 sums in arrival order (Flink's SUM over DOUBLE, one
+    phase: ``FLINK_CONFIG``), over the records where both are not null; null when the
+    weights sum to 0 or there were none. The same IEEE operations in the same order, so the
+    value is bit-identical."""
+    for column in args:
+        if columns.get(column) not in ("BIGINT", "DOUBLE"):
+            raise FlinkUnsupported(path, (
+                f"vwap's {column!r} must be an `int` or `float` column of the source schema "
+                "(our runner parses text as numbers, Flink SQL does not)"))
+    v, w = (f"CAST({quote(c)} AS DOUBLE)" for c in args)
+    weight = f"SUM(CASE WHEN {quote(args[0])} IS NOT NULL THEN {w} END)"
+    return f"CASE WHEN {weight} = 0 THEN NULL ELSE SUM({v} * {w}) / {weight} END"

@@ -30,12 +30,23 @@ from pathlib import Path
 
 from surestream.model.spec import ERRORS_TAG, FileSink, FileSource, PipelineSpec
 from surestream.model.steps import (
+    KeyedDedupStep,
     LateDataStep,
     RouteStep,
     WatermarkStep,
     WhereStep,
     WindowStep,
     WithColumnsStep,
+)
+from surestream.runners.flink.operator_jar import operator_jar_path
+from surestream.runners.flink.sql_dedup import (
+    check_dedup,
+    dedup_call,
+    duplicates_folder,
+    function_ddl,
+    key_select,
+    null_key_errors_select,
+    status_select,
 )
 from surestream.runners.flink.sql_refusals import (
     STEP_REASONS,
@@ -56,7 +67,10 @@ from surestream.runners.flink.sql_window import window_sql
 #: the table configuration the translation's semantics rest on: a watermark after every
 #: record (measured: without it the window TVFs do not reproduce Flink's DataStream cases)
 #: and UTC for the window TVFs' TIMESTAMP columns
-FLINK_CONFIG = {"pipeline.auto-watermark-interval": "0 ms", "table.local-time-zone": "UTC"}
+#: and one-phase aggregation: a float sum is then one left fold in arrival order, as ours
+#: (a local/global split would add partial sums, another rounding)
+FLINK_CONFIG = {"pipeline.auto-watermark-interval": "0 ms", "table.local-time-zone": "UTC",
+                "table.optimizer.agg-phase-strategy": "ONE_PHASE"}
 
 _CAST = re.compile(r"^\s*CAST\s*\(.*\bAS\s+([A-Za-z]+)\s*\)\s*$", re.IGNORECASE | re.DOTALL)
 _CAST_TYPES = {"BIGINT": "BIGINT", "INT": "BIGINT", "INTEGER": "BIGINT", "DOUBLE": "DOUBLE",
@@ -156,6 +170,8 @@ def translate(spec: PipelineSpec) -> FlinkTranslation:
             stage = _late_step(b, spec, step, stage, columns, src, i, where)
         elif isinstance(step, RouteStep):
             stage = _route(b, spec, step, stage, columns, i, where)
+        elif isinstance(step, KeyedDedupStep):
+            stage = _keyed_dedup(b, spec, step, stage, columns, i, where)
         elif isinstance(step, WhereStep):
             stage = b.view(f"s{i}_{step.name}",
                            f"SELECT * FROM {quote(stage)} WHERE ({step.condition})")
@@ -234,6 +250,37 @@ def _late_step(b: _Builder, spec: PipelineSpec, step: LateDataStep, stage: str,
         b.insert(step.output_tag, columns | _late_columns(), late, f"{where}.output_tag")
     return b.view(f"s{i}_{step.name}", f"SELECT * FROM {quote(stage)}\n"
                                         f"WHERE {wm} IS NULL OR {ROWTIME} > {wm}")
+
+
+def _keyed_dedup(b: _Builder, spec: PipelineSpec, step: KeyedDedupStep, stage: str,
+                 columns: dict[str, str], i: int, where: str) -> str:
+    """Keep-first dedup by the Java operator (``sql_dedup``): kept records go on,
+    duplicates to their output (or the job's duplicates folder), null keys to errors."""
+    check_dedup(step, columns, where)
+    if function_ddl() not in b.out.ddl:
+        b.out.jars.append(operator_jar_path())
+        b.out.ddl.append(function_ddl())
+    keyed = key_select(step, stage)
+    if keyed is not None:
+        stage = b.view(f"s{i}_{step.name}_key", keyed)
+    every = b.view(f"s{i}_{step.name}_status",
+                   dedup_call(step, stage, columns, keyed=keyed is not None))
+    if step.on_null_key == "error":
+        b.insert(ERRORS_TAG, _error_columns(),
+                 null_key_errors_select(spec, step, every, columns), "errors")
+    duplicates = status_select(every, columns, "duplicate", with_rowtime=False)
+    if step.duplicates_output_tag:
+        b.insert(step.duplicates_output_tag, dict(columns), duplicates,
+                 f"{where}.duplicates_output_tag")
+    else:
+        table = f"duplicates_{i}"
+        cols = ",\n  ".join(f"{quote(c)} {t}" for c, t in columns.items())
+        folder = sql_string(str(duplicates_folder(spec, step)))
+        b.out.ddl.append(f"CREATE TEMPORARY TABLE {quote(table)} (\n  {cols}\n) WITH ("
+                         f"'connector' = 'filesystem', 'path' = {folder}, 'format' = 'json')")
+        b.out.inserts.append(f"INSERT INTO {quote(table)}\n{duplicates}")
+    return b.view(f"s{i}_{step.name}", status_select(every, columns, "keep",
+                                                     with_rowtime=True))
 
 
 def _with_columns(b: _Builder, step: WithColumnsStep, stage: str, columns: dict[str, str],
