@@ -32,15 +32,17 @@ files (each in the input's order: every symbol's records, and so every key's, ar
 same order as from the one file), and this script points the job's source table at that
 folder. The translation itself accepts one file only (several files are several partitions
 whose watermarks our runner interleaves in a fixed order); the result check below shows
-whether the split changed anything.
+whether the split changed anything. ``pN-onefile`` runs parallelism N on the one file (one
+reader; the operators after it run N-wide), as ``surestream run --runner flink`` would.
 
 Check: the windows of every run equal the local run's, window by window (trade_count, high,
 low exactly; total_volume, vwap/notional within 1e-9 relative), the late records are the
-same trade ids, no errors, 1,700 windows (for the 1M input) and sum(trade_count) as the
-manifest says. Exit 1 on any difference.
+same trade ids, no errors, the same count of duplicates dropped (the local runner's
+counter; Flink's duplicates folder), 1,700 windows (for the 1M input), and sum(trade_count),
+late and duplicates as the manifest says. Exit 1 on any difference.
 
     python benchmarks/flink_trades.py [--events 1000000] [--repeat 1] [--runs local,p1,p2]
-        [--pipeline auto|real|variant]
+        [--pipeline auto|real|variant] [--on-time-window-input]
 """
 
 from __future__ import annotations
@@ -325,7 +327,8 @@ def run_local(name: str, doc: dict[str, Any], out: Path) -> Run:
         stdout.seek(0)
         result = result_line(stdout.read())
     return Run("local", wall, cpu_of(usage), result["processing_s"], "runner", load=load,
-               out=out, extra={"records_in": result["records_in"]})
+               out=out, extra={"records_in": result["records_in"],
+                               "duplicates": result["counters"].get("duplicates")})
 
 
 def run_flink(name: str, doc: dict[str, Any], out: Path, parallelism: int,
@@ -397,12 +400,27 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
             if line.strip()]
 
 
-def outcome(out: Path) -> dict[str, Any]:
+def outcome(out: Path, duplicates: int | None = None) -> dict[str, Any]:
+    """What a run produced; ``duplicates``: the records its dedup step dropped (None: the
+    pipeline has none)."""
     windows = {(r["symbol"], r["window_start"]): r for r in read_jsonl(out / "main.jsonl")}
     late = sorted(r["trade_id"] for r in read_jsonl(out / "late_window.jsonl"))
     errors = read_jsonl(out / "errors.jsonl")
     return {"windows": windows, "late": late, "errors": len(errors),
-            "sum_trade_count": sum(r["trade_count"] for r in windows.values())}
+            "sum_trade_count": sum(r["trade_count"] for r in windows.values()),
+            "duplicates": duplicates}
+
+
+def flink_duplicates(doc: dict[str, Any]) -> int | None:
+    """The records a Flink run's dedup step dropped: its duplicates folder (sql_dedup)."""
+    steps = [s for s in doc["steps"] if s["type"] == "keyed_dedup"]
+    if not steps:
+        return None
+    from surestream.runners.flink.sql_dedup import count_duplicates, duplicates_folder
+
+    spec = build_spec(doc)
+    step = next(s for s in spec.steps if s.type == "keyed_dedup")
+    return count_duplicates(duplicates_folder(spec, step))
 
 
 def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
@@ -421,6 +439,9 @@ def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
         diffs.append(f"late records differ: {len(a['late'])} vs {len(b['late'])}")
     if a["errors"] != b["errors"]:
         diffs.append(f"errors differ: {a['errors']} vs {b['errors']}")
+    if a.get("duplicates") != b.get("duplicates"):
+        diffs.append(f"duplicates dropped differ: {a.get('duplicates')} vs "
+                     f"{b.get('duplicates')}")
     return diffs
 
 
@@ -444,6 +465,9 @@ def check(name: str, label: str, got: dict[str, Any], reference: dict[str, Any] 
                         f"{manifest['late']}")
     if got["errors"]:
         problems.append(f"{got['errors']} error records")
+    if got.get("duplicates") is not None and got["duplicates"] != manifest["duplicates"]:
+        problems.append(f"{got['duplicates']:,} duplicates dropped, the manifest says "
+                        f"{manifest['duplicates']:,}")
     return problems
 
 
@@ -453,7 +477,9 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=1,
                     help="runs of each configuration; the fastest is reported (default: 1)")
     ap.add_argument("--runs", default="local,p1,p2",
-                    help="local and/or pN = Flink at parallelism N (default: local,p1,p2)")
+                    help="local and/or pN = Flink at parallelism N reading N part files (by "
+                         "symbol), pN-onefile = the same reading the one file "
+                         "(default: local,p1,p2)")
     ap.add_argument("--pipeline", choices=["auto", "real", "variant"], default="auto",
                     help="trades-1m, or the variant the translation accepts; auto: the real "
                          "one when accepted (default: auto)")
@@ -481,10 +507,12 @@ def main() -> int:
             doc = make(out, data)
             if config == "local":
                 run = run_local(name, doc, out)
-            else:
-                p = int(config.removeprefix("p"))
-                run = run_flink(name, doc, out, p, symbol_parts(data, p) if p > 1 else None,
+            else:  # pN: N readers on N part files; pN-onefile: the one file (one reader)
+                p = int(config.removeprefix("p").removesuffix("-onefile"))
+                split = p > 1 and not config.endswith("-onefile")
+                run = run_flink(name, doc, out, p, symbol_parts(data, p) if split else None,
                                 a.on_time_window_input)
+                run.label += " (one file)" if config.endswith("-onefile") else ""
             print(f"  {run.label} run {i + 1}: whole process {run.wall_s:.1f} s "
                   f"({a.events / run.wall_s:,.0f} events/s), {run.job_s_from} "
                   f"{run.job_s:.1f} s, CPU {run.cpu_s:.1f} s"
@@ -493,7 +521,9 @@ def main() -> int:
                   + (f", start-up {run.startup_s:.1f} s" if run.startup_s else "")
                   + f", load {run.load:.1f}"
                   + (f", readers {run.readers}" if run.readers else ""), flush=True)
-            outcomes[f"{config}/{i}"] = outcome(out)
+            dropped = (run.extra.get("duplicates") if config == "local"
+                       else flink_duplicates(doc))
+            outcomes[f"{config}/{i}"] = outcome(out, dropped)
             every.append({"run": f"{config}/{i}", "whole_process_s": round(run.wall_s, 2),
                           "job_s": round(run.job_s, 2), "cpu_s": round(run.cpu_s or 0, 1),
                           "startup_s": run.startup_s and round(run.startup_s, 2),
@@ -527,9 +557,12 @@ def main() -> int:
         ok &= not problems
         checks[key] = {"windows": len(got["windows"]), "sum_trade_count": got["sum_trade_count"],
                        "late": len(got["late"]), "errors": got["errors"],
+                       "duplicates": got["duplicates"],
                        "problems": problems[:20]}
         print(f"{key}: {len(got['windows'])} windows, sum(trade_count) "
-              f"{got['sum_trade_count']:,}, {len(got['late'])} late, {got['errors']} errors: "
+              f"{got['sum_trade_count']:,}, {len(got['late'])} late, {got['errors']} errors"
+              + ("" if got["duplicates"] is None else f", {got['duplicates']:,} duplicates")
+              + ": "
               + ("agrees" if not problems else f"{len(problems)} PROBLEMS"))
         for problem in problems[:10]:
             print("   ", problem)
