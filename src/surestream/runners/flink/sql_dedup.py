@@ -146,3 +146,12 @@ def count_duplicates(folder: Path) -> int:
     return sum(sum(1 for line in path.read_text().splitlines() if line.strip())
                for path in folder.rglob("*") if path.is_file()
                and not path.name.startswith("."))
+
+
+def duplicates_dropped(spec: PipelineSpec) -> dict[str, int]:
+    """Per keyed_dedup step of ``spec`` whose duplicates go to the job's folder (no
+    ``duplicates_output_tag``): how many its finished Flink runs dropped -- our runner's
+    ``duplicates`` counter of that step."""
+    return {step.name: count_duplicates(duplicates_folder(spec, step))
+            for step in spec.steps
+            if isinstance(step, KeyedDedupStep) and not step.duplicates_output_tag}

@@ -93,6 +93,7 @@ class FlinkTranslation:
     def script(self) -> str:
         """The whole job as a SQL script (what ``surestream explain --runner flink`` prints)."""
         sets = "".join(f"SET '{k}' = '{v}';\n" for k, v in FLINK_CONFIG.items())
+        sets += "".join(f"ADD JAR '{jar}';\n" for jar in self.jars)  # (the job: pipeline.jars)
         body = "\n\n".join(f"{s};" for s in self.ddl)
         inserts = "\n".join(f"  {s};".replace("\n", "\n  ") for s in self.inserts)
         return f"{sets}\n{body}\n\nEXECUTE STATEMENT SET\nBEGIN\n{inserts}\nEND;\n"
