@@ -119,3 +119,14 @@ def test_auto_measures_the_real_pipeline_once_translated(trades: dict, tmp_path:
     assert bench.check(name, "local", got, None, trades) == []
     assert "duplicates dropped differ" in " ".join(
         bench.differences(got, {**got, "duplicates": got["duplicates"] - 1}))
+
+
+def test_last_bit_float_differences_are_equal_but_counted(trades: dict, tmp_path: Path) -> None:
+    _, make = bench.choose_pipeline("variant")
+    LocalRunner(build_spec(make(tmp_path, Path(trades["path"])))).run()
+    reference = bench.outcome(tmp_path)
+    other = copy.deepcopy(reference)
+    key = next(iter(other["windows"]))
+    other["windows"][key]["notional"] *= 1 + 2e-16 * 8
+    assert bench.differences(other, reference) == []
+    assert bench.inexact_windows(other, reference) == 1
