@@ -272,6 +272,7 @@ class JobWatcher(threading.Thread):
         self.job: dict[str, Any] | None = None
         self.subtasks: dict[str, list[dict[str, Any]]] = {}
         self.checkpoints: dict[str, Any] | None = None
+        self.checkpoint_failure: dict[str, Any] | None = None
         self.jvm_cpu: dict[int, float] = {}
         self.readers: list[int] = []
         self.metric_names: list[str] = []
@@ -299,7 +300,9 @@ class JobWatcher(threading.Thread):
                         self.subtasks[vertex["name"]] = detail.get("subtasks", [])
                         if vertex["name"].startswith("Source"):
                             self.read_source_metrics(jid, vertex)
-                    self.checkpoints = get_json(f"{self.base}/jobs/{jid}/checkpoints")["counts"]
+                    checkpoints = get_json(f"{self.base}/jobs/{jid}/checkpoints")
+                    self.checkpoints = checkpoints["counts"]
+                    self.checkpoint_failure = (checkpoints.get("latest") or {}).get("failed")
                     self.job = job
             except (OSError, ValueError, KeyError):
                 pass  # not up yet, or gone
@@ -370,6 +373,7 @@ def run_flink(name: str, doc: dict[str, Any], out: Path, parallelism: int,
     watcher.join()
     (out / "rest-last.json").write_text(json.dumps(
         {"job": watcher.job, "subtasks": watcher.subtasks, "readers": watcher.readers,
+         "checkpoints": watcher.checkpoints, "checkpoint_failure": watcher.checkpoint_failure,
          "source_metric_names": watcher.metric_names}, indent=1))
     if os.waitstatus_to_exitcode(status) != 0 or "JOB_END" not in stamps:
         raise RuntimeError(f"{name} p{parallelism}: the Flink driver failed; see "
