@@ -208,6 +208,8 @@ def _changed(step: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
 def _literals(annotation: Any) -> list[Any]:
     if get_origin(annotation) is Literal:
         return list(get_args(annotation))
+    if get_origin(annotation) in (dict, list, tuple, set, frozenset):
+        return []  # a mapping or list of Literals (output_schema) is not a one-value option
     return [v for arg in get_args(annotation) for v in _literals(arg)]
 
 
