@@ -42,7 +42,7 @@ counter; Flink's duplicates folder), 1,700 windows (for the 1M input), and sum(t
 late and duplicates as the manifest says. Exit 1 on any difference.
 
     python benchmarks/flink_trades.py [--events 1000000] [--repeat 1] [--runs local,p1,p2]
-        [--pipeline auto|real|variant] [--on-time-window-input]
+        [--pipeline auto|real|variant]
 """
 
 from __future__ import annotations
@@ -51,7 +51,6 @@ import argparse
 import copy
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -174,40 +173,6 @@ def read_source_from(ddl: list[str], old: str, new: str) -> list[str]:
         raise RuntimeError(f"cannot find the source table reading {old} in the job's DDL")
     ddl = list(ddl)
     ddl[hits[0]] = ddl[hits[0]].replace(old_sql, new_sql)
-    return ddl
-
-
-_LATE_INSERT = re.compile(r"\nFROM \((SELECT \*, .* AS wm__ FROM (`[^`]+`))\)\n"
-                          r"WHERE wm__ IS NOT NULL AND (.*)$", re.DOTALL)
-
-
-def window_input_on_time(ddl: list[str], inserts: list[str]) -> list[str]:
-    """``--on-time-window-input``: the job's DDL with each window TVF reading only the records
-    its late split did not take (an experiment for parallelism > 1, not the translation's
-    SQL).
-
-    The translation sends a record to the window's late output when ``end - 1 <= W`` for W
-    the watermark *of the reader's subtask* (CURRENT_WATERMARK before the exchange) and
-    lets the window TVF drop late records by the watermark *of the window operator* (the
-    minimum over all readers). With one reader they are the same watermark; with two, the
-    window's can be behind, and a record is then both in the late output and in a window.
-    Filtering the TVF's input by the complement of the late condition makes it one decision
-    per record (the TVF then never drops anything: its watermark is never ahead)."""
-    ddl = list(ddl)
-    for insert in inserts:
-        late = _LATE_INSERT.search(insert)
-        if late is None:
-            continue
-        inner, stage, condition = late.groups()
-        tvf_input = f"TABLE {stage}, DESCRIPTOR("
-        windows = [i for i, s in enumerate(ddl) if tvf_input in s]
-        if not windows:
-            continue  # a record-level late step: its stage goes on filtered already
-        on_time = f"`{stage.strip('`')}_on_time`"
-        ddl.insert(min(windows), f"CREATE TEMPORARY VIEW {on_time} AS\nSELECT * FROM "
-                                 f"({inner})\nWHERE wm__ IS NULL OR NOT ({condition})")
-        for i in windows:
-            ddl[i + 1] = ddl[i + 1].replace(tvf_input, f"TABLE {on_time}, DESCRIPTOR(")
     return ddl
 
 
@@ -335,7 +300,7 @@ def run_local(name: str, doc: dict[str, Any], out: Path) -> Run:
 
 
 def run_flink(name: str, doc: dict[str, Any], out: Path, parallelism: int,
-              source_folder: Path | None, on_time_input: bool = False) -> Run:
+              source_folder: Path | None) -> Run:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     spec = build_spec(doc)
@@ -346,8 +311,6 @@ def run_flink(name: str, doc: dict[str, Any], out: Path, parallelism: int,
     if source_folder is not None:
         job.ddl = read_source_from(job.ddl, str(spec.resolve(doc["source"]["path"])),
                                    str(source_folder))
-    if on_time_input:
-        job.ddl = window_input_on_time(job.ddl, job.inserts)
     work = out / "job"
     files = [job.write(work / "job.json")]
     env = driver_environment(work)
@@ -498,9 +461,6 @@ def main() -> int:
     ap.add_argument("--data", default=str(REPO / "bench-data"), help="(default: bench-data)")
     ap.add_argument("--out", default=str(REPO / "bench-out" / "flink"),
                     help="(default: bench-out/flink)")
-    ap.add_argument("--on-time-window-input", action="store_true",
-                    help="experiment: Flink windows read only the records their late split "
-                         "did not take (see window_input_on_time) (default: off)")
     a = ap.parse_args()
     manifest = ensure_data(shared_bench(), a.events, Path(a.data))
     data = Path(manifest["path"])
@@ -508,7 +468,6 @@ def main() -> int:
     root = Path(a.out).resolve()
     configs = [c.strip() for c in a.runs.split(",") if c.strip()]
     print(f"{name}: {a.events:,} events, runs {configs} x {a.repeat}, "
-          f"{'on-time window input (experiment), ' if a.on_time_window_input else ''}"
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     best: dict[str, Run] = {}
     every: list[dict[str, Any]] = []
@@ -522,8 +481,7 @@ def main() -> int:
             else:  # pN: N readers on N part files; pN-onefile: the one file (one reader)
                 p = int(config.removeprefix("p").removesuffix("-onefile"))
                 split = p > 1 and not config.endswith("-onefile")
-                run = run_flink(name, doc, out, p, symbol_parts(data, p) if split else None,
-                                a.on_time_window_input)
+                run = run_flink(name, doc, out, p, symbol_parts(data, p) if split else None)
                 run.label += " (one file)" if config.endswith("-onefile") else ""
             print(f"  {run.label} run {i + 1}: whole process {run.wall_s:.1f} s "
                   f"({a.events / run.wall_s:,.0f} events/s), {run.job_s_from} "
@@ -584,7 +542,6 @@ def main() -> int:
             print("   ", problem)
     with open(root / "flink_trades.json", "w") as f:
         json.dump({"pipeline": name, "events": a.events, "repeat": a.repeat,
-                   "on_time_window_input": a.on_time_window_input,
                    "results": report, "runs": every, "checks": checks,
                    "agree": ok}, f, indent=1)
     return 0 if ok else 1
