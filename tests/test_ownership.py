@@ -192,6 +192,25 @@ def test_the_lock_names_its_holder_and_is_released_with_it(tmp_path):
             again.verify()
 
 
+def test_a_run_refused_by_the_lock_names_the_holder_not_an_output_it_never_wrote(tmp_path):
+    """The folder's holder (here a Flink run of the same spec, which writes its file output
+    as a folder of part files) may have changed what is at an output's path; the refused
+    run must say whose the folder is, not fail on closing that output (it did: "Is a
+    directory", exit 1, the lock's reason lost)."""
+    doc = file_doc(tmp_path, {"main": {"type": "file", "path": "out/main.jsonl"}})
+    parts = tmp_path / "out" / "main.jsonl"  # what the holder made of it
+    parts.mkdir(parents=True)
+    (parts / "part-0-0.json").write_text('{"id": 1, "ts": 1}\n')
+    (tmp_path / "chk").mkdir()
+    spec = write(tmp_path, doc)
+    with FolderLock.acquire(tmp_path / "chk", holder="surestream run --runner flink"):
+        second = subprocess.run([sys.executable, "-m", "surestream", "run", str(spec)],
+                                cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 2, second.stderr
+    assert f"is in use by surestream run --runner flink (pid {os.getpid()})" in second.stderr
+    assert (tmp_path / "out" / "main.jsonl").is_dir()  # untouched
+
+
 # -- outputs own their paths -------------------------------------------------------------------
 
 

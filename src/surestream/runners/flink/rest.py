@@ -29,9 +29,9 @@ class FlinkRestClient:
         self.timeout_s = timeout_s
 
     @classmethod
-    def for_address(cls, address: str) -> FlinkRestClient:
+    def for_address(cls, address: str, timeout_s: float = 10.0) -> FlinkRestClient:
         """From ``host:port`` (the ``--flink-address`` form) or a full http URL."""
-        return cls(address if "://" in address else f"http://{address}")
+        return cls(address if "://" in address else f"http://{address}", timeout_s)
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = None if body is None else json.dumps(body).encode()

@@ -48,13 +48,20 @@ def last_submission(checkpoint_dir: Path) -> SubmittedJob | None:
 def active_submission(checkpoint_dir: Path) -> tuple[SubmittedJob, str] | None:
     """(the job, its state) when the last job submitted from this folder is not over yet.
 
-    A cluster that does not answer (stopped, gone) cannot be running the job: None.
+    A cluster that refuses the connection (stopped, gone) cannot be running the job: None.
+    One that is slow to answer may still run it: its state is then ``UNKNOWN``, and the
+    caller refuses rather than start a second job beside it.
     """
     job = last_submission(checkpoint_dir)
     if job is None:
         return None
     try:
-        state = FlinkRestClient.for_address(job.address).job_state(job.job_id)
-    except FlinkRestError:
-        return None
+        state = FlinkRestClient.for_address(job.address, timeout_s=30.0).job_state(job.job_id)
+    except FlinkRestError as exc:
+        cause = exc.__cause__
+        refused = isinstance(cause, ConnectionRefusedError) or isinstance(
+            getattr(cause, "reason", None), ConnectionRefusedError)  # (urllib's URLError)
+        if refused or "HTTP 404" in str(exc):
+            return None  # no cluster there any more, or it no longer knows the job
+        return job, f"UNKNOWN: the cluster did not answer ({exc})"
     return None if state in TERMINAL_STATES else (job, state)

@@ -298,19 +298,21 @@ def translate(spec: PipelineSpec) -> FlinkTranslation:
             late = _late_select(spec, step.name, stage, columns, src.ts_ms,
                                 lambda wm, w=win: f"{w.late_condition} <= {wm}",
                                 b.watermark)
-            # the window reads only what its late split did not take: Flink's window
-            # operator sees its own watermark -- the minimum over the source readers at
-            # parallelism > 1 (measured: a late record also counted in its window, 2 and
-            # 39 of 1M), held back by a Python UDF -- never later than the one the split
-            # judged by, so no record is both late and counted, or neither
-            wm = epoch_ms(b.watermark)
-            stage = b.view(f"s{i}_{step.name}_on_time", (
-                f"SELECT * FROM {quote(stage)}\nWHERE {b.watermark} IS NULL OR NOT "
-                f"({win.late_condition} <= {wm})"))
-            win = (session_sql(step, stage, columns, src.ts_ms, where,
-                               late_split_before=late_split_before)
-                   if step.kind == "session"
-                   else window_sql(step, stage, columns, src.ts_ms, where))
+            if step.kind != "session" or b.carries_watermark:
+                # (a session after its record-level late split gets no late record)
+                # the window reads only what its late split did not take: Flink's window
+                # operator sees its own watermark -- the minimum over the source readers at
+                # parallelism > 1 (measured: a late record also counted in its window, 2 and
+                # 39 of 1M), held back by a Python UDF -- never later than the one the split
+                # judged by, so no record is both late and counted, or neither
+                wm = epoch_ms(b.watermark)
+                stage = b.view(f"s{i}_{step.name}_on_time", (
+                    f"SELECT * FROM {quote(stage)}\nWHERE {b.watermark} IS NULL OR NOT "
+                    f"({win.late_condition} <= {wm})"))
+                win = (session_sql(step, stage, columns, src.ts_ms, where,
+                                   late_split_before=late_split_before)
+                       if step.kind == "session"
+                       else window_sql(step, stage, columns, src.ts_ms, where))
             b.insert(step.late_output_tag, columns | _late_columns(), late,
                      f"{where}.late_output_tag")
             stage = b.view(f"s{i}_{step.name}", win.select)

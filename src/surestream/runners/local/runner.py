@@ -503,10 +503,17 @@ class LocalRunner:
     def run(self) -> RunResult:
         started = time.perf_counter()
         owns_lock = self._lock is None
+        if owns_lock:
+            try:
+                self._lock = lock_checkpoint_folder(self.store.dir)
+            except BaseException:
+                # another run holds the folder: say so, touching nothing of its outputs
+                # (closing them could fail on what that run is writing, masking the reason)
+                with contextlib.suppress(Exception):
+                    self._close(release_lock=False)
+                raise
         state = "failed"
         try:
-            if owns_lock:
-                self._lock = lock_checkpoint_folder(self.store.dir)
             self._start()
             self._start_history()
             self._loop(started)
