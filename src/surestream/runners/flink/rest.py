@@ -24,12 +24,15 @@ class FlinkRestError(RuntimeError):
 class FlinkRestClient:
     """``FlinkRestClient("http://127.0.0.1:8081")`` or ``FlinkRestClient.for_address("h:p")``."""
 
-    def __init__(self, base_url: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, base_url: str, timeout_s: float = 30.0) -> None:
+        # 30 s per call: a busy JobManager (a loaded machine, a large job graph) can take
+        # seconds to answer, and a timed-out stop or state query must not be mistaken for
+        # a failure
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
 
     @classmethod
-    def for_address(cls, address: str, timeout_s: float = 10.0) -> FlinkRestClient:
+    def for_address(cls, address: str, timeout_s: float = 30.0) -> FlinkRestClient:
         """From ``host:port`` (the ``--flink-address`` form) or a full http URL."""
         return cls(address if "://" in address else f"http://{address}", timeout_s)
 
