@@ -72,6 +72,7 @@ from trades_1m import DRIVER as LOCAL_DRIVER  # noqa: E402  (benchmarks/ is not 
 from trades_1m import SPEC, ensure_data, result_line, shared_bench  # noqa: E402
 
 from surestream.model.loader import build_spec  # noqa: E402
+from surestream.runners.flink.differential import read_jsonl  # noqa: E402
 from surestream.runners.flink.runner import flink_job  # noqa: E402
 from surestream.runners.flink.sql_refusals import FlinkUnsupported  # noqa: E402
 from surestream.runners.flink.sql_source import sql_string  # noqa: E402
@@ -356,16 +357,6 @@ def run_flink(name: str, doc: dict[str, Any], out: Path, parallelism: int,
 
 
 # ---------------------------------------------------------------- results
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """A file, or every committed part file of a Flink filesystem sink's folder."""
-    if not path.exists():
-        return []
-    files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")) \
-        if path.is_dir() else [path]
-    return [json.loads(line) for f in files for line in f.read_text().splitlines()
-            if line.strip()]
-
 
 def outcome(out: Path, duplicates: int | None = None) -> dict[str, Any]:
     """What a run produced; ``duplicates``: the records its dedup step dropped (None: the

@@ -23,6 +23,7 @@ import pytest
 from surestream.model.loader import build_spec, load_spec_dict
 from surestream.model.spec import PipelineSpec
 from surestream.runners.flink import operator_jar
+from surestream.runners.flink.differential import read_jsonl
 from surestream.runners.flink.distribution import flink_python
 from surestream.runners.flink.operator_jar import operator_jar_path
 from surestream.runners.flink.runner import flink_job
@@ -143,16 +144,6 @@ def case_docs(base: Path, trades: str) -> dict[str, dict]:
         "trades": trades_doc(trades),
         "trades_p2": trades_doc(trades),  # on Flink at parallelism 2
     }
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """A file, or every committed part file of a Flink filesystem sink's folder."""
-    if not path.exists():
-        return []
-    files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")) \
-        if path.is_dir() else [path]
-    return [json.loads(line) for f in files for line in f.read_text().splitlines()
-            if line.strip()]
 
 
 class Runs:
