@@ -17,6 +17,9 @@ What is translated, and how (docs/flink.md, "Translation"):
 - ``window`` (tumbling, sliding; ``allowed_lateness_ms = 0``; count, sum, min, max, avg):
   a window TVF, with the records too late for it sent to its late tag (``sql_window``);
   sessions as the SESSION TVF after a record-level late step (``sql_session``);
+- named ``streams``: each stream's steps are views over the last view of what it reads
+  (``sql_streams``; ``translate_steps`` translates one stream's steps), an output named
+  like a stream an INSERT of its last view; top-level ``steps`` are the stream ``main``;
 - outputs: JSON-lines file outputs become filesystem ``json`` tables (a folder of part
   files at the output's path); Kafka outputs ``kafka`` tables (``sql_kafka``), with the
   connector jars in ``FlinkTranslation.jars``.
@@ -28,7 +31,7 @@ run with ``FLINK_CONFIG`` (per-record watermarks, UTC).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +55,7 @@ from surestream.model.steps import (
     WindowStep,
     WithColumnsStep,
 )
+from surestream.model.stream_graph import step_path
 from surestream.model.time_range import format_epoch_ms
 from surestream.runners.flink.environment import DEFAULT_CHECKPOINT_INTERVAL_MS
 from surestream.runners.flink.operator_jar import operator_jar_path
@@ -84,6 +88,7 @@ from surestream.runners.flink.sql_source import (
     source_table,
     sql_string,
 )
+from surestream.runners.flink.sql_streams import Stage, source_stream, walk_streams
 from surestream.runners.flink.sql_time import epoch_ms
 from surestream.runners.flink.sql_user_code import WM_BEFORE, user_code_sql
 from surestream.runners.flink.sql_window import window_sql
@@ -147,11 +152,6 @@ class _Builder:
         #: Kafka output table -> its SELECTs: Flink makes one sink per INSERT, and two Kafka
         #: sinks may not share a transactional-id prefix, so they become one INSERT
         self.kafka_selects: dict[str, list[str]] = {}
-        #: the watermark before each record: Flink's own until a Python UDF, which holds
-        #: watermarks back to the end of its bundle; from there on the value taken before
-        #: the first UDF, carried as a column (``sql_user_code.WM_BEFORE``)
-        self.watermark = f"CURRENT_WATERMARK({ROWTIME})"
-        self.carries_watermark = False
 
     def view(self, name: str, select: str) -> str:
         self.out.ddl.append(f"CREATE TEMPORARY VIEW {quote(name)} AS\n{select}")
@@ -233,9 +233,6 @@ def translate(spec: PipelineSpec) -> FlinkTranslation:
     """The Flink SQL of ``spec``, or ``FlinkUnsupported`` for its first untranslatable
     field."""
     b = _Builder(spec)
-    if spec.streams:
-        raise FlinkUnsupported("streams", "named streams are not translated yet (top-level "
-                                          "`steps` only)")
     if spec.trigger is not None:
         raise FlinkUnsupported("trigger", "triggers are not translated yet")
     source = spec.source
@@ -248,10 +245,12 @@ def translate(spec: PipelineSpec) -> FlinkTranslation:
         raise FlinkUnsupported(f"{path}.path", (
             "one file only: several files are several partitions, whose watermarks our "
             "runner interleaves in a fixed order that Flink's file splits do not follow"))
-    steps = list(spec.steps)
+    first = source_stream(spec)  # (top-level steps: the stream `main`)
+    steps = list(spec.all_streams[first].steps)
+    wm_path = step_path(spec, first, 0)
     if not steps or not isinstance(steps[0], WatermarkStep):
-        raise FlinkUnsupported("steps[0]", "the first step must be `watermark`: the Flink "
-                                           "job runs on event time")
+        raise FlinkUnsupported(wm_path, "the first step must be `watermark`: the Flink "
+                                        "job runs on event time")
     if isinstance(source, KafkaSource):
         from surestream.connectors.kafka.broker import resolve_bootstrap
 
@@ -259,77 +258,107 @@ def translate(spec: PipelineSpec) -> FlinkTranslation:
         src, source_ddl, bad_values = kafka_source_table(
             source, steps[0], pipeline=spec.pipeline,
             bootstrap=resolve_bootstrap(source.bootstrap, "source.bootstrap"),
-            source_path=path, step_path="steps[0]")
+            source_path=path, step_path=wm_path)
         b.out.config.update(idle_timeout_config(source, steps[0]))
         b.insert(ERRORS_TAG, _error_columns(), _null_traceback(bad_values), "errors")
     else:
         src = source_table("source", source, str(spec.resolve(source.path)), steps[0], path,
-                           "steps[0]")
+                           wm_path)
         source_ddl = [src.ddl]
-    columns = dict(src.columns)
     b.insert(ERRORS_TAG, _error_columns(), _errors_select(spec, steps[0], src), "errors")
-    stage = b.view("s0_valid", f"SELECT * FROM {quote('source')} WHERE {src.valid}")
+    stage = Stage(b.view("s0_valid", f"SELECT * FROM {quote('source')} WHERE {src.valid}"),
+                  dict(src.columns), src.ts_ms)
     b.out.ddl[0:0] = source_ddl
-    result: dict[str, str] | None = None
-    late_split_before = False
-    for i, step in enumerate(steps[1:], start=1):
-        where = f"steps[{i}]"
-        if result is not None:
+    ts_column = steps[0].timestamp_column
+
+    def run_steps(stream: str, todo: list[Any], start: int, at: Stage) -> Stage:
+        return translate_steps(b, spec, stream, todo, start, at, ts_column)
+
+    walk_streams(spec, first, stage, run_steps, b.view, lambda tag, at: _emit(b, tag, at))
+    return b.finish()
+
+
+def _emit(b: _Builder, tag: str, stage: Stage) -> None:
+    """A stream's results INSERTed into the output named like the stream."""
+    names = ", ".join(quote(c) for c in stage.columns)
+    b.insert(tag, stage.columns, f"SELECT {names} FROM {quote(stage.view)}", f"outputs.{tag}")
+
+
+def translate_steps(b: _Builder, spec: PipelineSpec, stream: str, steps: list[Any],
+                    start: int, stage: Stage, ts_column: str) -> Stage:
+    """The views of ``steps`` of ``stream`` (the first at index ``start``) after ``stage``;
+    side outputs INSERTed on the way. Returns the stage of the stream's results."""
+    for i, step in enumerate(steps, start=start):
+        where = step_path(spec, stream, i)
+        if stage.windowed:
             raise FlinkUnsupported(where, "steps after a window are not translated yet")
         if isinstance(step, LateDataStep):
-            stage = _late_step(b, spec, step, stage, columns, src, i, where)
-            late_split_before = True  # no record at or behind the watermark goes on
+            stage.view = _late_step(b, spec, step, stage, i, where)
+            stage.late_split_before = True  # no record at or behind the watermark goes on
         elif isinstance(step, RouteStep):
-            stage = _route(b, spec, step, stage, columns, i, where)
+            stage.view = _route(b, spec, step, stage.view, stage.columns, i, where)
         elif isinstance(step, KeyedDedupStep):
-            stage = _keyed_dedup(b, spec, step, stage, columns, i, where)
+            stage.view = _keyed_dedup(b, spec, step, stage.view, stage.columns, i, where)
         elif isinstance(step, WhereStep):
-            condition = where_condition(step.condition, columns, f"{where}.condition")
-            stage = b.view(f"s{i}_{step.name}",
-                           f"SELECT * FROM {quote(stage)} WHERE {condition}")
+            condition = where_condition(step.condition, stage.columns, f"{where}.condition")
+            stage.view = b.view(f"s{i}_{step.name}",
+                                f"SELECT * FROM {quote(stage.view)} WHERE {condition}")
         elif isinstance(step, WithColumnsStep):
-            stage = _with_columns(b, step, stage, columns, steps[0].timestamp_column, i, where)
+            stage.view = _with_columns(b, step, stage, ts_column, i, where)
         elif isinstance(step, WindowStep):
-            if step.kind == "session":
-                win = session_sql(step, stage, columns, src.ts_ms, where,
-                                  late_split_before=late_split_before)
-            else:
-                win = window_sql(step, stage, columns, src.ts_ms, where)
-            late = _late_select(spec, step.name, stage, columns, src.ts_ms,
-                                lambda wm, w=win: f"{w.late_condition} <= {wm}",
-                                b.watermark)
-            if step.kind != "session" or b.carries_watermark:
-                # (a session after its record-level late split gets no late record)
-                # the window reads only what its late split did not take: Flink's window
-                # operator sees its own watermark -- the minimum over the source readers at
-                # parallelism > 1 (measured: a late record also counted in its window, 2 and
-                # 39 of 1M), held back by a Python UDF -- never later than the one the split
-                # judged by, so no record is both late and counted, or neither
-                wm = epoch_ms(b.watermark)
-                stage = b.view(f"s{i}_{step.name}_on_time", (
-                    f"SELECT * FROM {quote(stage)}\nWHERE {b.watermark} IS NULL OR NOT "
-                    f"({win.late_condition} <= {wm})"))
-                win = (session_sql(step, stage, columns, src.ts_ms, where,
-                                   late_split_before=late_split_before)
-                       if step.kind == "session"
-                       else window_sql(step, stage, columns, src.ts_ms, where))
-            b.insert(step.late_output_tag, columns | _late_columns(), late,
-                     f"{where}.late_output_tag")
-            stage = b.view(f"s{i}_{step.name}", win.select)
-            result = win.columns
+            _window(b, spec, step, stage, i, where)
         elif isinstance(step, MapStep | FilterStep | MapBatchesStep):
-            stage, columns = _user_code(b, spec, step, stage, columns, i, where)
-            # event time from rt from here on: a function may change or drop the column
-            src = replace(src, ts_ms=epoch_ms(ROWTIME))
+            if stage.union is not None:
+                raise FlinkUnsupported(where, (
+                    f"user code after a union ({stage.union!r}) is not translated: a "
+                    "function sees each record's own watermark on our runner, the union's "
+                    "on Flink"))
+            _user_code(b, spec, step, stage, i, where)
+        elif isinstance(step, WatermarkStep):
+            raise FlinkUnsupported(where, (
+                "the watermark is the source table's on the Flink runner: only the first "
+                "step of the stream reading the source may be `watermark`"))
         elif step.type in USER_CODE_STEPS:
             raise user_code(where, step.type)
         else:
             raise FlinkUnsupported(where, STEP_REASONS.get(
                 step.type, f"a `{step.type}` step is not translated"))
-    out_cols = result if result is not None else columns
-    names = ", ".join(quote(c) for c in out_cols)
-    b.insert("main", out_cols, f"SELECT {names} FROM {quote(stage)}", "outputs.main")
-    return b.finish()
+    return stage
+
+
+def _window(b: _Builder, spec: PipelineSpec, step: WindowStep, stage: Stage, i: int,
+            where: str) -> None:
+    """A window TVF over ``stage``, the records too late for it to its late tag; ``stage``
+    becomes the window's results."""
+    columns, ts_ms = stage.columns, stage.ts_ms
+
+    def window(view: str) -> Any:
+        if step.kind == "session":
+            return session_sql(step, view, columns, ts_ms, where,
+                               late_split_before=stage.late_split_before)
+        return window_sql(step, view, columns, ts_ms, where)
+
+    win = window(stage.view)
+    late = _late_select(spec, step.name, stage.view, columns, ts_ms,
+                        lambda wm, w=win: f"{w.late_condition} <= {wm}", stage.watermark)
+    view = stage.view
+    if step.kind != "session" or stage.carries_watermark:
+        # (a session after its record-level late split gets no late record)
+        # the window reads only what its late split did not take: Flink's window
+        # operator sees its own watermark -- the minimum over the source readers at
+        # parallelism > 1 (measured: a late record also counted in its window, 2 and
+        # 39 of 1M), held back by a Python UDF -- never later than the one the split
+        # judged by, so no record is both late and counted, or neither
+        wm = epoch_ms(stage.watermark)
+        view = b.view(f"s{i}_{step.name}_on_time", (
+            f"SELECT * FROM {quote(view)}\nWHERE {stage.watermark} IS NULL OR NOT "
+            f"({win.late_condition} <= {wm})"))
+        win = window(view)
+    b.insert(step.late_output_tag, columns | _late_columns(), late,
+             f"{where}.late_output_tag")
+    stage.view = b.view(f"s{i}_{step.name}", win.select)
+    stage.columns = dict(win.columns)
+    stage.windowed = True
 
 
 def _error_columns() -> dict[str, str]:
@@ -390,10 +419,10 @@ def _late_select(spec: PipelineSpec, operator: str, stage: str, columns: dict[st
             f"FROM ({inner})\nWHERE wm__ IS NOT NULL AND {is_late('wm__')}")
 
 
-def _late_step(b: _Builder, spec: PipelineSpec, step: LateDataStep, stage: str,
-               columns: dict[str, str], src: SourceTable, i: int, where: str) -> str:
+def _late_step(b: _Builder, spec: PipelineSpec, step: LateDataStep, stage: Stage, i: int,
+               where: str) -> str:
     """The record-level late split: late when ``ts <= W`` (W before the record)."""
-    wm = b.watermark
+    wm, ts_ms = stage.watermark, stage.ts_ms
     if step.strategy in ("log_and_drop", "flag"):
         raise FlinkUnsupported(f"{where}.strategy", f"`{step.strategy}` is not translated "
                                                     "yet (quarantine, side_output, dlq, drop)")
@@ -403,10 +432,11 @@ def _late_step(b: _Builder, spec: PipelineSpec, step: LateDataStep, stage: str,
         raise FlinkUnsupported(f"{where}.metadata", "all metadata columns are written on "
                                                     "the Flink runner")
     if step.emits_records:
-        late = _late_select(spec, step.name, stage, columns, src.ts_ms,
-                            lambda w: f"{src.ts_ms} <= {w}", wm)
-        b.insert(step.output_tag, columns | _late_columns(), late, f"{where}.output_tag")
-    return b.view(f"s{i}_{step.name}", f"SELECT * FROM {quote(stage)}\n"
+        late = _late_select(spec, step.name, stage.view, stage.columns, ts_ms,
+                            lambda w: f"{ts_ms} <= {w}", wm)
+        b.insert(step.output_tag, stage.columns | _late_columns(), late,
+                 f"{where}.output_tag")
+    return b.view(f"s{i}_{step.name}", f"SELECT * FROM {quote(stage.view)}\n"
                                         f"WHERE {wm} IS NULL OR {ROWTIME} > {wm}")
 
 
@@ -432,7 +462,7 @@ def _keyed_dedup(b: _Builder, spec: PipelineSpec, step: KeyedDedupStep, stage: s
         b.insert(step.duplicates_output_tag, dict(columns), duplicates,
                  f"{where}.duplicates_output_tag")
     else:
-        table = f"duplicates_{i}"
+        table = f"duplicates_{step.name}"
         cols = ",\n  ".join(f"{quote(c)} {t}" for c, t in columns.items())
         folder = sql_string(str(duplicates_folder(spec, step)))
         b.out.ddl.append(f"CREATE TEMPORARY TABLE {quote(table)} (\n  {cols}\n) WITH ("
@@ -442,31 +472,31 @@ def _keyed_dedup(b: _Builder, spec: PipelineSpec, step: KeyedDedupStep, stage: s
                                                      with_rowtime=True))
 
 
-def _with_columns(b: _Builder, step: WithColumnsStep, stage: str, columns: dict[str, str],
-                  ts_column: str, i: int, where: str) -> str:
+def _with_columns(b: _Builder, step: WithColumnsStep, stage: Stage, ts_column: str, i: int,
+                  where: str) -> str:
     """New or replaced columns, typed and checked by ``sql_expressions`` (each one's type is
     needed for the sinks' tables)."""
-    exprs, types = with_columns_select(step.columns, columns, f"{where}.columns",
+    exprs, types = with_columns_select(step.columns, stage.columns, f"{where}.columns",
                                        {ts_column, ROWTIME})
-    columns.clear()
-    columns.update(types)
-    parts = [f"{exprs[c]} AS {quote(c)}" for c in columns]
-    carried = f", {quote(WM_BEFORE)}" if b.carries_watermark else ""
+    stage.columns = dict(types)
+    parts = [f"{exprs[c]} AS {quote(c)}" for c in stage.columns]
+    carried = f", {quote(WM_BEFORE)}" if stage.carries_watermark else ""
     return b.view(f"s{i}_{step.name}",
-                  f"SELECT {', '.join(parts)}, {ROWTIME}{carried} FROM {quote(stage)}")
+                  f"SELECT {', '.join(parts)}, {ROWTIME}{carried} FROM {quote(stage.view)}")
 
 
 def _user_code(b: _Builder, spec: PipelineSpec, step: MapStep | FilterStep | MapBatchesStep,
-               stage: str, columns: dict[str, str], i: int,
-               where: str) -> tuple[str, dict[str, str]]:
+               stage: Stage, i: int, where: str) -> None:
     """A map / filter / map_batches step as a Python UDF (``sql_user_code``): the records
-    it passes on become the next view, the inputs it failed on go to ``errors``."""
-    if not b.carries_watermark:
-        stage = b.view(f"s{i}_{step.name}_wm", f"SELECT *, {epoch_ms(b.watermark)} AS "
-                                               f"{quote(WM_BEFORE)} FROM {quote(stage)}")
-        b.watermark = f"TO_TIMESTAMP_LTZ({quote(WM_BEFORE)}, 3)"
-        b.carries_watermark = True
-    sql = user_code_sql(step, stage, columns, i, where)
+    it passes on become the next view, the inputs it failed on go to ``errors``. Event
+    time comes from ``rt`` from here on: a function may change or drop the column."""
+    if not stage.carries_watermark:
+        stage.view = b.view(f"s{i}_{step.name}_wm",
+                            f"SELECT *, {epoch_ms(stage.watermark)} AS "
+                            f"{quote(WM_BEFORE)} FROM {quote(stage.view)}")
+        stage.watermark = f"TO_TIMESTAMP_LTZ({quote(WM_BEFORE)}, 3)"
+        stage.carries_watermark = True
+    sql = user_code_sql(step, stage.view, stage.columns, i, where)
     b.out.functions.append(sql.function)
     if sql.python_file not in b.out.python_files:
         b.out.python_files.append(sql.python_file)
@@ -474,7 +504,9 @@ def _user_code(b: _Builder, spec: PipelineSpec, step: MapStep | FilterStep | Map
     b.insert(ERRORS_TAG, _error_columns(),
              _null_traceback(sql.failed.replace("{pipeline}", sql_string(spec.pipeline))
                              .replace("{calls}", calls)), f"{where}.function")
-    return b.view(f"s{i}_{step.name}", sql.passed.replace("{calls}", calls)), sql.columns
+    stage.view = b.view(f"s{i}_{step.name}", sql.passed.replace("{calls}", calls))
+    stage.columns = dict(sql.columns)
+    stage.ts_ms = epoch_ms(ROWTIME)
 
 
 def _route(b: _Builder, spec: PipelineSpec, step: RouteStep, stage: str,
