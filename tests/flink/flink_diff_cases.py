@@ -134,7 +134,10 @@ class ExampleVerdict:
 
 def _columns(doc: dict[str, Any]) -> dict[str, str]:
     """The columns the example's steps name, with a type for a synthetic input: the event
-    time (int ms), keys and route fields (strings), aggregated columns (floats)."""
+    time (int ms), keys and route fields (strings), dedup keys (``id``: one value a record),
+    aggregated columns (floats); an example
+    that declares its source ``schema``: those columns, with their types (other integers
+    than the event time as ``small_int``)."""
     cols: dict[str, str] = {}
     steps = list(doc.get("steps") or [])
     for stream in (doc.get("streams") or {}).values():
@@ -145,6 +148,8 @@ def _columns(doc: dict[str, Any]) -> dict[str, str]:
             cols[step["timestamp_column"]] = "int"
         for key in step.get("key_fields") or []:
             cols.setdefault(key, "string")
+            if kind == "keyed_dedup":  # one value a record (its duplicates: the re-sent)
+                cols[key] = "id"
         if kind == "route":
             cols.setdefault(step["field"], "string")
         aggs = step.get("aggregations")
@@ -157,6 +162,10 @@ def _columns(doc: dict[str, Any]) -> dict[str, str]:
         elif isinstance(aggs, str):
             for part in aggs.split(","):
                 cols.setdefault(part.split(":")[0].strip(), "float")
+    declared = (doc.get("source") or {}).get("schema")
+    if isinstance(declared, dict):  # the example's own columns, as it types them
+        own = {c: t for c, t in cols.items() if t in ("int", "id")}
+        return {c: own.get(c) or {"int": "small_int"}.get(t, t) for c, t in declared.items()}
     return cols
 
 
@@ -182,6 +191,12 @@ def small_input(doc: dict[str, Any], n: int = 60) -> list[dict[str, Any]]:
                 row[c] = route_values[c][i % len(route_values[c])]
             elif t == "string":
                 row[c] = f"{c}{i % 3}" if i % 10 else f"{c}0"
+            elif t == "id":
+                row[c] = f"{c}{i}"
+            elif t == "small_int":
+                row[c] = i * 13 % 9 + 1
+            elif t == "bool":
+                row[c] = i % 3 == 0
             else:
                 row[c] = round((i * 37 % 101) / 10, 1)
         records.append(row)
@@ -417,3 +432,117 @@ def regression_cases() -> list[DiffCase]:
                      "sliding 2 s / 0.5 s, offset 250 ms, event times from 0"),
             DiffCase("regression/error-records", errors, {INPUT: bad},
                      "missing / out-of-range timestamps, an unroutable key, a null value")]
+
+
+# -- named streams ---------------------------------------------------------------------------------
+
+#: the named-stream cases' input columns (a few symbols, an int quantity, a float value)
+STREAM_SCHEMA = {"k": "string", "ts": "int", "v": "float", "q": "int", "id": "string"}
+#: how many records of ``stream_records`` are sent twice (the same ``id``): duplicates
+RESENT = 6
+
+
+def stream_records() -> list[dict[str, Any]]:
+    """Trades for the named-stream cases: three keys, event times in disorder within 2 s,
+    stragglers 30 s behind (late), ``RESENT`` records sent again a little later
+    (duplicates), one record without a timestamp (an error)."""
+    records = []
+    for i in range(90):
+        ts = 1_700_000_000_000 + i * 700 + (i * 7919 % 7) * 300 - 900
+        if i % 17 == 9:
+            ts -= 30_000  # far behind the watermark: late
+        records.append({"k": "ABC"[i * 5 % 3], "ts": ts, "v": round((i * 37 % 29) / 4, 2),
+                        "q": i % 7 + 1, "id": f"t{i}"})
+    for j in range(RESENT):  # re-sent 3 records later (same id, same event time)
+        records.insert(13 * j + 10, dict(records[13 * j + 7]))
+    records.append({"k": "A", "v": 1.0, "q": 1, "id": "no_ts"})
+    return records
+
+
+def _window(name: str, late_tag: str, **shape: Any) -> dict[str, Any]:
+    """A window per key; float sums and averages only in tumbling ones (a sliding window's
+    are refused: Flink adds per-slide partial sums)."""
+    aggs = {"trades": "count()", "volume": "sum(q)", "high": "max(v)", "low": "min(v)"}
+    if shape["kind"] == "tumbling":
+        aggs |= {"mean": "avg(v)", "vwap": "vwap(v, q)"}
+    return {"type": "window", "name": name, "key_fields": ["k"], "late_output_tag": late_tag,
+            "aggregations": aggs, **shape}
+
+
+def _streams_doc(pipeline: str, streams: dict[str, Any], *outputs: str) -> dict[str, Any]:
+    return {"pipeline": pipeline,
+            "source": {"type": "file", "path": INPUT, "schema": STREAM_SCHEMA},
+            "streams": streams, "outputs": _outputs(*outputs, "errors"),
+            "checkpoint": {"dir": "ck"}}
+
+
+WATERMARK_2S = {"type": "watermark", "name": "event_time", "timestamp_column": "ts",
+                "max_out_of_orderness_ms": 2000}
+
+
+def named_stream_cases() -> list[DiffCase]:
+    """Fixed cases of named ``streams`` (runners/flink/sql_streams.py): one deduplicated
+    stream feeding a tumbling and a sliding window; a late split and new columns in a
+    parent stream, read by a filtered session window and by a stream without steps; two
+    windows of one size each and two filtered streams, each pair as a union; a Python
+    filter in a parent stream, read by a window and by a late split."""
+    fan_out = _streams_doc("streams_fan_out", {
+        "clean": {"from": "source", "steps": [
+            WATERMARK_2S,
+            {"type": "keyed_dedup", "name": "dedup", "key_fields": ["id"],
+             "time_window_ms": 600_000, "duplicates_output_tag": "dups"}]},
+        "tumbling": {"from": "clean", "steps": [
+            _window("w10s", "late_tumbling", kind="tumbling", size_ms=10_000)]},
+        "sliding": {"from": "clean", "steps": [
+            _window("w20s", "late_sliding", kind="sliding", size_ms=20_000,
+                    slide_ms=5_000)]}},
+        "tumbling", "sliding", "late_tumbling", "late_sliding", "dups")
+    late_split = _streams_doc("streams_late_split", {
+        "on_time": {"from": "source", "steps": [
+            WATERMARK_2S,
+            {"type": "late_data_side_output", "name": "late_split", "output_tag": "late"},
+            {"type": "with_columns", "name": "value",
+             "columns": {"value": "CAST(v * q AS DOUBLE)"}}]},
+        "big": {"from": "on_time", "steps": [
+            {"type": "where", "name": "big_only", "condition": "value > 20"},
+            {"type": "window", "name": "sessions", "key_fields": ["k"], "kind": "session",
+             "gap_ms": 1500, "late_output_tag": "late_sessions",
+             "aggregations": {"trades": "count()", "total": "sum(value)"}}]},
+        "copy": {"from": "on_time", "steps": []}},
+        "on_time", "big", "copy", "late", "late_sessions")
+    unions = _streams_doc("streams_unions", {
+        "trades": {"from": "source", "steps": [WATERMARK_2S]},
+        "w_a": {"from": "trades", "steps": [
+            _window("wa", "late_a", kind="tumbling", size_ms=10_000)]},
+        "w_b": {"from": "trades", "steps": [
+            _window("wb", "late_b", kind="tumbling", size_ms=20_000)]},
+        "sizes": {"from": ["w_a", "w_b"], "steps": []},
+        "key_a": {"from": "trades", "steps": [
+            {"type": "where", "name": "only_a", "condition": "k = 'A'"}]},
+        "key_b": {"from": "trades", "steps": [
+            {"type": "where", "name": "only_b", "condition": "k = 'B'"}]},
+        "a_and_b": {"from": ["key_a", "key_b"], "steps": [
+            {"type": "with_columns", "name": "doubled",
+             "columns": {"v2": "CAST(v * 2 AS DOUBLE)"}}]}},
+        "sizes", "a_and_b", "late_a", "late_b")
+    user_code = _streams_doc("streams_user_code", {
+        "kept": {"from": "source", "steps": [
+            WATERMARK_2S,
+            {"type": "filter", "name": "keep_big",
+             "function": "flink_udf_functions:keep"}]},
+        "windows": {"from": "kept", "steps": [
+            _window("w5s", "late_windows", kind="tumbling", size_ms=5_000)]},
+        "in_time": {"from": "kept", "steps": [
+            {"type": "late_data_side_output", "name": "split_kept", "output_tag": "late"}]}},
+        "windows", "in_time", "late_windows", "late")
+    records = stream_records()
+    return [DiffCase("streams/fan-out", fan_out, {INPUT: records},
+                     "dedup in a parent stream; a tumbling and a sliding window read it"),
+            DiffCase("streams/late-split", late_split, {INPUT: records},
+                     "a late split in a parent stream; a session window and a stream "
+                     "without steps read it"),
+            DiffCase("streams/unions", unions, {INPUT: records},
+                     "two windows as one output; two filtered streams as one"),
+            DiffCase("streams/user-code", user_code, {INPUT: records},
+                     "a Python filter in a parent stream; a window and a late split read "
+                     "it (the watermark carried past the UDF)")]

@@ -29,14 +29,17 @@ from pathlib import Path
 import pytest
 from flink_diff_cases import (
     CASES_DIR,
+    RESENT,
     ExampleVerdict,
     example_files,
     example_verdicts,
+    named_stream_cases,
     probe_cases,
     read_lines,
     regression_cases,
     shared_cases,
     stream_cases,
+    stream_records,
 )
 from hypothesis import HealthCheck, Phase, given, settings
 
@@ -130,7 +133,7 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> Batch:
     rows_probes = support_probes()
     probes, labels, left_out = probe_cases(rows_probes)
     props = property_cases(PROPERTY_CASES)
-    cases = [*shared_cases(), *regression_cases(),
+    cases = [*shared_cases(), *regression_cases(), *named_stream_cases(),
              *(v.case for v in [*examples, shape] if v.case), *probes, *props]
     results = run_differential(cases, work / "runs")
     print("\n" + summary(results))
@@ -234,6 +237,49 @@ def test_error_records_are_equal(batch: Batch) -> None:
     assert all("traceback" in r for r in errors)
 
 
+# -- named streams ----------------------------------------------------------------------------
+
+def flink_rows(result: CaseResult, tag: str) -> list[dict]:
+    return read_jsonl(result.flink_paths[tag])
+
+
+def test_named_streams_run_equal(batch: Batch) -> None:
+    """Every named-stream case (flink_diff_cases.named_stream_cases) equal on both runners,
+    and each shows what it is for in its outputs."""
+    names = [c.name for c in named_stream_cases()]
+    for name in names:
+        result = batch.results[name]
+        assert result.equal, result.report()
+    sent = stream_records()
+    # dedup in a parent stream: each re-sent record once among the duplicates; both windows
+    # that read the deduplicated stream have results, and late records of their own
+    fan_out = batch.results["streams/fan-out"]
+    assert len(flink_rows(fan_out, "dups")) == RESENT
+    for tag in ("tumbling", "sliding", "late_tumbling", "late_sliding"):
+        assert flink_rows(fan_out, tag), f"streams/fan-out: {tag} is empty"
+    spans = {r["window_end"] - r["window_start"] for r in flink_rows(fan_out, "sliding")}
+    assert spans == {20_000}
+    # a late split in a parent stream: every record once in the stream or late or errors;
+    # the stream without steps holds exactly its parent's records
+    late_split = batch.results["streams/late-split"]
+    on_time = sorted(r["id"] for r in flink_rows(late_split, "on_time"))
+    late = [r["id"] for r in flink_rows(late_split, "late")]
+    errors = flink_rows(late_split, "errors")
+    assert late and len(errors) == 1
+    assert sorted(on_time + late + ["no_ts"]) == sorted(r["id"] for r in sent)
+    assert sorted(r["id"] for r in flink_rows(late_split, "copy")) == on_time
+    assert flink_rows(late_split, "big")
+    # unions: both window sizes in one output; two filtered streams in one
+    unions = batch.results["streams/unions"]
+    sizes = {r["window_end"] - r["window_start"] for r in flink_rows(unions, "sizes")}
+    assert sizes == {10_000, 20_000}
+    both = flink_rows(unions, "a_and_b")
+    assert {r["k"] for r in both} == {"A", "B"} and all(r["v2"] == 2 * r["v"] for r in both)
+    # a Python filter in a parent stream, read by a window and by a late split
+    user_code = batch.results["streams/user-code"]
+    assert flink_rows(user_code, "windows") and flink_rows(user_code, "in_time")
+
+
 # -- the example pipelines -----------------------------------------------------------------
 
 def test_every_example_is_run_or_refused_as_the_translation_says(batch: Batch) -> None:
@@ -254,6 +300,11 @@ def test_every_example_is_run_or_refused_as_the_translation_says(batch: Batch) -
         doc = verdict.case.doc if verdict.case else None
         if doc is not None:
             translate(build_spec(copy.deepcopy(doc), base_dir="/nonexistent"))
+    flink_example = "src/surestream/examples/flink/trades_windows.yaml"
+    accepted = {v.name: v for v in batch.examples}[flink_example]
+    assert accepted.refusal is None and accepted.accepted, accepted.line()
+    counts = {o.tag: o.local_count for o in batch.results[accepted.case.name].outputs}
+    assert counts["windows_1m"] > 0 and counts["activity_5m"] > 0, counts
     ran = {n for n in batch.results if n.startswith("example/")}
     assert ran == {v.case.name for v in [*batch.examples, batch.shape] if v.accepted}
 

@@ -45,6 +45,7 @@ from surestream.runners.flink.submit import (
     driver_command,
     driver_environment,
     parse_driver_output,
+    ship_user_code,
 )
 from surestream.runners.flink.translate import translate
 
@@ -323,7 +324,8 @@ def _run_flink_batch(jobs: list[tuple[int, Any]], work: Path, timeout_s: float |
     while pending:
         folder = work / f"driver-{attempt}"
         folder.mkdir(parents=True, exist_ok=True)
-        files = [job.write(folder / f"job-{i}-{job.name}.json") for i, job in pending]
+        files = [ship_user_code(job, folder / f"user-code-{i}")  # (a case's own functions)
+                 .write(folder / f"job-{i}-{job.name}.json") for i, job in pending]
         try:
             done = subprocess.run(driver_command(files), env=driver_environment(folder),
                                   capture_output=True, text=True, timeout=timeout_s)

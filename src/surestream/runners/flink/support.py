@@ -296,10 +296,50 @@ def probes() -> list[Probe]:
     streams["streams"] = {"clean": {"from": "source", "steps": streams.pop("steps")}}
     streams["outputs"]["clean"] = streams["outputs"].pop("main")
     out.append(Probe("spec", "named streams", streams))
+    out += [Probe("spec", label, doc) for label, doc in stream_probes()]
     trigger = base_doc()
     trigger["trigger"] = "once"
     out.append(Probe("spec", "trigger: once", trigger))
     return out
+
+
+def stream_probes() -> list[tuple[str, dict[str, Any]]]:
+    """The shapes of named streams (runners/flink/sql_streams.py): fan-out with a window in
+    each branch, a union, a stream reading a side output, two streams reading the source."""
+    def doc(streams: dict[str, Any], *outputs: str) -> dict[str, Any]:
+        out = base_doc()
+        del out["steps"]
+        out["streams"] = streams
+        out["outputs"] = {t: {"type": "file", "path": f"out/{t}.jsonl"}
+                          for t in (*outputs, "errors")}
+        return out
+
+    window = STEP_EXAMPLES["window"]
+    clean = {"from": "source", "steps": [dict(WATERMARK)]}
+    return [
+        ("two streams reading one (fan-out), a window in each", doc(
+            {"clean": clean,
+             "w10": {"from": "clean", "steps": [_changed(window, {
+                 "name": "w10", "late_output_tag": "late_10"})]},
+             "w20": {"from": "clean", "steps": [_changed(window, {
+                 "name": "w20", "size_ms": 20000, "late_output_tag": "late_20"})]}},
+            "w10", "w20", "late_10", "late_20")),
+        ("a union of streams (`from: [a, b]`)", doc(
+            {"clean": clean,
+             "a": {"from": "clean", "steps": [{"type": "where", "name": "a_only",
+                                               "condition": "k = 'A'"}]},
+             "b": {"from": "clean", "steps": [{"type": "where", "name": "b_only",
+                                               "condition": "k = 'B'"}]},
+             "both": {"from": ["a", "b"], "steps": []}}, "both")),
+        ("a stream reading a side output (`from: late`)", doc(
+            {"clean": {"from": "source", "steps": [dict(WATERMARK),
+                                                   STEP_EXAMPLES["late_data_side_output"]]},
+             "late_records": {"from": "late", "steps": []}}, "clean", "late_records")),
+        ("two streams reading the source", doc(
+            {"clean": clean,
+             "other": {"from": "source", "steps": [_changed(WATERMARK, {"name": "wm2"})]}},
+            "clean", "other")),
+    ]
 
 
 def _step_doc(type_: str, step: dict[str, Any]) -> dict[str, Any]:
