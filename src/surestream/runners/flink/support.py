@@ -92,6 +92,8 @@ EXTRA_PROBES: list[tuple[str, str, dict[str, Any]]] = [
     ("window", "sliding, size not a multiple of slide",
      {"kind": "sliding", "size_ms": 10000, "slide_ms": 3000}),
     ("window", "key_fields: []", {"key_fields": []}),
+    ("window", "session, two key fields",
+     {"kind": "session", "gap_ms": 5000, "size_ms": None, "key_fields": ["k", "id"]}),
     ("window", "sliding, avg of a float column",
      {"kind": "sliding", "slide_ms": 5000, "aggregations": {"count": "count()",
                                                             "mean": "avg(v)"}}),
