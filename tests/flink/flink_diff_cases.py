@@ -148,7 +148,8 @@ def _columns(doc: dict[str, Any]) -> dict[str, str]:
             cols[step["timestamp_column"]] = "int"
         for key in step.get("key_fields") or []:
             cols.setdefault(key, "string")
-            if kind == "keyed_dedup":  # one value a record (its duplicates: the re-sent)
+            if kind == "keyed_dedup" and cols[key] != "int":  # (not the event time)
+                # one value a record: its duplicates are the re-sent ones
                 cols[key] = "id"
         if kind == "route":
             cols.setdefault(step["field"], "string")

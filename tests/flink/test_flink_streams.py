@@ -147,3 +147,22 @@ def test_the_shipped_flink_example_is_accepted_and_explained(
     assert "EXECUTE STATEMENT SET" in out
     for view in ("s4_notional", "s0_ohlc_1m", "s0_activity_5m"):  # each stream's last view
         assert f"CREATE TEMPORARY VIEW `{view}`" in out
+
+
+def test_duplicates_of_a_dedup_inside_a_stream_are_counted(tmp_path: Path) -> None:
+    """A dedup step without a duplicates output, inside a stream: the translation writes its
+    duplicates to the step's folder, and the count (our runner's `duplicates` counter) reads
+    that folder; the step must be found in the stream, not only in top-level `steps`."""
+    from surestream.runners.flink.sql_dedup import duplicates_dropped, duplicates_folder
+
+    dedup = {"type": "keyed_dedup", "name": "dedup_ids", "key_fields": ["id"],
+             "time_window_ms": 60_000}
+    doc = spec_doc({"clean": {"from": "source", "steps": [WATERMARK, dedup]},
+                    "copy": {"from": "clean", "steps": []}}, "copy")
+    spec = build_spec(copy.deepcopy(doc), base_dir=str(tmp_path))
+    folder = duplicates_folder(spec, spec.streams["clean"].steps[1])
+    assert str(folder) in translate(spec).script()
+    folder.mkdir(parents=True)
+    (folder / "part-0").write_text('{"id": "a"}\n{"id": "b"}\n')
+    (folder / ".part-1.inprogress").write_text('{"id": "c"}\n')  # not committed
+    assert duplicates_dropped(spec) == {"dedup_ids": 2}

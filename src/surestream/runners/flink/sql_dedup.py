@@ -151,7 +151,7 @@ def count_duplicates(folder: Path) -> int:
 def duplicates_dropped(spec: PipelineSpec) -> dict[str, int]:
     """Per keyed_dedup step of ``spec`` whose duplicates go to the job's folder (no
     ``duplicates_output_tag``): how many its finished Flink runs dropped -- our runner's
-    ``duplicates`` counter of that step."""
+    ``duplicates`` counter of that step (in any stream)."""
     return {step.name: count_duplicates(duplicates_folder(spec, step))
-            for step in spec.steps
+            for stream in spec.all_streams.values() for step in stream.steps
             if isinstance(step, KeyedDedupStep) and not step.duplicates_output_tag}
