@@ -18,6 +18,12 @@ Stopping: Ctrl-C or SIGTERM stops the job *with a savepoint* through Flink's RES
 mini-cluster's REST port (``rest.port``) itself. A second Ctrl-C ends the driver at once
 (Flink's retained checkpoints under ``<checkpoint dir>/flink/checkpoints`` remain).
 
+After a crash (this command killed, the machine gone): the driver and its JVM die with it
+(``runners/flink/parent_death``), the folder lock with the process; the outputs hold the part
+files of the checkpoints that completed. ``--resume`` continues from the latest complete
+retained checkpoint or savepoint (``runners/flink/retained``), and a plain run over those
+outputs is refused naming it.
+
 Exit codes: 0 finished (or submitted, or a live job stopped as asked), 1 the job failed,
 2 refused, 130 a bounded job stopped before its end (as ``--runner local``).
 """
@@ -50,6 +56,12 @@ def add_flink_run_arguments(p: argparse.ArgumentParser) -> None:
                         "mini-cluster for the length of the command)")
     g.add_argument("--parallelism", type=int, default=1, metavar="N",
                    help="the job's parallelism (default: 1)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the earlier run of this spec from its latest complete "
+                        "retained checkpoint or savepoint (after a crash: a killed command, "
+                        "a dead machine); with none, start from the beginning if the "
+                        "outputs hold no committed records (default: a fresh run; the "
+                        "local runner always resumes)")
     g.add_argument("--wait", action="store_true",
                    help="with --flink-address: wait for the job to end; Ctrl-C or SIGTERM "
                         "then stops it with a savepoint (default: return once submitted)")
@@ -84,6 +96,10 @@ def run_flink(args: argparse.Namespace, spec: PipelineSpec) -> int:
         print(f"--runner flink: {e}", file=sys.stderr)
         return EXIT_USAGE
     savepoint = None
+    if args.resume and args.from_savepoint:
+        print("--resume picks the latest retained checkpoint itself: give it or "
+              "--from-savepoint, not both", file=sys.stderr)
+        return EXIT_USAGE
     if args.from_savepoint:
         savepoint, problem = savepoint_location(args.from_savepoint)
         if problem:
@@ -97,6 +113,8 @@ def run_flink(args: argparse.Namespace, spec: PipelineSpec) -> int:
         print(f"pipeline {spec.pipeline!r}: {e}", file=sys.stderr)
         return EXIT_USAGE
     with lock:
+        if args.resume:
+            savepoint = _resume_point(spec)
         problem = _folder_problem(spec, fresh=savepoint is None)
         if problem:
             print(f"pipeline {spec.pipeline!r}: {problem}", file=sys.stderr)
@@ -148,6 +166,27 @@ def _visible_files(path: Path) -> bool:
                                  for p in path.rglob("*"))
 
 
+def _resume_point(spec: PipelineSpec) -> str | None:
+    """``--resume``: the latest complete retained checkpoint or savepoint (read under the
+    folder's lock), or None: a fresh start, which ``_folder_problem`` still refuses over
+    committed outputs."""
+    from surestream.runners.flink.retained import latest_retained
+
+    latest = latest_retained(spec.checkpoint_dir())
+    if latest is None:
+        print(f"--resume: no complete checkpoint or savepoint of an earlier run under "
+              f"{_flink_base(spec)}; starting from the beginning", file=sys.stderr)
+        return None
+    print(f"--resume: the latest complete {latest.kind} is {latest.path}", file=sys.stderr)
+    return str(latest.path)
+
+
+def _flink_base(spec: PipelineSpec) -> Path:
+    from surestream.runners.flink.environment import flink_folders
+
+    return flink_folders(spec.checkpoint_dir())["checkpoints"].parent
+
+
 def _folder_problem(spec: PipelineSpec, *, fresh: bool) -> str | None:
     """Why this run must not start now, given what the checkpoint folder and the outputs
     hold."""
@@ -166,9 +205,22 @@ def _folder_problem(spec: PipelineSpec, *, fresh: bool) -> str | None:
             verb = "holds" if len(held) == 1 else "hold"
             return (f"{', '.join(held)} already {verb} records of an earlier run; a fresh "
                     "Flink job would add its part files beside them (every record twice). "
-                    "Continue the earlier job with --from-savepoint LOCATION, or delete "
-                    "those outputs to start afresh")
+                    + _how_to_continue(spec))
     return None
+
+
+def _how_to_continue(spec: PipelineSpec) -> str:
+    """The refusal's way on: the exact state to continue from, when a run left one."""
+    from surestream.runners.flink.retained import latest_retained
+
+    latest = latest_retained(spec.checkpoint_dir())
+    if latest is None:
+        return (f"No complete checkpoint or savepoint of it is under {_flink_base(spec)}: "
+                "continue from one kept elsewhere with --from-savepoint LOCATION, or delete "
+                "those outputs to start afresh")
+    return (f"Continue the earlier job from its latest complete {latest.kind} with --resume "
+            f"(the same as --from-savepoint {latest.path}), or delete those outputs to "
+            "start afresh")
 
 
 class _FlinkRun:
@@ -221,7 +273,8 @@ class _FlinkRun:
         except KeyboardInterrupt:  # the second Ctrl-C / SIGTERM
             driver.kill()
             print(f"stopped at once by a second Ctrl-C, without a savepoint; the job's "
-                  f"retained checkpoints are under {self._checkpoints()}", file=sys.stderr)
+                  f"retained checkpoints are under {self._checkpoints()}: continue from the "
+                  "latest with --resume", file=sys.stderr)
             return EXIT_INTERRUPTED
         finally:
             if driver.poll() is None:
