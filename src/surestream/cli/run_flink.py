@@ -22,7 +22,8 @@ After a crash (this command killed, the machine gone): the driver and its JVM di
 (``runners/flink/parent_death``), the folder lock with the process; the outputs hold the part
 files of the checkpoints that completed. ``--resume`` continues from the latest complete
 retained checkpoint or savepoint (``runners/flink/retained``), and a plain run over those
-outputs is refused naming it.
+outputs is refused naming it; the state of a job itself restored is refused (a wrong read
+position on Flink's side wrote records twice).
 
 Exit codes: 0 finished (or submitted, or a live job stopped as asked), 1 the job failed,
 2 refused, 130 a bounded job stopped before its end (as ``--runner local``).
@@ -114,11 +115,17 @@ def run_flink(args: argparse.Namespace, spec: PipelineSpec) -> int:
         return EXIT_USAGE
     with lock:
         if args.resume:
-            savepoint = _resume_point(spec)
+            savepoint, code = _resume_point(spec)
+            if code is not None:
+                return code
         problem = _folder_problem(spec, fresh=savepoint is None)
         if problem:
             print(f"pipeline {spec.pipeline!r}: {problem}", file=sys.stderr)
             return EXIT_USAGE
+        if savepoint is None:  # earlier checkpoints are another timeline's from now on
+            from surestream.runners.flink.retained import FRESH, mark
+
+            mark(spec.checkpoint_dir(), FRESH)
         return _FlinkRun(args, spec, translation, savepoint).run()
 
 
@@ -166,19 +173,41 @@ def _visible_files(path: Path) -> bool:
                                  for p in path.rglob("*"))
 
 
-def _resume_point(spec: PipelineSpec) -> str | None:
-    """``--resume``: the latest complete retained checkpoint or savepoint (read under the
-    folder's lock), or None: a fresh start, which ``_folder_problem`` still refuses over
-    committed outputs."""
-    from surestream.runners.flink.retained import latest_retained
+def _resume_point(spec: PipelineSpec) -> tuple[str | None, int | None]:
+    """``--resume`` (read under the folder's lock): (the latest complete retained checkpoint
+    or savepoint, or None: a fresh start, which ``_folder_problem`` still refuses over
+    committed outputs; the exit code when the run ends here: finished, or refused)."""
+    from surestream.runners.flink.retained import FINISHED, latest_retained
 
     latest = latest_retained(spec.checkpoint_dir())
     if latest is None:
         print(f"--resume: no complete checkpoint or savepoint of an earlier run under "
               f"{_flink_base(spec)}; starting from the beginning", file=sys.stderr)
-        return None
+        return None, None
+    if latest.kind == FINISHED:
+        print(f"--resume: the earlier run finished ({_finished_job(latest.path)}); its "
+              "outputs are complete, nothing to continue", file=sys.stderr)
+        return None, EXIT_OK
+    if latest.restored:
+        print(f"--resume: pipeline {spec.pipeline!r}: {_restored_refusal(spec, latest.path)}",
+              file=sys.stderr)
+        return None, EXIT_USAGE
     print(f"--resume: the latest complete {latest.kind} is {latest.path}", file=sys.stderr)
-    return str(latest.path)
+    return str(latest.path), None
+
+
+def _restored_refusal(spec: PipelineSpec, path: Path) -> str:
+    return (f"the latest complete state, {path}, was taken by a job itself restored from a "
+            "checkpoint: Flink 2.3.0's file source can continue such a job at a wrong read "
+            "position (measured: a second crash and resume wrote 1,218 records twice), so it "
+            f"is not continued. Delete the outputs and {_flink_base(spec)} to run afresh")
+
+
+def _finished_job(timeline: Path) -> str:
+    try:
+        return f"Flink job {timeline.read_text().split()[1]}"
+    except (OSError, IndexError):
+        return str(timeline)
 
 
 def _flink_base(spec: PipelineSpec) -> Path:
@@ -211,9 +240,15 @@ def _folder_problem(spec: PipelineSpec, *, fresh: bool) -> str | None:
 
 def _how_to_continue(spec: PipelineSpec) -> str:
     """The refusal's way on: the exact state to continue from, when a run left one."""
-    from surestream.runners.flink.retained import latest_retained
+    from surestream.runners.flink.retained import FINISHED, latest_retained
 
     latest = latest_retained(spec.checkpoint_dir())
+    if latest is not None and latest.kind == FINISHED:
+        return (f"That run finished ({_finished_job(latest.path)}): its outputs are "
+                "complete, nothing to continue with --resume or --from-savepoint; delete "
+                "them to run afresh")
+    if latest is not None and latest.restored:
+        return _restored_refusal(spec, latest.path)
     if latest is None:
         return (f"No complete checkpoint or savepoint of it is under {_flink_base(spec)}: "
                 "continue from one kept elsewhere with --from-savepoint LOCATION, or delete "
@@ -330,6 +365,10 @@ class _FlinkRun:
                   f"--savepoint-dir {self._savepoint_target()}", file=sys.stderr)
         else:
             print(f"  Flink job {self.job_id}; web UI {self.rest.base_url}", file=sys.stderr)
+        if self.savepoint is not None:  # its states are a restored job's (retained.py)
+            from surestream.runners.flink.retained import RESTORED, mark
+
+            mark(self.spec.checkpoint_dir(), RESTORED, self.job_id)
 
     def _stop(self) -> int | None:
         """Stop the job with a savepoint; an exit code if the run is over, else None."""
@@ -398,6 +437,9 @@ class _FlinkRun:
             return EXIT_FAILURE
         if self.stopped_at is not None:
             return EXIT_OK if is_live(self.spec) else EXIT_INTERRUPTED
+        from surestream.runners.flink.retained import FINISHED, mark
+
+        mark(self.spec.checkpoint_dir(), FINISHED, self.job_id)
         print(f"pipeline {self.spec.pipeline!r} finished on Flink (job {self.job_id})",
               file=sys.stderr)
         for tag, path in flink_outputs(self.spec).items():
