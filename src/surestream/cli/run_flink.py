@@ -18,6 +18,13 @@ Stopping: Ctrl-C or SIGTERM stops the job *with a savepoint* through Flink's RES
 mini-cluster's REST port (``rest.port``) itself. A second Ctrl-C ends the driver at once
 (Flink's retained checkpoints under ``<checkpoint dir>/flink/checkpoints`` remain).
 
+After a crash (this command killed, the machine gone): the driver and its JVM die with it
+(``runners/flink/parent_death``), the folder lock with the process; the outputs hold the part
+files of the checkpoints that completed. ``--resume`` continues from the latest complete
+retained checkpoint or savepoint (``runners/flink/retained``), and a plain run over those
+outputs is refused naming it; the state of a job itself restored is refused (a wrong read
+position on Flink's side wrote records twice).
+
 Exit codes: 0 finished (or submitted, or a live job stopped as asked), 1 the job failed,
 2 refused, 130 a bounded job stopped before its end (as ``--runner local``).
 """
@@ -50,6 +57,12 @@ def add_flink_run_arguments(p: argparse.ArgumentParser) -> None:
                         "mini-cluster for the length of the command)")
     g.add_argument("--parallelism", type=int, default=1, metavar="N",
                    help="the job's parallelism (default: 1)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the earlier run of this spec from its latest complete "
+                        "retained checkpoint or savepoint (after a crash: a killed command, "
+                        "a dead machine); with none, start from the beginning if the "
+                        "outputs hold no committed records (default: a fresh run; the "
+                        "local runner always resumes)")
     g.add_argument("--wait", action="store_true",
                    help="with --flink-address: wait for the job to end; Ctrl-C or SIGTERM "
                         "then stops it with a savepoint (default: return once submitted)")
@@ -84,6 +97,10 @@ def run_flink(args: argparse.Namespace, spec: PipelineSpec) -> int:
         print(f"--runner flink: {e}", file=sys.stderr)
         return EXIT_USAGE
     savepoint = None
+    if args.resume and args.from_savepoint:
+        print("--resume picks the latest retained checkpoint itself: give it or "
+              "--from-savepoint, not both", file=sys.stderr)
+        return EXIT_USAGE
     if args.from_savepoint:
         savepoint, problem = savepoint_location(args.from_savepoint)
         if problem:
@@ -97,10 +114,18 @@ def run_flink(args: argparse.Namespace, spec: PipelineSpec) -> int:
         print(f"pipeline {spec.pipeline!r}: {e}", file=sys.stderr)
         return EXIT_USAGE
     with lock:
+        if args.resume:
+            savepoint, code = _resume_point(spec)
+            if code is not None:
+                return code
         problem = _folder_problem(spec, fresh=savepoint is None)
         if problem:
             print(f"pipeline {spec.pipeline!r}: {problem}", file=sys.stderr)
             return EXIT_USAGE
+        if savepoint is None:  # earlier checkpoints are another timeline's from now on
+            from surestream.runners.flink.retained import FRESH, mark
+
+            mark(spec.checkpoint_dir(), FRESH)
         return _FlinkRun(args, spec, translation, savepoint).run()
 
 
@@ -148,6 +173,49 @@ def _visible_files(path: Path) -> bool:
                                  for p in path.rglob("*"))
 
 
+def _resume_point(spec: PipelineSpec) -> tuple[str | None, int | None]:
+    """``--resume`` (read under the folder's lock): (the latest complete retained checkpoint
+    or savepoint, or None: a fresh start, which ``_folder_problem`` still refuses over
+    committed outputs; the exit code when the run ends here: finished, or refused)."""
+    from surestream.runners.flink.retained import FINISHED, latest_retained
+
+    latest = latest_retained(spec.checkpoint_dir())
+    if latest is None:
+        print(f"--resume: no complete checkpoint or savepoint of an earlier run under "
+              f"{_flink_base(spec)}; starting from the beginning", file=sys.stderr)
+        return None, None
+    if latest.kind == FINISHED:
+        print(f"--resume: the earlier run finished ({_finished_job(latest.path)}); its "
+              "outputs are complete, nothing to continue", file=sys.stderr)
+        return None, EXIT_OK
+    if latest.restored:
+        print(f"--resume: pipeline {spec.pipeline!r}: {_restored_refusal(spec, latest.path)}",
+              file=sys.stderr)
+        return None, EXIT_USAGE
+    print(f"--resume: the latest complete {latest.kind} is {latest.path}", file=sys.stderr)
+    return str(latest.path), None
+
+
+def _restored_refusal(spec: PipelineSpec, path: Path) -> str:
+    return (f"the latest complete state, {path}, was taken by a job itself restored from a "
+            "checkpoint: Flink 2.3.0's file source can continue such a job at a wrong read "
+            "position (measured: a second crash and resume wrote 1,218 records twice), so it "
+            f"is not continued. Delete the outputs and {_flink_base(spec)} to run afresh")
+
+
+def _finished_job(timeline: Path) -> str:
+    try:
+        return f"Flink job {timeline.read_text().split()[1]}"
+    except (OSError, IndexError):
+        return str(timeline)
+
+
+def _flink_base(spec: PipelineSpec) -> Path:
+    from surestream.runners.flink.environment import flink_folders
+
+    return flink_folders(spec.checkpoint_dir())["checkpoints"].parent
+
+
 def _folder_problem(spec: PipelineSpec, *, fresh: bool) -> str | None:
     """Why this run must not start now, given what the checkpoint folder and the outputs
     hold."""
@@ -166,9 +234,28 @@ def _folder_problem(spec: PipelineSpec, *, fresh: bool) -> str | None:
             verb = "holds" if len(held) == 1 else "hold"
             return (f"{', '.join(held)} already {verb} records of an earlier run; a fresh "
                     "Flink job would add its part files beside them (every record twice). "
-                    "Continue the earlier job with --from-savepoint LOCATION, or delete "
-                    "those outputs to start afresh")
+                    + _how_to_continue(spec))
     return None
+
+
+def _how_to_continue(spec: PipelineSpec) -> str:
+    """The refusal's way on: the exact state to continue from, when a run left one."""
+    from surestream.runners.flink.retained import FINISHED, latest_retained
+
+    latest = latest_retained(spec.checkpoint_dir())
+    if latest is not None and latest.kind == FINISHED:
+        return (f"That run finished ({_finished_job(latest.path)}): its outputs are "
+                "complete, nothing to continue with --resume or --from-savepoint; delete "
+                "them to run afresh")
+    if latest is not None and latest.restored:
+        return _restored_refusal(spec, latest.path)
+    if latest is None:
+        return (f"No complete checkpoint or savepoint of it is under {_flink_base(spec)}: "
+                "continue from one kept elsewhere with --from-savepoint LOCATION, or delete "
+                "those outputs to start afresh")
+    return (f"Continue the earlier job from its latest complete {latest.kind} with --resume "
+            f"(the same as --from-savepoint {latest.path}), or delete those outputs to "
+            "start afresh")
 
 
 class _FlinkRun:
@@ -221,7 +308,8 @@ class _FlinkRun:
         except KeyboardInterrupt:  # the second Ctrl-C / SIGTERM
             driver.kill()
             print(f"stopped at once by a second Ctrl-C, without a savepoint; the job's "
-                  f"retained checkpoints are under {self._checkpoints()}", file=sys.stderr)
+                  f"retained checkpoints are under {self._checkpoints()}: continue from the "
+                  "latest with --resume", file=sys.stderr)
             return EXIT_INTERRUPTED
         finally:
             if driver.poll() is None:
@@ -277,6 +365,10 @@ class _FlinkRun:
                   f"--savepoint-dir {self._savepoint_target()}", file=sys.stderr)
         else:
             print(f"  Flink job {self.job_id}; web UI {self.rest.base_url}", file=sys.stderr)
+        if self.savepoint is not None:  # its states are a restored job's (retained.py)
+            from surestream.runners.flink.retained import RESTORED, mark
+
+            mark(self.spec.checkpoint_dir(), RESTORED, self.job_id)
 
     def _stop(self) -> int | None:
         """Stop the job with a savepoint; an exit code if the run is over, else None."""
@@ -345,6 +437,9 @@ class _FlinkRun:
             return EXIT_FAILURE
         if self.stopped_at is not None:
             return EXIT_OK if is_live(self.spec) else EXIT_INTERRUPTED
+        from surestream.runners.flink.retained import FINISHED, mark
+
+        mark(self.spec.checkpoint_dir(), FINISHED, self.job_id)
         print(f"pipeline {self.spec.pipeline!r} finished on Flink (job {self.job_id})",
               file=sys.stderr)
         for tag, path in flink_outputs(self.spec).items():

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from surestream.runners.flink.environment import create_table_environment_from
 from surestream.runners.flink.job import FlinkJob
+from surestream.runners.flink.parent_death import die_with_parent
 
 
 def add_python_path(job: FlinkJob) -> None:
@@ -58,6 +59,30 @@ def register_functions(t_env, job: FlinkJob) -> None:
         module = importlib.import_module(function["module"])
         t_env.create_temporary_system_function(function["name"],
                                                getattr(module, function["attribute"]))
+
+
+def tie_gateway_to_driver() -> None:
+    """Make PyFlink start its gateway JVM (the local mini-cluster lives in it) so that the
+    kernel kills it when this driver dies (``parent_death``).
+
+    PyFlink 2.3.0 starts the JVM with ``subprocess.Popen`` in ``pyflink_gateway_server``; the
+    name is replaced there by one adding the parent-death signal to PyFlink's own
+    ``preexec_fn`` (it ignores SIGINT). Called before the first TableEnvironment, from the
+    main thread (the signal follows the thread that forks).
+    """
+    import subprocess
+
+    from pyflink import pyflink_gateway_server as gateway
+
+    if getattr(gateway.Popen, "surestream_tied", False):
+        return
+
+    def popen(*args, preexec_fn=None, **kwargs) -> subprocess.Popen:
+        tied = die_with_parent(then=preexec_fn)
+        return subprocess.Popen(*args, preexec_fn=tied, **kwargs)  # noqa: PLW1509
+
+    popen.surestream_tied = True  # type: ignore[attr-defined]
+    gateway.Popen = popen
 
 
 def run(job: FlinkJob) -> str:
@@ -97,6 +122,7 @@ def main(argv: list[str]) -> int:
     if problems:
         print("USER_CODE_ERROR " + "\nUSER_CODE_ERROR ".join(problems), file=sys.stderr)
         return 3
+    tie_gateway_to_driver()
     for job in jobs:
         run(job)
     return 0

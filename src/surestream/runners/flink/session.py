@@ -11,16 +11,14 @@ Two choices keep a stop clean and a crash harmless:
 - the driver runs in a process group of its own, so a Ctrl-C typed in the terminal reaches
   only the command, which stops the job *with a savepoint* through REST; a signal reaching
   the driver too would end the mini-cluster's JVM before the savepoint is taken;
-- the driver gets SIGKILL when the command dies (Linux ``PR_SET_PDEATHSIG``), and PyFlink's
-  gateway JVM ends when its Python parent does: a killed ``surestream run`` leaves no
+- the driver gets SIGKILL when the command dies, and the gateway JVM when the driver dies
+  (Linux ``PR_SET_PDEATHSIG``, ``parent_death``): a killed ``surestream run`` leaves no
   mini-cluster behind writing into outputs the next run owns.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import signal
 import subprocess
@@ -28,6 +26,7 @@ import threading
 from pathlib import Path
 
 from surestream.runners.flink.job import FlinkJob
+from surestream.runners.flink.parent_death import die_with_parent
 from surestream.runners.flink.submit import (
     FlinkJobFailed,
     JobRun,
@@ -35,17 +34,6 @@ from surestream.runners.flink.submit import (
     driver_environment,
     parse_driver_output,
 )
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    os.setsid()
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: the driver outlives a killed parent
-        pass
 
 
 class DriverProcess:
@@ -62,7 +50,7 @@ class DriverProcess:
             self.process = subprocess.Popen(
                 driver_command(files), env=driver_environment(work), stdout=subprocess.PIPE,
                 stderr=err, stdin=subprocess.DEVNULL, text=True,
-                preexec_fn=_die_with_parent)  # noqa: PLW1509 - setsid and prctl only
+                preexec_fn=die_with_parent(new_group=True))  # noqa: PLW1509 - setsid, prctl
         self._reader = threading.Thread(target=self._read, name="flink-driver-stdout",
                                         daemon=True)
         self._reader.start()

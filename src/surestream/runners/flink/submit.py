@@ -20,7 +20,7 @@ from surestream.runners.flink.job import FlinkJob
 #: the modules the driver imports (each imports only the stdlib, pyflink or one another;
 #: udf_adapter imports pandas / pyarrow / polars only inside the UDF calls)
 DRIVER_MODULES = ("__init__.py", "driver.py", "job.py", "environment.py", "distribution.py",
-                  "jars.py", "udf_adapter.py")
+                  "jars.py", "udf_adapter.py", "parent_death.py")
 #: stdlib-only modules of other packages that ``udf_adapter`` imports (path under
 #: ``surestream/``): the same code decides a user function's results on both runners
 SHARED_MODULES = ("model/declared_schema.py", "semantics/row_isolation.py")
