@@ -183,7 +183,9 @@ def test_c_a_spec_flink_cannot_run_exactly_exits_2_naming_the_field(tmp_path: Pa
 
 # -- a cluster: submit, stop with a savepoint, restart, exactly once ------------------------
 
-ROWS = 3_000_000
+#: enough that the job is still running when `flink stop` comes: with 3,000,000 a loaded
+#: machine (4 workers on 2 cores) once saw the job end first ("Could not find Flink job")
+ROWS = 6_000_000
 
 
 def dropped(i: int) -> bool:
