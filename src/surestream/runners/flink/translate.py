@@ -3,8 +3,9 @@ watermark, one view per step, and one INSERT per output, run as one statement se
 
 What is translated, and how (docs/flink.md, "Translation"):
 
-- the source: one JSON-lines file with a declared ``schema`` (``sql_source``), or Kafka
-  topics of JSON values (``sql_kafka``: values that are not records go to ``errors``);
+- the source: JSON-lines files with a declared ``schema``, one table per file joined by
+  UNION ALL (``sql_source``), or Kafka topics of JSON values (``sql_kafka``); lines and
+  values that are not records go to ``errors``;
 - ``watermark``: ``rt - (D + 1 ms)`` on the source table; records without a valid timestamp
   go to ``errors`` (``missing_timestamp`` / ``timestamp_out_of_range``) as on our runner;
 - ``late_data_side_output``: ``rt <= CURRENT_WATERMARK(rt)`` is late (SEMANTICS §3), with
@@ -80,8 +81,9 @@ from surestream.runners.flink.sql_session import session_sql
 from surestream.runners.flink.sql_source import (
     ROWTIME,
     SourceTable,
+    file_source_tables,
     quote,
-    source_table,
+    source_files,
     sql_string,
 )
 from surestream.runners.flink.sql_time import epoch_ms
@@ -243,11 +245,6 @@ def translate(spec: PipelineSpec) -> FlinkTranslation:
     if not isinstance(source, FileSource | KafkaSource):
         raise FlinkUnsupported(path, f"a `{getattr(source, 'type', None)}` source is not "
                                      "translated yet (one JSON-lines file, or Kafka)")
-    if isinstance(source, FileSource) and (
-            not isinstance(source.path, str) or any(c in source.path for c in "*?[")):
-        raise FlinkUnsupported(f"{path}.path", (
-            "one file only: several files are several partitions, whose watermarks our "
-            "runner interleaves in a fixed order that Flink's file splits do not follow"))
     steps = list(spec.steps)
     if not steps or not isinstance(steps[0], WatermarkStep):
         raise FlinkUnsupported("steps[0]", "the first step must be `watermark`: the Flink "
@@ -261,12 +258,12 @@ def translate(spec: PipelineSpec) -> FlinkTranslation:
             bootstrap=resolve_bootstrap(source.bootstrap, "source.bootstrap"),
             source_path=path, step_path="steps[0]")
         b.out.config.update(idle_timeout_config(source, steps[0]))
-        b.insert(ERRORS_TAG, _error_columns(), _null_traceback(bad_values), "errors")
-    else:
-        src = source_table("source", source, str(spec.resolve(source.path)), steps[0], path,
-                           "steps[0]")
-        source_ddl = [src.ddl]
+    else:  # each file a partition, globs expanded now (sql_source)
+        src, source_ddl, bad_values = file_source_tables(
+            source, source_files(source, spec.resolve, path), steps[0],
+            pipeline=spec.pipeline, source_path=path, step_path="steps[0]")
     columns = dict(src.columns)
+    b.insert(ERRORS_TAG, _error_columns(), _null_traceback(bad_values), "errors")
     b.insert(ERRORS_TAG, _error_columns(), _errors_select(spec, steps[0], src), "errors")
     stage = b.view("s0_valid", f"SELECT * FROM {quote('source')} WHERE {src.valid}")
     b.out.ddl[0:0] = source_ddl
