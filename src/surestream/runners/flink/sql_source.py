@@ -50,8 +50,15 @@ ROWTIME = "rt"
 PARSED_VIEW = "source_parsed"
 LINE, FILE, PROBLEM = "line__", "file__", "problem__"
 
-__all__ = ["ROWTIME", "SQL_TYPES", "SourceTable", "file_source_tables", "quote",
-           "source_files", "sql_string"]
+#: what ``explain`` says of a source of several files (docs/flink.md, "The file source")
+SEVERAL_FILES_NOTE = (
+    "source: {n} files, one table each with its own watermark, joined by UNION ALL (the "
+    "stream's watermark is their minimum). Flink interleaves the files by timing: a record "
+    "behind its own file's watermark may be late on one run and on time on another; one "
+    "never behind it is judged as on our runner (docs/flink.md, \"The file source\")")
+
+__all__ = ["ROWTIME", "SEVERAL_FILES_NOTE", "SQL_TYPES", "SourceTable", "file_source_tables",
+           "quote", "source_files", "sql_string"]
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,7 @@ from surestream.runners.flink.sql_refusals import (
 from surestream.runners.flink.sql_session import session_sql
 from surestream.runners.flink.sql_source import (
     ROWTIME,
+    SEVERAL_FILES_NOTE,
     SourceTable,
     file_source_tables,
     quote,
@@ -117,6 +118,8 @@ class FlinkTranslation:
     #: Flink configuration the job needs beyond ``FLINK_CONFIG`` (a live Kafka source's
     #: ``table.exec.source.idle-timeout``)
     config: dict[str, str] = field(default_factory=dict)
+    #: what a reader of the SQL should know (printed as comments by ``script``)
+    notes: list[str] = field(default_factory=list)
 
     def script(self) -> str:
         """The whole job as a SQL script (what ``surestream explain --runner flink`` prints)."""
@@ -125,6 +128,7 @@ class FlinkTranslation:
         sets += "".join(f"ADD JAR '{jar}';\n" for jar in self.jars)  # (the job: pipeline.jars)
         sets += "".join(f"-- Python UDF {f['name']}: {f['kind']} {f['module']}:"
                         f"{f['attribute']} (udf_adapter)\n" for f in self.functions)
+        sets += "".join(f"-- {note}\n" for note in self.notes)
         body = "\n\n".join(f"{s};" for s in self.ddl)
         inserts = "\n".join(f"  {s};".replace("\n", "\n  ") for s in self.inserts)
         return f"{sets}\n{body}\n\nEXECUTE STATEMENT SET\nBEGIN\n{inserts}\nEND;\n"
@@ -259,9 +263,12 @@ def translate(spec: PipelineSpec) -> FlinkTranslation:
             source_path=path, step_path="steps[0]")
         b.out.config.update(idle_timeout_config(source, steps[0]))
     else:  # each file a partition, globs expanded now (sql_source)
+        files = source_files(source, spec.resolve, path)
         src, source_ddl, bad_values = file_source_tables(
-            source, source_files(source, spec.resolve, path), steps[0],
-            pipeline=spec.pipeline, source_path=path, step_path="steps[0]")
+            source, files, steps[0], pipeline=spec.pipeline, source_path=path,
+            step_path="steps[0]")
+        if len(files) > 1:
+            b.out.notes.append(SEVERAL_FILES_NOTE.format(n=len(files)))
     columns = dict(src.columns)
     b.insert(ERRORS_TAG, _error_columns(), _null_traceback(bad_values), "errors")
     b.insert(ERRORS_TAG, _error_columns(), _errors_select(spec, steps[0], src), "errors")
