@@ -169,7 +169,7 @@ def read_source_from(ddl: list[str], old: str, new: str) -> list[str]:
     """The job's DDL with the source table reading ``new`` (a folder) instead of ``old``."""
     old_sql, new_sql = f"'path' = {sql_string(old)}", f"'path' = {sql_string(new)}"
     hits = [i for i, s in enumerate(ddl)
-            if s.startswith("CREATE TEMPORARY TABLE `source`") and old_sql in s]
+            if s.startswith("CREATE TEMPORARY TABLE `file_0`") and old_sql in s]
     if len(hits) != 1:
         raise RuntimeError(f"cannot find the source table reading {old} in the job's DDL")
     ddl = list(ddl)

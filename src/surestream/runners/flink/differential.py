@@ -58,13 +58,14 @@ class DiffCase:
     """One spec to run on both runners.
 
     ``doc``: the spec document; relative paths resolve in each runner's own folder.
-    ``inputs``: relative path -> records, written as JSON lines into both folders first.
+    ``inputs``: relative path -> records, written as JSON lines into both folders first
+    (or the file's text as it is: lines that are not records, blank lines).
     ``note``: what the case is meant to exercise (printed in reports).
     """
 
     name: str
     doc: dict[str, Any]
-    inputs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    inputs: dict[str, list[dict[str, Any]] | str] = field(default_factory=dict)
     note: str = ""
 
 
@@ -309,7 +310,8 @@ def _prepare(case: DiffCase, folder: Path) -> PipelineSpec:
     for rel, records in case.inputs.items():
         target = folder / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text("".join(json.dumps(r) + "\n" for r in records))
+        target.write_text(records if isinstance(records, str)
+                          else "".join(json.dumps(r) + "\n" for r in records))
     return build_spec(json.loads(json.dumps(case.doc)), base_dir=folder)
 
 

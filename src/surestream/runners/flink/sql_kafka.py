@@ -46,6 +46,7 @@ from surestream.runners.flink.sql_source import (
     sql_string,
 )
 from surestream.runners.flink.sql_time import MAX_INTERVAL_MS, epoch_ms, interval
+from surestream.runners.flink.sql_values import problem_cases, problem_sql, read_value
 
 #: the raw table, and the view of its parsed values (with ``problem``)
 RAW_TABLE = "kafka_source"
@@ -68,26 +69,6 @@ METADATA_SQL = {
 #: a transaction may stay open at most this long on a broker's default settings
 #: (Kafka's transaction.max.timeout.ms is 15 minutes; Flink's own default, 1 hour, is refused)
 TRANSACTION_TIMEOUT_MS = 900_000
-
-_INT = r"-?(0|[1-9][0-9]*)"
-_NUMBER = _INT + r"(\.[0-9]+)?([eE][+-]?[0-9]+)?"
-#: each spec type: (the JSON text that fits, as a regular expression over JSON_QUERY's
-#: wrapped scalar ``[...]``; how the value is read; what it must be, for the reason)
-_FIT = {
-    "BIGINT": (rf"^\[{_INT}\]$", "TRY_CAST({v} AS BIGINT)", "an integer"),
-    "DOUBLE": (rf"^\[{_NUMBER}\]$", "TRY_CAST({v} AS DOUBLE)", "a number"),
-    "BOOLEAN": (r"^\[(true|false)\]$", "TRY_CAST({v} AS BOOLEAN)", "a boolean"),
-    # a string, or an integer (our runner keeps a number's text; Flink's JSON text of a
-    # fraction or exponent is not Python's, so those are not taken: see _FIT_REASON)
-    "STRING": (rf'^\[("|{_INT}\]$)', "{v}", "a string or an integer"),
-}
-_SPEC_WORD = {"BIGINT": "int", "DOUBLE": "float", "BOOLEAN": "bool", "STRING": "string"}
-
-
-def json_path(column: str) -> str:
-    """The JSON path of a top-level field, as a SQL string literal."""
-    return sql_string("$['" + column.replace("\\", "\\\\").replace("'", "\\'") + "']")
-
 
 def kafka_source_table(source: KafkaSource, step: WatermarkStep, *, pipeline: str,
                        bootstrap: str, source_path: str, step_path: str
@@ -212,34 +193,17 @@ def idle_timeout_config(source: KafkaSource, step: WatermarkStep) -> dict[str, s
 
 def _read(column: str, sql_type: str) -> str:
     """The typed value of a field (NULL when missing, null or not fitting)."""
-    text = f"JSON_VALUE({quote(VALUE)}, {json_path(column)})"
-    return "(" + _FIT[sql_type][1].format(v=text) + ")"
+    return read_value(quote(VALUE), column, sql_type)
 
 
 def _problem_sql(columns: dict[str, str]) -> str:
     """Why a value is not a record, as our runner says it (NULL: it is one)."""
     v = quote(VALUE)
-    cases = [
+    return problem_sql([
         (f"{v} IS NULL", "'the message has no value (a tombstone)'"),
         (f"POSITION(CHR(10) IN {v}) > 0 OR POSITION(CHR(13) IN {v}) > 0",
          "'the value holds a line break, so it cannot be read as one record'"),
-        # (Flink's IS JSON takes a document followed by other text; ours does not)
-        (f"NOT ({v} IS JSON) OR ({v} IS JSON OBJECT AND NOT REGEXP({v}, "
-         r"'^\s*\{[\s\S]*\}\s*$'))", "'not valid JSON'"),
-        (f"NOT ({v} IS JSON OBJECT)", "'a record must be a JSON object'"),
-    ]
-    for column, sql_type in columns.items():
-        wrapped = (f"JSON_QUERY({v}, {json_path(column)} WITH CONDITIONAL ARRAY WRAPPER)")
-        pattern, read, word = _FIT[sql_type]
-        text = f"JSON_VALUE({v}, {json_path(column)})"
-        fits = f"REGEXP({wrapped}, {sql_string(pattern)}) AND {read.format(v=text)} IS NOT NULL"
-        tail = f" is not {word}; the column is {_SPEC_WORD[sql_type]} (declared)"
-        reason = (f"CONCAT({sql_string(f'field {column!r}: the value ')}, "
-                  f"SUBSTRING({wrapped} FROM 2 FOR CHAR_LENGTH({wrapped}) - 2), "
-                  f"{sql_string(tail)})")
-        cases.append((f"{wrapped} IS NOT NULL AND NOT ({fits})", reason))
-    whens = "\n    ".join(f"WHEN {cond} THEN {reason}" for cond, reason in cases)
-    return f"CASE\n    {whens}\n    ELSE CAST(NULL AS STRING) END"
+        *problem_cases(v, columns)])
 
 
 def _bad_values_select(pipeline: str) -> str:

@@ -117,7 +117,8 @@ SOURCE_EXAMPLES: dict[str, dict[str, Any]] = {
 }
 #: source options that are shapes: (label, changes to the file source)
 SOURCE_PROBES: list[tuple[str, dict[str, Any]]] = [
-    ("several files (a glob)", {"path": "in/*.jsonl"}),
+    # (a glob is listed when the spec is translated: with no file there, it is refused)
+    ("several files (a list, or a glob)", {"path": ["in/input.jsonl", "in/more.jsonl"]}),
     ("no schema (types inferred)", {"schema": None}),
     ("format: csv", {"format": "csv", "path": "in/input.csv"}),
 ]

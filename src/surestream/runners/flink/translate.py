@@ -3,8 +3,9 @@ watermark, one view per step, and one INSERT per output, run as one statement se
 
 What is translated, and how (docs/flink.md, "Translation"):
 
-- the source: one JSON-lines file with a declared ``schema`` (``sql_source``), or Kafka
-  topics of JSON values (``sql_kafka``: values that are not records go to ``errors``);
+- the source: JSON-lines files with a declared ``schema``, one table per file joined by
+  UNION ALL (``sql_source``), or Kafka topics of JSON values (``sql_kafka``); lines and
+  values that are not records go to ``errors``;
 - ``watermark``: ``rt - (D + 1 ms)`` on the source table; records without a valid timestamp
   go to ``errors`` (``missing_timestamp`` / ``timestamp_out_of_range``) as on our runner;
 - ``late_data_side_output``: ``rt <= CURRENT_WATERMARK(rt)`` is late (SEMANTICS §3), with
@@ -83,9 +84,11 @@ from surestream.runners.flink.sql_refusals import (
 from surestream.runners.flink.sql_session import session_sql
 from surestream.runners.flink.sql_source import (
     ROWTIME,
+    SEVERAL_FILES_NOTE,
     SourceTable,
+    file_source_tables,
     quote,
-    source_table,
+    source_files,
     sql_string,
 )
 from surestream.runners.flink.sql_streams import Stage, source_stream, walk_streams
@@ -120,6 +123,8 @@ class FlinkTranslation:
     #: Flink configuration the job needs beyond ``FLINK_CONFIG`` (a live Kafka source's
     #: ``table.exec.source.idle-timeout``)
     config: dict[str, str] = field(default_factory=dict)
+    #: what a reader of the SQL should know (printed as comments by ``script``)
+    notes: list[str] = field(default_factory=list)
 
     def script(self) -> str:
         """The whole job as a SQL script (what ``surestream explain --runner flink`` prints)."""
@@ -128,6 +133,7 @@ class FlinkTranslation:
         sets += "".join(f"ADD JAR '{jar}';\n" for jar in self.jars)  # (the job: pipeline.jars)
         sets += "".join(f"-- Python UDF {f['name']}: {f['kind']} {f['module']}:"
                         f"{f['attribute']} (udf_adapter)\n" for f in self.functions)
+        sets += "".join(f"-- {note}\n" for note in self.notes)
         body = "\n\n".join(f"{s};" for s in self.ddl)
         inserts = "\n".join(f"  {s};".replace("\n", "\n  ") for s in self.inserts)
         return f"{sets}\n{body}\n\nEXECUTE STATEMENT SET\nBEGIN\n{inserts}\nEND;\n"
@@ -240,11 +246,6 @@ def translate(spec: PipelineSpec) -> FlinkTranslation:
     if not isinstance(source, FileSource | KafkaSource):
         raise FlinkUnsupported(path, f"a `{getattr(source, 'type', None)}` source is not "
                                      "translated yet (one JSON-lines file, or Kafka)")
-    if isinstance(source, FileSource) and (
-            not isinstance(source.path, str) or any(c in source.path for c in "*?[")):
-        raise FlinkUnsupported(f"{path}.path", (
-            "one file only: several files are several partitions, whose watermarks our "
-            "runner interleaves in a fixed order that Flink's file splits do not follow"))
     first = source_stream(spec)  # (top-level steps: the stream `main`)
     steps = list(spec.all_streams[first].steps)
     wm_path = step_path(spec, first, 0)
@@ -260,11 +261,14 @@ def translate(spec: PipelineSpec) -> FlinkTranslation:
             bootstrap=resolve_bootstrap(source.bootstrap, "source.bootstrap"),
             source_path=path, step_path=wm_path)
         b.out.config.update(idle_timeout_config(source, steps[0]))
-        b.insert(ERRORS_TAG, _error_columns(), _null_traceback(bad_values), "errors")
-    else:
-        src = source_table("source", source, str(spec.resolve(source.path)), steps[0], path,
-                           wm_path)
-        source_ddl = [src.ddl]
+    else:  # each file a partition, globs expanded now (sql_source)
+        files = source_files(source, spec.resolve, path)
+        src, source_ddl, bad_values = file_source_tables(
+            source, files, steps[0], pipeline=spec.pipeline, source_path=path,
+            step_path=wm_path)
+        if len(files) > 1:
+            b.out.notes.append(SEVERAL_FILES_NOTE.format(n=len(files)))
+    b.insert(ERRORS_TAG, _error_columns(), _null_traceback(bad_values), "errors")
     b.insert(ERRORS_TAG, _error_columns(), _errors_select(spec, steps[0], src), "errors")
     stage = Stage(b.view("s0_valid", f"SELECT * FROM {quote('source')} WHERE {src.valid}"),
                   dict(src.columns), src.ts_ms)
