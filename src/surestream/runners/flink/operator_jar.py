@@ -1,8 +1,11 @@
 """The jar of surestream's Java-side Flink operators (``java/``), built with ``javac``.
 
 What Flink SQL cannot express with our semantics (keyed deduplication with an event-time
-window restart and TTL, SEMANTICS §4) runs as Java process table functions. Their source is
-in this package (``java/surestream/flink/*.java``); the jar is compiled against the jars of
+window restart and TTL, SEMANTICS §4) runs as Java process table functions; what Flink's
+own connectors get wrong (the file formats' read position after a second restore) is
+mended by our ``surestream-lines`` format (``LinesFormatFactory``, registered in
+``java/META-INF/services``). Their source is in this package
+(``java/surestream/flink/*.java``, resources beside it); the jar is compiled against the jars of
 the Flink distribution (``pyflink/lib``) into ``~/.cache/surestream/flink-operators/``
 (``SURESTREAM_FLINK_OPERATORS``), named by the hash of the sources: a changed source is a new
 jar, an unchanged one is built once. ``scripts/flink-deps.sh`` builds it; the runner builds
@@ -47,10 +50,16 @@ def java_sources() -> list[Path]:
     return sorted(JAVA_SOURCES.rglob("*.java"))
 
 
+def java_resources() -> list[Path]:
+    """What the jar carries as is (the ``META-INF/services`` registration of our format)."""
+    return sorted(p for p in JAVA_SOURCES.rglob("*") if p.is_file() and p.suffix != ".java")
+
+
 def source_hash() -> str:
-    """The hash naming the jar: every source's path and bytes, and the Flink version."""
+    """The hash naming the jar: every source's and resource's path and bytes, and the Flink
+    version."""
     digest = hashlib.sha256(f"flink-{FLINK_VERSION}\n".encode())
-    for source in java_sources():
+    for source in [*java_sources(), *java_resources()]:
         digest.update(str(source.relative_to(JAVA_SOURCES)).encode() + b"\0")
         digest.update(source.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
@@ -104,6 +113,8 @@ def build_operator_jar(jar: Path, flink_lib: Path) -> Path:
                                                  "Created-By: surestream\n\n")
             for path in sorted(classes.rglob("*.class")):
                 out.write(path, path.relative_to(classes).as_posix())
+            for path in java_resources():
+                out.write(path, path.relative_to(JAVA_SOURCES).as_posix())
         os.replace(staged, jar)  # readers see the whole jar or none
     return jar
 
