@@ -229,7 +229,7 @@ def test_each_file_is_a_table_with_the_watermark_joined_by_union_all(tmp_path: P
     assert tables == [str(tmp_path / "in" / f"{n}.jsonl") for n in ("a-1", "a-2", "c")]
     assert sql.count("WATERMARK FOR rt") == 3
     assert sql.count("\nUNION ALL\n") == 2
-    assert sql.count("'format' = 'raw'") == 3
+    assert sql.count("'format' = 'surestream-lines'") == 3  # (not raw: sql_source)
     assert "-- source: 3 files, one table each with its own watermark" in sql  # (explain)
 
 

@@ -11,7 +11,8 @@ the files with a finished file counting as +infinity: SEMANTICS §2's per-partit
 watermark.) Globs and folders are expanded at translation time by the local runner's own
 ``list_files`` (each entry's matches sorted, entries in list order, each file once).
 
-**Bad values cost one record.** Each line is read as one STRING (the ``raw`` format) and
+**Bad values cost one record.** Each line is read as one STRING (our ``surestream-lines``
+format, not Flink's ``raw``: see ``LINES_FORMAT``) and
 parsed in SQL by our runner's typing rules (``sql_values``): the view ``source_parsed``
 classifies every line (``problem__`` NULL when it is a JSON object whose schema fields fit
 their types), blank lines are skipped as ours skips them, the good records go on as the
@@ -41,6 +42,12 @@ from surestream.runners.flink.sql_values import (
     sql_string,
 )
 
+#: the files' format: each line one STRING, as Flink's ``raw`` format reads it, but through
+#: Flink's ``StreamFormatAdapter`` (``java/surestream/flink/LinesFormatFactory.java``, in the
+#: operator jar): the ``raw`` format's reader (``DeserializationSchemaAdapter``, Flink 2.3.0)
+#: forgets the records it skipped on a restore, so a job restored a second time read them
+#: again and wrote them twice (docs/flink.md, "After a crash")
+LINES_FORMAT = "surestream-lines"
 #: spec type -> Flink SQL type
 SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "string": "STRING", "bool": "BOOLEAN"}
 #: the computed event-time column every stage carries (never written to a sink)
@@ -137,7 +144,7 @@ def file_source_tables(source: FileSource, paths: list[str], step: WatermarkStep
             f"END, 3),\n  WATERMARK FOR {ROWTIME} AS {ROWTIME} - "
             f"{interval(step.max_out_of_orderness_ms + 1)}\n"
             f") WITH ('connector' = 'filesystem', 'path' = {sql_string(path)}, "
-            "'format' = 'raw')")
+            f"'format' = '{LINES_FORMAT}')")
     parsed_cols = ",\n  ".join(f"{expr} AS {quote(c)}" for c, expr in values.items())
     blank = f"{line} IS NULL OR REGEXP({line}, '^\\s*$')"  # ours skips blank lines
     selects = [f"SELECT\n  {parsed_cols},\n  {problem} AS {quote(PROBLEM)},\n  {line}, "

@@ -216,6 +216,12 @@ class _Builder:
                 f"'filesystem', 'path' = {sql_string(target)}, 'format' = 'json'"
                 f"{rolling_options(self.spec.checkpoint.interval_ms)})"), None
 
+    def use_operator_jar(self) -> None:
+        """The job runs our Java side (``operator_jar``: the dedup operator, the
+        ``surestream-lines`` file format)."""
+        if operator_jar_path() not in self.out.jars:
+            self.out.jars.append(operator_jar_path())
+
     def use_kafka(self) -> None:
         """The job reads or writes Kafka: it needs the connector jars."""
         for jar in kafka_jars():
@@ -263,6 +269,7 @@ def translate(spec: PipelineSpec) -> FlinkTranslation:
         b.out.config.update(idle_timeout_config(source, steps[0]))
     else:  # each file a partition, globs expanded now (sql_source)
         files = source_files(source, spec.resolve, path)
+        b.use_operator_jar()  # (the files' format: sql_source.LINES_FORMAT)
         src, source_ddl, bad_values = file_source_tables(
             source, files, steps[0], pipeline=spec.pipeline, source_path=path,
             step_path=wm_path)
@@ -450,7 +457,7 @@ def _keyed_dedup(b: _Builder, spec: PipelineSpec, step: KeyedDedupStep, stage: s
     duplicates to their output (or the job's duplicates folder), null keys to errors."""
     check_dedup(step, columns, where)
     if function_ddl() not in b.out.ddl:
-        b.out.jars.append(operator_jar_path())
+        b.use_operator_jar()
         b.out.ddl.append(function_ddl())
     keyed = key_select(step, stage)
     if keyed is not None:
