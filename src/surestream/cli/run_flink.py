@@ -22,8 +22,8 @@ After a crash (this command killed, the machine gone): the driver and its JVM di
 (``runners/flink/parent_death``), the folder lock with the process; the outputs hold the part
 files of the checkpoints that completed. ``--resume`` continues from the latest complete
 retained checkpoint or savepoint (``runners/flink/retained``), and a plain run over those
-outputs is refused naming it; the state of a job itself restored is refused (a wrong read
-position on Flink's side wrote records twice).
+outputs is refused naming it. A job restored from a state may itself crash and be resumed
+again: the file source keeps its read position across restores (``sql_source.LINES_FORMAT``).
 
 Exit codes: 0 finished (or submitted, or a live job stopped as asked), 1 the job failed,
 2 refused, 130 a bounded job stopped before its end (as ``--runner local``).
@@ -188,19 +188,8 @@ def _resume_point(spec: PipelineSpec) -> tuple[str | None, int | None]:
         print(f"--resume: the earlier run finished ({_finished_job(latest.path)}); its "
               "outputs are complete, nothing to continue", file=sys.stderr)
         return None, EXIT_OK
-    if latest.restored:
-        print(f"--resume: pipeline {spec.pipeline!r}: {_restored_refusal(spec, latest.path)}",
-              file=sys.stderr)
-        return None, EXIT_USAGE
     print(f"--resume: the latest complete {latest.kind} is {latest.path}", file=sys.stderr)
     return str(latest.path), None
-
-
-def _restored_refusal(spec: PipelineSpec, path: Path) -> str:
-    return (f"the latest complete state, {path}, was taken by a job itself restored from a "
-            "checkpoint: Flink 2.3.0's file source can continue such a job at a wrong read "
-            "position (measured: a second crash and resume wrote 1,218 records twice), so it "
-            f"is not continued. Delete the outputs and {_flink_base(spec)} to run afresh")
 
 
 def _finished_job(timeline: Path) -> str:
@@ -247,8 +236,6 @@ def _how_to_continue(spec: PipelineSpec) -> str:
         return (f"That run finished ({_finished_job(latest.path)}): its outputs are "
                 "complete, nothing to continue with --resume or --from-savepoint; delete "
                 "them to run afresh")
-    if latest is not None and latest.restored:
-        return _restored_refusal(spec, latest.path)
     if latest is None:
         return (f"No complete checkpoint or savepoint of it is under {_flink_base(spec)}: "
                 "continue from one kept elsewhere with --from-savepoint LOCATION, or delete "

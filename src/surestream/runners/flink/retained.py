@@ -15,9 +15,11 @@ Older states can belong to another timeline, and restoring one would write recor
 So the command marks both (``mark``: ``.../flink/timeline``, "finished JOB" or "fresh"),
 and only states newer than those marks count; a newest "finished" mark is what
 ``latest_retained`` returns: nothing to continue. A job started from a state is marked
-"restored JOB": its own states come back ``restored`` — a second crash and resume of such a
-job wrote records twice (Flink 2.3.0's file source resumed at a wrong read position;
-docs/flink.md "After a crash"), so the command refuses to continue them. (The "finished"
+"restored JOB": the state it started from stays a candidate (its mark is newer than that
+state) until the job takes a state of its own, which is newer. Such a job may crash and be
+resumed in turn: the file source keeps its read position across restores
+(``sql_source.LINES_FORMAT``; Flink's own ``raw`` format did not, and a second resume wrote
+records twice). (The "finished"
 mark is written once the driver reported the end: a kill in between leaves it unwritten. A
 cluster job submitted without ``--wait`` is not watched.)
 
@@ -46,9 +48,6 @@ class RetainedState:
 
     path: Path  # the chk-N or savepoint-... folder: what --from-savepoint takes
     kind: str  # "checkpoint", "savepoint", or "finished" (the mark of a finished run)
-    #: taken by a job itself restored from a checkpoint or savepoint (the timeline mark
-    #: "restored JOB"): Flink 2.3.0's file source can hold a wrong read position there
-    restored: bool = False
 
 
 def _number(folder: Path) -> int:
@@ -80,15 +79,7 @@ def latest_retained(checkpoint_dir: str | Path) -> RetainedState | None:
     if not found:
         return RetainedState(timeline, FINISHED) if words[:1] == [FINISHED] else None
     _, _, path, kind = max(found)
-    restored = words[:1] == [RESTORED] and len(words) > 1 and _taken_by(path, kind, words[1])
-    return RetainedState(path, kind, restored)
-
-
-def _taken_by(path: Path, kind: str, job_id: str) -> bool:
-    """``chk-N`` under ``<job id>/``; ``savepoint-<first 6 of the job id>-<random>``."""
-    if kind == "checkpoint":
-        return path.parent.name == job_id
-    return path.name.split("-")[1:2] == [job_id[:6]]
+    return RetainedState(path, kind)
 
 
 def mark(checkpoint_dir: str | Path, what: str, job_id: str = "") -> None:
