@@ -51,6 +51,11 @@ GOOD = [
      {"id": 9, "ts": 1008, "k": "a", "x": 9007199254740992.0, "b": None}),
     ('{"id": 10, "ts": 1009, "k": "-5", "x": 9223372036854774784, "b": true}',
      {"id": 10, "ts": 1009, "k": "-5", "x": 9223372036854774784.0, "b": True}),
+    # beyond int64, an integer with an exact float value: 2**64; a key given twice: the first
+    ('{"id": 13, "ts": 1010, "k": "a", "x": 18446744073709551616}',
+     {"id": 13, "ts": 1010, "k": "a", "x": 18446744073709551616.0, "b": None}),
+    ('{"id": 14, "ts": 1011, "id": 99, "k": "dup", "k": {"a": 1}}',
+     {"id": 14, "ts": 1011, "k": "dup", "x": None, "b": None}),
     ('{"id": 11, "ts": 5000, "k": "a", "x": 0.1}',
      {"id": 11, "ts": 5000, "k": "a", "x": 0.1, "b": None}),
 ]
@@ -74,6 +79,7 @@ BAD = [
     ('{"ts": 1110, "x": [1]}', "field 'x'"),
     ('{"ts": 1111, "x": 9007199254740993}', "field 'x'"),  # 2**53 + 1: no exact float
     ('{"ts": 1112, "x": 12345678901234567890}', "field 'x'"),
+    ('{"ts": 1117, "x": 18446744073709551617}', "field 'x'"),  # 2**64 + 1
     ('{"ts": 1113, "b": "yes"}', "field 'b'"),
     ('{"ts": 1114, "b": 1}', "field 'b'"),
     # a bad record far ahead in event time: it must not move the watermark either
@@ -82,6 +88,9 @@ BAD = [
     ('{"id": 1, "ts": 5', "not valid JSON"),
     ('{"id": 1, "ts": 1115, "x": NaN}', "not valid JSON"),
     ('{"id": 1, "ts": 1116} trailing', "not valid JSON"),
+    ('{"id": 1, "ts": 1118} {"id": 2, "ts": 1119}', "not valid JSON"),  # two documents
+    ('{"id": 1, "ts": 1120, "k": "\\ud800"}', "not valid JSON"),  # a lone surrogate
+    ('{"id": 1, "ts": 1121, "x": 1e400}', "not valid JSON"),  # beyond a double
     ("[1, 2]", "a record must be a JSON object, not an array"),
     ('"text"', "a record must be a JSON object, not a string"),
     ("42", "a record must be a JSON object, not a number"),
@@ -229,7 +238,7 @@ def test_each_file_is_a_table_with_the_watermark_joined_by_union_all(tmp_path: P
     assert tables == [str(tmp_path / "in" / f"{n}.jsonl") for n in ("a-1", "a-2", "c")]
     assert sql.count("WATERMARK FOR rt") == 3
     assert sql.count("\nUNION ALL\n") == 2
-    assert sql.count("'format' = 'surestream-lines'") == 3  # (not raw: sql_source)
+    assert sql.count("'format' = 'surestream-json'") == 3  # (parsed once: sql_source)
     assert "-- source: 3 files, one table each with its own watermark" in sql  # (explain)
 
 
