@@ -97,20 +97,22 @@ BAD = [
     ("true", "a record must be a JSON object, not a boolean"),
     ("null", "a record must be a JSON object, not null"),
 ]
+#: a line whose bytes are not UTF-8 (a lone 0xff): not JSON; its raw text has U+FFFD there
+NOT_UTF8 = b'{"id": 1, "ts": 1122, "k": "\xff"}'
 #: records without a valid timestamp: (line, error_type)
 NO_TS = [('{"id": 20, "k": "a"}', "missing_timestamp"),
          ('{"id": 21, "ts": 99999999999999}', "timestamp_out_of_range")]
 
 
-def bad_values_text() -> str:
+def bad_values_text() -> bytes:
     """The input: a good line first, the far-ahead bad record, then everything mixed, blank
-    lines (skipped by both), the late record last."""
+    lines (skipped by both), the line that is not UTF-8, the late record last."""
     far = next(i for i, (line, _) in enumerate(BAD) if "99999999" in line)
     lines = [GOOD[0][0], BAD[far][0], *(g for g, _ in GOOD[1:6]), "",
              *(b for b, _ in BAD[:far]), "   ", *(g for g, _ in GOOD[6:]),
              *(b for b, _ in BAD[far + 1:]),
-             *(n for n, _ in NO_TS), LATE[0]]
-    return "\n".join(lines) + "\n"
+             *(n for n, _ in NO_TS)]
+    return b"\n".join([*(line.encode() for line in lines), NOT_UTF8, LATE[0].encode()]) + b"\n"
 
 
 def doc(name: str, path: Any, steps: list[dict[str, Any]], outputs: list[str]
@@ -189,7 +191,8 @@ def test_one_bad_value_costs_one_record(runs: dict[str, CaseResult], side: str) 
     got = sorted((e["raw"], _REASON.match(e["error_message"]).groups()) for e in bad)
     folder = (result.flink_paths if side == "flink" else result.local_paths)["main"]
     path = str(folder.parents[1] / "in" / "values.jsonl")
-    assert got == sorted((line, (path, kind)) for line, kind in BAD)
+    not_utf8 = (NOT_UTF8.decode(errors="replace"), "not valid JSON")
+    assert got == sorted((line, (path, kind)) for line, kind in [*BAD, not_utf8])
     no_ts = sorted((json.loads(e["raw"])["id"], e["error_type"]) for e in errors
                    if e["error_type"] != "deserialization_error")
     assert no_ts == [(20, "missing_timestamp"), (21, "timestamp_out_of_range")]

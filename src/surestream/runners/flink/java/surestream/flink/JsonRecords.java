@@ -20,8 +20,8 @@ import org.apache.flink.table.data.StringData;
  * the row of {@link JsonFormatFactory} -- the columns' values, the line, and the problem,
  * NULL for a record. The problem is the first that holds, in this order and in the words
  * of {@code sql_values} (the Kafka source's SQL): {@code not valid JSON} (the whole line must
- * be one JSON document: no text after it, no {@code NaN}, no number beyond a double, no
- * lone surrogate -- as orjson), {@code a record must be a JSON object, not <kind>}, then the
+ * be one JSON document of UTF-8 bytes: no text after it, no {@code NaN}, no number beyond
+ * a double, no lone surrogate -- as orjson), {@code a record must be a JSON object, not <kind>}, then the
  * first schema column (in schema order) whose value does not fit, naming the value by its
  * JSON text on the line:
  *
@@ -80,7 +80,7 @@ final class JsonRecords implements LineRows.LineParser {
     }
 
     @Override
-    public RowData parse(String line) {
+    public RowData parse(String line, boolean utf8) {
         if (line.isBlank() && isAsciiBlank(line)) {
             return null;
         }
@@ -89,7 +89,7 @@ final class JsonRecords implements LineRows.LineParser {
         row.setField(n, StringData.fromString(line));
         String problem;
         try {
-            problem = read(line, row);
+            problem = utf8 ? read(line, row) : "not valid JSON";  // (orjson reads bytes)
         } catch (IOException | NotJson e) {
             problem = "not valid JSON";
         }

@@ -4,6 +4,8 @@ import java.io.BufferedInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.Serializable;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 
@@ -27,9 +29,12 @@ final class LineRows extends SimpleStreamFormat<RowData> {
     private final TypeInformation<RowData> producedType;
     private final LineParser parser;
 
-    /** A line's row, or {@code null}: the line is not read. */
+    /**
+     * A line's row, or {@code null}: the line is not read. {@code utf8}: the line's bytes
+     * are valid UTF-8 (else {@code line} holds U+FFFD for the invalid bytes).
+     */
     interface LineParser extends Serializable {
-        RowData parse(String line);
+        RowData parse(String line, boolean utf8);
     }
 
     LineRows(TypeInformation<RowData> producedType, LineParser parser) {
@@ -51,6 +56,7 @@ final class LineRows extends SimpleStreamFormat<RowData> {
         private final InputStream in;
         private final LineParser parser;
         private byte[] line = new byte[256];
+        private int length;
 
         LineReader(InputStream in, LineParser parser) {
             this.in = in;
@@ -64,15 +70,28 @@ final class LineRows extends SimpleStreamFormat<RowData> {
                 if (text == null) {
                     return null;
                 }
-                RowData row = parser.parse(text);
+                // (U+FFFD in the text: a replaced byte, or the character itself, validly
+                // written: the bytes tell; rare, so checked only then)
+                boolean utf8 = text.indexOf('\uFFFD') < 0 || isUtf8();
+                RowData row = parser.parse(text, utf8);
                 if (row != null) {
                     return row;
                 }
             }
         }
 
+        /** The bytes of the line just read are valid UTF-8. */
+        private boolean isUtf8() {
+            try {
+                StandardCharsets.UTF_8.newDecoder().decode(ByteBuffer.wrap(line, 0, length));
+                return true;
+            } catch (CharacterCodingException e) {
+                return false;
+            }
+        }
+
         private String readLine() throws IOException {
-            int length = 0;
+            length = 0;
             int b = in.read();
             if (b < 0) {
                 return null;

@@ -55,7 +55,7 @@ public final class LinesFormatFactory extends LineFormatFactory {
                     "format '" + IDENTIFIER + "' reads one STRING column (the line); "
                             + "the table has " + physicalDataType);
         }
-        return line -> GenericRowData.of(StringData.fromString(line));
+        return (line, utf8) -> GenericRowData.of(StringData.fromString(line));
     }
 
     /**
