@@ -51,6 +51,11 @@ GOOD = [
      {"id": 9, "ts": 1008, "k": "a", "x": 9007199254740992.0, "b": None}),
     ('{"id": 10, "ts": 1009, "k": "-5", "x": 9223372036854774784, "b": true}',
      {"id": 10, "ts": 1009, "k": "-5", "x": 9223372036854774784.0, "b": True}),
+    # beyond int64, an integer with an exact float value: 2**64; a key given twice: the first
+    ('{"id": 13, "ts": 1010, "k": "a", "x": 18446744073709551616}',
+     {"id": 13, "ts": 1010, "k": "a", "x": 18446744073709551616.0, "b": None}),
+    ('{"id": 14, "ts": 1011, "id": 99, "k": "dup", "k": {"a": 1}}',
+     {"id": 14, "ts": 1011, "k": "dup", "x": None, "b": None}),
     ('{"id": 11, "ts": 5000, "k": "a", "x": 0.1}',
      {"id": 11, "ts": 5000, "k": "a", "x": 0.1, "b": None}),
 ]
@@ -74,6 +79,7 @@ BAD = [
     ('{"ts": 1110, "x": [1]}', "field 'x'"),
     ('{"ts": 1111, "x": 9007199254740993}', "field 'x'"),  # 2**53 + 1: no exact float
     ('{"ts": 1112, "x": 12345678901234567890}', "field 'x'"),
+    ('{"ts": 1117, "x": 18446744073709551617}', "field 'x'"),  # 2**64 + 1
     ('{"ts": 1113, "b": "yes"}', "field 'b'"),
     ('{"ts": 1114, "b": 1}', "field 'b'"),
     # a bad record far ahead in event time: it must not move the watermark either
@@ -82,26 +88,31 @@ BAD = [
     ('{"id": 1, "ts": 5', "not valid JSON"),
     ('{"id": 1, "ts": 1115, "x": NaN}', "not valid JSON"),
     ('{"id": 1, "ts": 1116} trailing', "not valid JSON"),
+    ('{"id": 1, "ts": 1118} {"id": 2, "ts": 1119}', "not valid JSON"),  # two documents
+    ('{"id": 1, "ts": 1120, "k": "\\ud800"}', "not valid JSON"),  # a lone surrogate
+    ('{"id": 1, "ts": 1121, "x": 1e400}', "not valid JSON"),  # beyond a double
     ("[1, 2]", "a record must be a JSON object, not an array"),
     ('"text"', "a record must be a JSON object, not a string"),
     ("42", "a record must be a JSON object, not a number"),
     ("true", "a record must be a JSON object, not a boolean"),
     ("null", "a record must be a JSON object, not null"),
 ]
+#: a line whose bytes are not UTF-8 (a lone 0xff): not JSON; its raw text has U+FFFD there
+NOT_UTF8 = b'{"id": 1, "ts": 1122, "k": "\xff"}'
 #: records without a valid timestamp: (line, error_type)
 NO_TS = [('{"id": 20, "k": "a"}', "missing_timestamp"),
          ('{"id": 21, "ts": 99999999999999}', "timestamp_out_of_range")]
 
 
-def bad_values_text() -> str:
+def bad_values_text() -> bytes:
     """The input: a good line first, the far-ahead bad record, then everything mixed, blank
-    lines (skipped by both), the late record last."""
+    lines (skipped by both), the line that is not UTF-8, the late record last."""
     far = next(i for i, (line, _) in enumerate(BAD) if "99999999" in line)
     lines = [GOOD[0][0], BAD[far][0], *(g for g, _ in GOOD[1:6]), "",
              *(b for b, _ in BAD[:far]), "   ", *(g for g, _ in GOOD[6:]),
              *(b for b, _ in BAD[far + 1:]),
-             *(n for n, _ in NO_TS), LATE[0]]
-    return "\n".join(lines) + "\n"
+             *(n for n, _ in NO_TS)]
+    return b"\n".join([*(line.encode() for line in lines), NOT_UTF8, LATE[0].encode()]) + b"\n"
 
 
 def doc(name: str, path: Any, steps: list[dict[str, Any]], outputs: list[str]
@@ -180,7 +191,8 @@ def test_one_bad_value_costs_one_record(runs: dict[str, CaseResult], side: str) 
     got = sorted((e["raw"], _REASON.match(e["error_message"]).groups()) for e in bad)
     folder = (result.flink_paths if side == "flink" else result.local_paths)["main"]
     path = str(folder.parents[1] / "in" / "values.jsonl")
-    assert got == sorted((line, (path, kind)) for line, kind in BAD)
+    not_utf8 = (NOT_UTF8.decode(errors="replace"), "not valid JSON")
+    assert got == sorted((line, (path, kind)) for line, kind in [*BAD, not_utf8])
     no_ts = sorted((json.loads(e["raw"])["id"], e["error_type"]) for e in errors
                    if e["error_type"] != "deserialization_error")
     assert no_ts == [(20, "missing_timestamp"), (21, "timestamp_out_of_range")]
@@ -229,7 +241,7 @@ def test_each_file_is_a_table_with_the_watermark_joined_by_union_all(tmp_path: P
     assert tables == [str(tmp_path / "in" / f"{n}.jsonl") for n in ("a-1", "a-2", "c")]
     assert sql.count("WATERMARK FOR rt") == 3
     assert sql.count("\nUNION ALL\n") == 2
-    assert sql.count("'format' = 'surestream-lines'") == 3  # (not raw: sql_source)
+    assert sql.count("'format' = 'surestream-json'") == 3  # (parsed once: sql_source)
     assert "-- source: 3 files, one table each with its own watermark" in sql  # (explain)
 
 

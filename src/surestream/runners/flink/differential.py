@@ -59,13 +59,14 @@ class DiffCase:
 
     ``doc``: the spec document; relative paths resolve in each runner's own folder.
     ``inputs``: relative path -> records, written as JSON lines into both folders first
-    (or the file's text as it is: lines that are not records, blank lines).
+    (or the file's text or bytes as they are: lines that are not records, blank lines,
+    bytes that are not UTF-8).
     ``note``: what the case is meant to exercise (printed in reports).
     """
 
     name: str
     doc: dict[str, Any]
-    inputs: dict[str, list[dict[str, Any]] | str] = field(default_factory=dict)
+    inputs: dict[str, list[dict[str, Any]] | str | bytes] = field(default_factory=dict)
     note: str = ""
 
 
@@ -310,8 +311,11 @@ def _prepare(case: DiffCase, folder: Path) -> PipelineSpec:
     for rel, records in case.inputs.items():
         target = folder / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(records if isinstance(records, str)
-                          else "".join(json.dumps(r) + "\n" for r in records))
+        if isinstance(records, bytes):
+            target.write_bytes(records)
+        else:
+            target.write_text(records if isinstance(records, str)
+                              else "".join(json.dumps(r) + "\n" for r in records))
     return build_spec(json.loads(json.dumps(case.doc)), base_dir=folder)
 
 

@@ -11,16 +11,16 @@ the files with a finished file counting as +infinity: SEMANTICS §2's per-partit
 watermark.) Globs and folders are expanded at translation time by the local runner's own
 ``list_files`` (each entry's matches sorted, entries in list order, each file once).
 
-**Bad values cost one record.** Each line is read as one STRING (our ``surestream-lines``
-format, not Flink's ``raw``: see ``LINES_FORMAT``) and
-parsed in SQL by our runner's typing rules (``sql_values``): the view ``source_parsed``
-classifies every line (``problem__`` NULL when it is a JSON object whose schema fields fit
-their types), blank lines are skipped as ours skips them, the good records go on as the
-view ``source``, the others go to ``errors`` as our runner's ``deserialization_error``
-records (``<file>: <reason>``, ``raw`` the line). A bad record must neither stop the job
-nor move the watermark: its ``rt`` -- as that of a record whose timestamp is missing or
-outside the step's valid range -- is pinned to the range's lower bound, which never raises
-the watermark.
+**Bad values cost one record.** Each line is parsed once, in Java, by our runner's typing
+rules (our ``surestream-json`` format, see ``JSON_FORMAT``; not Flink's ``json``, which
+fails the job or nulls a bad record): every line is a row of the schema's typed columns,
+the line and ``problem__`` (NULL when it is a JSON object whose schema fields fit their
+types), blank lines are skipped as ours skips them; the view ``source_parsed`` unites the
+files, the good records go on as the view ``source``, the others go to ``errors`` as our
+runner's ``deserialization_error`` records (``<file>: <reason>``, ``raw`` the line). A bad
+record must neither stop the job nor move the watermark: its ``rt`` -- as that of a record
+whose timestamp is missing or outside the step's valid range -- is pinned to the range's
+lower bound, which never raises the watermark.
 """
 
 from __future__ import annotations
@@ -34,19 +34,19 @@ from surestream.model.spec import FileSource
 from surestream.model.steps import WatermarkStep
 from surestream.runners.flink.sql_refusals import FlinkUnsupported
 from surestream.runners.flink.sql_time import MAX_INTERVAL_MS, interval
-from surestream.runners.flink.sql_values import (
-    problem_cases,
-    problem_sql,
-    quote,
-    read_value,
-    sql_string,
-)
+from surestream.runners.flink.sql_values import quote, sql_string
 
-#: the files' format: each line one STRING, as Flink's ``raw`` format reads it, but through
-#: Flink's ``StreamFormatAdapter`` (``java/surestream/flink/LinesFormatFactory.java``, in the
-#: operator jar): the ``raw`` format's reader (``DeserializationSchemaAdapter``, Flink 2.3.0)
-#: forgets the records it skipped on a restore, so a job restored a second time read them
-#: again and wrote them twice (docs/flink.md, "After a crash")
+#: the files' format: each line parsed once, in Java, by our runner's typing rules
+#: (``java/surestream/flink/JsonFormatFactory.java`` and ``JsonRecords.java``, in the
+#: operator jar): the schema's typed columns, then the line and why it is not a record.
+#: Lines are read as by ``surestream-lines`` (``LINES_FORMAT``), through Flink's
+#: ``StreamFormatAdapter``: the ``raw`` and ``json`` formats' reader
+#: (``DeserializationSchemaAdapter``, Flink 2.3.0) forgets the records it skipped on a
+#: restore, so a job restored a second time read them again and wrote them twice
+#: (docs/flink.md, "After a crash")
+JSON_FORMAT = "surestream-json"
+#: each line one STRING (the jar's other format; the file source used it before
+#: ``JSON_FORMAT``, which reads lines the same way)
 LINES_FORMAT = "surestream-lines"
 #: spec type -> Flink SQL type
 SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "string": "STRING", "bool": "BOOLEAN"}
@@ -129,27 +129,25 @@ def file_source_tables(source: FileSource, paths: list[str], step: WatermarkStep
                                "interval)")
     # (idle_source_timeout_ms: a file is one split, and a replay never judges idleness by
     # wall time -- SEMANTICS §2; a finished file stops holding the watermark back)
-    line = quote(LINE)
-    problem = problem_sql(problem_cases(line, columns))
-    values = {c: read_value(line, c, t) for c, t in columns.items()}
+    line, problem = quote(LINE), quote(PROBLEM)
     lo, hi = step.valid_range_ms
     unit = "" if step.timestamp_unit in ("auto", "ms") else " * 1000"
-    ts_raw = f"({values[ts]}{unit})"
-    valid_raw = f"({problem}) IS NULL AND {ts_raw} IS NOT NULL AND {ts_raw} BETWEEN {lo} AND {hi}"
+    ts_raw = f"({quote(ts)}{unit})"
+    valid_raw = f"{problem} IS NULL AND {ts_raw} IS NOT NULL AND {ts_raw} BETWEEN {lo} AND {hi}"
+    typed = "".join(f"  {quote(c)} {t},\n" for c, t in columns.items())
     ddl = []
     for i, path in enumerate(paths):
         ddl.append(
-            f"CREATE TEMPORARY TABLE {quote(f'file_{i}')} (\n  {line} STRING,\n"
+            f"CREATE TEMPORARY TABLE {quote(f'file_{i}')} (\n{typed}  {line} STRING,\n"
+            f"  {problem} STRING,\n"
             f"  {ROWTIME} AS TO_TIMESTAMP_LTZ(CASE WHEN {valid_raw} THEN {ts_raw} ELSE {lo} "
             f"END, 3),\n  WATERMARK FOR {ROWTIME} AS {ROWTIME} - "
             f"{interval(step.max_out_of_orderness_ms + 1)}\n"
             f") WITH ('connector' = 'filesystem', 'path' = {sql_string(path)}, "
-            f"'format' = '{LINES_FORMAT}')")
-    parsed_cols = ",\n  ".join(f"{expr} AS {quote(c)}" for c, expr in values.items())
-    blank = f"{line} IS NULL OR REGEXP({line}, '^\\s*$')"  # ours skips blank lines
-    selects = [f"SELECT\n  {parsed_cols},\n  {problem} AS {quote(PROBLEM)},\n  {line}, "
-               f"{sql_string(path)} AS {quote(FILE)}, {ROWTIME}\nFROM {quote(f'file_{i}')}"
-               f"\nWHERE NOT ({blank})" for i, path in enumerate(paths)]
+            f"'format' = '{JSON_FORMAT}')")
+    cols = "".join(f"{quote(c)}, " for c in columns)
+    selects = [f"SELECT {cols}{problem}, {line}, {sql_string(path)} AS {quote(FILE)}, "
+               f"{ROWTIME}\nFROM {quote(f'file_{i}')}" for i, path in enumerate(paths)]
     ddl.append(f"CREATE TEMPORARY VIEW {quote(PARSED_VIEW)} AS\n"
                + "\nUNION ALL\n".join(selects))
     names = ", ".join(quote(c) for c in columns)

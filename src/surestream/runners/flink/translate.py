@@ -218,7 +218,7 @@ class _Builder:
 
     def use_operator_jar(self) -> None:
         """The job runs our Java side (``operator_jar``: the dedup operator, the
-        ``surestream-lines`` file format)."""
+        ``surestream-json`` file format)."""
         if operator_jar_path() not in self.out.jars:
             self.out.jars.append(operator_jar_path())
 
@@ -269,7 +269,7 @@ def translate(spec: PipelineSpec) -> FlinkTranslation:
         b.out.config.update(idle_timeout_config(source, steps[0]))
     else:  # each file a partition, globs expanded now (sql_source)
         files = source_files(source, spec.resolve, path)
-        b.use_operator_jar()  # (the files' format: sql_source.LINES_FORMAT)
+        b.use_operator_jar()  # (the files' format: sql_source.JSON_FORMAT)
         src, source_ddl, bad_values = file_source_tables(
             source, files, steps[0], pipeline=spec.pipeline, source_path=path,
             step_path=wm_path)

@@ -1,24 +1,17 @@
 package surestream.flink;
 
 import java.io.IOException;
-import java.util.Collections;
 import java.util.List;
-import java.util.Set;
 
 import org.apache.flink.api.common.typeinfo.TypeInformation;
-import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.Configuration;
-import org.apache.flink.configuration.ReadableConfig;
 import org.apache.flink.connector.file.src.FileSourceSplit;
 import org.apache.flink.connector.file.src.impl.StreamFormatAdapter;
 import org.apache.flink.connector.file.src.reader.BulkFormat;
-import org.apache.flink.connector.file.table.factories.BulkReaderFormatFactory;
-import org.apache.flink.connector.file.table.format.BulkDecodingFormat;
 import org.apache.flink.table.api.ValidationException;
-import org.apache.flink.table.connector.ChangelogMode;
-import org.apache.flink.table.connector.source.DynamicTableSource;
+import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
-import org.apache.flink.table.factories.DynamicTableFactory;
+import org.apache.flink.table.data.StringData;
 import org.apache.flink.table.types.DataType;
 import org.apache.flink.table.types.logical.LogicalType;
 import org.apache.flink.table.types.logical.LogicalTypeRoot;
@@ -42,7 +35,7 @@ import org.apache.flink.table.types.logical.LogicalTypeRoot;
  * and our local runner do. A file is one split (not splittable: the order of a file's lines
  * is the order of its partition). An empty file is read as no rows.
  */
-public final class LinesFormatFactory implements BulkReaderFormatFactory {
+public final class LinesFormatFactory extends LineFormatFactory {
 
     public static final String IDENTIFIER = "surestream-lines";
 
@@ -52,41 +45,17 @@ public final class LinesFormatFactory implements BulkReaderFormatFactory {
     }
 
     @Override
-    public Set<ConfigOption<?>> requiredOptions() {
-        return Collections.emptySet();
-    }
-
-    @Override
-    public Set<ConfigOption<?>> optionalOptions() {
-        return Collections.emptySet();
-    }
-
-    @Override
-    public BulkDecodingFormat<RowData> createDecodingFormat(
-            DynamicTableFactory.Context context, ReadableConfig formatOptions) {
-        return new BulkDecodingFormat<RowData>() {
-            @Override
-            public BulkFormat<RowData, FileSourceSplit> createRuntimeDecoder(
-                    DynamicTableSource.Context sourceContext, DataType physicalDataType) {
-                List<DataType> fields = physicalDataType.getChildren();
-                LogicalType only = fields.size() == 1 ? fields.get(0).getLogicalType() : null;
-                if (only == null
-                        || (only.getTypeRoot() != LogicalTypeRoot.VARCHAR
-                                && only.getTypeRoot() != LogicalTypeRoot.CHAR)) {
-                    throw new ValidationException(
-                            "format '" + IDENTIFIER + "' reads one STRING column (the line); "
-                                    + "the table has " + physicalDataType);
-                }
-                TypeInformation<RowData> type =
-                        sourceContext.<RowData>createTypeInformation(physicalDataType);
-                return new EmptyFileAware(new StreamFormatAdapter<>(new LineRows(type)));
-            }
-
-            @Override
-            public ChangelogMode getChangelogMode() {
-                return ChangelogMode.insertOnly();
-            }
-        };
+    LineRows.LineParser parserOf(DataType physicalDataType) {
+        List<DataType> fields = physicalDataType.getChildren();
+        LogicalType only = fields.size() == 1 ? fields.get(0).getLogicalType() : null;
+        if (only == null
+                || (only.getTypeRoot() != LogicalTypeRoot.VARCHAR
+                        && only.getTypeRoot() != LogicalTypeRoot.CHAR)) {
+            throw new ValidationException(
+                    "format '" + IDENTIFIER + "' reads one STRING column (the line); "
+                            + "the table has " + physicalDataType);
+        }
+        return (line, utf8) -> GenericRowData.of(StringData.fromString(line));
     }
 
     /**
