@@ -16,7 +16,7 @@ In the end the output holds every record that passes the ``where`` exactly once:
 none twice (committed part files only; the in-progress '.part' files are hidden), after two
 crashes: the second one of the resumed job (found here: Flink's ``raw`` format resumed such
 a job at a wrong read position and wrote records twice; the file source now reads through
-our own format, ``sql_source.LINES_FORMAT``).
+our own format, ``sql_source.JSON_FORMAT``).
 ``SURESTREAM_CRASH_SEED`` picks other moments.
 """
 
@@ -164,7 +164,7 @@ def test_sigkill_at_random_moments_then_resume_keeps_every_record_once(flink,
                                                                        tmp_path: Path):
     """Two crashes: the second kills the resumed job once it took checkpoints of its own,
     so the last resume starts from a state taken by a job itself restored (where Flink's
-    ``raw`` format lost its read position and records came twice: sql_source.LINES_FORMAT).
+    ``raw`` format lost its read position and records came twice: sql_source.JSON_FORMAT).
     """
     rng = random.Random(SEED)
     doc = big_doc(tmp_path / "big.jsonl", ROWS)

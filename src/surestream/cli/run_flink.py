@@ -23,7 +23,7 @@ After a crash (this command killed, the machine gone): the driver and its JVM di
 files of the checkpoints that completed. ``--resume`` continues from the latest complete
 retained checkpoint or savepoint (``runners/flink/retained``), and a plain run over those
 outputs is refused naming it. A job restored from a state may itself crash and be resumed
-again: the file source keeps its read position across restores (``sql_source.LINES_FORMAT``).
+again: the file source keeps its read position across restores (``sql_source.JSON_FORMAT``).
 
 Exit codes: 0 finished (or submitted, or a live job stopped as asked), 1 the job failed,
 2 refused, 130 a bounded job stopped before its end (as ``--runner local``).

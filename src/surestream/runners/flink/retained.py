@@ -18,7 +18,7 @@ and only states newer than those marks count; a newest "finished" mark is what
 "restored JOB": the state it started from stays a candidate (its mark is newer than that
 state) until the job takes a state of its own, which is newer. Such a job may crash and be
 resumed in turn: the file source keeps its read position across restores
-(``sql_source.LINES_FORMAT``; Flink's own ``raw`` format did not, and a second resume wrote
+(``sql_source.JSON_FORMAT``; Flink's own ``raw`` format did not, and a second resume wrote
 records twice). (The "finished"
 mark is written once the driver reported the end: a kill in between leaves it unwritten. A
 cluster job submitted without ``--wait`` is not watched.)
