@@ -32,9 +32,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.benchmark_storage = f"file://{PLUGIN_CACHES / 'benchmarks'}"
 
 
-#: test files that take minutes, handed out to the workers first: a long group that starts
-#: last ends last, and the suite's wall time is that of its busiest worker (figures:
-#: ``pytest --durations``; the longest first)
+#: test files that take minutes, handed out to the workers first (figures: ``pytest
+#: --durations``; the longest first)
 RUN_FIRST = ("tests/test_crash_suite.py", "tests/test_docs_commands.py",
              "tests/flink/test_flink_differential.py", "tests/kafka/test_kafka_verify_journal.py",
              "tests/test_verify.py", "tests/flink/test_flink_sql_cases.py",
@@ -44,19 +43,10 @@ RUN_FIRST = ("tests/test_crash_suite.py", "tests/test_docs_commands.py",
              "tests/energy/test_iso_crash.py")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """How the suite is spread over the workers (``pytest -n 4 --dist loadgroup``).
-
-    A test file is one group by default, so its module fixtures (one Flink driver call, one
-    broker) run once per run. A file whose tests are independent and each long (the crash
-    suite, the documented commands) names a group per test or per parameter with
-    ``pytest.mark.xdist_group``, so its tests spread over the workers instead of queueing
-    on one. The groups of ``RUN_FIRST`` files go out first, in that order.
-    """
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    """The ``RUN_FIRST`` files first, in that order (``pytest -n 4 --dist loadfile
+    --no-loadscope-reorder`` hands the files out in collection order): a long file that
+    starts last ends last, and the suite's wall time is that of its busiest worker."""
 
     def rank(item: pytest.Item) -> int:
         file = item.nodeid.split("::")[0]

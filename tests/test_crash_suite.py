@@ -70,10 +70,8 @@ def test_the_suite_covers_every_example_with_at_least_50_kill_points():
         str(p.relative_to(EXAMPLES)) for p in EXAMPLES.rglob("*.yaml")}
 
 
-@pytest.mark.parametrize(("example", "points", "seed", "overrides"), [
-    # each example its own group: the examples spread over the workers (tests/conftest.py)
-    pytest.param(*case, id=case[0], marks=pytest.mark.xdist_group(f"crash:{case[0]}"))
-    for case in CASES])
+@pytest.mark.parametrize(("example", "points", "seed", "overrides"), CASES,
+                         ids=[c[0] for c in CASES])
 def test_verify_passes_with_seeded_kills(example, points, seed, overrides, data, tmp_path):
     sets = [arg for o in overrides(data) for arg in ("--set", o)]
     proc = subprocess.run(

@@ -200,17 +200,13 @@ def test_the_docs_have_commands_and_only_the_stated_exceptions():
         assert any(r.startswith(needed) for r in runs), needed
 
 
-@pytest.mark.parametrize("relative", [
-    # each document its own group: the documents spread over the workers (tests/conftest.py)
-    pytest.param(relative, marks=pytest.mark.xdist_group(f"docs:{relative}"))
-    for relative in sorted(documented())])
+@pytest.mark.parametrize("relative", sorted(documented()))
 def test_every_documented_command_runs(relative, doc_runs):
     result = doc_runs(relative)
     assert result.ran, f"{relative}: no command was run"
     assert result.failures == [], "\n\n".join(result.failures)
 
 
-@pytest.mark.xdist_group("docs:docs/trading.md")  # beside that document's run
 def test_the_demos_next_commands_name_a_real_spec_and_its_input(doc_runs):
     """The report's "next:" lines run as printed (verify is validated, not run: it takes
     minutes on the demo's market)."""
