@@ -67,7 +67,7 @@ def test_a_refusal_inside_a_stream_names_the_stream_and_step() -> None:
     assert refused.path == "streams.activity.steps[1].allowed_lateness_ms"
     doc["streams"]["activity"]["steps"] = [
         {"type": "process", "name": "p", "key_fields": ["k"],
-         "function": "surestream.runners.flink.support:process_element"}]
+         "function": "surestream_flink_probes:process_element"}]
     doc["outputs"].pop("late_window")
     assert refusal(doc).path == "streams.activity.steps[0]"
 

@@ -35,6 +35,9 @@ SCHEMA = {"k": "string", "ts": "int", "v": "float", "n": "int", "id": "string"}
 WATERMARK = {"type": "watermark", "name": "wm", "timestamp_column": "ts",
              "max_out_of_orderness_ms": 1000}
 AGGS = {"count": "count()", "total": "sum(v)"}
+#: the user functions the probes name: a package of their own, as a user's would be (the
+#: Flink runner refuses functions of surestream itself, which its workers cannot import)
+PROBE_FUNCTIONS = "surestream_flink_probes"
 
 #: a minimal valid step of each type (placed after the watermark)
 STEP_EXAMPLES: dict[str, dict[str, Any]] = {
@@ -51,12 +54,12 @@ STEP_EXAMPLES: dict[str, dict[str, Any]] = {
                      "columns": {"v2": "CAST(v * 2 AS DOUBLE)"}},
     "where": {"type": "where", "name": "positive", "condition": "v > 0"},
     "map_batches": {"type": "map_batches", "name": "mb",
-                    "function": "surestream.runners.flink.support:identity_batch"},
-    "map": {"type": "map", "name": "m", "function": "surestream.runners.flink.support:identity"},
-    "filter": {"type": "filter", "name": "f",
-               "function": "surestream.runners.flink.support:keep"},
+                    "function": f"{PROBE_FUNCTIONS}:identity_batch", "output_schema": SCHEMA},
+    "map": {"type": "map", "name": "m", "function": f"{PROBE_FUNCTIONS}:identity",
+            "output_schema": SCHEMA},
+    "filter": {"type": "filter", "name": "f", "function": f"{PROBE_FUNCTIONS}:keep_positive"},
     "process": {"type": "process", "name": "p", "key_fields": ["k"],
-                "function": "surestream.runners.flink.support:process_element"},
+                "function": f"{PROBE_FUNCTIONS}:process_element"},
     "broadcast_enrich": {"type": "broadcast_enrich", "name": "enrich", "key_fields": ["k"],
                          "fields": ["label"],
                          "reference": {"rows": [{"k": "A", "label": "a"}]}},
@@ -106,7 +109,7 @@ EXTRA_PROBES: list[tuple[str, str, dict[str, Any]]] = [
 SOURCE_EXAMPLES: dict[str, dict[str, Any]] = {
     "file": {"type": "file", "path": "in/input.jsonl", "schema": SCHEMA},
     "generator": {"type": "generator",
-                  "function": "surestream.runners.flink.support:no_records"},
+                  "function": f"{PROBE_FUNCTIONS}:no_records"},
     "memory": {"type": "memory", "records": [{"k": "A", "ts": 1, "v": 1.0, "n": 1,
                                               "id": "a"}]},
     "kafka": {"type": "kafka", "bootstrap": "127.0.0.1:9092", "topics": ["trades"],
@@ -143,26 +146,6 @@ OUTPUT_PROBES: list[tuple[str, dict[str, Any]]] = [
     ("format: parquet", {"type": "file", "path": "out/main.parquet", "format": "parquet"}),
 ]
 
-
-def identity(record: dict) -> dict:
-    """A user function for the probes (never called: the table only translates)."""
-    return record
-
-
-def identity_batch(batch: Any) -> Any:
-    return batch
-
-
-def process_element(record: dict, ctx: Any) -> None:
-    return None
-
-
-def keep(record: dict) -> bool:
-    return True
-
-
-def no_records(**_: Any) -> list:
-    return []
 
 
 @dataclass(frozen=True)

@@ -207,10 +207,15 @@ class _Builder:
             target = str(self.spec.errors_default_path())
         elif isinstance(sink, FileSink) and sink.format == "jsonl":
             target = str(self.spec.resolve(sink.path))
+        elif isinstance(sink, FileSink):
+            raise FlinkUnsupported(f"outputs.{tag}.format", (
+                f"`{sink.format}` files are not translated yet (JSON-lines files and Kafka "
+                "topics only)"))
         else:
             kind = getattr(sink, "type", None)
-            raise FlinkUnsupported(f"outputs.{tag}", f"a `{kind}` output is not translated "
-                                                     "yet (JSON-lines files only)")
+            raise FlinkUnsupported(f"outputs.{tag}", (
+                f"{article(kind)} `{kind}` output is not translated yet (JSON-lines files "
+                "and Kafka topics only)"))
         cols = ",\n  ".join(f"{quote(c)} {t}" for c, t in columns.items())
         return (f"CREATE TEMPORARY TABLE {quote(table)} (\n  {cols}\n) WITH ('connector' = "
                 f"'filesystem', 'path' = {sql_string(target)}, 'format' = 'json'"
@@ -227,6 +232,11 @@ class _Builder:
         for jar in kafka_jars():
             if jar not in self.out.jars:
                 self.out.jars.append(jar)
+
+
+def article(word: object) -> str:
+    """"an" before a vowel ("an `iceberg` output"), else "a"."""
+    return "an" if str(word)[:1].lower() in "aeiou" else "a"
 
 
 def kafka_jars() -> list[Path]:
@@ -250,8 +260,10 @@ def translate(spec: PipelineSpec) -> FlinkTranslation:
     source = spec.source
     path = "source"
     if not isinstance(source, FileSource | KafkaSource):
-        raise FlinkUnsupported(path, f"a `{getattr(source, 'type', None)}` source is not "
-                                     "translated yet (one JSON-lines file, or Kafka)")
+        kind = getattr(source, "type", None)
+        raise FlinkUnsupported(path, (
+            f"{article(kind)} `{kind}` source is not translated yet (JSON-lines files or "
+            "Kafka topics)"))
     first = source_stream(spec)  # (top-level steps: the stream `main`)
     steps = list(spec.all_streams[first].steps)
     wm_path = step_path(spec, first, 0)
