@@ -233,6 +233,25 @@ def test_refusals_name_the_step_and_reason(tmp_path: Path) -> None:
     assert e.path == "steps[1].kind"
 
 
+def test_a_file_without_a_declared_schema_is_refused_with_what_to_declare(tmp_path: Path
+                                                                          ) -> None:
+    """The refusal names the schema the local runner would infer from the file's first
+    lines, so a user can paste it (a column null throughout or nested shows ``?``)."""
+    (tmp_path / "in.jsonl").write_text(
+        '{"symbol": "A", "ts": 1, "price": 1.5, "note": null, "tags": [1]}\n'
+        '{"symbol": "B", "ts": 2, "price": 2, "ok": true}\n')
+    doc = {"pipeline": "hint", "source": {"type": "file", "path": "in.jsonl"},
+           "steps": [{"type": "watermark", "timestamp_column": "ts",
+                      "max_out_of_orderness_ms": 10}],
+           "outputs": {"main": {"type": "file", "path": "out/main.jsonl"}}}
+    with pytest.raises(FlinkUnsupported) as e:
+        translate(build_spec(doc, base_dir=tmp_path))
+    assert e.value.path == "source.schema"
+    assert e.value.reason.endswith(
+        "its first lines read as: schema: {symbol: string, ts: int, price: float, note: ?, "
+        "tags: ?, ok: bool}")
+
+
 def test_explain_prints_the_sql(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from surestream.cli.main import main
 

@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from surestream.connectors.parsing import infer_json_types
+from surestream.connectors.value_types import SCHEMA_TYPES
 from surestream.model.spec import FileSource
 from surestream.model.steps import WatermarkStep
 from surestream.runners.flink.sql_refusals import FlinkUnsupported
@@ -96,6 +98,28 @@ def source_files(source: FileSource, resolve: Callable[[str], Path], path: str) 
         return list(dict.fromkeys(str(resolve(e)) for e in entries))
 
 
+#: how much of the first file ``schema_hint`` reads (the local runner's inference sample)
+HINT_BYTES = 256 << 10
+
+
+def schema_hint(paths: list[str]) -> str:
+    """What to declare, as the local runner would type the first file's first lines
+    (``, e.g. schema: {symbol: string, ts: int}``; a column of no plain type -- null
+    throughout, or nested -- is shown as ``?``); empty when there is no file to read."""
+    try:
+        with open(paths[0], "rb") as f:
+            sample = f.read(HINT_BYTES)
+    except (IndexError, OSError):
+        return ""
+    whole = sample if len(sample) < HINT_BYTES else sample[:sample.rfind(b"\n") + 1]
+    words = {type(t): word for word, t in SCHEMA_TYPES.items()}
+    types = infer_json_types(whole.split(b"\n"))
+    if not types:
+        return ""
+    shown = ", ".join(f"{column}: {words.get(type(t), '?')}" for column, t in types.items())
+    return f"; its first lines read as: schema: {{{shown}}}"
+
+
 def file_source_tables(source: FileSource, paths: list[str], step: WatermarkStep, *,
                        pipeline: str, source_path: str, step_path: str
                        ) -> tuple[SourceTable, list[str], str]:
@@ -109,7 +133,8 @@ def file_source_tables(source: FileSource, paths: list[str], step: WatermarkStep
     if not source.schema_:
         raise FlinkUnsupported(f"{source_path}.schema", (
             "Flink's table needs the column types; our runner infers them from the first "
-            "lines, which Flink does not: declare `schema` (column -> int/float/string/bool)"))
+            "lines, which Flink does not: declare `schema` (column -> int/float/string/bool)"
+            f"{schema_hint(paths)}"))
     if source.extra_fields != "keep":
         raise FlinkUnsupported(f"{source_path}.extra_fields", "the translation reads the "
                                                               "schema's fields only")
