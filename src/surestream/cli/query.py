@@ -18,12 +18,12 @@ import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
-import polars as pl
+from surestream.apps.trading.query_catalog import QUERIES, QuerySpec
 
-from surestream.apps.trading.analytics import QUERIES, QuerySpec, TradingAnalytics
+if TYPE_CHECKING:
+    import polars as pl
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 DEFAULT_WAREHOUSE = "out/demo/warehouse"
@@ -133,6 +133,10 @@ def run_query(args: argparse.Namespace) -> int:
         takes = ", ".join(_OPTION_FLAGS[o] for o in spec.options) or "no options"
         return _usage_error(f"{spec.name} does not take {', '.join(misplaced)} "
                             f"(it takes {takes})")
+    import duckdb  # (here: every other command's start-up would pay for it)
+
+    from surestream.apps.trading.analytics import TradingAnalytics
+
     try:
         if "now" in options:
             options["now"] = parse_now(options["now"])

@@ -28,8 +28,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -39,6 +38,7 @@ import duckdb
 import polars as pl
 
 from surestream.apps.trading import analytics_sql as sql
+from surestream.apps.trading.query_catalog import QUERIES, QuerySpec
 from surestream.apps.trading.reference import load_reference
 from surestream.apps.trading.warehouse import part_files, register_datasets
 
@@ -266,44 +266,6 @@ def _text(value: Any, what: str) -> str:
     return value
 
 
-@dataclass(frozen=True)
-class QuerySpec:
-    """A named query: the method answering it, the keyword options it accepts (those in
-    ``required`` must be given) and a one-line help."""
+#: the named queries (``query_catalog``: a light module the command line's parser imports)
+__all__ = ["QUERIES", "QuerySpec", "TradingAnalytics", "part_files"]
 
-    name: str
-    method: Callable[..., pl.DataFrame]
-    options: tuple[str, ...]
-    help: str
-    required: tuple[str, ...] = ()
-
-    def run(self, analytics: TradingAnalytics, **options: Any) -> pl.DataFrame:
-        unknown = set(options) - set(self.options)
-        if unknown:
-            raise ValueError(f"{self.name} does not take {', '.join(sorted(unknown))}")
-        missing = [o for o in self.required if options.get(o) is None]
-        if missing:
-            raise ValueError(f"{self.name} needs {', '.join(missing)}")
-        return self.method(analytics, **options)
-
-
-#: query name (as the CLI spells it) -> its spec; the plan's four first
-QUERIES: dict[str, QuerySpec] = {spec.name: spec for spec in (
-    QuerySpec("top-traded-symbols", TradingAnalytics.top_traded_symbols,
-              ("top_n", "since_hours", "now"),
-              "FILLED trades of the last hours per symbol, by volume"),
-    QuerySpec("portfolio-analysis", TradingAnalytics.portfolio_analysis, ("account_id",),
-              "an account's open positions: net position, net cost, cost basis",
-              required=("account_id",)),
-    QuerySpec("compare-volume-to-historical", TradingAnalytics.compare_volume_to_historical,
-              ("symbol", "now"), "today's volume against the 7/30/90-day averages",
-              required=("symbol",)),
-    QuerySpec("sector-performance", TradingAnalytics.sector_performance,
-              ("since_hours", "now"), "FILLED trades of the last hours per sector"),
-    QuerySpec("top-symbols", TradingAnalytics.top_symbols, ("limit", "side"),
-              "all-time symbols by traded value: trades, volume, value, VWAP"),
-    QuerySpec("windows", TradingAnalytics.final_windows, ("size", "symbol"),
-              "final (latest-revision) trade aggregate windows"),
-    QuerySpec("alerts", TradingAnalytics.alerts_by_severity, (),
-              "price alerts per severity"),
-)}
