@@ -43,13 +43,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 #: test files that take minutes, handed out to the workers first (figures: ``pytest
 #: --durations``; the longest first)
-RUN_FIRST = ("tests/test_crash_suite.py", "tests/test_docs_commands.py",
-             "tests/flink/test_flink_differential.py", "tests/kafka/test_kafka_verify_journal.py",
-             "tests/test_verify.py", "tests/flink/test_flink_sql_cases.py",
-             "tests/flink/test_flink_run_cli.py", "tests/flink/test_flink_crash.py",
+RUN_FIRST = ("tests/test_crash_suite_trading.py", "tests/test_crash_suite.py",
+             "tests/test_docs_commands.py", "tests/test_docs_commands_trading.py",
+             "tests/flink/test_flink_differential.py", "tests/flink/test_flink_run_cli.py",
+             "tests/flink/test_flink_sql_cases.py", "tests/test_verify.py",
+             "tests/flink/test_flink_crash.py", "tests/kafka/test_kafka_verify_journal.py",
              "tests/flink/test_flink_dedup.py", "tests/flink/test_flink_udf.py",
-             "tests/flink/test_flink_kafka.py", "tests/kafka/test_kafka_source_crash.py",
-             "tests/energy/test_iso_crash.py")
+             "tests/flink/test_flink_sql_expressions.py", "tests/test_recovery.py",
+             "tests/flink/test_flink_cluster_standalone.py", "tests/semantics/test_dedup.py",
+             "tests/kafka/test_kafka_source_crash.py", "tests/flink/test_flink_sql_sessions.py",
+             "tests/energy/test_iso_crash.py", "tests/tables/test_postgres_crash.py",
+             "tests/flink/test_flink_kafka.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

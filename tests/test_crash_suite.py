@@ -1,67 +1,19 @@
-"""The crash suite: `surestream verify` on every example pipeline, with seeded kill points.
-
-Each kill is a real child process killed with SIGKILL at a fault point (inside the
-checkpoint write, between pre-commit and commit, mid-batch, ...), restarted until done,
-and compared with a clean run: outputs identical, no duplicate keys, late path counted.
-"""
+"""The crash suite (tests/crash_suite.py): `surestream verify` with seeded SIGKILLs on the
+top-level, ISO and Flink examples; the trading platform's are in
+tests/test_crash_suite_trading.py. This file also checks that the two cover every example
+with at least 50 kill points."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-from surestream.apps.trading.demo import prepare_reference
-from surestream.apps.trading.simulator import MarketSimulation, TradeSimulation
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "src" / "surestream" / "examples"
-
-
-def trades_file(data: Path) -> list[str]:
-    return [f"source.path={data / 'trades.jsonl'}"]
-
-
-def market(data: Path) -> dict[str, str]:
-    return {name: str(data / "market" / f"{name}.jsonl")
-            for name in ("raw.trades", "raw.marketdata", "raw.orderbook")}
-
-
-#: (spec, kill points, seed, overrides for the test data). verify takes the fault points a
-#: pipeline passes in turn (six for these file-sink pipelines), each at a seeded random hit:
-#: 12 kill each point twice, at two different checkpoints. Each kill is two or more child
-#: processes whose start-up dominates their cost, so kills beyond that repeat a point at
-#: one more position for seconds apiece and prove nothing the others do not.
-CASES = [
-    ("trades_vwap.yaml", 12, 11, trades_file),
-    ("trades_router.yaml", 12, 12, trades_file),
-    ("trades_sessions.yaml", 8, 13, trades_file),
-    ("trading/router.yaml", 4, 21, lambda d: [f"source.path={market(d)['raw.trades']}"]),
-    ("trading/aggregation.yaml", 4, 22, lambda d: [f"source.path={market(d)['raw.trades']}"]),
-    ("trading/alerts.yaml", 4, 23, lambda d: [
-        f"source.path=[{market(d)['raw.trades']}, {market(d)['raw.marketdata']}]"]),
-    ("trading/orderbook.yaml", 4, 24, lambda d: [f"source.path={market(d)['raw.orderbook']}"]),
-    ("trading/enrichment.yaml", 4, 25, lambda d: [
-        f"sources.trades.path={market(d)['raw.trades']}",
-        f"sources.reference_updates.path={d / 'market' / 'reference_updates.jsonl'}",
-        f"streams.enriched.steps[5].reference.path="
-        f"{d / 'market' / 'reference' / 'symbols.parquet'}"]),
-    ("flink/trades_windows.yaml", 2, 27, lambda d: [f"source.path={market(d)['raw.trades']}"]),
-    # its own input, beside the spec; two kills: the hardened ISO template has its own
-    # SIGKILL test through Iceberg and ClickHouse (tests/energy/test_iso_crash.py)
-    ("iso/late_iso_lmp.yaml", 2, 26, lambda d: []),
-]
-
+from crash_suite import CASES, EXAMPLES, OTHERS, make_data, verify_with_kills
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("crash-data")
-    TradeSimulation(events=12_000, seed=11).write(str(folder / "trades.jsonl"))
-    MarketSimulation(events=8_000, seed=11).write(folder / "market")
-    prepare_reference(folder / "market", 11)
-    return folder
+    return make_data(tmp_path_factory.mktemp("crash-data"))
 
 
 def test_the_suite_covers_every_example_with_at_least_50_kill_points():
@@ -70,18 +22,7 @@ def test_the_suite_covers_every_example_with_at_least_50_kill_points():
         str(p.relative_to(EXAMPLES)) for p in EXAMPLES.rglob("*.yaml")}
 
 
-@pytest.mark.parametrize(("example", "points", "seed", "overrides"), CASES,
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(("example", "points", "seed", "overrides"), OTHERS,
+                         ids=[c[0] for c in OTHERS])
 def test_verify_passes_with_seeded_kills(example, points, seed, overrides, data, tmp_path):
-    sets = [arg for o in overrides(data) for arg in ("--set", o)]
-    proc = subprocess.run(
-        [sys.executable, "-m", "surestream", "verify", str(EXAMPLES / example),
-         "--crash-points", str(points), "--seed", str(seed), *sets,
-         "--workdir", str(tmp_path / "runs")],
-        capture_output=True, text=True, timeout=900)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(("PASS", "FAIL"))]
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert [ln.split(":")[0] for ln in lines] == [
-        "PASS replay identity", "PASS crash recovery", "PASS no duplicate keys",
-        "PASS late path counted"]
-    assert f"{points}/{points} runs killed with SIGKILL" in lines[1]
+    verify_with_kills(example, points, seed, overrides, data, tmp_path / "runs")
