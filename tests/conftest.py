@@ -57,7 +57,7 @@ RUN_FIRST = ("tests/test_crash_suite_trading.py", "tests/test_crash_suite.py",
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The ``RUN_FIRST`` files first, in that order (``pytest -n 4 --dist loadfile
+    """The ``RUN_FIRST`` files first, in that order (``pytest -n 6 --dist loadfile
     --no-loadscope-reorder`` hands the files out in collection order): a long file that
     starts last ends last, and the suite's wall time is that of its busiest worker."""
 

@@ -7,7 +7,7 @@ run: outputs identical, no duplicate keys, late path counted.
 
 The cases are split over two files (tests/test_crash_suite.py: the top-level, ISO and Flink
 examples; tests/test_crash_suite_trading.py: the trading platform's) only so that
-``pytest -n 4 --dist loadfile`` can run the halves -- about eight minutes each in CI --
+``pytest --dist loadfile`` can run the halves -- about eight minutes each in CI --
 on two workers.
 """
 
