@@ -30,8 +30,9 @@ block, and a local file is a single block, so one file is read by one reader wha
 parallelism. The p2 run therefore reads the same lines split **by symbol** into two part
 files (each in the input's order: every symbol's records, and so every key's, arrive in the
 same order as from the one file), and this script points the job's source table at that
-folder. The translation itself accepts one file only (several files are several partitions
-whose watermarks our runner interleaves in a fixed order); the result check below shows
+folder: one table read by two readers. (``surestream run`` would make a table per file, each
+with its own watermark -- several files are several partitions, docs/flink.md; this keeps one
+watermark across both, to compare with the one-file run.) The result check below shows
 whether the split changed anything. ``pN-onefile`` runs parallelism N on the one file (one
 reader; the operators after it run N-wide), as ``surestream run --runner flink`` would.
 

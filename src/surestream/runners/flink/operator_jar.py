@@ -3,9 +3,9 @@
 What Flink SQL cannot express with our semantics (keyed deduplication with an event-time
 window restart and TTL, SEMANTICS §4) runs as Java process table functions; what Flink's
 own connectors get wrong (the file formats' read position after a second restore) is
-mended by our ``surestream-lines`` and ``surestream-json`` formats (``LinesFormatFactory``,
-``JsonFormatFactory``: the JSON lines parsed once, by our typing rules; registered in
-``java/META-INF/services``). Their source is in this package
+mended by our ``surestream-json`` format (``JsonFormatFactory`` on ``LineFormatFactory``:
+the lines read through Flink's ``StreamFormatAdapter``, each parsed once by our typing
+rules; registered in ``java/META-INF/services``). Their source is in this package
 (``java/surestream/flink/*.java``, resources beside it); the jar is compiled against the jars of
 the Flink distribution (``pyflink/lib``) into ``~/.cache/surestream/flink-operators/``
 (``SURESTREAM_FLINK_OPERATORS``), named by the hash of the sources: a changed source is a new

@@ -41,15 +41,12 @@ from surestream.runners.flink.sql_values import quote, sql_string
 #: the files' format: each line parsed once, in Java, by our runner's typing rules
 #: (``java/surestream/flink/JsonFormatFactory.java`` and ``JsonRecords.java``, in the
 #: operator jar): the schema's typed columns, then the line and why it is not a record.
-#: Lines are read as by ``surestream-lines`` (``LINES_FORMAT``), through Flink's
-#: ``StreamFormatAdapter``: the ``raw`` and ``json`` formats' reader
+#: Lines are read through Flink's ``StreamFormatAdapter`` (``LineFormatFactory.java``): the
+#: ``raw`` and ``json`` formats' reader
 #: (``DeserializationSchemaAdapter``, Flink 2.3.0) forgets the records it skipped on a
 #: restore, so a job restored a second time read them again and wrote them twice
 #: (docs/flink.md, "After a crash")
 JSON_FORMAT = "surestream-json"
-#: each line one STRING (the jar's other format; the file source used it before
-#: ``JSON_FORMAT``, which reads lines the same way)
-LINES_FORMAT = "surestream-lines"
 #: spec type -> Flink SQL type
 SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "string": "STRING", "bool": "BOOLEAN"}
 #: the computed event-time column every stage carries (never written to a sink)

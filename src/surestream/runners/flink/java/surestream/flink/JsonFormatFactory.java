@@ -15,7 +15,7 @@ import org.apache.flink.table.types.logical.LogicalTypeRoot;
  * <p>The table's physical columns: the declared schema's columns ({@code BIGINT}, {@code
  * DOUBLE}, {@code BOOLEAN}, {@code STRING}), then {@code line__} (the line) and {@code
  * problem__} (NULL when the line is a record; else why not, the error's reason). A blank
- * line is no row (our runner skips it). Lines are read as {@link LinesFormatFactory} reads
+ * line is no row (our runner skips it). Lines are read as {@link LineFormatFactory} reads
  * them -- through {@code StreamFormatAdapter}, whose restored reader keeps the read position
  * right across a second restore (see there) -- and a file is one split.
  */

@@ -16,7 +16,7 @@ import org.apache.flink.core.fs.FSDataInputStream;
 import org.apache.flink.table.data.RowData;
 
 /**
- * A file's lines, each made a row by a {@link LineParser} (see {@link LinesFormatFactory},
+ * A file's lines, each made a row by a {@link LineParser} (see {@link LineFormatFactory},
  * {@link JsonFormatFactory}): split at {@code \n} only (a lone {@code \r} is part of its
  * line, as in Flink's {@code raw} format), a {@code \r} right before the {@code \n} dropped,
  * bytes decoded as UTF-8 (invalid bytes become U+FFFD). The last line needs no {@code \n};
