@@ -52,6 +52,7 @@ CASES = [
         f"streams.enriched.steps[5].reference.path="
         f"{d / 'market' / 'reference' / 'symbols.parquet'}"]),
     ("flink/trades_windows.yaml", 2, 27, lambda d: [f"source.path={market(d)['raw.trades']}"]),
+    ("flink/trades_routes.yaml", 2, 28, lambda d: [f"source.path={market(d)['raw.trades']}"]),
     # its own input, beside the spec; two kills: the hardened ISO template has its own
     # SIGKILL test through Iceberg and ClickHouse (tests/energy/test_iso_crash.py)
     ("iso/late_iso_lmp.yaml", 2, 26, lambda d: []),
