@@ -283,6 +283,15 @@ def probes() -> list[Probe]:
     streams["outputs"]["clean"] = streams["outputs"].pop("main")
     out.append(Probe("spec", "named streams", streams))
     out += [Probe("spec", label, doc) for label, doc in stream_probes()]
+    sources = base_doc()
+    sources["sources"] = {"trades": sources.pop("source"),
+                          "more": dict(SOURCE_EXAMPLES["file"], path="in/more.jsonl")}
+    sources["streams"] = {"clean": {"from": "trades", "steps": sources.pop("steps")},
+                          "other": {"from": "more",
+                                    "steps": [_changed(WATERMARK, {"name": "wm2"})]}}
+    sources["outputs"] = {t: {"type": "file", "path": f"out/{t}.jsonl"}
+                          for t in ("clean", "other", "errors")}
+    out.append(Probe("spec", "several named sources (`sources:`)", sources))
     trigger = base_doc()
     trigger["trigger"] = "once"
     out.append(Probe("spec", "trigger: once", trigger))

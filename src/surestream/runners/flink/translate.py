@@ -259,6 +259,10 @@ def translate(spec: PipelineSpec) -> FlinkTranslation:
         raise FlinkUnsupported("trigger", "triggers are not translated yet")
     source = spec.source
     path = "source"
+    if source is None:
+        raise FlinkUnsupported("sources", (
+            "named `sources` (several inputs, each read by its own streams) are not "
+            "translated yet: one `source`, JSON-lines files or Kafka topics"))
     if not isinstance(source, FileSource | KafkaSource):
         kind = getattr(source, "type", None)
         raise FlinkUnsupported(path, (
