@@ -72,14 +72,13 @@ def make_data(folder: Path) -> Path:
     return folder
 
 
-def verify_with_kills(example: str, points: int, seed: int, overrides, data: Path,
-                      workdir: Path) -> None:
-    """``surestream verify`` of ``example`` with ``points`` seeded kills passes every check."""
-    sets = [arg for o in overrides(data) for arg in ("--set", o)]
+def verify_passes(spec: Path, points: int, seed: int, sets: list[str], workdir: Path
+                  ) -> list[str]:
+    """``surestream verify SPEC`` with ``points`` seeded kills passes every check; its PASS
+    lines (replay identity with the clean runs' figures first)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "surestream", "verify", str(EXAMPLES / example),
-         "--crash-points", str(points), "--seed", str(seed), *sets,
-         "--workdir", str(workdir)],
+        [sys.executable, "-m", "surestream", "verify", str(spec), "--crash-points",
+         str(points), "--seed", str(seed), *sets, "--workdir", str(workdir)],
         capture_output=True, text=True, timeout=900)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(("PASS", "FAIL"))]
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -87,3 +86,11 @@ def verify_with_kills(example: str, points: int, seed: int, overrides, data: Pat
         "PASS replay identity", "PASS crash recovery", "PASS no duplicate keys",
         "PASS late path counted"]
     assert f"{points}/{points} runs killed with SIGKILL" in lines[1]
+    return lines
+
+
+def verify_with_kills(example: str, points: int, seed: int, overrides, data: Path,
+                      workdir: Path) -> None:
+    """``verify_passes`` on a shipped example, its inputs set by ``overrides(data)``."""
+    sets = [arg for o in overrides(data) for arg in ("--set", o)]
+    verify_passes(EXAMPLES / example, points, seed, sets, workdir)

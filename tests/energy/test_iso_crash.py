@@ -6,11 +6,10 @@ lost, nothing twice), one row per key in every curated table, the late path coun
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import uuid
 
 import yaml
+from crash_suite import verify_passes
 
 from surestream.apps.energy.iso_simulator import IsoSimulation
 from surestream.apps.energy.iso_template import hardened_iso_streaming
@@ -27,16 +26,7 @@ def test_verify_kills_and_restarts_without_loss_or_duplicates(clickhouse_server,
                     "table": f"v_{uuid.uuid4().hex[:10]}"})
     spec = tmp_path / "pipeline.yaml"
     spec.write_text(yaml.safe_dump(doc, sort_keys=False))
-    proc = subprocess.run(
-        [sys.executable, "-m", "surestream", "verify", str(spec), "--crash-points", "2",
-         "--seed", "5", "--workdir", str(tmp_path / "runs")],
-        capture_output=True, text=True, timeout=600)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(("PASS", "FAIL"))]
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert [ln.split(":")[0] for ln in lines] == [
-        "PASS replay identity", "PASS crash recovery", "PASS no duplicate keys",
-        "PASS late path counted"]
-    assert "2/2 runs killed with SIGKILL" in lines[1]
+    lines = verify_passes(spec, 2, 5, [], tmp_path / "runs")
     # the clean runs' figures are the truth's
     figures = dict(re.findall(r"(\w+) ([\d,]+)(?=[,)]| records)", lines[0]))
     assert int(figures["rt_lmp_5m"].replace(",", "")) == truth["expected"]["curated_rows"]
