@@ -266,6 +266,3 @@ def _text(value: Any, what: str) -> str:
     return value
 
 
-#: the named queries (``query_catalog``: a light module the command line's parser imports)
-__all__ = ["QUERIES", "QuerySpec", "TradingAnalytics", "part_files"]
-
