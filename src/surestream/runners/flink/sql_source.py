@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from surestream.connectors.parsing import infer_json_types
+from surestream.connectors.readers import SAMPLE_BYTES
 from surestream.connectors.value_types import SCHEMA_TYPES
 from surestream.model.spec import FileSource
 from surestream.model.steps import WatermarkStep
@@ -95,20 +96,16 @@ def source_files(source: FileSource, resolve: Callable[[str], Path], path: str) 
         return list(dict.fromkeys(str(resolve(e)) for e in entries))
 
 
-#: how much of the first file ``schema_hint`` reads (the local runner's inference sample)
-HINT_BYTES = 256 << 10
-
-
 def schema_hint(paths: list[str]) -> str:
     """What to declare, as the local runner would type the first file's first lines
     (``, e.g. schema: {symbol: string, ts: int}``; a column of no plain type -- null
     throughout, or nested -- is shown as ``?``); empty when there is no file to read."""
     try:
         with open(paths[0], "rb") as f:
-            sample = f.read(HINT_BYTES)
+            sample = f.read(SAMPLE_BYTES)
     except (IndexError, OSError):
         return ""
-    whole = sample if len(sample) < HINT_BYTES else sample[:sample.rfind(b"\n") + 1]
+    whole = sample if len(sample) < SAMPLE_BYTES else sample[:sample.rfind(b"\n") + 1]
     words = {type(t): word for word, t in SCHEMA_TYPES.items()}
     types = infer_json_types(whole.split(b"\n"))
     if not types:
